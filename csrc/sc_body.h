@@ -1,0 +1,431 @@
+/*
+ * sc_body.h - the generic forward kernels, written once against the vector
+ * layer (sc_vec_*.h) and instantiated per ISA and dtype.
+ *
+ * Include it with these macros defined (sc_kern_*.c do this):
+ *   SC_S    f32 or f64 (token)       SC_T    float or double
+ *   SC_ISA  avx512f, avx2 or scalar (token)
+ * It defines the kernels of sc_internal.h's SC_UNARY_KERNELS list as
+ * `sc_<name>_<SC_S>__<SC_ISA>` and undefines its own macros at the end, so
+ * the same translation unit can include it again for the other dtype.
+ *
+ * A softmax row is three named steps (as in XNNPACK's raddstoreexpminusmax):
+ *   1. mx = max(x)
+ *   2. e_i = exp(x_i - mx) stored to y while summing s = sum(e_i)
+ *   3. y_i = e_i * (1/s)
+ * log_softmax replaces 2 and 3 by a sum without store, then
+ * y_i = (x_i - mx) - log(s); logsumexp returns mx + log(s).
+ *
+ * Accuracy.  The terms e_i are summed in SC_CHUNK-element chunks: inside a
+ * chunk in four vector accumulators (8 additions per lane), each chunk's
+ * lanes reduced in double and added to a compensated (two-sum) double
+ * total.  The sum's relative error is then about 10 u whatever the row
+ * length (rows of 2^20 and more), instead of growing with n.  The panel
+ * (cols) kernels do the same per lane with 8-row chunks and a two-sum
+ * accumulator in the working precision.
+ *
+ * Special values need no branch in the hot loop: a NaN or +inf anywhere,
+ * or a row of -inf only, makes s NaN, so the whole row comes out NaN.
+ * logsumexp alone treats +inf / all -inf rows apart (SciPy semantics).
+ */
+
+#include <math.h>
+#include <stddef.h>
+
+#define SC_PASTE_(a, b) a##b
+#define SC_PASTE(a, b) SC_PASTE_(a, b)
+#define SC_VOP_(op, s) sc_##op##_##s
+#define SC_VOP(op, s) SC_VOP_(op, s)
+#define SC_KFN_(name, s, isa) sc_##name##_##s##__##isa
+#define SC_KFN3(name, s, isa) SC_KFN_(name, s, isa)
+
+#define V(op) SC_VOP(op, SC_S)            /* V(load) -> sc_load_f32 */
+#define VEC SC_VOP(vec, SC_S)             /* sc_vec_f32 */
+#define VN SC_PASTE(SC_VN_, SC_S)         /* SC_VN_f32 */
+#define KFN(name) SC_KFN3(name, SC_S, SC_ISA)
+#define SC_CHUNK (32 * VN)
+
+/* ---- exp on (-inf, 0] -------------------------------------------------
+ * exp(x) = 2^n * exp(r), n = round(x / ln 2), r = x - n ln 2 in
+ * [-ln2/2, ln2/2] (Cody-Waite: ln 2 = LN2_HI + LN2_LO, LN2_HI with enough
+ * trailing zeros that n * LN2_HI is exact).  n comes from the magic add
+ * t = x log2(e) + (1.5 * 2^p + bias): the low mantissa bits of t then hold
+ * n + bias, and shifting them into the exponent field gives 2^n directly.
+ * exp(r) is a minimax polynomial (sc_expcoef.h) evaluated by Horner.
+ *
+ * Valid for x <= 0 (what softmax feeds it: x - max).  Max error about
+ * 1 ulp for results >= the smallest normal; results below it (x < CUTOFF)
+ * are flushed to +0, as is exp(-inf).  exp(NaN) = NaN. */
+#include "sc_expcoef.h"
+
+#if SC_IS_F64
+#define C_(name) SC_PASTE(SC_EXP64_, name)
+#else
+#define C_(name) SC_PASTE(SC_EXP32_, name)
+#endif
+
+static inline VEC V(exp_neg)(VEC x)
+{
+    const VEC magic = V(set1)(C_(MAGIC));
+    VEC t = V(fma)(x, V(set1)(C_(LOG2E)), magic);
+    VEC s = V(pow2i)(t);                              /* 2^n */
+    VEC n = V(sub)(t, magic);
+    VEC r = V(fma)(n, V(set1)(-C_(LN2_HI)), x);
+    r = V(fma)(n, V(set1)(-C_(LN2_LO)), r);
+    VEC p = V(set1)(C_(CTOP));
+#if SC_IS_F64
+    p = V(fma)(p, r, V(set1)(C_(C10)));
+    p = V(fma)(p, r, V(set1)(C_(C9)));
+    p = V(fma)(p, r, V(set1)(C_(C8)));
+    p = V(fma)(p, r, V(set1)(C_(C7)));
+    p = V(fma)(p, r, V(set1)(C_(C6)));
+#endif
+    p = V(fma)(p, r, V(set1)(C_(C5)));
+    p = V(fma)(p, r, V(set1)(C_(C4)));
+    p = V(fma)(p, r, V(set1)(C_(C3)));
+    p = V(fma)(p, r, V(set1)(C_(C2)));
+    p = V(fma)(p, r, V(set1)(C_(C1)));
+    p = V(fma)(p, r, V(set1)((SC_T)1));
+    return V(select_lt)(x, V(set1)(C_(CUTOFF)), V(set1)((SC_T)0), V(mul)(p, s));
+}
+
+/* ---- row steps ---------------------------------------------------------- */
+
+/* Step 1: the row maximum, four independent accumulators. */
+static inline SC_T V(row_max)(const SC_T *x, size_t n)
+{
+    VEC m0 = V(set1)((SC_T)-INFINITY), m1 = m0, m2 = m0, m3 = m0;
+    size_t i = 0;
+    for (; i + 4 * VN <= n; i += 4 * VN) {
+        m0 = V(max)(m0, V(load)(x + i));
+        m1 = V(max)(m1, V(load)(x + i + VN));
+        m2 = V(max)(m2, V(load)(x + i + 2 * VN));
+        m3 = V(max)(m3, V(load)(x + i + 3 * VN));
+    }
+    for (; i + VN <= n; i += VN)
+        m0 = V(max)(m0, V(load)(x + i));
+    if (i < n)
+        m1 = V(max)(m1, V(loadt)(x + i, n - i, (SC_T)-INFINITY));
+    return V(hmax)(V(max)(V(max)(m0, m1), V(max)(m2, m3)));
+}
+
+/* Step 2 on one chunk of at most SC_CHUNK elements: the lane sums of
+ * exp(x_i - mx), each term also stored to y unless y is NULL.  Lanes past
+ * the end load -inf, so they add exp(-inf) = 0. */
+SC_ALWAYS_INLINE static inline VEC V(expsum_chunk)(const SC_T *x, SC_T *y, size_t n, VEC vm)
+{
+    VEC a0 = V(set1)((SC_T)0), a1 = a0, a2 = a0, a3 = a0;
+    size_t i = 0;
+    for (; i + 4 * VN <= n; i += 4 * VN) {
+        VEC e0 = V(exp_neg)(V(sub)(V(load)(x + i), vm));
+        VEC e1 = V(exp_neg)(V(sub)(V(load)(x + i + VN), vm));
+        VEC e2 = V(exp_neg)(V(sub)(V(load)(x + i + 2 * VN), vm));
+        VEC e3 = V(exp_neg)(V(sub)(V(load)(x + i + 3 * VN), vm));
+        if (y) {
+            V(store)(y + i, e0);
+            V(store)(y + i + VN, e1);
+            V(store)(y + i + 2 * VN, e2);
+            V(store)(y + i + 3 * VN, e3);
+        }
+        a0 = V(add)(a0, e0);
+        a1 = V(add)(a1, e1);
+        a2 = V(add)(a2, e2);
+        a3 = V(add)(a3, e3);
+    }
+    for (; i + VN <= n; i += VN) {
+        VEC e = V(exp_neg)(V(sub)(V(load)(x + i), vm));
+        if (y)
+            V(store)(y + i, e);
+        a0 = V(add)(a0, e);
+    }
+    if (i < n) {
+        VEC e = V(exp_neg)(V(sub)(V(loadt)(x + i, n - i, (SC_T)-INFINITY), vm));
+        if (y)
+            V(storet)(y + i, e, n - i);
+        a1 = V(add)(a1, e);
+    }
+    return V(add)(V(add)(a0, a1), V(add)(a2, a3));
+}
+
+/* Step 2 on a whole row: chunk sums added with two-sum compensation.
+ * `pf`, when not NULL, is the next row: it is prefetched while this row's
+ * exponentials are computed, so the next max sweep reads from cache. */
+SC_ALWAYS_INLINE static inline double V(expsum)(const SC_T *x, SC_T *y, size_t n, SC_T mx,
+                                                const SC_T *pf)
+{
+    const VEC vm = V(set1)(mx);
+    double s = 0.0, c = 0.0;
+    for (size_t i = 0; i < n; i += SC_CHUNK) {
+        size_t len = n - i < SC_CHUNK ? n - i : SC_CHUNK;
+        if (pf) {
+            for (size_t k = 0; k < len; k += SC_LINE / sizeof(SC_T))
+                SC_PREFETCH(pf + i + k);
+        }
+        sc_two_sum_add(&s, &c, V(hsum)(V(expsum_chunk)(x + i, y ? y + i : NULL, len, vm)));
+    }
+    return s + c;
+}
+
+/* Step 3 of softmax: y *= a. */
+static inline void V(scale)(SC_T *y, size_t n, SC_T a)
+{
+    const VEC va = V(set1)(a);
+    size_t i = 0;
+    for (; i + 4 * VN <= n; i += 4 * VN) {
+        V(store)(y + i, V(mul)(V(load)(y + i), va));
+        V(store)(y + i + VN, V(mul)(V(load)(y + i + VN), va));
+        V(store)(y + i + 2 * VN, V(mul)(V(load)(y + i + 2 * VN), va));
+        V(store)(y + i + 3 * VN, V(mul)(V(load)(y + i + 3 * VN), va));
+    }
+    for (; i + VN <= n; i += VN)
+        V(store)(y + i, V(mul)(V(load)(y + i), va));
+    if (i < n)
+        V(storet)(y + i, V(mul)(V(loadt)(y + i, n - i, (SC_T)0), va), n - i);
+}
+
+/* The final, write-only pass over a row: y = exp(x - mx) * c (EXPSCALE)
+ * or y = (x - mx) - c (SUBSUB; subtracting mx first keeps the result exact
+ * to rounding even when |mx| is huge).  With `stream`, the aligned body of
+ * the row goes through streaming stores (the caller fences). */
+#ifndef SC_FINAL_OPS
+#define SC_FINAL_OPS
+enum { SC_EXPSCALE, SC_SUBSUB };
+#endif
+
+SC_ALWAYS_INLINE static inline VEC V(final_op)(VEC xv, VEC vm, VEC vc, int op)
+{
+    if (op == SC_EXPSCALE)
+        return V(mul)(V(exp_neg)(V(sub)(xv, vm)), vc);
+    return V(sub)(V(sub)(xv, vm), vc);
+}
+
+SC_ALWAYS_INLINE static inline void V(final_pass)(const SC_T *x, SC_T *y, size_t n, SC_T mx,
+                                                  SC_T c, int op, int stream)
+{
+    const VEC vm = V(set1)(mx), vc = V(set1)(c);
+    size_t i = 0;
+    if (stream && VN > 1) {
+        /* head: up to the first vector-aligned element of y */
+        size_t mis = ((size_t)y / sizeof(SC_T)) % VN;
+        size_t head = mis ? VN - mis : 0;
+        if ((size_t)y % sizeof(SC_T) == 0 && head < n) {
+            if (head)
+                V(storet)(y, V(final_op)(V(loadt)(x, head, (SC_T)0), vm, vc, op), head);
+            for (i = head; i + 2 * VN <= n; i += 2 * VN) {
+                V(stream)(y + i, V(final_op)(V(load)(x + i), vm, vc, op));
+                V(stream)(y + i + VN, V(final_op)(V(load)(x + i + VN), vm, vc, op));
+            }
+        }
+    } else {
+        for (; i + 2 * VN <= n; i += 2 * VN) {
+            V(store)(y + i, V(final_op)(V(load)(x + i), vm, vc, op));
+            V(store)(y + i + VN, V(final_op)(V(load)(x + i + VN), vm, vc, op));
+        }
+    }
+    for (; i + VN <= n; i += VN)
+        V(store)(y + i, V(final_op)(V(load)(x + i), vm, vc, op));
+    if (i < n)
+        V(storet)(y + i, V(final_op)(V(loadt)(x + i, n - i, (SC_T)0), vm, vc, op), n - i);
+}
+
+static int V(has_nan)(const SC_T *x, ptrdiff_t stride, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (x[(ptrdiff_t)i * stride] != x[(ptrdiff_t)i * stride])
+            return 1;
+    return 0;
+}
+
+/* logsumexp of a slice whose max is not finite: +inf -> +inf, all -inf ->
+ * -inf, unless a NaN is present (x86 max may have skipped it). */
+static SC_T V(lse_nonfinite)(const SC_T *x, ptrdiff_t stride, size_t n, SC_T mx)
+{
+    if (mx != mx || V(has_nan)(x, stride, n))
+        return (SC_T)NAN;
+    return mx;
+}
+
+static inline const SC_T *V(prefetch_row)(const SC_T *xr, ptrdiff_t ldx, size_t r, size_t rows,
+                                          size_t n)
+{
+    return (r + 1 < rows && n * sizeof(SC_T) <= SC_PREFETCH_MAX_BYTES) ? xr + ldx : NULL;
+}
+
+/* ---- row kernels -------------------------------------------------------- */
+
+/* Softmax rows.  Cache-sized outputs: the three steps, exp stored while
+ * summing and scaled in place.  Large float32 outputs: the sum without
+ * store, then exp recomputed in a write-only streaming pass; the second exp
+ * costs less than reading each output line for ownership and writing it
+ * twice (float32 exp is cheaper than its memory traffic; float64 exp is
+ * not, so float64 keeps the three steps). */
+void KFN(softmax_rows)(const SC_T *x, ptrdiff_t ldx, SC_T *y, ptrdiff_t ldy, size_t rows, size_t n)
+{
+    if (n == 0)
+        return;
+    const int stream = !SC_IS_F64 && rows * n * sizeof(SC_T) >= SC_STREAM_MIN_BYTES;
+    for (size_t r = 0; r < rows; r++) {
+        const SC_T *xr = x + (ptrdiff_t)r * ldx;
+        SC_T *yr = y + (ptrdiff_t)r * ldy;
+        const SC_T *pf = V(prefetch_row)(xr, ldx, r, rows, n);
+        SC_T mx = V(row_max)(xr, n);
+        if (stream) {
+            double s = V(expsum)(xr, NULL, n, mx, pf);
+            V(final_pass)(xr, yr, n, mx, (SC_T)(1.0 / s), SC_EXPSCALE, 1);
+        } else {
+            double s = V(expsum)(xr, yr, n, mx, pf);
+            V(scale)(yr, n, (SC_T)(1.0 / s));
+        }
+    }
+    if (stream)
+        sc_sfence();
+}
+
+void KFN(log_softmax_rows)(const SC_T *x, ptrdiff_t ldx, SC_T *y, ptrdiff_t ldy, size_t rows,
+                           size_t n)
+{
+    if (n == 0)
+        return;
+    const int stream = rows * n * sizeof(SC_T) >= SC_STREAM_MIN_BYTES;
+    for (size_t r = 0; r < rows; r++) {
+        const SC_T *xr = x + (ptrdiff_t)r * ldx;
+        SC_T mx = V(row_max)(xr, n);
+        double s = V(expsum)(xr, NULL, n, mx, V(prefetch_row)(xr, ldx, r, rows, n));
+        SC_T *yr = y + (ptrdiff_t)r * ldy;
+        if (stream)
+            V(final_pass)(xr, yr, n, mx, (SC_T)log(s), SC_SUBSUB, 1);
+        else
+            V(final_pass)(xr, yr, n, mx, (SC_T)log(s), SC_SUBSUB, 0);
+    }
+    if (stream)
+        sc_sfence();
+}
+
+void KFN(logsumexp_rows)(const SC_T *x, ptrdiff_t ldx, SC_T *out, ptrdiff_t ldo, size_t rows,
+                         size_t n)
+{
+    for (size_t r = 0; r < rows; r++) {
+        const SC_T *xr = x + (ptrdiff_t)r * ldx;
+        SC_T mx = V(row_max)(xr, n), res;
+        if (n == 0)
+            res = (SC_T)-INFINITY;
+        else if (!(mx > (SC_T)-INFINITY && mx < (SC_T)INFINITY))
+            res = V(lse_nonfinite)(xr, 1, n, mx);
+        else
+            res = (SC_T)((double)mx + log(V(expsum)(xr, NULL, n, mx,
+                                                     V(prefetch_row)(xr, ldx, r, rows, n))));
+        out[(ptrdiff_t)r * ldo] = res;
+    }
+}
+
+/* ---- panel (cols) kernels -------------------------------------------------
+ * A panel is n rows (the reduction axis, stride ldx) by m contiguous
+ * columns; every column is normalized on its own.  This is the layout of a
+ * non-last axis of a C-contiguous array: the reduction runs over the
+ * strided axis while the vectors run along the contiguous inner axis, with
+ * no transposed copy.  One vector of columns (k <= VN lanes) per sweep. */
+
+SC_ALWAYS_INLINE static inline VEC V(ldk)(const SC_T *p, size_t k, SC_T fill)
+{
+    return k == VN ? V(load)(p) : V(loadt)(p, k, fill);
+}
+
+SC_ALWAYS_INLINE static inline void V(stk)(SC_T *p, VEC v, size_t k)
+{
+    if (k == VN)
+        V(store)(p, v);
+    else
+        V(storet)(p, v, k);
+}
+
+/* Per-lane max and compensated sum of exp(x - max) over the n rows of a
+ * column vector; the terms are stored to y unless y is NULL. */
+SC_ALWAYS_INLINE static inline void V(col_stats)(const SC_T *x, ptrdiff_t ldx, SC_T *y,
+                                                 ptrdiff_t ldy, size_t n, size_t k, VEC *mx_out,
+                                                 VEC *sum_out)
+{
+    VEC mx = V(set1)((SC_T)-INFINITY);
+    for (size_t i = 0; i < n; i++)
+        mx = V(max)(mx, V(ldk)(x + (ptrdiff_t)i * ldx, k, (SC_T)-INFINITY));
+    VEC hi = V(set1)((SC_T)0), lo = hi;
+    for (size_t i0 = 0; i0 < n; i0 += 8) {
+        size_t i1 = n - i0 < 8 ? n : i0 + 8;
+        VEC a = V(set1)((SC_T)0);
+        for (size_t i = i0; i < i1; i++) {
+            VEC e = V(exp_neg)(V(sub)(V(ldk)(x + (ptrdiff_t)i * ldx, k, (SC_T)-INFINITY), mx));
+            if (y)
+                V(stk)(y + (ptrdiff_t)i * ldy, e, k);
+            a = V(add)(a, e);
+        }
+        /* two-sum: hi + lo += a */
+        VEC t = V(add)(hi, a);
+        VEC bp = V(sub)(t, hi);
+        lo = V(add)(lo, V(add)(V(sub)(hi, V(sub)(t, bp)), V(sub)(a, bp)));
+        hi = t;
+    }
+    *mx_out = mx;
+    *sum_out = V(add)(hi, lo);
+}
+
+void KFN(softmax_cols)(const SC_T *x, ptrdiff_t ldx, SC_T *y, ptrdiff_t ldy, size_t n, size_t m)
+{
+    for (size_t j = 0; j < m; j += VN) {
+        size_t k = m - j < VN ? m - j : VN;
+        VEC mx, s;
+        V(col_stats)(x + j, ldx, y + j, ldy, n, k, &mx, &s);
+        VEC inv = V(div)(V(set1)((SC_T)1), s);
+        for (size_t i = 0; i < n; i++) {
+            SC_T *yi = y + (ptrdiff_t)i * ldy + j;
+            V(stk)(yi, V(mul)(V(ldk)(yi, k, (SC_T)0), inv), k);
+        }
+    }
+}
+
+void KFN(log_softmax_cols)(const SC_T *x, ptrdiff_t ldx, SC_T *y, ptrdiff_t ldy, size_t n,
+                           size_t m)
+{
+    SC_T buf[VN];
+    for (size_t j = 0; j < m; j += VN) {
+        size_t k = m - j < VN ? m - j : VN;
+        VEC mx, s;
+        V(col_stats)(x + j, ldx, NULL, 0, n, k, &mx, &s);
+        V(store)(buf, s);
+        for (size_t l = 0; l < VN; l++)
+            buf[l] = (SC_T)log((double)buf[l]);
+        VEC ls = V(load)(buf);
+        for (size_t i = 0; i < n; i++) {
+            const SC_T *xi = x + (ptrdiff_t)i * ldx + j;
+            V(stk)(y + (ptrdiff_t)i * ldy + j, V(sub)(V(sub)(V(ldk)(xi, k, (SC_T)0), mx), ls), k);
+        }
+    }
+}
+
+void KFN(logsumexp_cols)(const SC_T *x, ptrdiff_t ldx, SC_T *out, ptrdiff_t ldo, size_t n,
+                         size_t m)
+{
+    SC_T bm[VN], bs[VN];
+    for (size_t j = 0; j < m; j += VN) {
+        size_t k = m - j < VN ? m - j : VN;
+        VEC mx, s;
+        V(col_stats)(x + j, ldx, NULL, 0, n, k, &mx, &s);
+        V(store)(bm, mx);
+        V(store)(bs, s);
+        for (size_t l = 0; l < k; l++) {
+            SC_T res;
+            if (n == 0)
+                res = (SC_T)-INFINITY;
+            else if (!(bm[l] > (SC_T)-INFINITY && bm[l] < (SC_T)INFINITY))
+                res = V(lse_nonfinite)(x + j + l, ldx, n, bm[l]);
+            else
+                res = (SC_T)((double)bm[l] + log((double)bs[l]));
+            out[(ptrdiff_t)(j + l) * ldo] = res;
+        }
+    }
+}
+
+#undef C_
+#undef V
+#undef VEC
+#undef VN
+#undef KFN
+#undef SC_CHUNK

@@ -1,0 +1,149 @@
+/*
+ * sc_dispatch.c - run-time choice of the kernel set, and the public entry
+ * points of softmax_c.h.
+ *
+ * The level is chosen once (NumPy's npy_cpu_features.c does the same):
+ * cpuid says what the CPU has, XGETBV says whether the OS saves the wider
+ * registers on a context switch; SOFTMAX_C_SIMD may cap the result.  The
+ * table pointer is published with a release store and read with an acquire
+ * load, so concurrent first calls are safe: each computes the same table.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "sc_internal.h"
+
+#if SC_X86
+#include <cpuid.h>
+#endif
+
+typedef struct {
+#define SC_FIELD(name)                                                         \
+    void (*name##_f32)(const float *, ptrdiff_t, float *, ptrdiff_t, size_t, size_t); \
+    void (*name##_f64)(const double *, ptrdiff_t, double *, ptrdiff_t, size_t, size_t);
+    SC_UNARY_KERNELS(SC_FIELD)
+#undef SC_FIELD
+    int level;
+} sc_table;
+
+#define SC_TABLE(isa, lvl)                                                     \
+    static const sc_table sc_table_##isa = {                                   \
+        SC_UNARY_KERNELS(SC_ENTRY_##isa) lvl                                   \
+    };
+#define SC_ENTRY_(name, isa) sc_##name##_f32__##isa, sc_##name##_f64__##isa,
+#define SC_ENTRY_scalar(name) SC_ENTRY_(name, scalar)
+#define SC_ENTRY_avx2(name) SC_ENTRY_(name, avx2)
+#define SC_ENTRY_avx512f(name) SC_ENTRY_(name, avx512f)
+
+SC_TABLE(scalar, SC_SIMD_SCALAR)
+#if SC_X86
+SC_TABLE(avx2, SC_SIMD_AVX2)
+SC_TABLE(avx512f, SC_SIMD_AVX512F)
+#endif
+
+static const char *const sc_level_names[] = {"scalar", "avx2", "avx512f"};
+
+const char *sc_simd_name(int level)
+{
+    if (level < SC_SIMD_SCALAR || level > SC_SIMD_AVX512F)
+        return "unknown";
+    return sc_level_names[level];
+}
+
+int sc_simd_compiled(void)
+{
+#if SC_X86
+    return (1 << SC_SIMD_SCALAR) | (1 << SC_SIMD_AVX2) | (1 << SC_SIMD_AVX512F);
+#else
+    return 1 << SC_SIMD_SCALAR;
+#endif
+}
+
+#if SC_X86
+static unsigned long long sc_xgetbv0(void)
+{
+    unsigned int lo, hi;
+    __asm__ volatile(".byte 0x0f, 0x01, 0xd0" : "=a"(lo), "=d"(hi) : "c"(0));
+    return ((unsigned long long)hi << 32) | lo;
+}
+#endif
+
+int sc_simd_supported(void)
+{
+#if SC_X86
+    unsigned int a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d))
+        return SC_SIMD_SCALAR;
+    const int osxsave = (c >> 27) & 1, avx = (c >> 28) & 1, fma = (c >> 12) & 1;
+    if (!(osxsave && avx && fma))
+        return SC_SIMD_SCALAR;
+    const unsigned long long xcr0 = sc_xgetbv0();
+    if ((xcr0 & 0x6) != 0x6) /* XMM and YMM state */
+        return SC_SIMD_SCALAR;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d))
+        return SC_SIMD_SCALAR;
+    const int avx2 = (b >> 5) & 1, avx512f = (b >> 16) & 1;
+    if (!avx2)
+        return SC_SIMD_SCALAR;
+    if (avx512f && (xcr0 & 0xe6) == 0xe6) /* + opmask, ZMM_Hi256, Hi16_ZMM */
+        return SC_SIMD_AVX512F;
+    return SC_SIMD_AVX2;
+#else
+    return SC_SIMD_SCALAR;
+#endif
+}
+
+/* SOFTMAX_C_SIMD caps the level; an unknown value is ignored (the Python
+ * layer reports it). */
+static int sc_env_cap(void)
+{
+    const char *s = getenv("SOFTMAX_C_SIMD");
+    if (s == NULL || *s == '\0')
+        return SC_SIMD_AVX512F;
+    for (int l = SC_SIMD_SCALAR; l <= SC_SIMD_AVX512F; l++)
+        if (strcmp(s, sc_level_names[l]) == 0)
+            return l;
+    if (strcmp(s, "avx512") == 0)
+        return SC_SIMD_AVX512F;
+    return SC_SIMD_AVX512F;
+}
+
+static const sc_table *sc_active = NULL;
+
+static const sc_table *sc_select(void)
+{
+    int level = sc_simd_supported();
+    int cap = sc_env_cap();
+    if (cap < level)
+        level = cap;
+#if SC_X86
+    if (level == SC_SIMD_AVX512F)
+        return &sc_table_avx512f;
+    if (level == SC_SIMD_AVX2)
+        return &sc_table_avx2;
+#endif
+    return &sc_table_scalar;
+}
+
+static inline const sc_table *sc_table_get(void)
+{
+    const sc_table *t = __atomic_load_n(&sc_active, __ATOMIC_ACQUIRE);
+    if (t == NULL) {
+        t = sc_select();
+        __atomic_store_n(&sc_active, t, __ATOMIC_RELEASE);
+    }
+    return t;
+}
+
+int sc_simd_level(void) { return sc_table_get()->level; }
+
+#define SC_WRAPPER(name)                                                       \
+    void sc_##name##_f32(const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t a, size_t b) \
+    {                                                                          \
+        sc_table_get()->name##_f32(x, ldx, y, ldy, a, b);                      \
+    }                                                                          \
+    void sc_##name##_f64(const double *x, ptrdiff_t ldx, double *y, ptrdiff_t ldy, size_t a, size_t b) \
+    {                                                                          \
+        sc_table_get()->name##_f64(x, ldx, y, ldy, a, b);                      \
+    }
+SC_UNARY_KERNELS(SC_WRAPPER)

@@ -1,0 +1,73 @@
+/*
+ * sc_internal.h - what the kernel units and the dispatcher share; not
+ * installed for users (softmax_c.h is the public header).
+ *
+ * Adding a kernel: write it in sc_body.h, add its name to the list below
+ * and its declaration to softmax_c.h.  The per-ISA symbols, the dispatch
+ * table and the public wrapper all come from the list.
+ */
+#ifndef SC_INTERNAL_H
+#define SC_INTERNAL_H
+
+#include <stddef.h>
+#include "softmax_c.h"
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define SC_X86 1
+#else
+#define SC_X86 0
+#endif
+
+#if defined(__GNUC__)
+#define SC_ALWAYS_INLINE __attribute__((always_inline))
+#define SC_PREFETCH(p) __builtin_prefetch((p), 0, 3)
+#else
+#define SC_ALWAYS_INLINE
+#define SC_PREFETCH(p) ((void)0)
+#endif
+
+#define SC_LINE 64
+/* Rows up to this size are prefetched one row ahead (the next row and this
+ * row's output then still fit in L2 beside this row). */
+#define SC_PREFETCH_MAX_BYTES (256 * 1024)
+
+/* Kernels of signature (const T *x, ptrdiff_t ldx, T *y, ptrdiff_t ldy,
+ * size_t a, size_t b), per dtype. */
+/* Outputs of at least this many bytes per call are written with streaming
+ * (non-temporal) stores in their final pass: they would not stay in cache
+ * anyway, and streaming skips reading each output line before writing it. */
+#define SC_STREAM_MIN_BYTES (4 * 1024 * 1024)
+
+#define SC_UNARY_KERNELS(X)                                                    \
+    X(softmax_rows) X(log_softmax_rows) X(logsumexp_rows)                      \
+    X(softmax_cols) X(log_softmax_cols) X(logsumexp_cols)
+
+#define SC_DECLARE_ISA(isa)                                                    \
+    SC_UNARY_KERNELS(SC_DECL_F32_##isa) SC_UNARY_KERNELS(SC_DECL_F64_##isa)
+
+#define SC_DECL_UNARY(name, s, T, isa)                                         \
+    void sc_##name##_##s##__##isa(const T *, ptrdiff_t, T *, ptrdiff_t, size_t, size_t);
+#define SC_DECL_F32_scalar(name) SC_DECL_UNARY(name, f32, float, scalar)
+#define SC_DECL_F64_scalar(name) SC_DECL_UNARY(name, f64, double, scalar)
+#define SC_DECL_F32_avx2(name) SC_DECL_UNARY(name, f32, float, avx2)
+#define SC_DECL_F64_avx2(name) SC_DECL_UNARY(name, f64, double, avx2)
+#define SC_DECL_F32_avx512f(name) SC_DECL_UNARY(name, f32, float, avx512f)
+#define SC_DECL_F64_avx512f(name) SC_DECL_UNARY(name, f64, double, avx512f)
+
+SC_DECLARE_ISA(scalar)
+#if SC_X86
+SC_DECLARE_ISA(avx2)
+SC_DECLARE_ISA(avx512f)
+#endif
+
+/* s + c += v, error-free (Knuth's two-sum): the compensated accumulator of
+ * the kernels' row sums. */
+static inline void sc_two_sum_add(double *s, double *c, double v)
+{
+    double t = *s + v;
+    double bp = t - *s;
+    *c += (*s - (t - bp)) + (v - bp);
+    *s = t;
+}
+
+#endif /* SC_INTERNAL_H */

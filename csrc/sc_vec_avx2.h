@@ -1,0 +1,116 @@
+/*
+ * sc_vec_avx2.h - the vector layer for AVX2 + FMA (8 x float, 4 x double).
+ *
+ * Included only by sc_kern_avx2.c, after `#pragma GCC target` has enabled
+ * AVX2 and FMA.  Same names and contracts as sc_vec_avx512.h (see there).
+ * Partial loads and stores use vmaskmov with a lane mask built by comparing
+ * the lane index with k; masked-off lanes are never touched in memory.
+ */
+#ifndef SC_VEC_AVX2_H
+#define SC_VEC_AVX2_H
+
+#include <immintrin.h>
+#include <stddef.h>
+
+/* ---- float32 ---------------------------------------------------------- */
+typedef __m256 sc_vec_f32;
+enum { SC_VN_f32 = 8 };
+
+static inline __m256i sc_mask_f32(size_t k)
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)k), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+static inline __m256 sc_load_f32(const float *p) { return _mm256_loadu_ps(p); }
+static inline void sc_store_f32(float *p, __m256 v) { _mm256_storeu_ps(p, v); }
+static inline __m256 sc_loadt_f32(const float *p, size_t k, float fill)
+{
+    __m256i m = sc_mask_f32(k);
+    return _mm256_blendv_ps(_mm256_set1_ps(fill), _mm256_maskload_ps(p, m), _mm256_castsi256_ps(m));
+}
+static inline void sc_storet_f32(float *p, __m256 v, size_t k)
+{
+    _mm256_maskstore_ps(p, sc_mask_f32(k), v);
+}
+static inline void sc_stream_f32(float *p, __m256 v) { _mm256_stream_ps(p, v); }
+static inline __m256 sc_set1_f32(float a) { return _mm256_set1_ps(a); }
+static inline __m256 sc_add_f32(__m256 a, __m256 b) { return _mm256_add_ps(a, b); }
+static inline __m256 sc_sub_f32(__m256 a, __m256 b) { return _mm256_sub_ps(a, b); }
+static inline __m256 sc_mul_f32(__m256 a, __m256 b) { return _mm256_mul_ps(a, b); }
+static inline __m256 sc_div_f32(__m256 a, __m256 b) { return _mm256_div_ps(a, b); }
+static inline __m256 sc_fma_f32(__m256 a, __m256 b, __m256 c) { return _mm256_fmadd_ps(a, b, c); }
+static inline __m256 sc_max_f32(__m256 a, __m256 b) { return _mm256_max_ps(a, b); }
+static inline __m256 sc_select_lt_f32(__m256 a, __m256 b, __m256 x, __m256 y)
+{
+    return _mm256_blendv_ps(y, x, _mm256_cmp_ps(a, b, _CMP_LT_OQ));
+}
+static inline __m256 sc_pow2i_f32(__m256 t)
+{
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(t), 23));
+}
+static inline float sc_hmax_f32(__m256 v)
+{
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
+    return _mm_cvtss_f32(m);
+}
+static inline double sc_hsum_f32(__m256 v)
+{
+    __m256d d = _mm256_add_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(v)),
+                              _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
+    __m128d s = _mm_add_pd(_mm256_castpd256_pd128(d), _mm256_extractf128_pd(d, 1));
+    s = _mm_add_sd(s, _mm_unpackhi_pd(s, s));
+    return _mm_cvtsd_f64(s);
+}
+
+/* ---- float64 ---------------------------------------------------------- */
+typedef __m256d sc_vec_f64;
+enum { SC_VN_f64 = 4 };
+
+static inline __m256i sc_mask_f64(size_t k)
+{
+    return _mm256_cmpgt_epi64(_mm256_set1_epi64x((long long)k), _mm256_setr_epi64x(0, 1, 2, 3));
+}
+static inline __m256d sc_load_f64(const double *p) { return _mm256_loadu_pd(p); }
+static inline void sc_store_f64(double *p, __m256d v) { _mm256_storeu_pd(p, v); }
+static inline __m256d sc_loadt_f64(const double *p, size_t k, double fill)
+{
+    __m256i m = sc_mask_f64(k);
+    return _mm256_blendv_pd(_mm256_set1_pd(fill), _mm256_maskload_pd(p, m), _mm256_castsi256_pd(m));
+}
+static inline void sc_storet_f64(double *p, __m256d v, size_t k)
+{
+    _mm256_maskstore_pd(p, sc_mask_f64(k), v);
+}
+static inline void sc_stream_f64(double *p, __m256d v) { _mm256_stream_pd(p, v); }
+static inline __m256d sc_set1_f64(double a) { return _mm256_set1_pd(a); }
+static inline __m256d sc_add_f64(__m256d a, __m256d b) { return _mm256_add_pd(a, b); }
+static inline __m256d sc_sub_f64(__m256d a, __m256d b) { return _mm256_sub_pd(a, b); }
+static inline __m256d sc_mul_f64(__m256d a, __m256d b) { return _mm256_mul_pd(a, b); }
+static inline __m256d sc_div_f64(__m256d a, __m256d b) { return _mm256_div_pd(a, b); }
+static inline __m256d sc_fma_f64(__m256d a, __m256d b, __m256d c) { return _mm256_fmadd_pd(a, b, c); }
+static inline __m256d sc_max_f64(__m256d a, __m256d b) { return _mm256_max_pd(a, b); }
+static inline __m256d sc_select_lt_f64(__m256d a, __m256d b, __m256d x, __m256d y)
+{
+    return _mm256_blendv_pd(y, x, _mm256_cmp_pd(a, b, _CMP_LT_OQ));
+}
+static inline __m256d sc_pow2i_f64(__m256d t)
+{
+    return _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_castpd_si256(t), 52));
+}
+static inline double sc_hmax_f64(__m256d v)
+{
+    __m128d m = _mm_max_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+    m = _mm_max_sd(m, _mm_unpackhi_pd(m, m));
+    return _mm_cvtsd_f64(m);
+}
+static inline double sc_hsum_f64(__m256d v)
+{
+    __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+    s = _mm_add_sd(s, _mm_unpackhi_pd(s, s));
+    return _mm_cvtsd_f64(s);
+}
+
+static inline void sc_sfence(void) { _mm_sfence(); }
+
+#endif /* SC_VEC_AVX2_H */

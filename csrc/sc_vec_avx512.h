@@ -1,0 +1,102 @@
+/*
+ * sc_vec_avx512.h - the vector layer for AVX-512F (16 x float, 8 x double).
+ *
+ * Included only by sc_kern_avx512.c, after `#pragma GCC target` has enabled
+ * AVX-512F and FMA for the rest of that translation unit.  Every helper is
+ * `static inline`, so the same names in the other ISA layers never clash.
+ *
+ * The generic kernels in sc_body.h use only what is defined here:
+ *   sc_vec_S, SC_VN_S                         vector type and lane count
+ *   sc_load/_store_S (unaligned), sc_stream_S (aligned, non-temporal) and
+ *   sc_sfence, sc_loadt_S/sc_storet_S (first k < VN lanes,
+ *   the other lanes of a load filled with `fill`), sc_set1, add, sub, mul,
+ *   div, fma (a*b + c), max, select_lt (a < b ? x : y, false on NaN),
+ *   sc_pow2i_S (2^n from the magic-biased value of sc_body.h's exp),
+ *   sc_hmax_S (horizontal max), sc_hsum_S (horizontal sum, in double).
+ */
+#ifndef SC_VEC_AVX512_H
+#define SC_VEC_AVX512_H
+
+#include <immintrin.h>
+#include <stddef.h>
+
+/* ---- float32 ---------------------------------------------------------- */
+typedef __m512 sc_vec_f32;
+enum { SC_VN_f32 = 16 };
+
+static inline __mmask16 sc_mask16(size_t k) { return (__mmask16)((1u << k) - 1u); }
+
+static inline __m512 sc_load_f32(const float *p) { return _mm512_loadu_ps(p); }
+static inline void sc_store_f32(float *p, __m512 v) { _mm512_storeu_ps(p, v); }
+static inline __m512 sc_loadt_f32(const float *p, size_t k, float fill)
+{
+    return _mm512_mask_loadu_ps(_mm512_set1_ps(fill), sc_mask16(k), p);
+}
+static inline void sc_storet_f32(float *p, __m512 v, size_t k)
+{
+    _mm512_mask_storeu_ps(p, sc_mask16(k), v);
+}
+/* p must be 64-byte aligned; bypasses the caches (no read for ownership). */
+static inline void sc_stream_f32(float *p, __m512 v) { _mm512_stream_ps(p, v); }
+static inline __m512 sc_set1_f32(float a) { return _mm512_set1_ps(a); }
+static inline __m512 sc_add_f32(__m512 a, __m512 b) { return _mm512_add_ps(a, b); }
+static inline __m512 sc_sub_f32(__m512 a, __m512 b) { return _mm512_sub_ps(a, b); }
+static inline __m512 sc_mul_f32(__m512 a, __m512 b) { return _mm512_mul_ps(a, b); }
+static inline __m512 sc_div_f32(__m512 a, __m512 b) { return _mm512_div_ps(a, b); }
+static inline __m512 sc_fma_f32(__m512 a, __m512 b, __m512 c) { return _mm512_fmadd_ps(a, b, c); }
+static inline __m512 sc_max_f32(__m512 a, __m512 b) { return _mm512_max_ps(a, b); }
+static inline __m512 sc_select_lt_f32(__m512 a, __m512 b, __m512 x, __m512 y)
+{
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, _CMP_LT_OQ), y, x);
+}
+static inline __m512 sc_pow2i_f32(__m512 t)
+{
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_castps_si512(t), 23));
+}
+static inline float sc_hmax_f32(__m512 v) { return _mm512_reduce_max_ps(v); }
+static inline double sc_hsum_f32(__m512 v)
+{
+    __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
+    __m512d hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+    return _mm512_reduce_add_pd(_mm512_add_pd(lo, hi));
+}
+
+/* ---- float64 ---------------------------------------------------------- */
+typedef __m512d sc_vec_f64;
+enum { SC_VN_f64 = 8 };
+
+static inline __mmask8 sc_mask8(size_t k) { return (__mmask8)((1u << k) - 1u); }
+
+static inline __m512d sc_load_f64(const double *p) { return _mm512_loadu_pd(p); }
+static inline void sc_store_f64(double *p, __m512d v) { _mm512_storeu_pd(p, v); }
+static inline __m512d sc_loadt_f64(const double *p, size_t k, double fill)
+{
+    return _mm512_mask_loadu_pd(_mm512_set1_pd(fill), sc_mask8(k), p);
+}
+static inline void sc_storet_f64(double *p, __m512d v, size_t k)
+{
+    _mm512_mask_storeu_pd(p, sc_mask8(k), v);
+}
+static inline void sc_stream_f64(double *p, __m512d v) { _mm512_stream_pd(p, v); }
+static inline __m512d sc_set1_f64(double a) { return _mm512_set1_pd(a); }
+static inline __m512d sc_add_f64(__m512d a, __m512d b) { return _mm512_add_pd(a, b); }
+static inline __m512d sc_sub_f64(__m512d a, __m512d b) { return _mm512_sub_pd(a, b); }
+static inline __m512d sc_mul_f64(__m512d a, __m512d b) { return _mm512_mul_pd(a, b); }
+static inline __m512d sc_div_f64(__m512d a, __m512d b) { return _mm512_div_pd(a, b); }
+static inline __m512d sc_fma_f64(__m512d a, __m512d b, __m512d c) { return _mm512_fmadd_pd(a, b, c); }
+static inline __m512d sc_max_f64(__m512d a, __m512d b) { return _mm512_max_pd(a, b); }
+static inline __m512d sc_select_lt_f64(__m512d a, __m512d b, __m512d x, __m512d y)
+{
+    return _mm512_mask_blend_pd(_mm512_cmp_pd_mask(a, b, _CMP_LT_OQ), y, x);
+}
+static inline __m512d sc_pow2i_f64(__m512d t)
+{
+    return _mm512_castsi512_pd(_mm512_slli_epi64(_mm512_castpd_si512(t), 52));
+}
+static inline double sc_hmax_f64(__m512d v) { return _mm512_reduce_max_pd(v); }
+static inline double sc_hsum_f64(__m512d v) { return _mm512_reduce_add_pd(v); }
+
+/* Orders streaming stores before whatever the caller does next. */
+static inline void sc_sfence(void) { _mm_sfence(); }
+
+#endif /* SC_VEC_AVX512_H */

@@ -1,0 +1,80 @@
+/*
+ * softmax_c.h - the C API of softmax_c: row and panel kernels for softmax,
+ * log_softmax and logsumexp, in float32 (_f32) and float64 (_f64).
+ *
+ * Plain C99, no Python.  Each function dispatches at run time to the best
+ * kernel this CPU and OS support (AVX-512F, AVX2+FMA, or portable C),
+ * chosen once on first use; the environment variable SOFTMAX_C_SIMD
+ * ("avx512f", "avx2" or "scalar") caps the level, e.g. for tests.
+ * No function allocates memory, takes a lock, or touches floating-point
+ * control state; all are safe to call from several threads at once.
+ *
+ * Layouts.  Strides (ld*) count elements, not bytes, and may be negative.
+ *   _rows : `rows` slices of n contiguous elements; slice r starts at
+ *           x + r*ldx (and y + r*ldy).
+ *   _cols : one panel of n rows by m contiguous columns; the slice is a
+ *           column: x[i*ldx + j], i in [0, n), for each j in [0, m).
+ *           This is a non-last axis of a C-contiguous array.
+ * For softmax and log_softmax, y may be x (same strides) for in-place use;
+ * otherwise x and y must not overlap.
+ *
+ * Values, each slice on its own:
+ *   - finite inputs of any magnitude: no overflow; softmax relative error
+ *     <= 1e-6 (f32) / 1e-14 (f64) + u*|x_i - max| for results at least the
+ *     smallest normal (smaller results may be flushed to 0); log_softmax and
+ *     logsumexp absolute error <= tol * max(1, |result|).  Slices of 2^20
+ *     elements and more keep this bound (compensated sums).
+ *   - softmax / log_softmax: a NaN or +inf in the slice, or a slice of only
+ *     -inf, gives a slice of NaN.
+ *   - logsumexp: NaN -> NaN; else +inf present -> +inf; all -inf or n == 0
+ *     -> -inf.
+ *   - n == 0 (or rows == 0 / m == 0): nothing is written except logsumexp's
+ *     -inf results.
+ */
+#ifndef SOFTMAX_C_H
+#define SOFTMAX_C_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* y[r*ldy + i] = exp(x_i - max) / sum_j exp(x_j - max) over slice r. */
+void sc_softmax_rows_f32(const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t rows, size_t n);
+void sc_softmax_rows_f64(const double *x, ptrdiff_t ldx, double *y, ptrdiff_t ldy, size_t rows, size_t n);
+
+/* y[r*ldy + i] = x_i - logsumexp(slice r). */
+void sc_log_softmax_rows_f32(const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t rows, size_t n);
+void sc_log_softmax_rows_f64(const double *x, ptrdiff_t ldx, double *y, ptrdiff_t ldy, size_t rows, size_t n);
+
+/* out[r*ldo] = log(sum_i exp(x_i)) over slice r. */
+void sc_logsumexp_rows_f32(const float *x, ptrdiff_t ldx, float *out, ptrdiff_t ldo, size_t rows, size_t n);
+void sc_logsumexp_rows_f64(const double *x, ptrdiff_t ldx, double *out, ptrdiff_t ldo, size_t rows, size_t n);
+
+/* The same three over the columns of an n-by-m panel (see Layouts);
+ * logsumexp_cols writes out[j*ldo] for each column j. */
+void sc_softmax_cols_f32(const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t n, size_t m);
+void sc_softmax_cols_f64(const double *x, ptrdiff_t ldx, double *y, ptrdiff_t ldy, size_t n, size_t m);
+void sc_log_softmax_cols_f32(const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t n, size_t m);
+void sc_log_softmax_cols_f64(const double *x, ptrdiff_t ldx, double *y, ptrdiff_t ldy, size_t n, size_t m);
+void sc_logsumexp_cols_f32(const float *x, ptrdiff_t ldx, float *out, ptrdiff_t ldo, size_t n, size_t m);
+void sc_logsumexp_cols_f64(const double *x, ptrdiff_t ldx, double *out, ptrdiff_t ldo, size_t n, size_t m);
+
+/* SIMD levels, lowest first. */
+enum sc_simd_level { SC_SIMD_SCALAR = 0, SC_SIMD_AVX2 = 1, SC_SIMD_AVX512F = 2 };
+
+/* The level in use (selecting it on first call). */
+int sc_simd_level(void);
+/* Its name: "scalar", "avx2" or "avx512f". */
+const char *sc_simd_name(int level);
+/* The highest level this CPU and OS support, ignoring SOFTMAX_C_SIMD. */
+int sc_simd_supported(void);
+/* Bit mask of the levels compiled into this build (1 << level). */
+int sc_simd_compiled(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SOFTMAX_C_H */

@@ -1,0 +1,119 @@
+"""Build of softmax_c's extension: csrc/ (C99 kernels) + _kernels.pyx.
+
+Environment switches:
+  SOFTMAX_C_NO_OPENMP=1   build without OpenMP (serial kernels)
+  SOFTMAX_C_DEBUG=1       Cython bounds/wraparound checks on, -O1 -g
+
+The shipped flags never include -ffast-math, -Ofast or -march=native: the
+kernels pick their instruction set at run time (csrc/sc_dispatch.c), and
+fast-math objects can switch the whole process to flush-to-zero.
+-fno-trapping-math only lets gcc vectorize the exp's compare-and-select;
+it changes no result.
+"""
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import warnings
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CSRC = "csrc"
+C_SOURCES = ["sc_dispatch.c", "sc_kern_scalar.c", "sc_kern_avx2.c", "sc_kern_avx512.c"]
+HEADERS = ["softmax_c.h"]
+BASE_CFLAGS = ["-O3", "-fno-trapping-math", "-fno-math-errno", "-Wall", "-Wno-unused-function"]
+
+
+def _env_flag(name):
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _openmp_flags(compiler):
+    """Compile and link a tiny OpenMP program with the real compiler; return
+    the flags that worked, or None (the build then goes on serial)."""
+    if _env_flag("SOFTMAX_C_NO_OPENMP"):
+        return None
+    src = (
+        "#include <omp.h>\n"
+        "#include <stdio.h>\n"
+        "int main(void) { int n = 0;\n"
+        "#pragma omp parallel reduction(+:n)\n"
+        "n += 1;\n"
+        "printf(\"%d %d\\n\", n, omp_get_max_threads()); return 0; }\n"
+    )
+    tmp = tempfile.mkdtemp(prefix="softmax_c_omp_")
+    cwd = os.getcwd()
+    try:
+        os.chdir(tmp)
+        with open("probe.c", "w") as f:
+            f.write(src)
+        flags = ["-fopenmp"]
+        try:
+            objs = compiler.compile(["probe.c"], extra_postargs=flags)
+            compiler.link_executable(objs, "probe", extra_postargs=flags)
+            out = subprocess.run([os.path.join(tmp, "probe")], capture_output=True, timeout=60)
+        except Exception:
+            return None
+        return flags if out.returncode == 0 else None
+    finally:
+        os.chdir(cwd)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+class BuildExt(build_ext):
+    def build_extensions(self):
+        debug = _env_flag("SOFTMAX_C_DEBUG")
+        omp = _openmp_flags(self.compiler)
+        if omp is None:
+            msg = ("softmax_c: OpenMP not found (or SOFTMAX_C_NO_OPENMP set); "
+                   "building serial kernels. build_info()['openmp'] will be False.")
+            warnings.warn(msg)
+            print("WARNING: " + msg, file=sys.stderr)
+        cflags = list(BASE_CFLAGS)
+        if debug:
+            cflags = [f for f in cflags if f != "-O3"] + ["-O1", "-g"]
+        for ext in self.extensions:
+            ext.extra_compile_args = cflags + (omp or [])
+            ext.extra_link_args = list(omp or [])
+            ext.define_macros = [("SC_OPENMP", "1" if omp else "0"),
+                                 ("SC_CFLAGS", '"%s"' % " ".join(cflags + (omp or [])))]
+        super().build_extensions()
+
+
+def _copy_headers():
+    """Install the public C header with the package (get_include())."""
+    dst = os.path.join(HERE, "src", "softmax_c", "include")
+    os.makedirs(dst, exist_ok=True)
+    for h in HEADERS:
+        shutil.copyfile(os.path.join(HERE, CSRC, h), os.path.join(dst, h))
+
+
+def _extensions():
+    from Cython.Build import cythonize
+
+    debug = _env_flag("SOFTMAX_C_DEBUG")
+    ext = Extension(
+        "softmax_c._kernels",
+        sources=["src/softmax_c/_kernels.pyx"] + [os.path.join(CSRC, s) for s in C_SOURCES],
+        include_dirs=[CSRC, "src/softmax_c"],
+    )
+    return cythonize(
+        [ext],
+        compiler_directives={
+            "language_level": 3,
+            "boundscheck": debug,
+            "wraparound": debug,
+            "cdivision": True,
+            "initializedcheck": debug,
+        },
+    )
+
+
+if os.path.isdir(os.path.join(HERE, CSRC)):
+    _copy_headers()
+
+setup(ext_modules=_extensions(), cmdclass={"build_ext": BuildExt})

@@ -1,0 +1,332 @@
+"""The public functions of softmax_c: validation, dtype policy, axes, out=,
+where= and threads, in front of the Cython loops of ``_kernels``.
+
+Every check happens before the first write, so a call that raises leaves
+its inputs and ``out`` untouched.  The layout logic (``_run``) turns any
+single-axis problem into calls on 2-D "rows" views (the axis contiguous, or
+gathered one row at a time) or 3-D "cols" views (the axis strided, another
+axis contiguous), without copying the input.
+"""
+import numpy as np
+
+from . import _kernels, _validate
+from ._kernels import LOG_SOFTMAX, LOGSUMEXP, SOFTMAX
+
+_F32 = np.dtype(np.float32)
+_F64 = np.dtype(np.float64)
+_as_strided = np.lib.stride_tricks.as_strided
+
+# set_num_threads' value; None means OpenMP's default (OMP_NUM_THREADS,
+# threadpoolctl).
+_num_threads = None
+
+
+# ---------------------------------------------------------------- threads
+
+def get_num_threads():
+    """The number of threads a call uses when ``num_threads`` is None.
+
+    It is the value given to :func:`set_num_threads` if any, else OpenMP's
+    default for the calling thread, which honours ``OMP_NUM_THREADS`` and
+    limits set with ``threadpoolctl``.  1 when built without OpenMP.
+    """
+    if _num_threads is not None:
+        return _num_threads
+    return _kernels.max_threads()
+
+
+def set_num_threads(n):
+    """Set the default number of threads of every call (an int >= 1), or
+    ``None`` to return to OpenMP's default.  Calls still run small inputs on
+    one thread.
+
+    Raises
+    ------
+    TypeError
+        `n` is not an int or None.
+    ValueError
+        `n` is less than 1.
+    """
+    global _num_threads
+    _num_threads = None if n is None else _validate.check_num_threads(n)
+
+
+def _threads(num_threads):
+    if num_threads is None:
+        return get_num_threads()
+    return _validate.check_num_threads(num_threads)
+
+
+# ---------------------------------------------------------------- layout
+
+def _as_array(x):
+    """NumPy view of x: ndarrays as they are, objects with __array__ or
+    sequences through np.asarray, DLPack-only objects through from_dlpack."""
+    if isinstance(x, np.ndarray):
+        return x
+    if not hasattr(x, "__array__") and hasattr(x, "__dlpack__"):
+        return np.from_dlpack(x)
+    return np.asarray(x)
+
+
+def _same_view(a, b):
+    return (a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+            and a.strides == b.strides and a.shape == b.shape)
+
+
+def _groups(x, y, k):
+    """The dims of x other than k, largest x stride first, with runs that
+    are a single dim in both x and y merged: a list of [size, xstride,
+    ystride]."""
+    dims = sorted((d for d in range(x.ndim) if d != k and x.shape[d] != 1),
+                  key=lambda d: -abs(x.strides[d]))
+    groups = []
+    for d in dims:
+        size, xs, ys = x.shape[d], x.strides[d], y.strides[d]
+        if groups and groups[-1][1] == xs * size and groups[-1][2] == ys * size:
+            groups[-1] = [groups[-1][0] * size, xs, ys]
+        else:
+            groups.append([size, xs, ys])
+    return groups
+
+
+def _run(op, x, y, k, nt):
+    """op along axis k of x into y (same dtype float32/float64; for
+    logsumexp y has length 1 along k).  y is x, or does not overlap it."""
+    n = x.shape[k]
+    if x.size == 0:
+        if op == LOGSUMEXP:
+            y.fill(-np.inf)
+        return
+    isz = x.itemsize
+    groups = _groups(x, y, k)
+    xk, yk = x.strides[k], (isz if op == LOGSUMEXP else y.strides[k])
+    axis_contiguous = n == 1 or (xk == isz and yk == isz)
+    if not axis_contiguous and groups and groups[-1][0] > 1 and groups[-1][1] == isz \
+            and groups[-1][2] == isz:
+        inner, outer = groups[-1], groups[:-1]
+        shape = tuple(g[0] for g in outer) + (n, inner[0])
+        xv = _as_strided(x, shape, tuple(g[1] for g in outer) + (xk, isz))
+        yv = _as_strided(y, shape[:-2] + (1 if op == LOGSUMEXP else n, inner[0]),
+                         tuple(g[2] for g in outer) + (y.strides[k], isz))
+        _each_block(_kernels.forward_cols, op, xv, yv, 3, nt)
+    else:
+        shape = tuple(g[0] for g in groups) + (n,)
+        xv = _as_strided(x, shape, tuple(g[1] for g in groups) + (xk,))
+        yv = _as_strided(y, shape[:-1] + (1 if op == LOGSUMEXP else n,),
+                         tuple(g[2] for g in groups) + (y.strides[k],))
+        _each_block(_kernels.forward_rows, op, xv, yv, 2, nt)
+
+
+def _each_block(fn, op, xv, yv, ndim, nt):
+    """Call fn on xv, yv brought to exactly `ndim` dims: missing leading
+    dims are added, extra leading dims are looped over here (layouts that
+    no single stride describes; each block is still a large call)."""
+    if xv.ndim < ndim:
+        lead = (1,) * (ndim - xv.ndim)
+        xv, yv = xv.reshape(lead + xv.shape), yv.reshape(lead + yv.shape)
+    if xv.ndim == ndim:
+        fn(op, xv, yv, nt)
+        return
+    for idx in np.ndindex(*xv.shape[:xv.ndim - ndim]):
+        fn(op, xv[idx], yv[idx], nt)
+
+
+def _fast_rows(op, x, nt):
+    """C-contiguous float32/float64 x, last axis: the hot path."""
+    y = np.empty_like(x)
+    if x.size:
+        n = x.shape[-1]
+        _kernels.forward_rows(op, x.reshape(-1, n), y.reshape(-1, n), nt)
+    return y
+
+
+# ---------------------------------------------------------------- forward
+
+def _forward(op, x, axis, where, out, num_threads):
+    if (type(x) is np.ndarray and type(axis) is int and axis == -1 and where is None
+            and out is None and num_threads is None and x.ndim
+            and (x.dtype is _F32 or x.dtype is _F64) and x.flags.c_contiguous):
+        return _fast_rows(op, x, get_num_threads())
+    nt = _threads(num_threads)
+    x = _as_array(x)
+    compute, result = _validate.result_dtypes(x.dtype)
+    axes = _validate.normalize_axis(axis, x.ndim)
+    if where is not None:
+        where = _validate.check_where(where, x.shape)
+    _validate.check_out(out, x.shape, result)
+
+    xc = x if x.dtype == compute and x.flags.aligned else x.astype(compute)
+    if where is not None:
+        xc = np.where(where, xc, compute.type(-np.inf))
+    if len(axes) == 1:
+        k, x2 = axes[0], xc
+    else:  # several axes: bring them last and flatten them into one
+        xm = np.moveaxis(xc, axes, range(xc.ndim - len(axes), xc.ndim))
+        k = xm.ndim - len(axes)
+        x2 = xm.reshape(xm.shape[:k] + (int(np.prod(xm.shape[k:], dtype=np.intp)),))
+
+    direct = (out is not None and out.dtype == compute and len(axes) == 1
+              and out.flags.aligned
+              and (not np.may_share_memory(out, xc) or _same_view(out, xc)))
+    y2 = out if direct else np.empty_like(x2)
+    _run(op, x2, y2, k, nt)
+
+    if direct:
+        res = out
+    elif len(axes) == 1:
+        res = y2
+    else:
+        res = np.moveaxis(y2.reshape(xm.shape), range(k, xm.ndim), axes)
+    if where is not None:
+        np.copyto(res, 0.0 if op == SOFTMAX else -np.inf, where=~where)
+    if out is None:
+        return res if res.dtype == result else res.astype(result)
+    if res is not out:
+        np.copyto(out, res, casting="unsafe")
+    return out
+
+
+def softmax(x, axis=-1, *, where=None, out=None, num_threads=None):
+    """Softmax along `axis`: ``exp(x - max) / sum(exp(x - max))``.
+
+    Parameters
+    ----------
+    x : array_like
+        Input.  float32 and float64 are computed natively; float16 is
+        computed in float32 and returned as float16; bool and integers are
+        computed and returned as float64.  Other dtypes raise TypeError.
+    axis : int, tuple of ints or None, optional
+        The axis or axes normalized together; None means all.  Default -1.
+    where : array_like of bool, optional
+        Positions taking part in the normalization (broadcast to `x`).  The
+        others are never read and get 0; a slice with no True position is 0.
+    out : ndarray, optional
+        Where to write the result: the result's shape and dtype, any
+        strides; ``out=x`` works in place.
+    num_threads : int, optional
+        Threads for this call; None means :func:`get_num_threads`.  Small
+        inputs run on one thread whatever is asked.
+
+    Returns
+    -------
+    ndarray
+        The softmax, shaped like `x` (`out` if given).
+
+    Raises
+    ------
+    TypeError
+        Unsupported dtype, non-bool `where`, `out` not an ndarray or of the
+        wrong dtype, `axis` or `num_threads` of the wrong type.
+    ValueError
+        `out` of the wrong shape or read-only, `num_threads` < 1, repeated
+        axes.
+    numpy.exceptions.AxisError
+        `axis` out of range.
+
+    Notes
+    -----
+    Each slice is shifted by its maximum before exponentiation, so finite
+    inputs of any magnitude neither overflow nor lose the largest terms
+    [1]_; the sum of the exponentials is accumulated with compensation, so
+    the relative error stays below 1e-6 (float32) / 1e-14 (float64), plus
+    ``u * |x_i - max|``, for results above the smallest normal number, on
+    rows of 2^20 elements and more.  A NaN or +inf in a slice, or a slice of
+    only -inf, makes that slice NaN.
+
+    References
+    ----------
+    .. [1] P. Blanchard, D. J. Higham, N. J. Higham, "Accurately computing
+       the log-sum-exp and softmax functions", IMA J. Numer. Anal. 41(4),
+       2021.
+
+    Examples
+    --------
+    >>> import numpy as np, softmax_c as sc
+    >>> sc.softmax(np.array([1000., 1.]))
+    array([1., 0.])
+    >>> sc.softmax(np.array([[1., 1.], [0., np.log(3.)]]))
+    array([[0.5 , 0.5 ],
+           [0.25, 0.75]])
+    """
+    return _forward(SOFTMAX, x, axis, where, out, num_threads)
+
+
+def log_softmax(x, axis=-1, *, where=None, out=None, num_threads=None):
+    """Log-softmax along `axis`: ``x - logsumexp(x)``.
+
+    Parameters, dtypes, errors and threads as in :func:`softmax`; with
+    `where`, excluded positions (and slices with no True position) get
+    ``-inf``.
+
+    Returns
+    -------
+    ndarray
+        The log-softmax, shaped like `x` (`out` if given).
+
+    Notes
+    -----
+    Computed as ``(x - max) - log(sum(exp(x - max)))``, never as
+    ``log(softmax(x))``, so it stays exact where the softmax underflows.
+    Absolute error at most 1e-6 (float32) / 1e-14 (float64) times
+    ``max(1, |result|)``.
+
+    Examples
+    --------
+    >>> import numpy as np, softmax_c as sc
+    >>> sc.log_softmax(np.array([1000., 1.]))
+    array([   0., -999.])
+    """
+    return _forward(LOG_SOFTMAX, x, axis, where, out, num_threads)
+
+
+def logsumexp(x, axis=-1, *, keepdims=False, num_threads=None):
+    """``log(sum(exp(x)))`` along `axis`, computed stably.
+
+    Parameters
+    ----------
+    x : array_like
+        Input; dtype policy as in :func:`softmax`.
+    axis : int, tuple of ints or None, optional
+        Axis or axes to reduce; None means all.  Default -1.
+    keepdims : bool, optional
+        Keep the reduced axes with length 1.
+    num_threads : int, optional
+        As in :func:`softmax`.
+
+    Returns
+    -------
+    ndarray or scalar
+        The reduction: a NumPy scalar when every axis is reduced and
+        `keepdims` is False.
+
+    Notes
+    -----
+    As SciPy and PyTorch: a NaN gives NaN, else a +inf gives +inf, and a
+    slice that is all -inf or empty gives -inf.  Absolute error at most
+    1e-6 (float32) / 1e-14 (float64) times ``max(1, |result|)``.
+
+    Examples
+    --------
+    >>> import numpy as np, softmax_c as sc
+    >>> float(sc.logsumexp(np.array([1000., 1000.])))  # 1000 + log(2)
+    1000.6931471805599
+    """
+    nt = _threads(num_threads)
+    x = _as_array(x)
+    compute, result = _validate.result_dtypes(x.dtype)
+    axes = _validate.normalize_axis(axis, x.ndim)
+    xc = x if x.dtype == compute and x.flags.aligned else x.astype(compute)
+    if len(axes) == 1:
+        k, x2 = axes[0], xc
+    else:
+        xm = np.moveaxis(xc, axes, range(xc.ndim - len(axes), xc.ndim))
+        k = xm.ndim - len(axes)
+        x2 = xm.reshape(xm.shape[:k] + (int(np.prod(xm.shape[k:], dtype=np.intp)),))
+    y2 = np.empty(x2.shape[:k] + (1,) + x2.shape[k + 1:], dtype=compute)
+    _run(LOGSUMEXP, x2, y2, k, nt)
+    kept = tuple(1 if d in axes else s for d, s in enumerate(x.shape))
+    res = y2.reshape(kept if keepdims else tuple(s for d, s in enumerate(x.shape) if d not in axes))
+    if res.dtype != result:
+        res = res.astype(result)
+    return res if res.ndim else res[()]

@@ -1,0 +1,333 @@
+"""Argument checks shared by the fast functions (``_api``) and the NumPy
+reference (``reference``), so that both raise the same exceptions with the
+same messages.
+
+Every function here only reads its arguments: callers run all checks before
+their first write, so a call that raises leaves its inputs and ``out``
+untouched.  Messages name the parameter and the bad value.
+"""
+import numbers
+import operator
+
+import numpy as np
+
+try:  # NumPy >= 1.25
+    from numpy.exceptions import AxisError
+except ImportError:  # pragma: no cover - older NumPy
+    AxisError = np.AxisError
+
+__all__ = [
+    "AxisError",
+    "REDUCTIONS",
+    "check_ignore_index",
+    "check_label_smoothing",
+    "check_num_threads",
+    "check_out",
+    "check_reduction",
+    "check_same_shape",
+    "check_target",
+    "check_target_range",
+    "check_weight",
+    "check_where",
+    "normalize_axis",
+    "normalize_single_axis",
+    "result_dtypes",
+]
+
+_F32 = np.dtype(np.float32)
+_F64 = np.dtype(np.float64)
+_F16 = np.dtype(np.float16)
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def _is_int(value):
+    """True for Python and NumPy integers, False for bools."""
+    return (isinstance(value, (numbers.Integral, np.integer))
+            and not isinstance(value, (bool, np.bool_)))
+
+
+# ---------------------------------------------------------------- threads
+
+def check_num_threads(n):
+    """Return `n` as an int after checking it is an int >= 1.
+
+    Raises
+    ------
+    TypeError
+        `n` is not an int (a bool is not an int here).
+    ValueError
+        `n` is less than 1.
+    """
+    if not _is_int(n):
+        raise TypeError(f"`num_threads` must be an int >= 1 or None, got {n!r}")
+    n = operator.index(n)
+    if n < 1:
+        raise ValueError(f"`num_threads` must be >= 1, got {n}")
+    return n
+
+
+# ---------------------------------------------------------------- dtypes
+
+def result_dtypes(dtype, name="x"):
+    """The dtype policy: ``(compute_dtype, result_dtype)`` for an input of
+    `dtype`.
+
+    float32 and float64 compute and return themselves (in native byte
+    order); float16 computes in float32 and returns float16; bool and
+    integers compute and return float64.
+
+    Raises
+    ------
+    TypeError
+        For every other dtype (complex, long double, object, strings,
+        datetimes, structured), naming it and the parameter `name`.
+    """
+    dtype = np.dtype(dtype)
+    kind = dtype.kind
+    if kind == "f" and dtype.itemsize <= 8:
+        if dtype.itemsize == 2:
+            return _F32, _F16
+        native = _F32 if dtype.itemsize == 4 else _F64
+        return native, native
+    if kind in "biu":
+        return _F64, _F64
+    raise TypeError(
+        f"`{name}` has unsupported dtype {dtype}: expected float16, float32, "
+        f"float64, an integer or bool dtype"
+    )
+
+
+# ---------------------------------------------------------------- axes
+
+def normalize_single_axis(axis, ndim, name="axis"):
+    """`axis` (an int, negative counting from the end) as a non-negative
+    int below `ndim`.
+
+    Raises
+    ------
+    TypeError
+        `axis` is not an int.
+    numpy.exceptions.AxisError
+        `axis` is out of range for `ndim` dimensions.
+    """
+    if not _is_int(axis):
+        raise TypeError(f"`{name}` must be an int, got {axis!r}")
+    axis = operator.index(axis)
+    if not -ndim <= axis < ndim:
+        raise AxisError(axis, ndim)
+    return axis % ndim
+
+
+def normalize_axis(axis, ndim):
+    """`axis` (an int, a tuple of ints or None) as a sorted tuple of
+    distinct non-negative ints below `ndim`.
+
+    None means every axis (``()`` for a 0-d array: its single element is
+    then a slice on its own, as ``scipy.special.softmax(x, axis=None)``
+    treats it).  An empty tuple means no axis: every element is a slice of
+    one element.
+
+    Raises
+    ------
+    TypeError
+        `axis` is not an int, a tuple of ints or None.
+    numpy.exceptions.AxisError
+        An axis is out of range.
+    ValueError
+        An axis is repeated.
+    """
+    if axis is None:
+        return tuple(range(ndim))
+    if _is_int(axis):
+        return (normalize_single_axis(axis, ndim),)
+    if isinstance(axis, tuple):
+        if not all(_is_int(a) for a in axis):
+            raise TypeError(
+                f"`axis` must be an int, a tuple of ints or None, got {axis!r}")
+        axes = tuple(normalize_single_axis(a, ndim) for a in axis)
+        if len(set(axes)) != len(axes):
+            raise ValueError(f"`axis` has a repeated axis: {axis!r}")
+        return tuple(sorted(axes))
+    raise TypeError(f"`axis` must be an int, a tuple of ints or None, got {axis!r}")
+
+
+# ---------------------------------------------------------------- where, out, shapes
+
+def check_where(where, shape):
+    """`where` as a bool array broadcast to `shape` (possibly a read-only
+    view).
+
+    Raises
+    ------
+    TypeError
+        `where` is not of bool dtype.
+    ValueError
+        `where` does not broadcast to `shape`.
+    """
+    w = np.asarray(where)
+    if w.dtype != np.bool_:
+        raise TypeError(f"`where` must be a boolean array, got dtype {w.dtype}")
+    try:
+        return np.broadcast_to(w, shape)
+    except ValueError:
+        raise ValueError(
+            f"`where` of shape {w.shape} does not broadcast to the input's "
+            f"shape {tuple(shape)}") from None
+
+
+def check_out(out, shape, dtype, name="out"):
+    """Check that `out` (if not None) can hold a result of `shape` and
+    `dtype`: any strides, the exact dtype, writeable.
+
+    Raises
+    ------
+    TypeError
+        `out` is not an ndarray, or its dtype is not `dtype`.
+    ValueError
+        `out` has the wrong shape or is read-only.
+    """
+    if out is None:
+        return
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"`{name}` must be a NumPy ndarray, got {type(out).__name__}")
+    if out.dtype != dtype:
+        raise TypeError(f"`{name}` must have dtype {np.dtype(dtype)}, got {out.dtype}")
+    if out.shape != tuple(shape):
+        raise ValueError(f"`{name}` must have shape {tuple(shape)}, got {out.shape}")
+    if not out.flags.writeable:
+        raise ValueError(f"`{name}` is read-only")
+
+
+def check_same_shape(a, b, names):
+    """Raise ValueError unless arrays `a` and `b` have the same shape;
+    `names` is the pair of parameter names."""
+    if a.shape != b.shape:
+        raise ValueError(
+            f"`{names[0]}` and `{names[1]}` must have the same shape, got "
+            f"{a.shape} and {b.shape}")
+
+
+# ---------------------------------------------------------------- cross-entropy
+
+def check_target(target, logits_shape, axis):
+    """Classify `target` (an ndarray) as class indices or probabilities and
+    check its shape against the logits' shape and class `axis`
+    (non-negative).  Returns ``"index"`` or ``"prob"``.
+
+    Raises
+    ------
+    TypeError
+        `target` is bool, or of a dtype that is neither integer nor float16,
+        float32, float64.
+    ValueError
+        `target` has the wrong shape for its kind.
+    """
+    kind = target.dtype.kind
+    if kind in "iu":
+        expected = tuple(s for d, s in enumerate(logits_shape) if d != axis)
+        what = "class indices (integer dtype): the logits' shape without the class axis"
+        ttype = "index"
+    elif kind == "f" and target.dtype.itemsize <= 8:
+        expected = tuple(logits_shape)
+        what = "class probabilities (float dtype): the logits' shape"
+        ttype = "prob"
+    elif kind == "b":
+        raise TypeError(
+            "`target` has dtype bool: use an integer dtype for class indices "
+            "or a float dtype for class probabilities")
+    else:
+        raise TypeError(
+            f"`target` has unsupported dtype {target.dtype}: expected an integer "
+            f"dtype (class indices) or float16/float32/float64 (probabilities)")
+    if target.shape != expected:
+        raise ValueError(
+            f"`target` of shape {target.shape} does not fit logits of shape "
+            f"{tuple(logits_shape)} with class axis {axis}: {what}, {expected}")
+    return ttype
+
+
+def check_ignore_index(ignore_index, target_type):
+    """Return `ignore_index` as an int; with probability targets only the
+    default -100 is allowed.
+
+    Raises
+    ------
+    TypeError
+        `ignore_index` is not an int.
+    ValueError
+        A value other than -100 with probability targets.
+    """
+    if not _is_int(ignore_index):
+        raise TypeError(f"`ignore_index` must be an int, got {ignore_index!r}")
+    ignore_index = operator.index(ignore_index)
+    if target_type == "prob" and ignore_index != -100:
+        raise ValueError(
+            f"`ignore_index` is only for class index targets, got "
+            f"ignore_index={ignore_index} with class probability targets")
+    return ignore_index
+
+
+def check_reduction(reduction):
+    """Raise ValueError unless `reduction` is "mean", "sum" or "none"."""
+    if not (isinstance(reduction, str) and reduction in REDUCTIONS):
+        raise ValueError(
+            f"`reduction` must be 'mean', 'sum' or 'none', got {reduction!r}")
+    return reduction
+
+
+def check_label_smoothing(label_smoothing):
+    """Return `label_smoothing` as a float in [0, 1].
+
+    Raises
+    ------
+    TypeError
+        Not a real number (a bool is not).
+    ValueError
+        Outside [0, 1] or NaN.
+    """
+    if (not isinstance(label_smoothing, (numbers.Real, np.floating, np.integer))
+            or isinstance(label_smoothing, (bool, np.bool_))):
+        raise TypeError(
+            f"`label_smoothing` must be a float in [0, 1], got {label_smoothing!r}")
+    value = float(label_smoothing)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"`label_smoothing` must be in [0, 1], got {label_smoothing!r}")
+    return value
+
+
+def check_weight(weight, n_classes, dtype):
+    """`weight` (array-like or None) as a 1-D array of `dtype` with one
+    entry per class, or None.
+
+    Raises
+    ------
+    TypeError
+        `weight` is not of a real numeric dtype (float16/32/64, integer or
+        bool).
+    ValueError
+        `weight` is not 1-D of length `n_classes`.
+    """
+    if weight is None:
+        return None
+    w = np.asarray(weight)
+    result_dtypes(w.dtype, "weight")
+    if w.shape != (n_classes,):
+        raise ValueError(
+            f"`weight` must be 1-D with one entry per class ({n_classes}), "
+            f"got shape {w.shape}")
+    return w.astype(dtype)
+
+
+def check_target_range(target, n_classes, ignore_index):
+    """Raise IndexError naming the first class index of `target` (an
+    integer ndarray) outside ``[0, n_classes)`` that is not
+    `ignore_index`."""
+    bad = (target < 0) | (target >= n_classes)
+    if bad.any():
+        bad &= target != ignore_index
+        if bad.any():
+            value = target[bad].flat[0]
+            raise IndexError(
+                f"`target` holds class index {int(value)}, out of range for "
+                f"{n_classes} classes (and not ignore_index={ignore_index})")

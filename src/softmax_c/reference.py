@@ -1,0 +1,607 @@
+"""Plain NumPy versions of every public function of softmax_c.
+
+They have the same signatures, dtype policy, validation and value rules as
+the fast functions (API.md), and are written to be read: they are the oracle
+the tests hold the fast functions to and the baseline the benchmarks measure
+against.  `num_threads` is checked as by the fast functions and otherwise
+unused.  Each function computes in its compute dtype (float32 for float16
+inputs) with NumPy's own reductions, so on long rows and strided axes its
+rounding errors are NumPy's, not those of the accuracy bound of API.md.
+
+Choices where API.md is silent, shared with the fast functions:
+
+- A 0-d input has no axis: ``axis=None`` or ``axis=()`` make its single
+  element a slice of its own (softmax 1, log_softmax 0, logsumexp the value,
+  as ``scipy.special.softmax(x, axis=None)`` gives); an int axis raises
+  ``AxisError``, as NumPy does.
+- ``axis=()`` on any input makes every element a slice of one element.
+- ``logsumexp`` returns a NumPy scalar when every axis is reduced and
+  `keepdims` is False (as SciPy does), else an array.
+- Cross-entropy: the loss has the logits' *compute* dtype (float32 for
+  float16 logits, float64 for integer logits); for ``reduction="none"`` it
+  is an array of the batch shape (0-d for 1-D logits).  The gradient has the
+  logits' *result* dtype (float16 for float16 logits), so that
+  ``out=logits`` works for every accepted dtype.  Rows whose target is
+  ``ignore_index`` get a zero gradient and are never read.
+"""
+import numpy as np
+
+from ._validate import (
+    check_ignore_index,
+    check_label_smoothing,
+    check_num_threads,
+    check_out,
+    check_reduction,
+    check_same_shape,
+    check_target,
+    check_target_range,
+    check_weight,
+    check_where,
+    normalize_axis,
+    normalize_single_axis,
+    result_dtypes,
+)
+
+__all__ = [
+    "softmax",
+    "log_softmax",
+    "logsumexp",
+    "softmax_jvp",
+    "softmax_vjp",
+    "log_softmax_jvp",
+    "log_softmax_vjp",
+    "softmax_jacobian",
+    "cross_entropy",
+    "cross_entropy_grad",
+]
+
+
+def _check_threads(num_threads):
+    if num_threads is not None:
+        check_num_threads(num_threads)
+
+
+def _finish(res, result_dtype, out):
+    """Cast `res` to the result dtype, or write it to `out` and return
+    `out`."""
+    if out is None:
+        return res.astype(result_dtype, copy=False)
+    np.copyto(out, res, casting="unsafe")
+    return out
+
+
+# ---------------------------------------------------------------- forward
+
+def _shifted(x, axes, where):
+    """``(x - max, where)`` per slice along `axes` of the compute-dtype
+    array `x`: the max over the True positions of `where`, and 0 for a
+    slice with no True position (whose entries then stay masked).  NaN and
+    +inf propagate through the max, so the value rules follow."""
+    if where is None:
+        m = np.max(x, axis=axes, keepdims=True, initial=-np.inf)
+        return x - m
+    m = np.max(x, axis=axes, keepdims=True, initial=-np.inf, where=where)
+    m = np.where(np.any(where, axis=axes, keepdims=True), m, 0)
+    # Positions where `where` is False are replaced, never used: a NaN
+    # there cannot reach the result.
+    return np.where(where, x - m, -np.inf)
+
+
+def _prepare(x, axis, where, out, num_threads):
+    _check_threads(num_threads)
+    x = np.asarray(x)
+    compute, result = result_dtypes(x.dtype)
+    axes = normalize_axis(axis, x.ndim)
+    if where is not None:
+        where = check_where(where, x.shape)
+    check_out(out, x.shape, result)
+    return x.astype(compute), axes, where, result
+
+
+def softmax(x, axis=-1, *, where=None, out=None, num_threads=None):
+    """Softmax along `axis`: ``exp(x - max) / sum(exp(x - max))``.
+
+    Parameters
+    ----------
+    x : array_like
+        Input.  float32/float64 are computed as such; float16 is computed in
+        float32 and returned as float16; bool and integers are computed and
+        returned as float64.
+    axis : int, tuple of ints or None, optional
+        The axis or axes normalized together; None means all.  Default -1.
+    where : array_like of bool, optional
+        Positions taking part, broadcast to `x`.  The others are not used
+        and get 0; a slice with no True position is all 0.
+    out : ndarray, optional
+        Output of the result's shape and dtype, any strides; may be `x`.
+    num_threads : int, optional
+        Checked (an int >= 1) and otherwise unused.
+
+    Returns
+    -------
+    ndarray
+        The softmax, shaped like `x` (`out` if given).
+
+    Raises
+    ------
+    TypeError
+        Unsupported dtype, non-bool `where`, `out` not an ndarray or of the
+        wrong dtype, `axis` or `num_threads` of the wrong type.
+    ValueError
+        `out` of the wrong shape or read-only, `where` not broadcastable,
+        a repeated axis, `num_threads` < 1.
+    numpy.exceptions.AxisError
+        `axis` out of range.
+
+    Notes
+    -----
+    Shifting by the slice maximum keeps ``exp`` from overflowing [1]_.  A
+    NaN or ``+inf`` in a slice, or a slice of only ``-inf``, gives a NaN
+    slice.
+
+    References
+    ----------
+    .. [1] P. Blanchard, D. J. Higham, N. J. Higham, "Accurately computing
+       the log-sum-exp and softmax functions", IMA J. Numer. Anal. 41(4),
+       2021.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from softmax_c import reference
+    >>> reference.softmax(np.array([1000., 1.]))
+    array([1., 0.])
+    """
+    xc, axes, where, result = _prepare(x, axis, where, out, num_threads)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore", under="ignore"):
+        e = np.exp(_shifted(xc, axes, where))
+        y = e / np.sum(e, axis=axes, keepdims=True)
+        if where is not None:
+            y = np.where(where, y, 0)  # 0/0 of slices without True position
+    return _finish(y, result, out)
+
+
+def log_softmax(x, axis=-1, *, where=None, out=None, num_threads=None):
+    """Log-softmax along `axis`: ``x - logsumexp(x)``.
+
+    Parameters and errors as in :func:`softmax`; with `where`, excluded
+    positions and slices with no True position give ``-inf``.
+
+    Returns
+    -------
+    ndarray
+        The log-softmax, shaped like `x` (`out` if given).
+
+    Notes
+    -----
+    Computed as ``(x - max) - log(sum(exp(x - max)))``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from softmax_c import reference
+    >>> reference.log_softmax(np.array([1000., 1.]))
+    array([   0., -999.])
+    """
+    xc, axes, where, result = _prepare(x, axis, where, out, num_threads)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore", under="ignore"):
+        z = _shifted(xc, axes, where)
+        y = z - np.log(np.sum(np.exp(z), axis=axes, keepdims=True))
+        if where is not None:
+            y = np.where(where, y, -np.inf)
+    return _finish(y, result, out)
+
+
+def logsumexp(x, axis=-1, *, keepdims=False, num_threads=None):
+    """``log(sum(exp(x)))`` along `axis`, computed stably.
+
+    Parameters
+    ----------
+    x : array_like
+        Input; dtype policy as in :func:`softmax`.
+    axis : int, tuple of ints or None, optional
+        Axis or axes reduced; None means all.  Default -1.
+    keepdims : bool, optional
+        Keep the reduced axes with length 1.
+    num_threads : int, optional
+        Checked and otherwise unused.
+
+    Returns
+    -------
+    ndarray or scalar
+        A NumPy scalar when the result is 0-d (every axis reduced, no
+        `keepdims`), else an array.
+
+    Notes
+    -----
+    ``m + log(sum(exp(x - m)))`` with ``m`` the slice maximum when it is
+    finite and 0 otherwise: a NaN gives NaN, else a ``+inf`` gives ``+inf``,
+    and a slice that is all ``-inf`` or empty gives ``-inf``, as in SciPy
+    and PyTorch.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from softmax_c import reference
+    >>> float(reference.logsumexp(np.array([1000., 1000.])))
+    1000.6931471805599
+    """
+    xc, axes, _, result = _prepare(x, axis, None, None, num_threads)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore", under="ignore"):
+        m = np.max(xc, axis=axes, keepdims=True, initial=-np.inf)
+        m = np.where(np.isfinite(m), m, 0)
+        s = np.log(np.sum(np.exp(xc - m), axis=axes, keepdims=True)) + m
+    if not keepdims:
+        s = s.reshape(tuple(n for d, n in enumerate(xc.shape) if d not in axes))
+    s = s.astype(result, copy=False)
+    return s[()] if s.ndim == 0 else s
+
+
+# ---------------------------------------------------------------- backward
+
+def _prepare_pair(a, b, names, axis, out, num_threads):
+    _check_threads(num_threads)
+    a, b = np.asarray(a), np.asarray(b)
+    result_dtypes(a.dtype, names[0])
+    result_dtypes(b.dtype, names[1])
+    compute, result = result_dtypes(np.result_type(a.dtype, b.dtype), names[0])
+    check_same_shape(a, b, names)
+    k = normalize_single_axis(axis, a.ndim)
+    check_out(out, a.shape, result)
+    return a.astype(compute), b.astype(compute), k, result
+
+
+def softmax_jvp(y, v, axis=-1, *, out=None, num_threads=None):
+    """The softmax Jacobian times a tangent: ``y * (v - sum(y * v))``.
+
+    Parameters
+    ----------
+    y : array_like
+        ``softmax(x, axis)``.
+    v : array_like
+        The tangent, of the shape of `y`.
+    axis : int, optional
+        The softmax axis.  Default -1.
+    out : ndarray, optional
+        As in :func:`softmax`; may be `y` or `v`.
+    num_threads : int, optional
+        Checked and otherwise unused.
+
+    Returns
+    -------
+    ndarray
+        ``J v`` with ``J = diag(y) - y yᵀ`` per slice; the dtype of
+        ``np.result_type(y, v)`` under the forward dtype policy.
+
+    Raises
+    ------
+    ValueError
+        `y` and `v` of different shapes, or a bad `out`.
+    TypeError
+        Unsupported dtype, non-int `axis`, bad `out`.
+    numpy.exceptions.AxisError
+        `axis` out of range.
+    """
+    y, v, k, result = _prepare_pair(y, v, ("y", "v"), axis, out, num_threads)
+    with np.errstate(invalid="ignore", over="ignore"):
+        res = y * (v - np.sum(y * v, axis=k, keepdims=True))
+    return _finish(res, result, out)
+
+
+def softmax_vjp(y, g, axis=-1, *, out=None, num_threads=None):
+    """The cotangent `g` times the softmax Jacobian: ``y * (g - sum(y * g))``,
+    the same product as :func:`softmax_jvp` since the Jacobian is symmetric.
+
+    Parameters, returns and errors as in :func:`softmax_jvp`, with `g` the
+    cotangent of the shape of `y`.
+    """
+    y, g, k, result = _prepare_pair(y, g, ("y", "g"), axis, out, num_threads)
+    with np.errstate(invalid="ignore", over="ignore"):
+        res = y * (g - np.sum(y * g, axis=k, keepdims=True))
+    return _finish(res, result, out)
+
+
+def log_softmax_jvp(logp, v, axis=-1, *, out=None, num_threads=None):
+    """The log-softmax Jacobian times a tangent: ``v - sum(exp(logp) * v)``.
+
+    Parameters
+    ----------
+    logp : array_like
+        ``log_softmax(x, axis)``.
+    v : array_like
+        The tangent, of the shape of `logp`.
+    axis, out, num_threads
+        As in :func:`softmax_jvp`.
+
+    Returns
+    -------
+    ndarray
+        As in :func:`softmax_jvp`.
+    """
+    logp, v, k, result = _prepare_pair(logp, v, ("logp", "v"), axis, out, num_threads)
+    with np.errstate(invalid="ignore", over="ignore"):
+        res = v - np.sum(np.exp(logp) * v, axis=k, keepdims=True)
+    return _finish(res, result, out)
+
+
+def log_softmax_vjp(logp, g, axis=-1, *, out=None, num_threads=None):
+    """The cotangent `g` times the log-softmax Jacobian:
+    ``g - exp(logp) * sum(g)``.
+
+    Parameters, returns and errors as in :func:`log_softmax_jvp`, with `g`
+    the cotangent of the shape of `logp`.
+    """
+    logp, g, k, result = _prepare_pair(logp, g, ("logp", "g"), axis, out, num_threads)
+    with np.errstate(invalid="ignore", over="ignore"):
+        res = g - np.exp(logp) * np.sum(g, axis=k, keepdims=True)
+    return _finish(res, result, out)
+
+
+def softmax_jacobian(y, axis=-1):
+    """The softmax Jacobian ``diag(y) - y yᵀ`` of every slice.
+
+    Parameters
+    ----------
+    y : array_like
+        ``softmax(x, axis)``.
+    axis : int, optional
+        The softmax axis.  Default -1.
+
+    Returns
+    -------
+    ndarray
+        Shape ``(..., n, n)``: the other axes of `y` in order, then the
+        Jacobian of each slice of length ``n``.  The diagonal is
+        ``y - y * y``.
+
+    Raises
+    ------
+    TypeError
+        Unsupported dtype or non-int `axis`.
+    numpy.exceptions.AxisError
+        `axis` out of range.
+    """
+    y = np.asarray(y)
+    compute, result = result_dtypes(y.dtype, "y")
+    k = normalize_single_axis(axis, y.ndim)
+    yk = np.moveaxis(y.astype(compute), k, -1)
+    with np.errstate(invalid="ignore", over="ignore"):
+        jac = -yk[..., :, None] * yk[..., None, :]
+        diag = np.einsum("...ii->...i", jac)  # a writeable view
+        diag += yk
+    return jac.astype(result, copy=False)
+
+
+# ---------------------------------------------------------------- cross-entropy
+
+def _xent(logits, target, axis, weight, ignore_index, reduction,
+          label_smoothing, out, num_threads, want_grad):
+    """Validate, then compute the loss and (if `want_grad`) the gradient."""
+    _check_threads(num_threads)
+    logits = np.asarray(logits)
+    compute, result = result_dtypes(logits.dtype, "logits")
+    k = normalize_single_axis(axis, logits.ndim)
+    target = np.asarray(target)
+    ttype = check_target(target, logits.shape, k)
+    ignore_index = check_ignore_index(ignore_index, ttype)
+    check_reduction(reduction)
+    ls = check_label_smoothing(label_smoothing)
+    n_classes = logits.shape[k]
+    w = check_weight(weight, n_classes, compute)
+    if want_grad:
+        check_out(out, logits.shape, result)
+    if ttype == "index":
+        check_target_range(target, n_classes, ignore_index)
+    # All checks done: from here on nothing raises.
+
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore", under="ignore"):
+        # Work with the class axis last.
+        z = np.moveaxis(logits.astype(compute), k, -1)
+        if ttype == "index":
+            loss_i, denom, dz = _xent_index(z, target, w, ignore_index, reduction, ls,
+                                            want_grad)
+        else:
+            q = np.moveaxis(target.astype(compute), k, -1)
+            loss_i, denom, dz = _xent_prob(z, q, w, reduction, ls, want_grad)
+
+        if reduction == "none":
+            loss = np.asarray(loss_i)
+        elif reduction == "sum":
+            loss = compute.type(np.sum(loss_i, dtype=compute))
+        else:  # "mean"; a zero denominator gives NaN (0 / 0)
+            loss = compute.type(np.sum(loss_i, dtype=compute) / denom)
+    if not want_grad:
+        return loss
+    grad = _finish(np.moveaxis(dz, -1, k), result, out)
+    return loss, grad
+
+
+def _xent_index(z, t, w, ignore_index, reduction, ls, want_grad):
+    """Class index targets `t` for class-last logits `z`: the per-sample
+    losses, the denominator of "mean", and the gradient (or None).  As in PyTorch, with C classes and ``w = 1`` when
+    no weight is given, the loss of a kept sample is
+
+        (1 - ls) * w[t] * -logp[t]  +  (ls / C) * sum_c w[c] * -logp[c]
+
+    and "mean" divides the sum by ``sum(w[t])`` over the kept samples."""
+    n_classes = z.shape[-1]
+    dtype = z.dtype
+    keep = t != ignore_index
+    t = np.where(keep, t, 0).astype(np.intp)
+    # Ignored rows take no part: their logits are not read.
+    z = np.where(keep[..., None], z, 0)
+    logp = _log_softmax_last(z)
+    if n_classes:
+        logp_t = np.take_along_axis(logp, t[..., None], -1)[..., 0]
+    else:  # no class: every target is ignored (else check_target_range raised)
+        logp_t = np.zeros(t.shape, dtype)
+    if w is None or not n_classes:
+        w_t = keep.astype(dtype)
+    else:
+        w_t = np.where(keep, w[t], 0).astype(dtype)
+    loss_i = (1 - ls) * w_t * -logp_t
+    eps = ls / n_classes if n_classes else 0.0
+    if eps:
+        smooth_i = -np.sum(logp if w is None else logp * w, axis=-1)
+        loss_i = loss_i + np.where(keep, eps * smooth_i, 0)
+
+    denom = np.sum(w_t, dtype=dtype)  # the weight of the kept samples
+    dz = None
+    if want_grad:
+        # d(-logp[t])/dz = p - onehot(t); d(sum_c w_c * -logp_c)/dz = p * sum(w) - w
+        p = np.exp(logp)
+        dz = ((1 - ls) * w_t)[..., None] * p
+        if n_classes:
+            np.put_along_axis(dz, t[..., None],
+                              np.take_along_axis(dz, t[..., None], -1)
+                              - ((1 - ls) * w_t)[..., None], -1)
+        if eps:
+            wsum = n_classes if w is None else np.sum(w, dtype=dtype)
+            dz = dz + eps * (p * wsum - (1 if w is None else w))
+        if reduction == "mean":
+            dz = dz / denom
+        dz = np.where(keep[..., None], dz, 0).astype(dtype, copy=False)
+    return loss_i, denom, dz
+
+
+def _xent_prob(z, q, w, reduction, ls, want_grad):
+    """Class probability targets `q` for class-last logits `z`: as PyTorch,
+    the target is smoothed to ``q * (1 - ls) + ls / C``, a sample's loss is
+    ``sum_c w[c] * q[c] * -logp[c]`` and "mean" divides by the number of
+    samples."""
+    n_classes = z.shape[-1]
+    dtype = z.dtype
+    if ls:
+        q = q * dtype.type(1 - ls) + dtype.type(ls / n_classes if n_classes else 0.0)
+    wq = q if w is None else q * w
+    logp = _log_softmax_last(z)
+    loss_i = -np.sum(wq * logp, axis=-1)
+    # PyTorch: numel / C samples, and NaN for "mean" when there is no logit
+    denom = dtype.type(z.size // n_classes if z.size else 0)
+    dz = None
+    if want_grad:
+        dz = np.exp(logp) * np.sum(wq, axis=-1, keepdims=True) - wq
+        if reduction == "mean":
+            dz = dz / denom
+        dz = dz.astype(dtype, copy=False)
+    return loss_i, denom, dz
+
+
+def _log_softmax_last(z):
+    m = np.max(z, axis=-1, keepdims=True, initial=-np.inf)
+    s = z - m
+    return s - np.log(np.sum(np.exp(s), axis=-1, keepdims=True))
+
+
+def cross_entropy(logits, target, *, axis=-1, weight=None, ignore_index=-100,
+                  reduction="mean", label_smoothing=0.0, num_threads=None):
+    """Cross-entropy between softmax(`logits`) and `target`, with the
+    semantics of ``torch.nn.functional.cross_entropy``.
+
+    Parameters
+    ----------
+    logits : array_like
+        Unnormalized scores, the classes along `axis`; dtype policy as in
+        :func:`softmax`.
+    target : array_like
+        Either class indices (any integer dtype) of the logits' shape
+        without the class axis, or class probabilities (float16, float32,
+        float64, cast to the compute dtype) of the logits' full shape.
+    axis : int, optional
+        The class axis.  Default -1; ``axis=1`` is PyTorch's layout.
+    weight : array_like, optional
+        One weight per class, cast to the compute dtype.
+    ignore_index : int, optional
+        Index targets equal to it take no part (nor in the mean's
+        denominator).  Only the default -100 is allowed with probability
+        targets.
+    reduction : {"mean", "sum", "none"}, optional
+        "mean" divides by the sum of the kept samples' target weights (by
+        their number without `weight`; by the number of samples with
+        probability targets); "none" returns the per-sample losses.
+    label_smoothing : float, optional
+        In [0, 1]: the target is mixed with the uniform distribution.
+    num_threads : int, optional
+        Checked and otherwise unused.
+
+    Returns
+    -------
+    scalar or ndarray
+        A NumPy scalar of the compute dtype for "mean" and "sum" ("mean"
+        over no kept sample is NaN); an array of the batch shape for "none".
+
+    Raises
+    ------
+    TypeError
+        Unsupported `logits`, `target` or `weight` dtype (a bool target),
+        non-int `axis` or `ignore_index`, non-real `label_smoothing`.
+    ValueError
+        Wrong `target` shape or `weight` length, unknown `reduction`,
+        `label_smoothing` outside [0, 1], `ignore_index` with probability
+        targets.
+    IndexError
+        A class index out of range that is not `ignore_index`.
+    numpy.exceptions.AxisError
+        `axis` out of range.
+
+    Notes
+    -----
+    Computed from ``logp = (z - max) - log(sum(exp(z - max)))``, never from
+    ``log(softmax(z))``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from softmax_c import reference
+    >>> float(reference.cross_entropy(np.array([[1000., 1.]]), np.array([1])))
+    999.0
+    """
+    return _xent(logits, target, axis, weight, ignore_index, reduction,
+                 label_smoothing, None, num_threads, want_grad=False)
+
+
+def cross_entropy_grad(logits, target, *, axis=-1, weight=None, ignore_index=-100,
+                       reduction="mean", label_smoothing=0.0, out=None,
+                       num_threads=None):
+    """The loss of :func:`cross_entropy` and its gradient with respect to
+    `logits`.
+
+    Parameters
+    ----------
+    logits, target, axis, weight, ignore_index, reduction, label_smoothing
+        As in :func:`cross_entropy`.
+    out : ndarray, optional
+        Output for the gradient: the logits' shape and result dtype (float16
+        for float16 logits), any strides; may be `logits` itself.
+    num_threads : int, optional
+        Checked and otherwise unused.
+
+    Returns
+    -------
+    loss : scalar or ndarray
+        As returned by :func:`cross_entropy`.
+    grad : ndarray
+        ``d loss / d logits`` (for "none", of the sum of the per-sample
+        losses); zero on the rows of ignored samples.
+
+    Raises
+    ------
+    As :func:`cross_entropy`, and as :func:`softmax` for a bad `out`.
+
+    Notes
+    -----
+    With ``p = softmax(z)``, a kept sample's gradient is
+    ``(1 - ls) * w[t] * (p - onehot(t)) + (ls / C) * (p * sum(w) - w)``
+    for index targets and ``p * sum(w * q) - w * q`` for (smoothed)
+    probability targets ``q``, times the reduction's factor.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from softmax_c import reference
+    >>> loss, grad = reference.cross_entropy_grad(np.zeros((1, 2)), np.array([0]))
+    >>> grad
+    array([[-0.5,  0.5]])
+    """
+    return _xent(logits, target, axis, weight, ignore_index, reduction,
+                 label_smoothing, out, num_threads, want_grad=True)
