@@ -79,8 +79,8 @@ class BuildExt(build_ext):
         for ext in self.extensions:
             ext.extra_compile_args = cflags + (omp or [])
             ext.extra_link_args = list(omp or [])
-            ext.define_macros = [("SC_OPENMP", "1" if omp else "0"),
-                                 ("SC_CFLAGS", '"%s"' % " ".join(cflags + (omp or [])))]
+            ext.define_macros = ext.define_macros + [
+                ("SC_CFLAGS", '"%s"' % " ".join(cflags + (omp or [])))]
         super().build_extensions()
 
 
@@ -96,10 +96,13 @@ def _extensions():
     from Cython.Build import cythonize
 
     debug = _env_flag("SOFTMAX_C_DEBUG")
+    import numpy
+
     ext = Extension(
         "softmax_c._kernels",
         sources=["src/softmax_c/_kernels.pyx"] + [os.path.join(CSRC, s) for s in C_SOURCES],
-        include_dirs=[CSRC, "src/softmax_c"],
+        include_dirs=[CSRC, "src/softmax_c", numpy.get_include()],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_22_API_VERSION")],
     )
     return cythonize(
         [ext],

@@ -2,23 +2,14 @@
 where= and threads, in front of the Cython loops of ``_kernels``.
 
 Every check happens before the first write, so a call that raises leaves
-its inputs and ``out`` untouched.  The layout logic (``_run``) turns any
-single-axis problem into calls on 2-D "rows" views (the axis contiguous, or
-gathered one row at a time) or 3-D "cols" views (the axis strided, another
-axis contiguous), without copying the input.
+its inputs and ``out`` untouched.  Layouts are the Cython layer's business:
+any single axis of any strides goes to ``_kernels.forward`` without a copy
+of the input.
 """
 import numpy as np
 
 from . import _kernels, _validate
 from ._kernels import LOG_SOFTMAX, LOGSUMEXP, SOFTMAX
-
-_F32 = np.dtype(np.float32)
-_F64 = np.dtype(np.float64)
-_as_strided = np.lib.stride_tricks.as_strided
-
-# set_num_threads' value; None means OpenMP's default (OMP_NUM_THREADS,
-# threadpoolctl).
-_num_threads = None
 
 
 # ---------------------------------------------------------------- threads
@@ -30,9 +21,7 @@ def get_num_threads():
     default for the calling thread, which honours ``OMP_NUM_THREADS`` and
     limits set with ``threadpoolctl``.  1 when built without OpenMP.
     """
-    if _num_threads is not None:
-        return _num_threads
-    return _kernels.max_threads()
+    return _kernels.default_threads()
 
 
 def set_num_threads(n):
@@ -47,8 +36,7 @@ def set_num_threads(n):
     ValueError
         `n` is less than 1.
     """
-    global _num_threads
-    _num_threads = None if n is None else _validate.check_num_threads(n)
+    _kernels.set_default_threads(0 if n is None else _validate.check_num_threads(n))
 
 
 def _threads(num_threads):
@@ -74,80 +62,23 @@ def _same_view(a, b):
             and a.strides == b.strides and a.shape == b.shape)
 
 
-def _groups(x, y, k):
-    """The dims of x other than k, largest x stride first, with runs that
-    are a single dim in both x and y merged: a list of [size, xstride,
-    ystride]."""
-    dims = sorted((d for d in range(x.ndim) if d != k and x.shape[d] != 1),
-                  key=lambda d: -abs(x.strides[d]))
-    groups = []
-    for d in dims:
-        size, xs, ys = x.shape[d], x.strides[d], y.strides[d]
-        if groups and groups[-1][1] == xs * size and groups[-1][2] == ys * size:
-            groups[-1] = [groups[-1][0] * size, xs, ys]
-        else:
-            groups.append([size, xs, ys])
-    return groups
-
-
 def _run(op, x, y, k, nt):
-    """op along axis k of x into y (same dtype float32/float64; for
-    logsumexp y has length 1 along k).  y is x, or does not overlap it."""
-    n = x.shape[k]
+    """op along axis k of x into y (same dtype, float32 or float64; for
+    logsumexp y has length 1 along k).  y is x, or overlaps no input."""
     if x.size == 0:
         if op == LOGSUMEXP:
             y.fill(-np.inf)
         return
-    isz = x.itemsize
-    groups = _groups(x, y, k)
-    xk, yk = x.strides[k], (isz if op == LOGSUMEXP else y.strides[k])
-    axis_contiguous = n == 1 or (xk == isz and yk == isz)
-    if not axis_contiguous and groups and groups[-1][0] > 1 and groups[-1][1] == isz \
-            and groups[-1][2] == isz:
-        inner, outer = groups[-1], groups[:-1]
-        shape = tuple(g[0] for g in outer) + (n, inner[0])
-        xv = _as_strided(x, shape, tuple(g[1] for g in outer) + (xk, isz))
-        yv = _as_strided(y, shape[:-2] + (1 if op == LOGSUMEXP else n, inner[0]),
-                         tuple(g[2] for g in outer) + (y.strides[k], isz))
-        _each_block(_kernels.forward_cols, op, xv, yv, 3, nt)
-    else:
-        shape = tuple(g[0] for g in groups) + (n,)
-        xv = _as_strided(x, shape, tuple(g[1] for g in groups) + (xk,))
-        yv = _as_strided(y, shape[:-1] + (1 if op == LOGSUMEXP else n,),
-                         tuple(g[2] for g in groups) + (y.strides[k],))
-        _each_block(_kernels.forward_rows, op, xv, yv, 2, nt)
-
-
-def _each_block(fn, op, xv, yv, ndim, nt):
-    """Call fn on xv, yv brought to exactly `ndim` dims: missing leading
-    dims are added, extra leading dims are looped over here (layouts that
-    no single stride describes; each block is still a large call)."""
-    if xv.ndim < ndim:
-        lead = (1,) * (ndim - xv.ndim)
-        xv, yv = xv.reshape(lead + xv.shape), yv.reshape(lead + yv.shape)
-    if xv.ndim == ndim:
-        fn(op, xv, yv, nt)
-        return
-    for idx in np.ndindex(*xv.shape[:xv.ndim - ndim]):
-        fn(op, xv[idx], yv[idx], nt)
-
-
-def _fast_rows(op, x, nt):
-    """C-contiguous float32/float64 x, last axis: the hot path."""
-    y = np.empty_like(x)
-    if x.size:
-        n = x.shape[-1]
-        _kernels.forward_rows(op, x.reshape(-1, n), y.reshape(-1, n), nt)
-    return y
+    _kernels.forward(op, x, y, k, nt)
 
 
 # ---------------------------------------------------------------- forward
 
 def _forward(op, x, axis, where, out, num_threads):
-    if (type(x) is np.ndarray and type(axis) is int and axis == -1 and where is None
-            and out is None and num_threads is None and x.ndim
-            and (x.dtype is _F32 or x.dtype is _F64) and x.flags.c_contiguous):
-        return _fast_rows(op, x, get_num_threads())
+    if type(axis) is int and axis == -1 and where is None and num_threads is None:
+        y = _kernels.fast(op, x, out)
+        if y is not None:
+            return y
     nt = _threads(num_threads)
     x = _as_array(x)
     compute, result = _validate.result_dtypes(x.dtype)
@@ -312,6 +243,10 @@ def logsumexp(x, axis=-1, *, keepdims=False, num_threads=None):
     >>> float(sc.logsumexp(np.array([1000., 1000.])))  # 1000 + log(2)
     1000.6931471805599
     """
+    if type(axis) is int and axis == -1 and not keepdims and num_threads is None:
+        y = _kernels.fast(LOGSUMEXP, x)
+        if y is not None:
+            return y if y.ndim else y[()]
     nt = _threads(num_threads)
     x = _as_array(x)
     compute, result = _validate.result_dtypes(x.dtype)

@@ -6,22 +6,34 @@ a. csrc/ holds the numerics: C99 kernels on pointers, strides and lengths
    (a batch of contiguous rows, or one panel whose reduction axis is
    strided), per dtype, dispatched at run time to AVX-512F, AVX2+FMA or
    portable C.  No Python, no allocation.
-b. This module calls them on typed memoryviews with the GIL released:
-   2-D views (rows, n) for the "rows" layout, 3-D views (outer, n, m) with m
-   contiguous for the "cols" layout.  Threads split the batch (rows, or
-   outer x column-blocks) with a static schedule; work below
-   MIN_WORK_PER_THREAD elements per thread runs serially, so small calls pay
-   no thread start-up.  Rows whose axis is not contiguous are gathered into
-   a per-thread buffer of one row, computed there, and scattered back.
+b. This module maps one problem -- an operation along axis k of N-d arrays
+   of any strides -- onto those kernels (``_plan``): the other dims are
+   sorted by stride and merged where every operand allows, then
+     - "rows": the axis is contiguous: batches of rows go to the row
+       kernels, one call per run of equally spaced rows;
+     - "cols": the axis is strided but another dim is contiguous in every
+       operand (a non-last axis of a C-contiguous array): panels of that
+       dim go to the column kernels, no transposed copy;
+     - "gather": anything else: each row is gathered into a per-thread
+       buffer of one row, computed there and scattered back.
+   Threads split the rows (or panels x column blocks) with a static
+   schedule, with the GIL released; below MIN_WORK_PER_THREAD elements per
+   thread a call uses fewer threads, down to a serial call that pays no
+   thread start-up.  Entry points take ndarrays and read their data
+   pointers and strides directly: acquiring typed memoryviews costs about
+   0.4 us per array, a third of a 1000-element softmax.
 c. _api.py does all validation and policy (dtypes, axes, out=, where=,
-   aliasing) and builds the views; everything here trusts its caller: the
-   views are non-empty, x and y have the shapes the layout needs, strides
-   are multiples of the item size, and y does not partially overlap x.
+   aliasing); everything here trusts its caller: the arrays are aligned,
+   float32 or float64 alike, shaped as the operation needs, and an output
+   is either one of the inputs (same strides) or overlaps none.
 d. reference.py is the NumPy oracle the tests compare against.
 """
 from cython cimport floating
 from cython.parallel cimport prange, parallel
 from libc.stdlib cimport malloc, free
+cimport numpy as cnp
+
+cnp.import_array()
 
 # Operation codes shared with _api.py.
 SOFTMAX = 0
@@ -34,6 +46,26 @@ cdef Py_ssize_t MIN_WORK_PER_THREAD = 1 << 15
 # Columns per work item in the cols layout (a multiple of every lane count).
 cdef Py_ssize_t COL_BLOCK = 64
 
+cdef enum:
+    MAXD = 64          # NumPy's own limit on dimensions
+    MAXA = 3           # operands of one problem (inputs and output)
+
+cdef enum Mode:
+    ROWS = 0
+    COLS = 1
+    GATHER = 2
+
+cdef struct Plan:
+    int mode
+    int narr                   # operands, the output last
+    Py_ssize_t n               # length of the axis
+    Py_ssize_t m               # cols: length of the contiguous inner dim
+    Py_ssize_t ax[MAXA]        # axis stride of each operand (elements)
+    int nb                     # batch dims after merging
+    Py_ssize_t bsize[MAXD]
+    Py_ssize_t bst[MAXA][MAXD] # batch strides of each operand (elements)
+    Py_ssize_t count           # product of bsize
+
 
 cdef inline int _threads_for(Py_ssize_t work, Py_ssize_t parts, int requested) noexcept nogil:
     cdef Py_ssize_t t = work // MIN_WORK_PER_THREAD
@@ -42,6 +74,87 @@ cdef inline int _threads_for(Py_ssize_t work, Py_ssize_t parts, int requested) n
     if t > parts:
         t = parts
     return <int>t if t >= 1 else 1
+
+
+cdef int _plan(Plan *p, int narr, cnp.npy_intp **st, const cnp.npy_intp *shape, int nd,
+               Py_ssize_t isz, int k, int reduced_out) except -1:
+    """Fill p for an operation along axis k of narr operands of shape
+    `shape` (the output last; st[a] its byte strides).  With reduced_out,
+    the output has length 1 along k (logsumexp) and its axis stride means
+    nothing."""
+    cdef int d, a, i, j, cnt = 0
+    cdef Py_ssize_t size, key
+    cdef int order[MAXD]
+    cdef bint merge
+    p.narr = narr
+    p.n = shape[k]
+    for a in range(narr):
+        p.ax[a] = st[a][k] // isz
+    if reduced_out:
+        p.ax[narr - 1] = 1
+    # the other dims of length > 1, largest |stride| of the first operand first
+    for d in range(nd):
+        if d != k and shape[d] != 1:
+            key = abs(st[0][d])
+            i = cnt
+            while i > 0 and abs(st[0][order[i - 1]]) < key:
+                order[i] = order[i - 1]
+                i -= 1
+            order[i] = d
+            cnt += 1
+    # merge neighbours that are one dim in every operand
+    p.nb = 0
+    p.count = 1
+    for i in range(cnt):
+        d = order[i]
+        size = shape[d]
+        p.count *= size
+        merge = p.nb > 0
+        if merge:
+            for a in range(narr):
+                if p.bst[a][p.nb - 1] != (st[a][d] // isz) * size:
+                    merge = False
+                    break
+        if merge:
+            p.bsize[p.nb - 1] *= size
+            for a in range(narr):
+                p.bst[a][p.nb - 1] = st[a][d] // isz
+        else:
+            p.bsize[p.nb] = size
+            for a in range(narr):
+                p.bst[a][p.nb] = st[a][d] // isz
+            p.nb += 1
+    p.m = 1
+    p.mode = ROWS
+    for a in range(narr):
+        if p.n != 1 and p.ax[a] != 1:
+            p.mode = GATHER
+    if p.mode == GATHER and p.nb > 0 and p.bsize[p.nb - 1] > 1:
+        j = p.nb - 1
+        merge = True
+        for a in range(narr):
+            if p.bst[a][j] != 1:
+                merge = False
+        if merge:  # a contiguous inner dim in every operand: panels
+            p.mode = COLS
+            p.m = p.bsize[j]
+            p.count //= p.m
+            p.nb -= 1
+    return 0
+
+
+cdef inline void _offsets(const Plan *p, Py_ssize_t idx, int ndims, Py_ssize_t *off) noexcept nogil:
+    """Element offsets in each operand of batch index idx over the first
+    ndims batch dims."""
+    cdef int a, d
+    cdef Py_ssize_t q
+    for a in range(p.narr):
+        off[a] = 0
+    for d in range(ndims - 1, -1, -1):
+        q = idx % p.bsize[d]
+        idx = idx // p.bsize[d]
+        for a in range(p.narr):
+            off[a] += q * p.bst[a][d]
 
 
 cdef inline void _rows_kernel(int op, const floating *x, Py_ssize_t ldx, floating *y,
@@ -80,98 +193,191 @@ cdef inline void _cols_kernel(int op, const floating *x, Py_ssize_t ldx, floatin
             sc_logsumexp_cols_f64(x, ldx, y, ldy, n, m)
 
 
-cdef int _rows(int op, const floating[:, :] x, floating[:, :] y, int nthreads) except -1:
-    """y[r] = op(x[r]) for each row r (for logsumexp, y has one column)."""
-    cdef Py_ssize_t R = x.shape[0], n = x.shape[1], isz = sizeof(floating)
-    cdef Py_ssize_t ldx = x.strides[0] // isz, ldy = y.strides[0] // isz
-    cdef Py_ssize_t sx = x.strides[1] // isz, sy = y.strides[1] // isz
-    cdef int nt = _threads_for(R * n, R, nthreads)
-    cdef Py_ssize_t c, r0, r1
-    if (sx == 1 or n == 1) and (op == 2 or sy == 1 or n == 1):
-        if nt == 1:
-            with nogil:
-                _rows_kernel(op, &x[0, 0], ldx, &y[0, 0], ldy, R, n)
-        else:
-            for c in prange(nt, nogil=True, schedule='static', num_threads=nt):
-                r0 = R * c // nt
-                r1 = R * (c + 1) // nt
-                if r1 > r0:
-                    _rows_kernel(op, &x[r0, 0], ldx, &y[r0, 0], ldy, r1 - r0, n)
-        return 0
-    return _rows_gather(op, x, y, nt)
+cdef void _rows_range(int op, const floating *x, floating *y, const Plan *p,
+                      Py_ssize_t g0, Py_ssize_t g1) noexcept nogil:
+    """Rows g0..g1 of the batch (row-major over the batch dims), in runs of
+    equally spaced rows along the last batch dim."""
+    cdef Py_ssize_t off[MAXA]
+    cdef Py_ssize_t R = p.bsize[p.nb - 1] if p.nb else 1
+    cdef Py_ssize_t ldx = p.bst[0][p.nb - 1] if p.nb else 0
+    cdef Py_ssize_t ldy = p.bst[1][p.nb - 1] if p.nb else 0
+    cdef Py_ssize_t g = g0, r, seg
+    while g < g1:
+        r = g % R
+        seg = R - r
+        if seg > g1 - g:
+            seg = g1 - g
+        _offsets(p, g // R, p.nb - 1 if p.nb else 0, off)
+        _rows_kernel(op, x + off[0] + r * ldx, ldx, y + off[1] + r * ldy, ldy, seg, p.n)
+        g += seg
 
 
-cdef int _rows_gather(int op, const floating[:, :] x, floating[:, :] y, int nt) except -1:
-    """Rows whose axis is strided: gather each into a one-row buffer per
-    thread, compute in place there, scatter to y."""
-    cdef Py_ssize_t R = x.shape[0], n = x.shape[1], isz = sizeof(floating)
-    cdef Py_ssize_t sx = x.strides[1] // isz, sy = y.strides[1] // isz
-    cdef Py_ssize_t r, i
+cdef void _cols_item(int op, const floating *x, floating *y, const Plan *p, Py_ssize_t it,
+                     Py_ssize_t nblk) noexcept nogil:
+    """Column block it % nblk of panel it // nblk."""
+    cdef Py_ssize_t off[MAXA]
+    cdef Py_ssize_t j0 = (it % nblk) * COL_BLOCK, w = p.m - j0
+    if w > COL_BLOCK:
+        w = COL_BLOCK
+    _offsets(p, it // nblk, p.nb, off)
+    _cols_kernel(op, x + off[0] + j0, p.ax[0], y + off[1] + j0, p.ax[1], p.n, w)
+
+
+cdef void _gather_row(int op, const floating *x, floating *y, const Plan *p, Py_ssize_t r,
+                      floating *buf) noexcept nogil:
+    """Row r through the one-row buffer buf."""
+    cdef Py_ssize_t off[MAXA]
+    cdef Py_ssize_t i, n = p.n
+    _offsets(p, r, p.nb, off)
+    for i in range(n):
+        buf[i] = x[off[0] + i * p.ax[0]]
+    if op == 2:
+        _rows_kernel(op, buf, n, y + off[1], 1, 1, n)
+    else:
+        _rows_kernel(op, buf, n, buf, n, 1, n)
+        for i in range(n):
+            y[off[1] + i * p.ax[1]] = buf[i]
+
+
+cdef int _forward(int op, const floating *x, floating *y, const Plan *p, int nthreads) except -1:
+    cdef Py_ssize_t rows = p.count, c, it, r
+    cdef Py_ssize_t nblk = (p.m + COL_BLOCK - 1) // COL_BLOCK
+    cdef int nt
     cdef floating *buf = NULL
-    cdef const floating *xr
-    cdef floating *yr
     cdef int failed = 0
     cdef int *pfailed = &failed
-    with nogil, parallel(num_threads=nt):
-        buf = <floating *> malloc(n * isz)
-        if buf == NULL:
-            pfailed[0] = 1
+    if p.mode == ROWS:
+        nt = _threads_for(rows * p.n, rows, nthreads)
+        if nt == 1:
+            with nogil:
+                _rows_range(op, x, y, p, 0, rows)
         else:
-            for r in prange(R, schedule='static'):
-                xr = &x[r, 0]
-                for i in range(n):
-                    buf[i] = xr[i * sx]
-                if op == 2:
-                    _rows_kernel(op, buf, n, &y[r, 0], 1, 1, n)
-                else:
-                    _rows_kernel(op, buf, n, buf, n, 1, n)
-                    yr = &y[r, 0]
-                    for i in range(n):
-                        yr[i * sy] = buf[i]
-            free(buf)
-    if failed:
-        raise MemoryError("softmax_c: could not allocate a row buffer of %d elements" % n)
+            for c in prange(nt, nogil=True, schedule='static', num_threads=nt):
+                _rows_range(op, x, y, p, rows * c // nt, rows * (c + 1) // nt)
+    elif p.mode == COLS:
+        nt = _threads_for(rows * p.n * p.m, rows * nblk, nthreads)
+        if nt == 1:
+            with nogil:
+                for it in range(rows * nblk):
+                    _cols_item(op, x, y, p, it, nblk)
+        else:
+            for it in prange(rows * nblk, nogil=True, schedule='static', num_threads=nt):
+                _cols_item(op, x, y, p, it, nblk)
+    else:
+        nt = _threads_for(rows * p.n, rows, nthreads)
+        with nogil, parallel(num_threads=nt):
+            buf = <floating *> malloc(p.n * sizeof(floating))
+            if buf == NULL:
+                pfailed[0] = 1
+            else:
+                for r in prange(rows, schedule='static'):
+                    _gather_row(op, x, y, p, r, buf)
+                free(buf)
+        if failed:
+            raise MemoryError(f"softmax_c: could not allocate a row buffer of {p.n} elements")
     return 0
 
 
-cdef int _cols(int op, const floating[:, :, :] x, floating[:, :, :] y, int nthreads) except -1:
-    """Panels x[o] of n rows by m contiguous columns; each column is a slice.
-    For logsumexp y is (outer, 1, m) and its column stride is used."""
-    cdef Py_ssize_t O = x.shape[0], n = x.shape[1], m = x.shape[2], isz = sizeof(floating)
-    cdef Py_ssize_t ldx = x.strides[1] // isz
-    cdef Py_ssize_t ldy = (y.strides[2] if op == 2 else y.strides[1]) // isz
-    cdef Py_ssize_t nb = (m + COL_BLOCK - 1) // COL_BLOCK
-    cdef Py_ssize_t items = O * nb, it, o, j0, w
-    cdef int nt = _threads_for(O * n * m, items, nthreads)
+def forward(int op, cnp.ndarray x, cnp.ndarray y, int k, int nthreads):
+    """op along axis k of x into y (both float32 or both float64, not
+    empty; for logsumexp y has length 1 along k)."""
+    cdef Plan p
+    cdef cnp.npy_intp *st[2]
+    st[0] = cnp.PyArray_STRIDES(x)
+    st[1] = cnp.PyArray_STRIDES(y)
+    _plan(&p, 2, st, cnp.PyArray_DIMS(x), cnp.PyArray_NDIM(x), cnp.PyArray_ITEMSIZE(x), k, op == 2)
+    if cnp.PyArray_ITEMSIZE(x) == 4:
+        _forward[float](op, <const float *>cnp.PyArray_DATA(x), <float *>cnp.PyArray_DATA(y), &p, nthreads)
+    else:
+        _forward[double](op, <const double *>cnp.PyArray_DATA(x), <double *>cnp.PyArray_DATA(y), &p, nthreads)
+
+
+cdef int _default_threads = 0   # set_num_threads' value; 0: OpenMP's default
+
+
+cdef inline int _threads_default() noexcept nogil:
+    return _default_threads if _default_threads > 0 else omp_get_max_threads()
+
+
+def set_default_threads(int n):
+    """The thread count of calls without num_threads (0: OpenMP's default)."""
+    global _default_threads
+    _default_threads = n
+
+
+def default_threads():
+    return _threads_default()
+
+
+cdef inline bint _plain(cnp.ndarray a, int typenum) noexcept:
+    """a is C-contiguous, aligned, native-order, of dtype typenum."""
+    return (cnp.PyArray_TYPE(a) == typenum and cnp.PyArray_ISCARRAY_RO(a)
+            and cnp.PyArray_ISNOTSWAPPED(a))
+
+
+def fast(int op, x, out=None):
+    """The hot path, or None where it does not apply.
+
+    For an exact ndarray x that is C-contiguous, aligned, native float32 or
+    float64 and not 0-d: op along the last axis with the default thread
+    count, into `out` if it is such an array of x's shape and dtype that is
+    writeable and is x or does not overlap it, else into a new array (for
+    logsumexp, of x's shape without the last axis).  Anything else returns
+    None and the caller takes the general path, which also owns every
+    error message.
+    """
+    if not cnp.PyArray_CheckExact(x):
+        return None
+    cdef cnp.ndarray a = <cnp.ndarray>x
+    cdef cnp.ndarray y
+    cdef int typenum = cnp.PyArray_TYPE(a), nd = cnp.PyArray_NDIM(a)
+    cdef char *lo
+    cdef char *hi
+    if (typenum != cnp.NPY_FLOAT32 and typenum != cnp.NPY_FLOAT64) or nd == 0 \
+            or not _plain(a, typenum):
+        return None
+    if out is None:
+        y = cnp.PyArray_EMPTY(nd - 1 if op == 2 else nd, cnp.PyArray_DIMS(a), typenum, 0)
+    else:
+        if op == 2 or not cnp.PyArray_CheckExact(out):
+            return None
+        y = <cnp.ndarray>out
+        if not (_plain(y, typenum) and cnp.PyArray_ISWRITEABLE(y)
+                and cnp.PyArray_SAMESHAPE(a, y)):
+            return None
+        if cnp.PyArray_DATA(y) != cnp.PyArray_DATA(a):
+            lo = <char *>cnp.PyArray_DATA(a)
+            hi = <char *>cnp.PyArray_DATA(y)
+            if lo < hi + cnp.PyArray_NBYTES(y) and hi < lo + cnp.PyArray_NBYTES(a):
+                return None   # partial overlap: the general path copies
+    cdef Py_ssize_t n = cnp.PyArray_DIM(a, nd - 1)
+    if n == 0 or cnp.PyArray_SIZE(a) == 0:
+        if op == 2 and cnp.PyArray_SIZE(y):
+            y.fill(-float("inf"))
+        return y
+    cdef Py_ssize_t rows = cnp.PyArray_SIZE(a) // n
+    cdef Py_ssize_t ldy = 1 if op == 2 else n
+    cdef int nt = _threads_for(rows * n, rows, _threads_default())
+    if typenum == cnp.NPY_FLOAT32:
+        _contiguous[float](op, <const float *>cnp.PyArray_DATA(a), <float *>cnp.PyArray_DATA(y),
+                           rows, n, ldy, nt)
+    else:
+        _contiguous[double](op, <const double *>cnp.PyArray_DATA(a), <double *>cnp.PyArray_DATA(y),
+                            rows, n, ldy, nt)
+    return y
+
+
+cdef void _contiguous(int op, const floating *x, floating *y, Py_ssize_t rows, Py_ssize_t n,
+                      Py_ssize_t ldy, int nt) noexcept:
+    cdef Py_ssize_t c, r0, r1
     if nt == 1:
         with nogil:
-            for o in range(O):
-                _cols_kernel(op, &x[o, 0, 0], ldx, &y[o, 0, 0], ldy, n, m)
-        return 0
-    for it in prange(items, nogil=True, schedule='static', num_threads=nt):
-        o = it // nb
-        j0 = (it % nb) * COL_BLOCK
-        w = m - j0
-        if w > COL_BLOCK:
-            w = COL_BLOCK
-        _cols_kernel(op, &x[o, 0, j0], ldx, &y[o, 0, j0], ldy, n, w)
-    return 0
-
-
-def forward_rows(int op, x, y, int nthreads):
-    """op over the last axis of the 2-D views x, y (float32 or float64)."""
-    if x.itemsize == 4:
-        _rows[float](op, x, y, nthreads)
-    else:
-        _rows[double](op, x, y, nthreads)
-
-
-def forward_cols(int op, x, y, int nthreads):
-    """op over axis 1 of the 3-D views x, y, whose axis 2 is contiguous."""
-    if x.itemsize == 4:
-        _cols[float](op, x, y, nthreads)
-    else:
-        _cols[double](op, x, y, nthreads)
+            _rows_kernel(op, x, n, y, ldy, rows, n)
+        return
+    for c in prange(nt, nogil=True, schedule='static', num_threads=nt):
+        r0 = rows * c // nt
+        r1 = rows * (c + 1) // nt
+        _rows_kernel(op, x + r0 * n, n, y + r0 * ldy, ldy, r1 - r0, n)
 
 
 def max_threads():

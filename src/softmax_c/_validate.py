@@ -18,6 +18,7 @@ except ImportError:  # pragma: no cover - older NumPy
 
 __all__ = [
     "AxisError",
+    "as_array",
     "REDUCTIONS",
     "check_ignore_index",
     "check_label_smoothing",
@@ -45,6 +46,17 @@ def _is_int(value):
     """True for Python and NumPy integers, False for bools."""
     return (isinstance(value, (numbers.Integral, np.integer))
             and not isinstance(value, (bool, np.bool_)))
+
+
+def as_array(x):
+    """`x` as an ndarray without copying when possible: ndarrays as they
+    are, objects with ``__array__`` and sequences through ``np.asarray``,
+    objects that only speak DLPack through ``np.from_dlpack``."""
+    if isinstance(x, np.ndarray):
+        return x
+    if not hasattr(x, "__array__") and hasattr(x, "__dlpack__"):
+        return np.from_dlpack(x)
+    return np.asarray(x)
 
 
 # ---------------------------------------------------------------- threads

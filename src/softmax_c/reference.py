@@ -27,6 +27,7 @@ Choices where API.md is silent, shared with the fast functions:
 import numpy as np
 
 from ._validate import (
+    as_array,
     check_ignore_index,
     check_label_smoothing,
     check_num_threads,
@@ -89,7 +90,7 @@ def _shifted(x, axes, where):
 
 def _prepare(x, axis, where, out, num_threads):
     _check_threads(num_threads)
-    x = np.asarray(x)
+    x = as_array(x)
     compute, result = result_dtypes(x.dtype)
     axes = normalize_axis(axis, x.ndim)
     if where is not None:
@@ -241,7 +242,7 @@ def logsumexp(x, axis=-1, *, keepdims=False, num_threads=None):
 
 def _prepare_pair(a, b, names, axis, out, num_threads):
     _check_threads(num_threads)
-    a, b = np.asarray(a), np.asarray(b)
+    a, b = as_array(a), as_array(b)
     result_dtypes(a.dtype, names[0])
     result_dtypes(b.dtype, names[1])
     compute, result = result_dtypes(np.result_type(a.dtype, b.dtype), names[0])
@@ -361,7 +362,7 @@ def softmax_jacobian(y, axis=-1):
     numpy.exceptions.AxisError
         `axis` out of range.
     """
-    y = np.asarray(y)
+    y = as_array(y)
     compute, result = result_dtypes(y.dtype, "y")
     k = normalize_single_axis(axis, y.ndim)
     yk = np.moveaxis(y.astype(compute), k, -1)
@@ -378,10 +379,10 @@ def _xent(logits, target, axis, weight, ignore_index, reduction,
           label_smoothing, out, num_threads, want_grad):
     """Validate, then compute the loss and (if `want_grad`) the gradient."""
     _check_threads(num_threads)
-    logits = np.asarray(logits)
+    logits = as_array(logits)
     compute, result = result_dtypes(logits.dtype, "logits")
     k = normalize_single_axis(axis, logits.ndim)
-    target = np.asarray(target)
+    target = as_array(target)
     ttype = check_target(target, logits.shape, k)
     ignore_index = check_ignore_index(ignore_index, ttype)
     check_reduction(reduction)
