@@ -64,7 +64,7 @@
 #define C_(name) SC_PASTE(SC_EXP32_, name)
 #endif
 
-static inline VEC V(exp_neg)(VEC x)
+SC_ALWAYS_INLINE static inline VEC V(exp_neg)(VEC x)
 {
     const VEC magic = V(set1)(C_(MAGIC));
     VEC t = V(fma)(x, V(set1)(C_(LOG2E)), magic);
@@ -87,6 +87,16 @@ static inline VEC V(exp_neg)(VEC x)
     p = V(fma)(p, r, V(set1)(C_(C1)));
     p = V(fma)(p, r, V(set1)((SC_T)1));
     return V(select_lt)(x, V(set1)(C_(CUTOFF)), V(set1)((SC_T)0), V(mul)(p, s));
+}
+
+/* exp for any x: exp_neg, with +inf above C_(XMAX) (about 88 for float32,
+ * 709 for float64, where 2^n would leave the exponent range; the exact
+ * result there is within a factor 2 of overflow).  The backward kernels
+ * use it on log-probabilities, which are <= 0 when valid. */
+SC_ALWAYS_INLINE static inline VEC V(exp_sat)(VEC x)
+{
+    const VEC hi = V(set1)(C_(XMAX));
+    return V(select_lt)(hi, x, V(set1)((SC_T)INFINITY), V(exp_neg)(x));
 }
 
 /* ---- row steps ---------------------------------------------------------- */
@@ -338,6 +348,15 @@ SC_ALWAYS_INLINE static inline void V(stk)(SC_T *p, VEC v, size_t k)
         V(storet)(p, v, k);
 }
 
+/* hi + lo += a, lane by lane, error-free (two-sum). */
+SC_ALWAYS_INLINE static inline void V(two_sum)(VEC *hi, VEC *lo, VEC a)
+{
+    VEC t = V(add)(*hi, a);
+    VEC bp = V(sub)(t, *hi);
+    *lo = V(add)(*lo, V(add)(V(sub)(*hi, V(sub)(t, bp)), V(sub)(a, bp)));
+    *hi = t;
+}
+
 /* Per-lane max and compensated sum of exp(x - max) over the n rows of a
  * column vector; the terms are stored to y unless y is NULL. */
 SC_ALWAYS_INLINE static inline void V(col_stats)(const SC_T *x, ptrdiff_t ldx, SC_T *y,
@@ -357,11 +376,7 @@ SC_ALWAYS_INLINE static inline void V(col_stats)(const SC_T *x, ptrdiff_t ldx, S
                 V(stk)(y + (ptrdiff_t)i * ldy, e, k);
             a = V(add)(a, e);
         }
-        /* two-sum: hi + lo += a */
-        VEC t = V(add)(hi, a);
-        VEC bp = V(sub)(t, hi);
-        lo = V(add)(lo, V(add)(V(sub)(hi, V(sub)(t, bp)), V(sub)(a, bp)));
-        hi = t;
+        V(two_sum)(&hi, &lo, a);
     }
     *mx_out = mx;
     *sum_out = V(add)(hi, lo);
@@ -422,6 +437,152 @@ void KFN(logsumexp_cols)(const SC_T *x, ptrdiff_t ldx, SC_T *out, ptrdiff_t ldo,
         }
     }
 }
+
+/* ---- backward kernels ------------------------------------------------------
+ * Each reads its operands at most twice and writes once: a compensated
+ * reduction over the row (as the forward sum: chunked lane sums, each
+ * chunk reduced in double into a two-sum total), then one fused
+ * element-wise pass.
+ *   softmax_jvp       d = sum(y v)          out = y (v - d)
+ *   log_softmax_jvp   d = sum(exp(lp) v)    out = v - d
+ *   log_softmax_vjp   d = sum(g)            out = g - exp(lp) d
+ * (a, b) below are (y, v), (lp, v) and (lp, g). */
+#ifndef SC_BWD_OPS
+#define SC_BWD_OPS
+enum { SC_SOFTMAX_JVP, SC_LOG_SOFTMAX_JVP, SC_LOG_SOFTMAX_VJP };
+#endif
+
+/* The term summed by `op`; lanes past the end are loaded as a = -inf
+ * (exp -> 0) for the exp form and a = b = 0 otherwise, so they add 0. */
+SC_ALWAYS_INLINE static inline VEC V(bwd_term)(VEC a, VEC b, int op)
+{
+    if (op == SC_SOFTMAX_JVP)
+        return V(mul)(a, b);
+    if (op == SC_LOG_SOFTMAX_JVP)
+        return V(mul)(V(exp_sat)(a), b);
+    return b;
+}
+
+SC_ALWAYS_INLINE static inline VEC V(bwd_out)(VEC a, VEC b, VEC d, int op)
+{
+    if (op == SC_SOFTMAX_JVP)
+        return V(mul)(a, V(sub)(b, d));
+    if (op == SC_LOG_SOFTMAX_JVP)
+        return V(sub)(b, d);
+    return V(sub)(b, V(mul)(V(exp_sat)(a), d));
+}
+
+SC_ALWAYS_INLINE static inline SC_T V(bwd_fill)(int op)
+{
+    return op == SC_LOG_SOFTMAX_JVP ? (SC_T)-INFINITY : (SC_T)0;
+}
+
+SC_ALWAYS_INLINE static inline VEC V(bwd_chunk)(const SC_T *a, const SC_T *b, size_t n, int op)
+{
+    VEC s0 = V(set1)((SC_T)0), s1 = s0, s2 = s0, s3 = s0;
+    size_t i = 0;
+    for (; i + 4 * VN <= n; i += 4 * VN) {
+        s0 = V(add)(s0, V(bwd_term)(V(load)(a + i), V(load)(b + i), op));
+        s1 = V(add)(s1, V(bwd_term)(V(load)(a + i + VN), V(load)(b + i + VN), op));
+        s2 = V(add)(s2, V(bwd_term)(V(load)(a + i + 2 * VN), V(load)(b + i + 2 * VN), op));
+        s3 = V(add)(s3, V(bwd_term)(V(load)(a + i + 3 * VN), V(load)(b + i + 3 * VN), op));
+    }
+    for (; i + VN <= n; i += VN)
+        s0 = V(add)(s0, V(bwd_term)(V(load)(a + i), V(load)(b + i), op));
+    if (i < n)
+        s1 = V(add)(s1, V(bwd_term)(V(loadt)(a + i, n - i, V(bwd_fill)(op)),
+                                    V(loadt)(b + i, n - i, (SC_T)0), op));
+    return V(add)(V(add)(s0, s1), V(add)(s2, s3));
+}
+
+SC_ALWAYS_INLINE static inline void V(bwd_row)(const SC_T *a, const SC_T *b, SC_T *out, size_t n,
+                                               int op, int stream)
+{
+    double s = 0.0, c = 0.0;
+    for (size_t i = 0; i < n; i += SC_CHUNK) {
+        size_t len = n - i < SC_CHUNK ? n - i : SC_CHUNK;
+        sc_two_sum_add(&s, &c, V(hsum)(V(bwd_chunk)(a + i, b + i, len, op)));
+    }
+    const VEC d = V(set1)((SC_T)(s + c));
+    size_t i = 0;
+    if (stream && VN > 1 && (size_t)out % sizeof(SC_T) == 0) {
+        size_t mis = ((size_t)out / sizeof(SC_T)) % VN;
+        size_t head = mis ? VN - mis : 0;
+        if (head < n) {
+            if (head)
+                V(storet)(out, V(bwd_out)(V(loadt)(a, head, (SC_T)0), V(loadt)(b, head, (SC_T)0), d, op),
+                          head);
+            for (i = head; i + VN <= n; i += VN)
+                V(stream)(out + i, V(bwd_out)(V(load)(a + i), V(load)(b + i), d, op));
+        }
+    } else {
+        for (; i + 2 * VN <= n; i += 2 * VN) {
+            V(store)(out + i, V(bwd_out)(V(load)(a + i), V(load)(b + i), d, op));
+            V(store)(out + i + VN, V(bwd_out)(V(load)(a + i + VN), V(load)(b + i + VN), d, op));
+        }
+    }
+    for (; i + VN <= n; i += VN)
+        V(store)(out + i, V(bwd_out)(V(load)(a + i), V(load)(b + i), d, op));
+    if (i < n)
+        V(storet)(out + i, V(bwd_out)(V(loadt)(a + i, n - i, (SC_T)0), V(loadt)(b + i, n - i, (SC_T)0), d, op),
+                  n - i);
+}
+
+SC_ALWAYS_INLINE static inline void V(bwd_rows)(const SC_T *a, ptrdiff_t lda, const SC_T *b,
+                                                ptrdiff_t ldb, SC_T *out, ptrdiff_t ldo,
+                                                size_t rows, size_t n, int op)
+{
+    if (rows * n * sizeof(SC_T) >= SC_STREAM_MIN_BYTES) {
+        for (size_t r = 0; r < rows; r++)
+            V(bwd_row)(a + (ptrdiff_t)r * lda, b + (ptrdiff_t)r * ldb, out + (ptrdiff_t)r * ldo, n, op, 1);
+        sc_sfence();
+    } else {
+        for (size_t r = 0; r < rows; r++)
+            V(bwd_row)(a + (ptrdiff_t)r * lda, b + (ptrdiff_t)r * ldb, out + (ptrdiff_t)r * ldo, n, op, 0);
+    }
+}
+
+/* Column panels: the reduction per lane over n rows, 8-row chunks into a
+ * two-sum accumulator, then the element-wise pass. */
+SC_ALWAYS_INLINE static inline void V(bwd_cols)(const SC_T *a, ptrdiff_t lda, const SC_T *b,
+                                                ptrdiff_t ldb, SC_T *out, ptrdiff_t ldo,
+                                                size_t n, size_t m, int op)
+{
+    for (size_t j = 0; j < m; j += VN) {
+        size_t k = m - j < VN ? m - j : VN;
+        VEC hi = V(set1)((SC_T)0), lo = hi;
+        for (size_t i0 = 0; i0 < n; i0 += 8) {
+            size_t i1 = n - i0 < 8 ? n : i0 + 8;
+            VEC acc = V(set1)((SC_T)0);
+            for (size_t i = i0; i < i1; i++)
+                acc = V(add)(acc, V(bwd_term)(V(ldk)(a + (ptrdiff_t)i * lda + j, k, V(bwd_fill)(op)),
+                                              V(ldk)(b + (ptrdiff_t)i * ldb + j, k, (SC_T)0), op));
+            V(two_sum)(&hi, &lo, acc);
+        }
+        const VEC d = V(add)(hi, lo);
+        for (size_t i = 0; i < n; i++)
+            V(stk)(out + (ptrdiff_t)i * ldo + j,
+                   V(bwd_out)(V(ldk)(a + (ptrdiff_t)i * lda + j, k, (SC_T)0),
+                              V(ldk)(b + (ptrdiff_t)i * ldb + j, k, (SC_T)0), d, op), k);
+    }
+}
+
+#define SC_BWD_KERNELS(name, OP)                                                              \
+    void KFN(name##_rows)(const SC_T *a, ptrdiff_t lda, const SC_T *b, ptrdiff_t ldb, SC_T *out, \
+                          ptrdiff_t ldo, size_t rows, size_t n)                                 \
+    {                                                                                         \
+        V(bwd_rows)(a, lda, b, ldb, out, ldo, rows, n, OP);                                   \
+    }                                                                                         \
+    void KFN(name##_cols)(const SC_T *a, ptrdiff_t lda, const SC_T *b, ptrdiff_t ldb, SC_T *out, \
+                          ptrdiff_t ldo, size_t n, size_t m)                                    \
+    {                                                                                         \
+        V(bwd_cols)(a, lda, b, ldb, out, ldo, n, m, OP);                                      \
+    }
+
+SC_BWD_KERNELS(softmax_jvp, SC_SOFTMAX_JVP)
+SC_BWD_KERNELS(log_softmax_jvp, SC_LOG_SOFTMAX_JVP)
+SC_BWD_KERNELS(log_softmax_vjp, SC_LOG_SOFTMAX_VJP)
+#undef SC_BWD_KERNELS
 
 #undef C_
 #undef V

@@ -23,12 +23,17 @@ typedef struct {
     void (*name##_f64)(const double *, ptrdiff_t, double *, ptrdiff_t, size_t, size_t);
     SC_UNARY_KERNELS(SC_FIELD)
 #undef SC_FIELD
+#define SC_FIELDB(name)                                                        \
+    void (*name##_f32)(const float *, ptrdiff_t, const float *, ptrdiff_t, float *, ptrdiff_t, size_t, size_t); \
+    void (*name##_f64)(const double *, ptrdiff_t, const double *, ptrdiff_t, double *, ptrdiff_t, size_t, size_t);
+    SC_BINARY_KERNELS(SC_FIELDB)
+#undef SC_FIELDB
     int level;
 } sc_table;
 
 #define SC_TABLE(isa, lvl)                                                     \
     static const sc_table sc_table_##isa = {                                   \
-        SC_UNARY_KERNELS(SC_ENTRY_##isa) lvl                                   \
+        SC_UNARY_KERNELS(SC_ENTRY_##isa) SC_BINARY_KERNELS(SC_ENTRY_##isa) lvl \
     };
 #define SC_ENTRY_(name, isa) sc_##name##_f32__##isa, sc_##name##_f64__##isa,
 #define SC_ENTRY_scalar(name) SC_ENTRY_(name, scalar)
@@ -147,3 +152,16 @@ int sc_simd_level(void) { return sc_table_get()->level; }
         sc_table_get()->name##_f64(x, ldx, y, ldy, a, b);                      \
     }
 SC_UNARY_KERNELS(SC_WRAPPER)
+
+#define SC_WRAPPER_B(name)                                                     \
+    void sc_##name##_f32(const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb, float *out, \
+                         ptrdiff_t ldo, size_t p, size_t q)                    \
+    {                                                                          \
+        sc_table_get()->name##_f32(a, lda, b, ldb, out, ldo, p, q);            \
+    }                                                                          \
+    void sc_##name##_f64(const double *a, ptrdiff_t lda, const double *b, ptrdiff_t ldb, double *out, \
+                         ptrdiff_t ldo, size_t p, size_t q)                    \
+    {                                                                          \
+        sc_table_get()->name##_f64(a, lda, b, ldb, out, ldo, p, q);            \
+    }
+SC_BINARY_KERNELS(SC_WRAPPER_B)

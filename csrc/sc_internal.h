@@ -42,11 +42,27 @@
     X(softmax_rows) X(log_softmax_rows) X(logsumexp_rows)                      \
     X(softmax_cols) X(log_softmax_cols) X(logsumexp_cols)
 
+/* Kernels of signature (const T *a, ptrdiff_t lda, const T *b, ptrdiff_t ldb,
+ * T *out, ptrdiff_t ldo, size_t p, size_t q), per dtype. */
+#define SC_BINARY_KERNELS(X)                                                   \
+    X(softmax_jvp_rows) X(log_softmax_jvp_rows) X(log_softmax_vjp_rows)        \
+    X(softmax_jvp_cols) X(log_softmax_jvp_cols) X(log_softmax_vjp_cols)
+
 #define SC_DECLARE_ISA(isa)                                                    \
-    SC_UNARY_KERNELS(SC_DECL_F32_##isa) SC_UNARY_KERNELS(SC_DECL_F64_##isa)
+    SC_UNARY_KERNELS(SC_DECL_F32_##isa) SC_UNARY_KERNELS(SC_DECL_F64_##isa)    \
+    SC_BINARY_KERNELS(SC_DECLB_F32_##isa) SC_BINARY_KERNELS(SC_DECLB_F64_##isa)
 
 #define SC_DECL_UNARY(name, s, T, isa)                                         \
     void sc_##name##_##s##__##isa(const T *, ptrdiff_t, T *, ptrdiff_t, size_t, size_t);
+#define SC_DECL_BINARY(name, s, T, isa)                                        \
+    void sc_##name##_##s##__##isa(const T *, ptrdiff_t, const T *, ptrdiff_t, T *, ptrdiff_t, \
+                                  size_t, size_t);
+#define SC_DECLB_F32_scalar(name) SC_DECL_BINARY(name, f32, float, scalar)
+#define SC_DECLB_F64_scalar(name) SC_DECL_BINARY(name, f64, double, scalar)
+#define SC_DECLB_F32_avx2(name) SC_DECL_BINARY(name, f32, float, avx2)
+#define SC_DECLB_F64_avx2(name) SC_DECL_BINARY(name, f64, double, avx2)
+#define SC_DECLB_F32_avx512f(name) SC_DECL_BINARY(name, f32, float, avx512f)
+#define SC_DECLB_F64_avx512f(name) SC_DECL_BINARY(name, f64, double, avx512f)
 #define SC_DECL_F32_scalar(name) SC_DECL_UNARY(name, f32, float, scalar)
 #define SC_DECL_F64_scalar(name) SC_DECL_UNARY(name, f64, double, scalar)
 #define SC_DECL_F32_avx2(name) SC_DECL_UNARY(name, f32, float, avx2)

@@ -61,6 +61,30 @@ void sc_log_softmax_cols_f64(const double *x, ptrdiff_t ldx, double *y, ptrdiff_
 void sc_logsumexp_cols_f32(const float *x, ptrdiff_t ldx, float *out, ptrdiff_t ldo, size_t n, size_t m);
 void sc_logsumexp_cols_f64(const double *x, ptrdiff_t ldx, double *out, ptrdiff_t ldo, size_t n, size_t m);
 
+/* Backward products, per slice (rows: slice r at a + r*lda, b + r*ldb,
+ * out + r*ldo; cols: an n-by-m panel as above):
+ *   softmax_jvp(y, v)       out = y * (v - sum(y * v))   (also the VJP: the
+ *                           Jacobian diag(y) - y y^T is symmetric)
+ *   log_softmax_jvp(lp, v)  out = v - sum(exp(lp) * v)
+ *   log_softmax_vjp(lp, g)  out = g - exp(lp) * sum(g)
+ * The sums are compensated (rows of 2^20 and more keep a relative error
+ * near 1e-7 / 1e-16 of the sum of magnitudes); NaN in a slice makes its
+ * result NaN.  lp are log-probabilities (<= 0); exp(lp) saturates to +inf
+ * above about 88 (f32) / 709 (f64).  out may be b (same strides), for
+ * in-place use. */
+void sc_softmax_jvp_rows_f32(const float *y, ptrdiff_t ldy, const float *v, ptrdiff_t ldv, float *out, ptrdiff_t ldo, size_t rows, size_t n);
+void sc_softmax_jvp_rows_f64(const double *y, ptrdiff_t ldy, const double *v, ptrdiff_t ldv, double *out, ptrdiff_t ldo, size_t rows, size_t n);
+void sc_log_softmax_jvp_rows_f32(const float *lp, ptrdiff_t ldl, const float *v, ptrdiff_t ldv, float *out, ptrdiff_t ldo, size_t rows, size_t n);
+void sc_log_softmax_jvp_rows_f64(const double *lp, ptrdiff_t ldl, const double *v, ptrdiff_t ldv, double *out, ptrdiff_t ldo, size_t rows, size_t n);
+void sc_log_softmax_vjp_rows_f32(const float *lp, ptrdiff_t ldl, const float *g, ptrdiff_t ldg, float *out, ptrdiff_t ldo, size_t rows, size_t n);
+void sc_log_softmax_vjp_rows_f64(const double *lp, ptrdiff_t ldl, const double *g, ptrdiff_t ldg, double *out, ptrdiff_t ldo, size_t rows, size_t n);
+void sc_softmax_jvp_cols_f32(const float *y, ptrdiff_t ldy, const float *v, ptrdiff_t ldv, float *out, ptrdiff_t ldo, size_t n, size_t m);
+void sc_softmax_jvp_cols_f64(const double *y, ptrdiff_t ldy, const double *v, ptrdiff_t ldv, double *out, ptrdiff_t ldo, size_t n, size_t m);
+void sc_log_softmax_jvp_cols_f32(const float *lp, ptrdiff_t ldl, const float *v, ptrdiff_t ldv, float *out, ptrdiff_t ldo, size_t n, size_t m);
+void sc_log_softmax_jvp_cols_f64(const double *lp, ptrdiff_t ldl, const double *v, ptrdiff_t ldv, double *out, ptrdiff_t ldo, size_t n, size_t m);
+void sc_log_softmax_vjp_cols_f32(const float *lp, ptrdiff_t ldl, const float *g, ptrdiff_t ldg, float *out, ptrdiff_t ldo, size_t n, size_t m);
+void sc_log_softmax_vjp_cols_f64(const double *lp, ptrdiff_t ldl, const double *g, ptrdiff_t ldg, double *out, ptrdiff_t ldo, size_t n, size_t m);
+
 /* SIMD levels, lowest first. */
 enum sc_simd_level { SC_SIMD_SCALAR = 0, SC_SIMD_AVX2 = 1, SC_SIMD_AVX512F = 2 };
 

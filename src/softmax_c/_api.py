@@ -9,7 +9,8 @@ of the input.
 import numpy as np
 
 from . import _kernels, _validate
-from ._kernels import LOG_SOFTMAX, LOGSUMEXP, SOFTMAX
+from ._kernels import (LOG_SOFTMAX, LOG_SOFTMAX_JVP, LOG_SOFTMAX_VJP, LOGSUMEXP, SOFTMAX,
+                       SOFTMAX_JVP)
 
 
 # ---------------------------------------------------------------- threads
@@ -47,16 +48,6 @@ def _threads(num_threads):
 
 # ---------------------------------------------------------------- layout
 
-def _as_array(x):
-    """NumPy view of x: ndarrays as they are, objects with __array__ or
-    sequences through np.asarray, DLPack-only objects through from_dlpack."""
-    if isinstance(x, np.ndarray):
-        return x
-    if not hasattr(x, "__array__") and hasattr(x, "__dlpack__"):
-        return np.from_dlpack(x)
-    return np.asarray(x)
-
-
 def _same_view(a, b):
     return (a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
             and a.strides == b.strides and a.shape == b.shape)
@@ -80,7 +71,7 @@ def _forward(op, x, axis, where, out, num_threads):
         if y is not None:
             return y
     nt = _threads(num_threads)
-    x = _as_array(x)
+    x = _validate.as_array(x)
     compute, result = _validate.result_dtypes(x.dtype)
     axes = _validate.normalize_axis(axis, x.ndim)
     if where is not None:
@@ -248,7 +239,7 @@ def logsumexp(x, axis=-1, *, keepdims=False, num_threads=None):
         if y is not None:
             return y if y.ndim else y[()]
     nt = _threads(num_threads)
-    x = _as_array(x)
+    x = _validate.as_array(x)
     compute, result = _validate.result_dtypes(x.dtype)
     axes = _validate.normalize_axis(axis, x.ndim)
     xc = x if x.dtype == compute and x.flags.aligned else x.astype(compute)
@@ -265,3 +256,170 @@ def logsumexp(x, axis=-1, *, keepdims=False, num_threads=None):
     if res.dtype != result:
         res = res.astype(result)
     return res if res.ndim else res[()]
+
+
+# ---------------------------------------------------------------- backward
+
+def _backward(op, a, b, names, axis, out, num_threads):
+    nt = _threads(num_threads)
+    a, b = _validate.as_array(a), _validate.as_array(b)
+    _validate.result_dtypes(a.dtype, names[0])
+    _validate.result_dtypes(b.dtype, names[1])
+    compute, result = _validate.result_dtypes(np.result_type(a.dtype, b.dtype), names[0])
+    _validate.check_same_shape(a, b, names)
+    k = _validate.normalize_single_axis(axis, a.ndim)
+    _validate.check_out(out, a.shape, result)
+
+    ac = a if a.dtype == compute and a.flags.aligned else a.astype(compute)
+    bc = b if b.dtype == compute and b.flags.aligned else b.astype(compute)
+    # out may be either operand itself (each element of both is read before
+    # its own output is written); any other overlap goes through a copy.
+    direct = (out is not None and out.dtype == compute and out.flags.aligned
+              and all(_same_view(out, c) or not np.may_share_memory(out, c) for c in (ac, bc)))
+    res = out if direct else np.empty_like(bc)
+    if res.size:
+        _kernels.backward(op, ac, bc, res, k, nt)
+    if out is None:
+        return res if res.dtype == result else res.astype(result)
+    if res is not out:
+        np.copyto(out, res, casting="unsafe")
+    return out
+
+
+def softmax_jvp(y, v, axis=-1, *, out=None, num_threads=None):
+    """The softmax Jacobian times a tangent: ``y * (v - sum(y * v))``.
+
+    Parameters
+    ----------
+    y : array_like
+        ``softmax(x, axis)``.
+    v : array_like
+        The tangent, of the shape of `y`.
+    axis : int, optional
+        The softmax axis.  Default -1.
+    out : ndarray, optional
+        Where to write the result (its shape and dtype, any strides); may
+        be `y` or `v` itself.
+    num_threads : int, optional
+        As in :func:`softmax`.
+
+    Returns
+    -------
+    ndarray
+        ``J v`` for ``J = diag(y) - y yᵀ`` of each slice, in the dtype of
+        ``np.result_type(y, v)`` under the forward dtype policy (integers
+        give float64, float16 is computed in float32).
+
+    Raises
+    ------
+    ValueError
+        `y` and `v` of different shapes; `out` of the wrong shape or
+        read-only; `num_threads` < 1.
+    TypeError
+        Unsupported dtype, non-int `axis`, `out` not an ndarray or of the
+        wrong dtype.
+    numpy.exceptions.AxisError
+        `axis` out of range.
+
+    Notes
+    -----
+    One kernel reads each operand twice and writes once: the dot product
+    ``sum(y * v)`` (compensated, so float32 rows of 2^20 elements keep
+    float32 accuracy), then the fused update.  The Jacobian is symmetric, so
+    this is also the VJP (:func:`softmax_vjp`).
+
+    Examples
+    --------
+    >>> import numpy as np, softmax_c as sc
+    >>> y = sc.softmax(np.array([0., np.log(3.)]))     # [0.25, 0.75]
+    >>> sc.softmax_jvp(y, np.array([1., 0.]))
+    array([ 0.1875, -0.1875])
+    """
+    return _backward(SOFTMAX_JVP, y, v, ("y", "v"), axis, out, num_threads)
+
+
+def softmax_vjp(y, g, axis=-1, *, out=None, num_threads=None):
+    """The cotangent `g` times the softmax Jacobian, ``y * (g - sum(y * g))``:
+    the product of :func:`softmax_jvp`, as the Jacobian is symmetric.
+
+    Parameters, returns and errors as in :func:`softmax_jvp`, with `g` the
+    cotangent (the gradient of a loss with respect to ``softmax(x)``);
+    ``out=g`` overwrites it with the gradient with respect to `x`.
+    """
+    return _backward(SOFTMAX_JVP, y, g, ("y", "g"), axis, out, num_threads)
+
+
+def log_softmax_jvp(logp, v, axis=-1, *, out=None, num_threads=None):
+    """The log-softmax Jacobian times a tangent: ``v - sum(exp(logp) * v)``.
+
+    Parameters
+    ----------
+    logp : array_like
+        ``log_softmax(x, axis)``.
+    v : array_like
+        The tangent, of the shape of `logp`.
+    axis, out, num_threads
+        As in :func:`softmax_jvp`.
+
+    Returns
+    -------
+    ndarray
+        As in :func:`softmax_jvp`.
+
+    Notes
+    -----
+    ``exp(logp)`` is computed on the fly, never stored; it saturates to
+    +inf above about 88 (float32) / 709 (float64), far outside valid
+    log-probabilities.
+    """
+    return _backward(LOG_SOFTMAX_JVP, logp, v, ("logp", "v"), axis, out, num_threads)
+
+
+def log_softmax_vjp(logp, g, axis=-1, *, out=None, num_threads=None):
+    """The cotangent `g` times the log-softmax Jacobian:
+    ``g - exp(logp) * sum(g)``.
+
+    Parameters, returns and errors as in :func:`log_softmax_jvp`, with `g`
+    the cotangent of the shape of `logp`.
+    """
+    return _backward(LOG_SOFTMAX_VJP, logp, g, ("logp", "g"), axis, out, num_threads)
+
+
+def softmax_jacobian(y, axis=-1):
+    """The softmax Jacobian ``diag(y) - y yᵀ`` of every slice.
+
+    Parameters
+    ----------
+    y : array_like
+        ``softmax(x, axis)``.
+    axis : int, optional
+        The softmax axis.  Default -1.
+
+    Returns
+    -------
+    ndarray
+        Shape ``(..., n, n)``: the other axes of `y` in order, then the
+        ``n x n`` Jacobian of each slice; diagonal ``y - y * y``,
+        off-diagonal ``-y_i y_j``.  Dtype as in :func:`softmax`.
+
+    Raises
+    ------
+    TypeError
+        Unsupported dtype or non-int `axis`.
+    numpy.exceptions.AxisError
+        `axis` out of range.
+
+    Notes
+    -----
+    The result is an outer product, written once by NumPy's broadcasting
+    multiply at memory speed; only the diagonal is touched again.  Prefer
+    :func:`softmax_jvp` / :func:`softmax_vjp`, which never form it.
+    """
+    y = _validate.as_array(y)
+    compute, result = _validate.result_dtypes(y.dtype, "y")
+    k = _validate.normalize_single_axis(axis, y.ndim)
+    yk = np.moveaxis(y if y.dtype == compute else y.astype(compute), k, -1)
+    jac = np.multiply(np.negative(yk)[..., :, None], yk[..., None, :])
+    diag = np.einsum("...ii->...i", jac)  # a writeable view of the diagonals
+    diag += yk
+    return jac if jac.dtype == result else jac.astype(result)

@@ -35,10 +35,14 @@ cimport numpy as cnp
 
 cnp.import_array()
 
-# Operation codes shared with _api.py.
+# Operation codes shared with _api.py: unary (x -> y) below SOFTMAX_JVP,
+# binary ((a, b) -> out) from it on.
 SOFTMAX = 0
 LOG_SOFTMAX = 1
 LOGSUMEXP = 2
+SOFTMAX_JVP = 3
+LOG_SOFTMAX_JVP = 4
+LOG_SOFTMAX_VJP = 5
 
 # Below this many elements per thread a call runs on fewer threads (on one
 # thread below twice this).
@@ -157,89 +161,136 @@ cdef inline void _offsets(const Plan *p, Py_ssize_t idx, int ndims, Py_ssize_t *
             off[a] += q * p.bst[a][d]
 
 
-cdef inline void _rows_kernel(int op, const floating *x, Py_ssize_t ldx, floating *y,
-                              Py_ssize_t ldy, Py_ssize_t rows, Py_ssize_t n) noexcept nogil:
+cdef inline void _rows_kernel(int op, floating **p, const Py_ssize_t *ld, Py_ssize_t rows,
+                              Py_ssize_t n) noexcept nogil:
+    """The row kernel of op on operands p (output last), ld their row strides."""
     if floating is float:
         if op == 0:
-            sc_softmax_rows_f32(x, ldx, y, ldy, rows, n)
+            sc_softmax_rows_f32(p[0], ld[0], p[1], ld[1], rows, n)
         elif op == 1:
-            sc_log_softmax_rows_f32(x, ldx, y, ldy, rows, n)
+            sc_log_softmax_rows_f32(p[0], ld[0], p[1], ld[1], rows, n)
+        elif op == 2:
+            sc_logsumexp_rows_f32(p[0], ld[0], p[1], ld[1], rows, n)
+        elif op == 3:
+            sc_softmax_jvp_rows_f32(p[0], ld[0], p[1], ld[1], p[2], ld[2], rows, n)
+        elif op == 4:
+            sc_log_softmax_jvp_rows_f32(p[0], ld[0], p[1], ld[1], p[2], ld[2], rows, n)
         else:
-            sc_logsumexp_rows_f32(x, ldx, y, ldy, rows, n)
+            sc_log_softmax_vjp_rows_f32(p[0], ld[0], p[1], ld[1], p[2], ld[2], rows, n)
     else:
         if op == 0:
-            sc_softmax_rows_f64(x, ldx, y, ldy, rows, n)
+            sc_softmax_rows_f64(p[0], ld[0], p[1], ld[1], rows, n)
         elif op == 1:
-            sc_log_softmax_rows_f64(x, ldx, y, ldy, rows, n)
+            sc_log_softmax_rows_f64(p[0], ld[0], p[1], ld[1], rows, n)
+        elif op == 2:
+            sc_logsumexp_rows_f64(p[0], ld[0], p[1], ld[1], rows, n)
+        elif op == 3:
+            sc_softmax_jvp_rows_f64(p[0], ld[0], p[1], ld[1], p[2], ld[2], rows, n)
+        elif op == 4:
+            sc_log_softmax_jvp_rows_f64(p[0], ld[0], p[1], ld[1], p[2], ld[2], rows, n)
         else:
-            sc_logsumexp_rows_f64(x, ldx, y, ldy, rows, n)
+            sc_log_softmax_vjp_rows_f64(p[0], ld[0], p[1], ld[1], p[2], ld[2], rows, n)
 
 
-cdef inline void _cols_kernel(int op, const floating *x, Py_ssize_t ldx, floating *y,
-                              Py_ssize_t ldy, Py_ssize_t n, Py_ssize_t m) noexcept nogil:
+cdef inline void _cols_kernel(int op, floating **p, const Py_ssize_t *ld, Py_ssize_t n,
+                              Py_ssize_t m) noexcept nogil:
+    """The panel kernel of op on operands p (output last), ld their axis
+    strides (for logsumexp, the output's column stride)."""
     if floating is float:
         if op == 0:
-            sc_softmax_cols_f32(x, ldx, y, ldy, n, m)
+            sc_softmax_cols_f32(p[0], ld[0], p[1], ld[1], n, m)
         elif op == 1:
-            sc_log_softmax_cols_f32(x, ldx, y, ldy, n, m)
+            sc_log_softmax_cols_f32(p[0], ld[0], p[1], ld[1], n, m)
+        elif op == 2:
+            sc_logsumexp_cols_f32(p[0], ld[0], p[1], ld[1], n, m)
+        elif op == 3:
+            sc_softmax_jvp_cols_f32(p[0], ld[0], p[1], ld[1], p[2], ld[2], n, m)
+        elif op == 4:
+            sc_log_softmax_jvp_cols_f32(p[0], ld[0], p[1], ld[1], p[2], ld[2], n, m)
         else:
-            sc_logsumexp_cols_f32(x, ldx, y, ldy, n, m)
+            sc_log_softmax_vjp_cols_f32(p[0], ld[0], p[1], ld[1], p[2], ld[2], n, m)
     else:
         if op == 0:
-            sc_softmax_cols_f64(x, ldx, y, ldy, n, m)
+            sc_softmax_cols_f64(p[0], ld[0], p[1], ld[1], n, m)
         elif op == 1:
-            sc_log_softmax_cols_f64(x, ldx, y, ldy, n, m)
+            sc_log_softmax_cols_f64(p[0], ld[0], p[1], ld[1], n, m)
+        elif op == 2:
+            sc_logsumexp_cols_f64(p[0], ld[0], p[1], ld[1], n, m)
+        elif op == 3:
+            sc_softmax_jvp_cols_f64(p[0], ld[0], p[1], ld[1], p[2], ld[2], n, m)
+        elif op == 4:
+            sc_log_softmax_jvp_cols_f64(p[0], ld[0], p[1], ld[1], p[2], ld[2], n, m)
         else:
-            sc_logsumexp_cols_f64(x, ldx, y, ldy, n, m)
+            sc_log_softmax_vjp_cols_f64(p[0], ld[0], p[1], ld[1], p[2], ld[2], n, m)
 
 
-cdef void _rows_range(int op, const floating *x, floating *y, const Plan *p,
-                      Py_ssize_t g0, Py_ssize_t g1) noexcept nogil:
+cdef void _rows_range(int op, floating **base, const Plan *p, Py_ssize_t g0,
+                      Py_ssize_t g1) noexcept nogil:
     """Rows g0..g1 of the batch (row-major over the batch dims), in runs of
     equally spaced rows along the last batch dim."""
     cdef Py_ssize_t off[MAXA]
+    cdef Py_ssize_t ld[MAXA]
+    cdef floating *ptr[MAXA]
     cdef Py_ssize_t R = p.bsize[p.nb - 1] if p.nb else 1
-    cdef Py_ssize_t ldx = p.bst[0][p.nb - 1] if p.nb else 0
-    cdef Py_ssize_t ldy = p.bst[1][p.nb - 1] if p.nb else 0
     cdef Py_ssize_t g = g0, r, seg
+    cdef int a
+    for a in range(p.narr):
+        ld[a] = p.bst[a][p.nb - 1] if p.nb else 0
     while g < g1:
         r = g % R
         seg = R - r
         if seg > g1 - g:
             seg = g1 - g
         _offsets(p, g // R, p.nb - 1 if p.nb else 0, off)
-        _rows_kernel(op, x + off[0] + r * ldx, ldx, y + off[1] + r * ldy, ldy, seg, p.n)
+        for a in range(p.narr):
+            ptr[a] = base[a] + off[a] + r * ld[a]
+        _rows_kernel(op, ptr, ld, seg, p.n)
         g += seg
 
 
-cdef void _cols_item(int op, const floating *x, floating *y, const Plan *p, Py_ssize_t it,
+cdef void _cols_item(int op, floating **base, const Plan *p, Py_ssize_t it,
                      Py_ssize_t nblk) noexcept nogil:
     """Column block it % nblk of panel it // nblk."""
     cdef Py_ssize_t off[MAXA]
+    cdef floating *ptr[MAXA]
     cdef Py_ssize_t j0 = (it % nblk) * COL_BLOCK, w = p.m - j0
+    cdef int a
     if w > COL_BLOCK:
         w = COL_BLOCK
     _offsets(p, it // nblk, p.nb, off)
-    _cols_kernel(op, x + off[0] + j0, p.ax[0], y + off[1] + j0, p.ax[1], p.n, w)
+    for a in range(p.narr):
+        ptr[a] = base[a] + off[a] + j0
+    _cols_kernel(op, ptr, p.ax, p.n, w)
 
 
-cdef void _gather_row(int op, const floating *x, floating *y, const Plan *p, Py_ssize_t r,
+cdef void _gather_row(int op, floating **base, const Plan *p, Py_ssize_t r,
                       floating *buf) noexcept nogil:
-    """Row r through the one-row buffer buf."""
+    """Row r through buf (one row per input): gather the inputs, compute in
+    place in the last input's row, scatter to the output."""
     cdef Py_ssize_t off[MAXA]
+    cdef Py_ssize_t ld[MAXA]
+    cdef floating *ptr[MAXA]
     cdef Py_ssize_t i, n = p.n
+    cdef int a, nin = p.narr - 1
     _offsets(p, r, p.nb, off)
-    for i in range(n):
-        buf[i] = x[off[0] + i * p.ax[0]]
-    if op == 2:
-        _rows_kernel(op, buf, n, y + off[1], 1, 1, n)
-    else:
-        _rows_kernel(op, buf, n, buf, n, 1, n)
+    for a in range(nin):
+        ptr[a] = buf + a * n
+        ld[a] = n
         for i in range(n):
-            y[off[1] + i * p.ax[1]] = buf[i]
+            ptr[a][i] = base[a][off[a] + i * p.ax[a]]
+    if op == 2:  # logsumexp: one value, straight to the output
+        ptr[1] = base[1] + off[1]
+        ld[1] = 1
+        _rows_kernel(op, ptr, ld, 1, n)
+        return
+    ptr[nin] = ptr[nin - 1]
+    ld[nin] = n
+    _rows_kernel(op, ptr, ld, 1, n)
+    for i in range(n):
+        base[nin][off[nin] + i * p.ax[nin]] = ptr[nin][i]
 
 
-cdef int _forward(int op, const floating *x, floating *y, const Plan *p, int nthreads) except -1:
+cdef int _execute(int op, floating **base, const Plan *p, int nthreads) except -1:
     cdef Py_ssize_t rows = p.count, c, it, r
     cdef Py_ssize_t nblk = (p.m + COL_BLOCK - 1) // COL_BLOCK
     cdef int nt
@@ -250,46 +301,68 @@ cdef int _forward(int op, const floating *x, floating *y, const Plan *p, int nth
         nt = _threads_for(rows * p.n, rows, nthreads)
         if nt == 1:
             with nogil:
-                _rows_range(op, x, y, p, 0, rows)
+                _rows_range(op, base, p, 0, rows)
         else:
             for c in prange(nt, nogil=True, schedule='static', num_threads=nt):
-                _rows_range(op, x, y, p, rows * c // nt, rows * (c + 1) // nt)
+                _rows_range(op, base, p, rows * c // nt, rows * (c + 1) // nt)
     elif p.mode == COLS:
         nt = _threads_for(rows * p.n * p.m, rows * nblk, nthreads)
         if nt == 1:
             with nogil:
                 for it in range(rows * nblk):
-                    _cols_item(op, x, y, p, it, nblk)
+                    _cols_item(op, base, p, it, nblk)
         else:
             for it in prange(rows * nblk, nogil=True, schedule='static', num_threads=nt):
-                _cols_item(op, x, y, p, it, nblk)
+                _cols_item(op, base, p, it, nblk)
     else:
         nt = _threads_for(rows * p.n, rows, nthreads)
         with nogil, parallel(num_threads=nt):
-            buf = <floating *> malloc(p.n * sizeof(floating))
+            buf = <floating *> malloc((p.narr - 1) * p.n * sizeof(floating))
             if buf == NULL:
                 pfailed[0] = 1
             else:
                 for r in prange(rows, schedule='static'):
-                    _gather_row(op, x, y, p, r, buf)
+                    _gather_row(op, base, p, r, buf)
                 free(buf)
         if failed:
-            raise MemoryError(f"softmax_c: could not allocate a row buffer of {p.n} elements")
+            raise MemoryError(f"softmax_c: could not allocate row buffers of {p.n} elements")
+    return 0
+
+
+cdef int _run(int op, tuple arrays, int k, int nthreads) except -1:
+    """op along axis k of the operands `arrays` (ndarrays, the output last;
+    for logsumexp the output has length 1 along k)."""
+    cdef Plan p
+    cdef int a, narr = len(arrays)
+    cdef cnp.npy_intp *st[MAXA]
+    cdef cnp.ndarray arr
+    cdef float *pf[MAXA]
+    cdef double *pd[MAXA]
+    for a in range(narr):
+        arr = <cnp.ndarray>arrays[a]
+        st[a] = cnp.PyArray_STRIDES(arr)
+        pf[a] = <float *>cnp.PyArray_DATA(arr)
+        pd[a] = <double *>cnp.PyArray_DATA(arr)
+    arr = <cnp.ndarray>arrays[0]
+    _plan(&p, narr, st, cnp.PyArray_DIMS(arr), cnp.PyArray_NDIM(arr), cnp.PyArray_ITEMSIZE(arr),
+          k, op == 2)
+    if cnp.PyArray_ITEMSIZE(arr) == 4:
+        _execute[float](op, pf, &p, nthreads)
+    else:
+        _execute[double](op, pd, &p, nthreads)
     return 0
 
 
 def forward(int op, cnp.ndarray x, cnp.ndarray y, int k, int nthreads):
-    """op along axis k of x into y (both float32 or both float64, not
+    """Unary op along axis k of x into y (both float32 or both float64, not
     empty; for logsumexp y has length 1 along k)."""
-    cdef Plan p
-    cdef cnp.npy_intp *st[2]
-    st[0] = cnp.PyArray_STRIDES(x)
-    st[1] = cnp.PyArray_STRIDES(y)
-    _plan(&p, 2, st, cnp.PyArray_DIMS(x), cnp.PyArray_NDIM(x), cnp.PyArray_ITEMSIZE(x), k, op == 2)
-    if cnp.PyArray_ITEMSIZE(x) == 4:
-        _forward[float](op, <const float *>cnp.PyArray_DATA(x), <float *>cnp.PyArray_DATA(y), &p, nthreads)
-    else:
-        _forward[double](op, <const double *>cnp.PyArray_DATA(x), <double *>cnp.PyArray_DATA(y), &p, nthreads)
+    _run(op, (x, y), k, nthreads)
+
+
+def backward(int op, cnp.ndarray a, cnp.ndarray b, cnp.ndarray out, int k, int nthreads):
+    """Binary op along axis k of (a, b) into out (one dtype, one shape, not
+    empty; out is b or overlaps neither input)."""
+    _run(op, (a, b, out), k, nthreads)
 
 
 cdef int _default_threads = 0   # set_num_threads' value; 0: OpenMP's default
@@ -370,14 +443,29 @@ def fast(int op, x, out=None):
 cdef void _contiguous(int op, const floating *x, floating *y, Py_ssize_t rows, Py_ssize_t n,
                       Py_ssize_t ldy, int nt) noexcept:
     cdef Py_ssize_t c, r0, r1
+    cdef floating *ptr[2]
+    cdef Py_ssize_t ld[2]
+    ld[0] = n
+    ld[1] = ldy
     if nt == 1:
+        ptr[0] = <floating *>x
+        ptr[1] = y
         with nogil:
-            _rows_kernel(op, x, n, y, ldy, rows, n)
+            _rows_kernel(op, ptr, ld, rows, n)
         return
     for c in prange(nt, nogil=True, schedule='static', num_threads=nt):
-        r0 = rows * c // nt
-        r1 = rows * (c + 1) // nt
-        _rows_kernel(op, x + r0 * n, n, y + r0 * ldy, ldy, r1 - r0, n)
+        _contiguous_part(op, x, y, rows * c // nt, rows * (c + 1) // nt, n, ldy)
+
+
+cdef void _contiguous_part(int op, const floating *x, floating *y, Py_ssize_t r0, Py_ssize_t r1,
+                           Py_ssize_t n, Py_ssize_t ldy) noexcept nogil:
+    cdef floating *ptr[2]
+    cdef Py_ssize_t ld[2]
+    ptr[0] = <floating *>x + r0 * n
+    ptr[1] = y + r0 * ldy
+    ld[0] = n
+    ld[1] = ldy
+    _rows_kernel(op, ptr, ld, r1 - r0, n)
 
 
 def max_threads():
