@@ -1,0 +1,51 @@
+"""Shared cases of the pytest-benchmark suite.
+
+Each benchmark test is parametrized over (case, implementation) and puts
+softmax_c and every baseline of one case in one pytest-benchmark group, so
+that ``pytest benchmarks/`` prints them side by side.  Inputs are built
+outside the timed call; the bytes a call must move (its inputs read once,
+its output written once) go into ``extra_info`` so every figure can be read
+against memory bandwidth; the result is checked against the NumPy
+reference after timing.
+
+``pytest benchmarks/ --benchmark-disable`` runs every call once, checked:
+the smoke test CI runs.
+"""
+import os
+
+import numpy as np
+import pytest
+
+# name -> (shape, axis): the users' workloads (see softmax_c.bench).
+CASES = {
+    "64x1000": ((64, 1000), -1),
+    "256x32000": ((256, 32000), -1),
+    "4096x4096": ((4096, 4096), -1),
+    "16x262144": ((16, 262144), -1),
+    "32768x128": ((32768, 128), -1),
+    "1x32000": ((1, 32000), -1),
+    "8x32000": ((8, 32000), -1),
+    "64x1000x32:1": ((64, 1000, 32), 1),
+}
+DTYPES = ["float32", "float64"]
+THREADS = sorted({1, os.cpu_count() or 1})
+
+
+def logits(case, dtype, seed=0):
+    shape, axis = CASES[case]
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal(shape) * 4).astype(dtype), axis
+
+
+def check(got, want):
+    """The benchmarked result against the reference, after timing."""
+    got = np.asarray(got)
+    tol = 2e-5 if got.dtype == np.float32 else 1e-12
+    assert got.shape == np.shape(want)
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+
+
+@pytest.fixture(scope="session")
+def torch_or_skip():
+    torch = pytest.importorskip("torch")
+    return torch
