@@ -31,6 +31,7 @@
 
 #include <math.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define SC_PASTE_(a, b) a##b
 #define SC_PASTE(a, b) SC_PASTE_(a, b)
@@ -583,6 +584,200 @@ SC_BWD_KERNELS(softmax_jvp, SC_SOFTMAX_JVP)
 SC_BWD_KERNELS(log_softmax_jvp, SC_LOG_SOFTMAX_JVP)
 SC_BWD_KERNELS(log_softmax_vjp, SC_LOG_SOFTMAX_VJP)
 #undef SC_BWD_KERNELS
+
+/* ---- fused cross-entropy ---------------------------------------------------
+ * One row of logits z (n classes) against a class index t or a row of
+ * class probabilities q, with PyTorch's options (sc_xent_params in
+ * softmax_c.h).  With u_c the per-class term weights
+ *   index targets:        u_c = w_c               (1 without weights)
+ *   probability targets:  u_c = (q_c (1-ls) + ls/n) w_c
+ * and lse = m + log(s) (m the max, s = sum exp(z - m)):
+ *   index:  loss = (1-ls) w_t (lse - z_t) + (ls/n) sum_c w_c (lse - z_c)
+ *           grad = scale (p (1-ls) w_t + (ls/n) (p W - w)) - scale (1-ls) w_t e_t
+ *   prob:   loss = sum_c u_c (lse - z_c),  grad = scale (p U - u)
+ * with p = softmax(z), W = sum w, U = sum u.  sum_c u_c (lse - z_c) is
+ * accumulated as U log(s) + sum_c u_c (m - z_c): every term is >= 0, so
+ * nothing cancels even for logits of large magnitude.
+ *
+ * Pass 1 reads the row once from memory: per L1-sized chunk, the chunk's
+ * max, then its exponentials against the running max (the running sum is
+ * rescaled when the max grows, as in online softmax).  Pass 2 writes the
+ * gradient once.  The loss alone needs pass 1 only. */
+
+#ifndef SC_XENT_KINDS
+#define SC_XENT_KINDS
+enum { SC_XENT_PLAIN, SC_XENT_INDEX_SMOOTH, SC_XENT_PROB };
+#endif
+
+SC_ALWAYS_INLINE static inline VEC V(xent_u)(const SC_T *q, const SC_T *w, size_t i, size_t k,
+                                             VEC a, VEC b, int kind)
+{
+    VEC u;
+    if (kind == SC_XENT_PROB)
+        u = V(fma)(V(ldk)(q + i, k, (SC_T)0), a, b);
+    else
+        u = V(set1)((SC_T)1);
+    if (w)
+        u = V(mul)(u, V(ldk)(w + i, k, (SC_T)0));
+    return u;
+}
+
+/* Pass 1: m, s = sum exp(z - m), and for kinds other than PLAIN
+ * U = sum u and D = sum u (m - z). */
+SC_ALWAYS_INLINE static inline void V(xent_stats)(const SC_T *z, const SC_T *q, const SC_T *w,
+                                                  size_t n, double ls, int kind, double *pm,
+                                                  double *ps, double *pu, double *pd)
+{
+    double m = -INFINITY, s = 0.0, c = 0.0, U = 0.0, D = 0.0;
+    const VEC a = V(set1)((SC_T)(1.0 - ls)), b = V(set1)((SC_T)(n ? ls / (double)n : 0.0));
+    for (size_t i = 0; i < n; i += SC_CHUNK) {
+        size_t len = n - i < SC_CHUNK ? n - i : SC_CHUNK;
+        SC_T cm = V(row_max)(z + i, len);
+        if ((double)cm > m) {
+            double f = exp(m - (double)cm);
+            s *= f;
+            c *= f;
+            if (U != 0.0)
+                D += U * ((double)cm - m);
+            m = (double)cm;
+        } else if (cm == (SC_T)-INFINITY) {
+            /* a chunk of -inf only adds nothing, unless a NaN hides in it */
+            if (V(has_nan)(z + i, 1, len))
+                s = NAN;
+            if (kind == SC_XENT_PLAIN)
+                continue;
+        }
+        if (!(m == -INFINITY))
+            sc_two_sum_add(&s, &c, V(hsum)(V(expsum_chunk)(z + i, NULL, len, V(set1)((SC_T)m))));
+        if (kind != SC_XENT_PLAIN) {
+            /* u (m - z) and u.  While every logit so far is -inf, any
+             * finite reference gives the same u * (+inf) terms. */
+            const double ref = m == -INFINITY ? 0.0 : m;
+            const VEC vref = V(set1)((SC_T)ref);
+            VEC su = V(set1)((SC_T)0), sd = su;
+            size_t j = 0;
+            for (; j + VN <= len; j += VN) {
+                VEC u = V(xent_u)(q ? q + i : NULL, w ? w + i : NULL, j, VN, a, b, kind);
+                su = V(add)(su, u);
+                sd = V(fma)(u, V(sub)(vref, V(load)(z + i + j)), sd);
+            }
+            for (; j < len; j++) {
+                double u = kind == SC_XENT_PROB ? (double)q[i + j] * (1.0 - ls) + ls / (double)n : 1.0;
+                if (w)
+                    u *= (double)w[i + j];
+                U += u;
+                D += u * (ref - (double)z[i + j]);
+            }
+            U += V(hsum)(su);
+            D += V(hsum)(sd);
+        }
+    }
+    *pm = m;
+    *ps = s + c;
+    *pu = U;
+    *pd = D;
+}
+
+/* Pass 2: g = A exp(z - m) - B u, streaming when asked. */
+SC_ALWAYS_INLINE static inline VEC V(xent_g)(const SC_T *z, const SC_T *q, const SC_T *w, size_t i,
+                                             size_t k, VEC vm, VEC va, VEC vb, VEC a, VEC b,
+                                             int kind)
+{
+    VEC e = V(exp_neg)(V(sub)(V(ldk)(z + i, k, (SC_T)0), vm));
+    if (kind == SC_XENT_PLAIN)
+        return V(mul)(e, va);
+    VEC u = V(xent_u)(q, w, i, k, a, b, kind);
+    return V(sub)(V(mul)(e, va), V(mul)(vb, u));
+}
+
+SC_ALWAYS_INLINE static inline void V(xent_grad)(const SC_T *z, const SC_T *q, const SC_T *w,
+                                                 SC_T *g, size_t n, double m, double A, double B,
+                                                 double ls, int kind, int stream)
+{
+    const VEC vm = V(set1)((SC_T)m), va = V(set1)((SC_T)A), vb = V(set1)((SC_T)B);
+    const VEC a = V(set1)((SC_T)(1.0 - ls)), b = V(set1)((SC_T)(n ? ls / (double)n : 0.0));
+    size_t i = 0;
+    if (stream && VN > 1 && (size_t)g % sizeof(SC_T) == 0) {
+        size_t mis = ((size_t)g / sizeof(SC_T)) % VN;
+        size_t head = mis ? VN - mis : 0;
+        if (head < n) {
+            if (head)
+                V(storet)(g, V(xent_g)(z, q, w, 0, head, vm, va, vb, a, b, kind), head);
+            for (i = head; i + VN <= n; i += VN)
+                V(stream)(g + i, V(xent_g)(z, q, w, i, VN, vm, va, vb, a, b, kind));
+        }
+    }
+    for (; i + VN <= n; i += VN)
+        V(store)(g + i, V(xent_g)(z, q, w, i, VN, vm, va, vb, a, b, kind));
+    if (i < n)
+        V(storet)(g + i, V(xent_g)(z, q, w, i, n - i, vm, va, vb, a, b, kind), n - i);
+}
+
+static inline void V(zero_row)(SC_T *g, size_t n)
+{
+    size_t i = 0;
+    for (; i + VN <= n; i += VN)
+        V(store)(g + i, V(set1)((SC_T)0));
+    if (i < n)
+        V(storet)(g + i, V(set1)((SC_T)0), n - i);
+}
+
+SC_ALWAYS_INLINE static inline void V(xent_row)(const SC_T *z, const SC_T *q, int64_t t, SC_T *g,
+                                                double *loss, size_t n,
+                                                const sc_xent_params *p, int stream)
+{
+    const SC_T *w = (const SC_T *)p->weight;
+    const double ls = p->label_smoothing;
+    if (q == NULL && t < 0) { /* ignored */
+        *loss = 0.0;
+        if (g)
+            V(zero_row)(g, n);
+        return;
+    }
+    double m, s, U, D;
+    if (q != NULL) {
+        V(xent_stats)(z, q, w, n, ls, SC_XENT_PROB, &m, &s, &U, &D);
+        *loss = U * log(s) + D;
+        if (g)
+            V(xent_grad)(z, q, w, g, n, m, p->scale * U / s, p->scale, ls, SC_XENT_PROB, stream);
+        return;
+    }
+    const double eps = ls / (double)n, wt = w ? (double)w[t] : 1.0, zt = (double)z[t];
+    if (eps != 0.0)
+        V(xent_stats)(z, NULL, w, n, ls, SC_XENT_INDEX_SMOOTH, &m, &s, &U, &D);
+    else
+        V(xent_stats)(z, NULL, w, n, ls, SC_XENT_PLAIN, &m, &s, &U, &D);
+    const double ln_s = log(s);
+    *loss = (1.0 - ls) * wt * ((m - zt) + ln_s) + (eps != 0.0 ? eps * (p->weight_sum * ln_s + D) : 0.0);
+    if (g) {
+        const double A = p->scale * ((1.0 - ls) * wt + eps * p->weight_sum) / s;
+        const double B = p->scale * eps;
+        if (eps != 0.0)
+            V(xent_grad)(z, NULL, w, g, n, m, A, B, ls, SC_XENT_INDEX_SMOOTH, stream);
+        else
+            V(xent_grad)(z, NULL, w, g, n, m, A, B, ls, SC_XENT_PLAIN, stream);
+        g[t] = (SC_T)(exp(zt - m) * A - B * wt - p->scale * (1.0 - ls) * wt);
+    }
+}
+
+void KFN(xent_rows)(const SC_T *z, ptrdiff_t ldz, const SC_T *q, ptrdiff_t ldq, const int64_t *t,
+                    ptrdiff_t ldt, SC_T *g, ptrdiff_t ldg, double *loss, ptrdiff_t ldl,
+                    size_t rows, size_t n, const sc_xent_params *p)
+{
+    const int stream = g != NULL && rows * n * sizeof(SC_T) >= SC_STREAM_MIN_BYTES;
+    for (size_t r = 0; r < rows; r++) {
+        const SC_T *zr = z + (ptrdiff_t)r * ldz;
+        const SC_T *qr = q ? q + (ptrdiff_t)r * ldq : NULL;
+        const int64_t tr = q ? 0 : t[(ptrdiff_t)r * ldt];
+        SC_T *gr = g ? g + (ptrdiff_t)r * ldg : NULL;
+        if (stream)
+            V(xent_row)(zr, qr, tr, gr, loss + (ptrdiff_t)r * ldl, n, p, 1);
+        else
+            V(xent_row)(zr, qr, tr, gr, loss + (ptrdiff_t)r * ldl, n, p, 0);
+    }
+    if (stream)
+        sc_sfence();
+}
 
 #undef C_
 #undef V

@@ -28,12 +28,17 @@ typedef struct {
     void (*name##_f64)(const double *, ptrdiff_t, const double *, ptrdiff_t, double *, ptrdiff_t, size_t, size_t);
     SC_BINARY_KERNELS(SC_FIELDB)
 #undef SC_FIELDB
+    void (*xent_rows_f32)(const float *, ptrdiff_t, const float *, ptrdiff_t, const int64_t *, ptrdiff_t,
+                          float *, ptrdiff_t, double *, ptrdiff_t, size_t, size_t, const sc_xent_params *);
+    void (*xent_rows_f64)(const double *, ptrdiff_t, const double *, ptrdiff_t, const int64_t *, ptrdiff_t,
+                          double *, ptrdiff_t, double *, ptrdiff_t, size_t, size_t, const sc_xent_params *);
     int level;
 } sc_table;
 
 #define SC_TABLE(isa, lvl)                                                     \
     static const sc_table sc_table_##isa = {                                   \
-        SC_UNARY_KERNELS(SC_ENTRY_##isa) SC_BINARY_KERNELS(SC_ENTRY_##isa) lvl \
+        SC_UNARY_KERNELS(SC_ENTRY_##isa) SC_BINARY_KERNELS(SC_ENTRY_##isa)     \
+        SC_ENTRY_(xent_rows, isa) lvl                                          \
     };
 #define SC_ENTRY_(name, isa) sc_##name##_f32__##isa, sc_##name##_f64__##isa,
 #define SC_ENTRY_scalar(name) SC_ENTRY_(name, scalar)
@@ -165,3 +170,17 @@ SC_UNARY_KERNELS(SC_WRAPPER)
         sc_table_get()->name##_f64(a, lda, b, ldb, out, ldo, p, q);            \
     }
 SC_BINARY_KERNELS(SC_WRAPPER_B)
+
+void sc_xent_rows_f32(const float *z, ptrdiff_t ldz, const float *q, ptrdiff_t ldq, const int64_t *t,
+                      ptrdiff_t ldt, float *g, ptrdiff_t ldg, double *loss, ptrdiff_t ldl, size_t rows,
+                      size_t n, const sc_xent_params *p)
+{
+    sc_table_get()->xent_rows_f32(z, ldz, q, ldq, t, ldt, g, ldg, loss, ldl, rows, n, p);
+}
+
+void sc_xent_rows_f64(const double *z, ptrdiff_t ldz, const double *q, ptrdiff_t ldq, const int64_t *t,
+                      ptrdiff_t ldt, double *g, ptrdiff_t ldg, double *loss, ptrdiff_t ldl, size_t rows,
+                      size_t n, const sc_xent_params *p)
+{
+    sc_table_get()->xent_rows_f64(z, ldz, q, ldq, t, ldt, g, ldg, loss, ldl, rows, n, p);
+}

@@ -35,6 +35,7 @@
 #define SOFTMAX_C_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -84,6 +85,29 @@ void sc_log_softmax_jvp_cols_f32(const float *lp, ptrdiff_t ldl, const float *v,
 void sc_log_softmax_jvp_cols_f64(const double *lp, ptrdiff_t ldl, const double *v, ptrdiff_t ldv, double *out, ptrdiff_t ldo, size_t n, size_t m);
 void sc_log_softmax_vjp_cols_f32(const float *lp, ptrdiff_t ldl, const float *g, ptrdiff_t ldg, float *out, ptrdiff_t ldo, size_t n, size_t m);
 void sc_log_softmax_vjp_cols_f64(const double *lp, ptrdiff_t ldl, const double *g, ptrdiff_t ldg, double *out, ptrdiff_t ldo, size_t n, size_t m);
+
+/* Fused cross-entropy, PyTorch's semantics (torch.nn.functional.
+ * cross_entropy), one row of n class logits at a time: the per-row loss
+ * (in double, before any reduction) and, when g is not NULL, its gradient
+ * times `scale` -- in one read sweep over the logits for the loss and one
+ * more that writes the gradient.
+ *   q == NULL: class index targets t[r*ldt] in [0, n), or < 0 for an
+ *              ignored row (loss 0, gradient 0);
+ *   q != NULL: class probability targets q[r*ldq + c] (t unused).
+ * g may be z (same strides): the gradient overwrites the logits. */
+typedef struct {
+    const void *weight;     /* n per-class weights of the kernel's dtype, or NULL (all 1) */
+    double label_smoothing; /* in [0, 1] */
+    double scale;           /* gradient factor: 1 / denominator for "mean", else 1 */
+    double weight_sum;      /* sum of the weights; n without weights */
+} sc_xent_params;
+
+void sc_xent_rows_f32(const float *z, ptrdiff_t ldz, const float *q, ptrdiff_t ldq, const int64_t *t,
+                      ptrdiff_t ldt, float *g, ptrdiff_t ldg, double *loss, ptrdiff_t ldl, size_t rows,
+                      size_t n, const sc_xent_params *p);
+void sc_xent_rows_f64(const double *z, ptrdiff_t ldz, const double *q, ptrdiff_t ldq, const int64_t *t,
+                      ptrdiff_t ldt, double *g, ptrdiff_t ldg, double *loss, ptrdiff_t ldl, size_t rows,
+                      size_t n, const sc_xent_params *p);
 
 /* SIMD levels, lowest first. */
 enum sc_simd_level { SC_SIMD_SCALAR = 0, SC_SIMD_AVX2 = 1, SC_SIMD_AVX512F = 2 };

@@ -32,6 +32,7 @@ from cython cimport floating
 from cython.parallel cimport prange, parallel
 from libc.stdlib cimport malloc, free
 cimport numpy as cnp
+from libc.stdint cimport int64_t
 
 cnp.import_array()
 
@@ -43,6 +44,9 @@ LOGSUMEXP = 2
 SOFTMAX_JVP = 3
 LOG_SOFTMAX_JVP = 4
 LOG_SOFTMAX_VJP = 5
+# the fused cross-entropy: its own kernel family
+cdef enum:
+    XENT = 6
 
 # Below this many elements per thread a call runs on fewer threads (on one
 # thread below twice this).
@@ -52,7 +56,7 @@ cdef Py_ssize_t COL_BLOCK = 64
 
 cdef enum:
     MAXD = 64          # NumPy's own limit on dimensions
-    MAXA = 3           # operands of one problem (inputs and output)
+    MAXA = 5           # operands of one problem
 
 cdef enum Mode:
     ROWS = 0
@@ -61,14 +65,15 @@ cdef enum Mode:
 
 cdef struct Plan:
     int mode
-    int narr                   # operands, the output last
+    int narr                   # operands
     Py_ssize_t n               # length of the axis
     Py_ssize_t m               # cols: length of the contiguous inner dim
-    Py_ssize_t ax[MAXA]        # axis stride of each operand (elements)
+    Py_ssize_t isz[MAXA]       # item size of each operand
+    Py_ssize_t ax[MAXA]        # axis stride of each operand, in elements
     int nb                     # batch dims after merging
-    Py_ssize_t bsize[MAXD]
-    Py_ssize_t bst[MAXA][MAXD] # batch strides of each operand (elements)
     Py_ssize_t count           # product of bsize
+    Py_ssize_t bsize[MAXD]
+    Py_ssize_t bst[MAXA][MAXD] # batch strides of each operand, in bytes
 
 
 cdef inline int _threads_for(Py_ssize_t work, Py_ssize_t parts, int requested) noexcept nogil:
@@ -80,22 +85,26 @@ cdef inline int _threads_for(Py_ssize_t work, Py_ssize_t parts, int requested) n
     return <int>t if t >= 1 else 1
 
 
-cdef int _plan(Plan *p, int narr, cnp.npy_intp **st, const cnp.npy_intp *shape, int nd,
-               Py_ssize_t isz, int k, int reduced_out) except -1:
-    """Fill p for an operation along axis k of narr operands of shape
-    `shape` (the output last; st[a] its byte strides).  With reduced_out,
-    the output has length 1 along k (logsumexp) and its axis stride means
-    nothing."""
-    cdef int d, a, i, j, cnt = 0
+cdef int _plan(Plan *p, tuple arrays, int k, unsigned reduced, bint allow_cols) except -1:
+    """Fill p for an operation along axis k of `arrays` (ndarrays of one
+    shape, except that operand a has length 1 along k when bit a of
+    `reduced` is set: its axis stride then means nothing).  The shape is
+    the first operand's."""
+    cdef int narr = len(arrays), d, a, i, cnt = 0
+    cdef cnp.ndarray arr = <cnp.ndarray>arrays[0]
+    cdef int nd = cnp.PyArray_NDIM(arr)
+    cdef const cnp.npy_intp *shape = cnp.PyArray_DIMS(arr)
+    cdef cnp.npy_intp *st[MAXA]
     cdef Py_ssize_t size, key
     cdef int order[MAXD]
     cdef bint merge
     p.narr = narr
     p.n = shape[k]
     for a in range(narr):
-        p.ax[a] = st[a][k] // isz
-    if reduced_out:
-        p.ax[narr - 1] = 1
+        arr = <cnp.ndarray>arrays[a]
+        st[a] = cnp.PyArray_STRIDES(arr)
+        p.isz[a] = cnp.PyArray_ITEMSIZE(arr)
+        p.ax[a] = 1 if (reduced >> a) & 1 else st[a][k] // p.isz[a]
     # the other dims of length > 1, largest |stride| of the first operand first
     for d in range(nd):
         if d != k and shape[d] != 1:
@@ -116,40 +125,39 @@ cdef int _plan(Plan *p, int narr, cnp.npy_intp **st, const cnp.npy_intp *shape, 
         merge = p.nb > 0
         if merge:
             for a in range(narr):
-                if p.bst[a][p.nb - 1] != (st[a][d] // isz) * size:
+                if p.bst[a][p.nb - 1] != st[a][d] * size:
                     merge = False
                     break
         if merge:
             p.bsize[p.nb - 1] *= size
             for a in range(narr):
-                p.bst[a][p.nb - 1] = st[a][d] // isz
+                p.bst[a][p.nb - 1] = st[a][d]
         else:
             p.bsize[p.nb] = size
             for a in range(narr):
-                p.bst[a][p.nb] = st[a][d] // isz
+                p.bst[a][p.nb] = st[a][d]
             p.nb += 1
     p.m = 1
     p.mode = ROWS
     for a in range(narr):
         if p.n != 1 and p.ax[a] != 1:
             p.mode = GATHER
-    if p.mode == GATHER and p.nb > 0 and p.bsize[p.nb - 1] > 1:
-        j = p.nb - 1
+    if allow_cols and p.mode == GATHER and p.nb > 0 and p.bsize[p.nb - 1] > 1:
         merge = True
         for a in range(narr):
-            if p.bst[a][j] != 1:
+            if p.bst[a][p.nb - 1] != p.isz[a]:
                 merge = False
         if merge:  # a contiguous inner dim in every operand: panels
             p.mode = COLS
-            p.m = p.bsize[j]
+            p.m = p.bsize[p.nb - 1]
             p.count //= p.m
             p.nb -= 1
     return 0
 
 
 cdef inline void _offsets(const Plan *p, Py_ssize_t idx, int ndims, Py_ssize_t *off) noexcept nogil:
-    """Element offsets in each operand of batch index idx over the first
-    ndims batch dims."""
+    """Byte offsets in each operand of batch index idx over the first ndims
+    batch dims."""
     cdef int a, d
     cdef Py_ssize_t q
     for a in range(p.narr):
@@ -161,81 +169,103 @@ cdef inline void _offsets(const Plan *p, Py_ssize_t idx, int ndims, Py_ssize_t *
             off[a] += q * p.bst[a][d]
 
 
-cdef inline void _rows_kernel(int op, floating **p, const Py_ssize_t *ld, Py_ssize_t rows,
-                              Py_ssize_t n) noexcept nogil:
-    """The row kernel of op on operands p (output last), ld their row strides."""
-    if floating is float:
-        if op == 0:
-            sc_softmax_rows_f32(p[0], ld[0], p[1], ld[1], rows, n)
-        elif op == 1:
-            sc_log_softmax_rows_f32(p[0], ld[0], p[1], ld[1], rows, n)
-        elif op == 2:
-            sc_logsumexp_rows_f32(p[0], ld[0], p[1], ld[1], rows, n)
-        elif op == 3:
-            sc_softmax_jvp_rows_f32(p[0], ld[0], p[1], ld[1], p[2], ld[2], rows, n)
-        elif op == 4:
-            sc_log_softmax_jvp_rows_f32(p[0], ld[0], p[1], ld[1], p[2], ld[2], rows, n)
+cdef struct Job:
+    # what one call computes: op, and for the cross-entropy its parameters
+    int op
+    bint has_q              # xent: probability targets in operand 1
+    bint has_g              # xent: a gradient in operand 2
+    sc_xent_params prm
+
+
+cdef inline void _rows_kernel(const Job *job, char **p, const Py_ssize_t *ld, Py_ssize_t rows,
+                              Py_ssize_t n, floating dummy) noexcept nogil:
+    """The row kernel of job on operands p (output last; for the
+    cross-entropy: logits, q, grad, target, loss), ld their row strides in
+    elements.  `dummy` only selects the dtype."""
+    cdef int op = job.op
+    if op == XENT:
+        if floating is float:
+            sc_xent_rows_f32(<float *>p[0], ld[0], <float *>p[1] if job.has_q else NULL, ld[1],
+                             <int64_t *>p[3], ld[3], <float *>p[2] if job.has_g else NULL, ld[2],
+                             <double *>p[4], ld[4], rows, n, &job.prm)
         else:
-            sc_log_softmax_vjp_rows_f32(p[0], ld[0], p[1], ld[1], p[2], ld[2], rows, n)
+            sc_xent_rows_f64(<double *>p[0], ld[0], <double *>p[1] if job.has_q else NULL, ld[1],
+                             <int64_t *>p[3], ld[3], <double *>p[2] if job.has_g else NULL, ld[2],
+                             <double *>p[4], ld[4], rows, n, &job.prm)
+    elif floating is float:
+        if op == 0:
+            sc_softmax_rows_f32(<float *>p[0], ld[0], <float *>p[1], ld[1], rows, n)
+        elif op == 1:
+            sc_log_softmax_rows_f32(<float *>p[0], ld[0], <float *>p[1], ld[1], rows, n)
+        elif op == 2:
+            sc_logsumexp_rows_f32(<float *>p[0], ld[0], <float *>p[1], ld[1], rows, n)
+        elif op == 3:
+            sc_softmax_jvp_rows_f32(<float *>p[0], ld[0], <float *>p[1], ld[1], <float *>p[2], ld[2], rows, n)
+        elif op == 4:
+            sc_log_softmax_jvp_rows_f32(<float *>p[0], ld[0], <float *>p[1], ld[1], <float *>p[2], ld[2], rows, n)
+        else:
+            sc_log_softmax_vjp_rows_f32(<float *>p[0], ld[0], <float *>p[1], ld[1], <float *>p[2], ld[2], rows, n)
     else:
         if op == 0:
-            sc_softmax_rows_f64(p[0], ld[0], p[1], ld[1], rows, n)
+            sc_softmax_rows_f64(<double *>p[0], ld[0], <double *>p[1], ld[1], rows, n)
         elif op == 1:
-            sc_log_softmax_rows_f64(p[0], ld[0], p[1], ld[1], rows, n)
+            sc_log_softmax_rows_f64(<double *>p[0], ld[0], <double *>p[1], ld[1], rows, n)
         elif op == 2:
-            sc_logsumexp_rows_f64(p[0], ld[0], p[1], ld[1], rows, n)
+            sc_logsumexp_rows_f64(<double *>p[0], ld[0], <double *>p[1], ld[1], rows, n)
         elif op == 3:
-            sc_softmax_jvp_rows_f64(p[0], ld[0], p[1], ld[1], p[2], ld[2], rows, n)
+            sc_softmax_jvp_rows_f64(<double *>p[0], ld[0], <double *>p[1], ld[1], <double *>p[2], ld[2], rows, n)
         elif op == 4:
-            sc_log_softmax_jvp_rows_f64(p[0], ld[0], p[1], ld[1], p[2], ld[2], rows, n)
+            sc_log_softmax_jvp_rows_f64(<double *>p[0], ld[0], <double *>p[1], ld[1], <double *>p[2], ld[2], rows, n)
         else:
-            sc_log_softmax_vjp_rows_f64(p[0], ld[0], p[1], ld[1], p[2], ld[2], rows, n)
+            sc_log_softmax_vjp_rows_f64(<double *>p[0], ld[0], <double *>p[1], ld[1], <double *>p[2], ld[2], rows, n)
 
 
-cdef inline void _cols_kernel(int op, floating **p, const Py_ssize_t *ld, Py_ssize_t n,
-                              Py_ssize_t m) noexcept nogil:
+cdef inline void _cols_kernel(int op, char **p, const Py_ssize_t *ld, Py_ssize_t n,
+                              Py_ssize_t m, floating dummy) noexcept nogil:
     """The panel kernel of op on operands p (output last), ld their axis
-    strides (for logsumexp, the output's column stride)."""
+    strides in elements (for logsumexp, the output's column stride)."""
     if floating is float:
         if op == 0:
-            sc_softmax_cols_f32(p[0], ld[0], p[1], ld[1], n, m)
+            sc_softmax_cols_f32(<float *>p[0], ld[0], <float *>p[1], ld[1], n, m)
         elif op == 1:
-            sc_log_softmax_cols_f32(p[0], ld[0], p[1], ld[1], n, m)
+            sc_log_softmax_cols_f32(<float *>p[0], ld[0], <float *>p[1], ld[1], n, m)
         elif op == 2:
-            sc_logsumexp_cols_f32(p[0], ld[0], p[1], ld[1], n, m)
+            sc_logsumexp_cols_f32(<float *>p[0], ld[0], <float *>p[1], ld[1], n, m)
         elif op == 3:
-            sc_softmax_jvp_cols_f32(p[0], ld[0], p[1], ld[1], p[2], ld[2], n, m)
+            sc_softmax_jvp_cols_f32(<float *>p[0], ld[0], <float *>p[1], ld[1], <float *>p[2], ld[2], n, m)
         elif op == 4:
-            sc_log_softmax_jvp_cols_f32(p[0], ld[0], p[1], ld[1], p[2], ld[2], n, m)
+            sc_log_softmax_jvp_cols_f32(<float *>p[0], ld[0], <float *>p[1], ld[1], <float *>p[2], ld[2], n, m)
         else:
-            sc_log_softmax_vjp_cols_f32(p[0], ld[0], p[1], ld[1], p[2], ld[2], n, m)
+            sc_log_softmax_vjp_cols_f32(<float *>p[0], ld[0], <float *>p[1], ld[1], <float *>p[2], ld[2], n, m)
     else:
         if op == 0:
-            sc_softmax_cols_f64(p[0], ld[0], p[1], ld[1], n, m)
+            sc_softmax_cols_f64(<double *>p[0], ld[0], <double *>p[1], ld[1], n, m)
         elif op == 1:
-            sc_log_softmax_cols_f64(p[0], ld[0], p[1], ld[1], n, m)
+            sc_log_softmax_cols_f64(<double *>p[0], ld[0], <double *>p[1], ld[1], n, m)
         elif op == 2:
-            sc_logsumexp_cols_f64(p[0], ld[0], p[1], ld[1], n, m)
+            sc_logsumexp_cols_f64(<double *>p[0], ld[0], <double *>p[1], ld[1], n, m)
         elif op == 3:
-            sc_softmax_jvp_cols_f64(p[0], ld[0], p[1], ld[1], p[2], ld[2], n, m)
+            sc_softmax_jvp_cols_f64(<double *>p[0], ld[0], <double *>p[1], ld[1], <double *>p[2], ld[2], n, m)
         elif op == 4:
-            sc_log_softmax_jvp_cols_f64(p[0], ld[0], p[1], ld[1], p[2], ld[2], n, m)
+            sc_log_softmax_jvp_cols_f64(<double *>p[0], ld[0], <double *>p[1], ld[1], <double *>p[2], ld[2], n, m)
         else:
-            sc_log_softmax_vjp_cols_f64(p[0], ld[0], p[1], ld[1], p[2], ld[2], n, m)
+            sc_log_softmax_vjp_cols_f64(<double *>p[0], ld[0], <double *>p[1], ld[1], <double *>p[2], ld[2], n, m)
 
 
-cdef void _rows_range(int op, floating **base, const Plan *p, Py_ssize_t g0,
-                      Py_ssize_t g1) noexcept nogil:
+cdef void _rows_range(const Job *job, char **base, const Plan *p, Py_ssize_t g0,
+                      Py_ssize_t g1, floating dummy) noexcept nogil:
     """Rows g0..g1 of the batch (row-major over the batch dims), in runs of
     equally spaced rows along the last batch dim."""
     cdef Py_ssize_t off[MAXA]
     cdef Py_ssize_t ld[MAXA]
-    cdef floating *ptr[MAXA]
+    cdef Py_ssize_t step[MAXA]
+    cdef char *ptr[MAXA]
     cdef Py_ssize_t R = p.bsize[p.nb - 1] if p.nb else 1
     cdef Py_ssize_t g = g0, r, seg
     cdef int a
     for a in range(p.narr):
-        ld[a] = p.bst[a][p.nb - 1] if p.nb else 0
+        step[a] = p.bst[a][p.nb - 1] if p.nb else 0
+        ld[a] = step[a] // p.isz[a]
     while g < g1:
         r = g % R
         seg = R - r
@@ -243,54 +273,77 @@ cdef void _rows_range(int op, floating **base, const Plan *p, Py_ssize_t g0,
             seg = g1 - g
         _offsets(p, g // R, p.nb - 1 if p.nb else 0, off)
         for a in range(p.narr):
-            ptr[a] = base[a] + off[a] + r * ld[a]
-        _rows_kernel(op, ptr, ld, seg, p.n)
+            ptr[a] = base[a] + off[a] + r * step[a]
+        _rows_kernel(job, ptr, ld, seg, p.n, dummy)
         g += seg
 
 
-cdef void _cols_item(int op, floating **base, const Plan *p, Py_ssize_t it,
-                     Py_ssize_t nblk) noexcept nogil:
+cdef void _cols_item(int op, char **base, const Plan *p, Py_ssize_t it,
+                     Py_ssize_t nblk, floating dummy) noexcept nogil:
     """Column block it % nblk of panel it // nblk."""
     cdef Py_ssize_t off[MAXA]
-    cdef floating *ptr[MAXA]
+    cdef char *ptr[MAXA]
     cdef Py_ssize_t j0 = (it % nblk) * COL_BLOCK, w = p.m - j0
     cdef int a
     if w > COL_BLOCK:
         w = COL_BLOCK
     _offsets(p, it // nblk, p.nb, off)
     for a in range(p.narr):
-        ptr[a] = base[a] + off[a] + j0
-    _cols_kernel(op, ptr, p.ax, p.n, w)
+        ptr[a] = base[a] + off[a] + j0 * p.isz[a]
+    _cols_kernel(op, ptr, p.ax, p.n, w, dummy)
 
 
-cdef void _gather_row(int op, floating **base, const Plan *p, Py_ssize_t r,
+cdef void _gather_row(const Job *job, char **base, const Plan *p, Py_ssize_t r,
                       floating *buf) noexcept nogil:
-    """Row r through buf (one row per input): gather the inputs, compute in
-    place in the last input's row, scatter to the output."""
+    """Row r through buf: gather the operands that have the axis into rows
+    of buf, compute there, scatter the output back.  Operands without the
+    axis (logsumexp's output; the cross-entropy's targets and losses) are
+    used in place."""
     cdef Py_ssize_t off[MAXA]
     cdef Py_ssize_t ld[MAXA]
-    cdef floating *ptr[MAXA]
+    cdef char *ptr[MAXA]
     cdef Py_ssize_t i, n = p.n
-    cdef int a, nin = p.narr - 1
+    cdef int a, out, nrow = 0
+    cdef floating *src
+    cdef floating *row
     _offsets(p, r, p.nb, off)
-    for a in range(nin):
-        ptr[a] = buf + a * n
-        ld[a] = n
+    # which operand is written along the axis
+    if job.op == XENT:
+        out = 2 if job.has_g else -1
+    elif job.op == 2:
+        out = -1
+    else:
+        out = p.narr - 1
+    for a in range(p.narr):
+        ptr[a] = base[a] + off[a]
+        ld[a] = 1
+        if (job.op == XENT and a >= 3) or (job.op == 2 and a == 1):
+            continue            # no axis: used in place
+        if a == out:
+            continue
+        row = buf + nrow * n
+        nrow += 1
+        src = <floating *>ptr[a]
         for i in range(n):
-            ptr[a][i] = base[a][off[a] + i * p.ax[a]]
-    if op == 2:  # logsumexp: one value, straight to the output
-        ptr[1] = base[1] + off[1]
-        ld[1] = 1
-        _rows_kernel(op, ptr, ld, 1, n)
-        return
-    ptr[nin] = ptr[nin - 1]
-    ld[nin] = n
-    _rows_kernel(op, ptr, ld, 1, n)
-    for i in range(n):
-        base[nin][off[nin] + i * p.ax[nin]] = ptr[nin][i]
+            row[i] = src[i * p.ax[a]]
+        ptr[a] = <char *>row
+        ld[a] = n
+    if out >= 0:
+        # compute in place in the last gathered row (every kernel allows
+        # its output to be its last input), then scatter
+        row = buf + (nrow - 1) * n
+        ptr[out] = <char *>row
+        ld[out] = n
+        _rows_kernel(job, ptr, ld, 1, n, buf[0])
+        src = <floating *>(base[out] + off[out])
+        for i in range(n):
+            src[i * p.ax[out]] = row[i]
+    else:
+        _rows_kernel(job, ptr, ld, 1, n, buf[0])
 
 
-cdef int _execute(int op, floating **base, const Plan *p, int nthreads) except -1:
+cdef int _execute(const Job *job, char **base, const Plan *p, int nthreads,
+                  floating dummy) except -1:
     cdef Py_ssize_t rows = p.count, c, it, r
     cdef Py_ssize_t nblk = (p.m + COL_BLOCK - 1) // COL_BLOCK
     cdef int nt
@@ -301,68 +354,84 @@ cdef int _execute(int op, floating **base, const Plan *p, int nthreads) except -
         nt = _threads_for(rows * p.n, rows, nthreads)
         if nt == 1:
             with nogil:
-                _rows_range(op, base, p, 0, rows)
+                _rows_range(job, base, p, 0, rows, dummy)
         else:
             for c in prange(nt, nogil=True, schedule='static', num_threads=nt):
-                _rows_range(op, base, p, rows * c // nt, rows * (c + 1) // nt)
+                _rows_range(job, base, p, rows * c // nt, rows * (c + 1) // nt, dummy)
     elif p.mode == COLS:
         nt = _threads_for(rows * p.n * p.m, rows * nblk, nthreads)
         if nt == 1:
             with nogil:
                 for it in range(rows * nblk):
-                    _cols_item(op, base, p, it, nblk)
+                    _cols_item(job.op, base, p, it, nblk, dummy)
         else:
             for it in prange(rows * nblk, nogil=True, schedule='static', num_threads=nt):
-                _cols_item(op, base, p, it, nblk)
+                _cols_item(job.op, base, p, it, nblk, dummy)
     else:
         nt = _threads_for(rows * p.n, rows, nthreads)
         with nogil, parallel(num_threads=nt):
-            buf = <floating *> malloc((p.narr - 1) * p.n * sizeof(floating))
+            buf = <floating *> malloc(2 * p.n * sizeof(floating) + sizeof(floating))
             if buf == NULL:
                 pfailed[0] = 1
             else:
                 for r in prange(rows, schedule='static'):
-                    _gather_row(op, base, p, r, buf)
+                    _gather_row(job, base, p, r, buf)
                 free(buf)
         if failed:
             raise MemoryError(f"softmax_c: could not allocate row buffers of {p.n} elements")
     return 0
 
 
-cdef int _run(int op, tuple arrays, int k, int nthreads) except -1:
-    """op along axis k of the operands `arrays` (ndarrays, the output last;
-    for logsumexp the output has length 1 along k)."""
+cdef int _run(Job *job, tuple arrays, int k, unsigned reduced, int nthreads) except -1:
+    """job along axis k of `arrays` (see _plan); the first operand's dtype
+    (float32 or float64) is the compute dtype."""
     cdef Plan p
-    cdef int a, narr = len(arrays)
-    cdef cnp.npy_intp *st[MAXA]
-    cdef cnp.ndarray arr
-    cdef float *pf[MAXA]
-    cdef double *pd[MAXA]
-    for a in range(narr):
-        arr = <cnp.ndarray>arrays[a]
-        st[a] = cnp.PyArray_STRIDES(arr)
-        pf[a] = <float *>cnp.PyArray_DATA(arr)
-        pd[a] = <double *>cnp.PyArray_DATA(arr)
-    arr = <cnp.ndarray>arrays[0]
-    _plan(&p, narr, st, cnp.PyArray_DIMS(arr), cnp.PyArray_NDIM(arr), cnp.PyArray_ITEMSIZE(arr),
-          k, op == 2)
-    if cnp.PyArray_ITEMSIZE(arr) == 4:
-        _execute[float](op, pf, &p, nthreads)
+    cdef int a
+    cdef char *base[MAXA]
+    _plan(&p, arrays, k, reduced, job.op != XENT)
+    for a in range(p.narr):
+        base[a] = <char *>cnp.PyArray_DATA(<cnp.ndarray>arrays[a])
+    if p.isz[0] == 4:
+        _execute[float](job, base, &p, nthreads, 0)
     else:
-        _execute[double](op, pd, &p, nthreads)
+        _execute[double](job, base, &p, nthreads, 0)
     return 0
 
 
 def forward(int op, cnp.ndarray x, cnp.ndarray y, int k, int nthreads):
     """Unary op along axis k of x into y (both float32 or both float64, not
     empty; for logsumexp y has length 1 along k)."""
-    _run(op, (x, y), k, nthreads)
+    cdef Job job
+    job.op = op
+    _run(&job, (x, y), k, 2 if op == 2 else 0, nthreads)
 
 
 def backward(int op, cnp.ndarray a, cnp.ndarray b, cnp.ndarray out, int k, int nthreads):
     """Binary op along axis k of (a, b) into out (one dtype, one shape, not
-    empty; out is b or overlaps neither input)."""
-    _run(op, (a, b, out), k, nthreads)
+    empty; out is a, b, or overlaps neither)."""
+    cdef Job job
+    job.op = op
+    _run(&job, (a, b, out), k, 0, nthreads)
+
+
+def cross_entropy(cnp.ndarray logits, q, cnp.ndarray target, grad, cnp.ndarray loss, int k,
+                  weight, double label_smoothing, double scale, double weight_sum, int nthreads):
+    """Per-sample losses (into `loss`, float64, of the logits' shape with
+    length 1 along k) and, when `grad` is an array, the gradient times
+    `scale`.  `q`: probability targets of the logits' shape, or None;
+    `target`: int64 class indices (< 0: ignored) shaped like `loss` (any
+    int64 array of that shape when q is given); `weight`: a contiguous
+    array of the logits' dtype, or None.  grad may be logits itself."""
+    cdef Job job
+    job.op = XENT
+    job.has_q = q is not None
+    job.has_g = grad is not None
+    job.prm.weight = cnp.PyArray_DATA(<cnp.ndarray>weight) if weight is not None else NULL
+    job.prm.label_smoothing = label_smoothing
+    job.prm.scale = scale
+    job.prm.weight_sum = weight_sum
+    _run(&job, (logits, q if job.has_q else logits, grad if job.has_g else logits, target, loss),
+         k, 8 | 16, nthreads)
 
 
 cdef int _default_threads = 0   # set_num_threads' value; 0: OpenMP's default
@@ -442,30 +511,26 @@ def fast(int op, x, out=None):
 
 cdef void _contiguous(int op, const floating *x, floating *y, Py_ssize_t rows, Py_ssize_t n,
                       Py_ssize_t ldy, int nt) noexcept:
-    cdef Py_ssize_t c, r0, r1
-    cdef floating *ptr[2]
-    cdef Py_ssize_t ld[2]
-    ld[0] = n
-    ld[1] = ldy
+    cdef Py_ssize_t c
+    cdef Job job
+    job.op = op
     if nt == 1:
-        ptr[0] = <floating *>x
-        ptr[1] = y
         with nogil:
-            _rows_kernel(op, ptr, ld, rows, n)
+            _contiguous_part(&job, x, y, 0, rows, n, ldy)
         return
     for c in prange(nt, nogil=True, schedule='static', num_threads=nt):
-        _contiguous_part(op, x, y, rows * c // nt, rows * (c + 1) // nt, n, ldy)
+        _contiguous_part(&job, x, y, rows * c // nt, rows * (c + 1) // nt, n, ldy)
 
 
-cdef void _contiguous_part(int op, const floating *x, floating *y, Py_ssize_t r0, Py_ssize_t r1,
-                           Py_ssize_t n, Py_ssize_t ldy) noexcept nogil:
-    cdef floating *ptr[2]
+cdef void _contiguous_part(const Job *job, const floating *x, floating *y, Py_ssize_t r0,
+                           Py_ssize_t r1, Py_ssize_t n, Py_ssize_t ldy) noexcept nogil:
+    cdef char *ptr[2]
     cdef Py_ssize_t ld[2]
-    ptr[0] = <floating *>x + r0 * n
-    ptr[1] = y + r0 * ldy
+    ptr[0] = <char *>(x + r0 * n)
+    ptr[1] = <char *>(y + r0 * ldy)
     ld[0] = n
     ld[1] = ldy
-    _rows_kernel(op, ptr, ld, r1 - r0, n)
+    _rows_kernel(job, ptr, ld, r1 - r0, n, y[0])
 
 
 def max_threads():
