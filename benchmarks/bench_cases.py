@@ -1,4 +1,5 @@
-"""Shared cases of the pytest-benchmark suite.
+"""Shared cases of the pytest-benchmark suite (a plain module, not a
+conftest: tests/ has its own conftest module).
 
 Each benchmark test is parametrized over (case, implementation) and puts
 softmax_c and every baseline of one case in one pytest-benchmark group, so
@@ -14,7 +15,6 @@ the smoke test CI runs.
 import os
 
 import numpy as np
-import pytest
 
 # name -> (shape, axis): the users' workloads (see softmax_c.bench).
 CASES = {
@@ -43,9 +43,3 @@ def check(got, want):
     tol = 2e-5 if got.dtype == np.float32 else 1e-12
     assert got.shape == np.shape(want)
     np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
-
-
-@pytest.fixture(scope="session")
-def torch_or_skip():
-    torch = pytest.importorskip("torch")
-    return torch

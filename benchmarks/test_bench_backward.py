@@ -16,7 +16,7 @@ import pytest
 import softmax_c as sc
 from softmax_c import reference
 
-from conftest import CASES, DTYPES, THREADS, check, logits
+from bench_cases import CASES, DTYPES, THREADS, check, logits
 
 IMPLS = ["softmax_c", "softmax_c-out", "numpy", "torch", "torch-out"]
 
