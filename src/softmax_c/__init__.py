@@ -1,8 +1,10 @@
 """softmax_c: fast, exact softmax, log_softmax and logsumexp, their
-backward products, for NumPy arrays on the CPU, with C kernels vectorized
-for AVX-512 and AVX2."""
+backward products and the fused cross-entropy, for NumPy arrays on the
+CPU, with C kernels vectorized for AVX-512 and AVX2."""
 from ._version import __version__
 from ._api import (
+    cross_entropy,
+    cross_entropy_grad,
     get_num_threads,
     log_softmax,
     log_softmax_jvp,
@@ -26,6 +28,8 @@ __all__ = [
     "log_softmax_jvp",
     "log_softmax_vjp",
     "softmax_jacobian",
+    "cross_entropy",
+    "cross_entropy_grad",
     "get_num_threads",
     "set_num_threads",
     "build_info",

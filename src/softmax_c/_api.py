@@ -8,7 +8,7 @@ of the input.
 """
 import numpy as np
 
-from . import _kernels, _validate
+from . import _kernels, _validate, reference
 from ._kernels import (LOG_SOFTMAX, LOG_SOFTMAX_JVP, LOG_SOFTMAX_VJP, LOGSUMEXP, SOFTMAX,
                        SOFTMAX_JVP)
 
@@ -423,3 +423,209 @@ def softmax_jacobian(y, axis=-1):
     diag = np.einsum("...ii->...i", jac)  # a writeable view of the diagonals
     diag += yk
     return jac if jac.dtype == result else jac.astype(result)
+
+
+# ---------------------------------------------------------------- cross-entropy
+
+def _xent(logits, target, axis, weight, ignore_index, reduction, label_smoothing, out,
+          num_threads, want_grad):
+    """Validate everything, then one kernel call for the per-sample losses
+    and (if `want_grad`) the gradient; returns loss or (loss, grad)."""
+    nt = _threads(num_threads)
+    z = _validate.as_array(logits)
+    compute, result = _validate.result_dtypes(z.dtype, "logits")
+    k = _validate.normalize_single_axis(axis, z.ndim)
+    t = _validate.as_array(target)
+    ttype = _validate.check_target(t, z.shape, k)
+    ignore_index = _validate.check_ignore_index(ignore_index, ttype)
+    _validate.check_reduction(reduction)
+    ls = _validate.check_label_smoothing(label_smoothing)
+    n = z.shape[k]
+    w = _validate.check_weight(weight, n, compute)
+    if want_grad:
+        _validate.check_out(out, z.shape, result)
+    if ttype == "index":
+        _validate.check_target_range(t, n, ignore_index)
+    # All checks done: from here on nothing raises.
+
+    if z.size == 0:  # no logit to read: the reference's bookkeeping is exact
+        return (reference.cross_entropy_grad if want_grad else reference.cross_entropy)(
+            z, t, axis=k, weight=weight, ignore_index=ignore_index, reduction=reduction,
+            label_smoothing=ls, **({"out": out} if want_grad else {}))
+
+    zc = z if z.dtype == compute and z.flags.aligned else z.astype(compute)
+    batch = z.shape[:k] + z.shape[k + 1:]
+    kept = z.shape[:k] + (1,) + z.shape[k + 1:]
+    if ttype == "index":
+        q = None
+        keep = t != ignore_index
+        tk = np.where(keep, t, -1).astype(np.int64, copy=False).reshape(kept)
+        if reduction == "mean":
+            denom = (float(np.count_nonzero(keep)) if w is None
+                     else float(np.sum(w.astype(np.float64)[t[keep]])))
+    else:
+        q = t if t.dtype == compute and t.flags.aligned else t.astype(compute)
+        tk = np.broadcast_to(np.zeros((), np.int64), kept)  # not read
+        denom = float(z.size // n)
+    wc = None if w is None else np.ascontiguousarray(w, compute)
+    wsum = float(n) if w is None else float(np.sum(w, dtype=np.float64))
+    scale = 1.0
+    if reduction == "mean":
+        scale = 1.0 / denom if denom != 0.0 else float("inf")
+
+    grad = None
+    if want_grad:
+        direct = (out is not None and out.dtype == compute and out.flags.aligned
+                  and (_same_view(out, zc) or not np.may_share_memory(out, zc))
+                  and (q is None or not np.may_share_memory(out, q)))
+        grad = out if direct else np.empty_like(zc)
+    loss_k = np.empty(kept, np.float64)
+    _kernels.cross_entropy(zc, q, tk, grad, loss_k, k, wc, ls, scale, wsum, nt)
+
+    per_sample = loss_k.reshape(batch)
+    if reduction == "none":
+        loss = per_sample.astype(compute, copy=False)
+    elif reduction == "sum":
+        loss = compute.type(np.sum(per_sample))
+    else:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            loss = compute.type(np.float64(np.sum(per_sample)) / np.float64(denom))
+    if not want_grad:
+        return loss
+    if out is None:
+        return loss, (grad if grad.dtype == result else grad.astype(result))
+    if grad is not out:
+        np.copyto(out, grad, casting="unsafe")
+    return loss, out
+
+
+def cross_entropy(logits, target, *, axis=-1, weight=None, ignore_index=-100,
+                  reduction="mean", label_smoothing=0.0, num_threads=None):
+    """Cross-entropy between ``softmax(logits)`` and `target`, with the
+    semantics of ``torch.nn.functional.cross_entropy``.
+
+    Parameters
+    ----------
+    logits : array_like
+        Unnormalized scores, the classes along `axis`.  Dtypes as in
+        :func:`softmax` (float16 computed in float32, integers in float64).
+    target : array_like
+        Either class indices (any integer dtype) of the logits' shape
+        without the class axis, or class probabilities (float16, float32,
+        float64; cast to the compute dtype) of the logits' full shape.  The
+        dtype decides which; a bool target is a TypeError.
+    axis : int, optional
+        The class axis.  Default -1; ``axis=1`` is PyTorch's
+        ``(N, C, d1, ...)`` layout.
+    weight : array_like, optional
+        One weight per class, cast to the compute dtype.
+    ignore_index : int, optional
+        Index targets equal to it take no part: zero loss and gradient, and
+        no share of the mean's denominator.  With probability targets only
+        the default -100 is allowed.
+    reduction : {"mean", "sum", "none"}, optional
+        "mean" divides the summed losses by the summed weights ``w[t]`` of
+        the kept samples (their number without `weight`; the number of
+        samples with probability targets), as PyTorch does.
+    label_smoothing : float, optional
+        In [0, 1]: the target is mixed with the uniform distribution over
+        the classes.
+    num_threads : int, optional
+        As in :func:`softmax`.
+
+    Returns
+    -------
+    numpy scalar or ndarray
+        A scalar of the compute dtype for "mean" and "sum" ("mean" over an
+        empty batch, or with every target ignored, is NaN); for "none" an
+        array of the batch shape, in the compute dtype.
+
+    Raises
+    ------
+    TypeError
+        Unsupported dtype of `logits`, `target` or `weight` (a bool
+        target), non-int `axis` or `ignore_index`, non-real
+        `label_smoothing`.
+    ValueError
+        `target` of the wrong shape, `weight` of the wrong length, unknown
+        `reduction`, `label_smoothing` outside [0, 1], `ignore_index` with
+        probability targets, `num_threads` < 1.
+    IndexError
+        A class index out of range that is not `ignore_index` (named in the
+        message).
+    numpy.exceptions.AxisError
+        `axis` out of range.
+
+    Notes
+    -----
+    Each sample's loss is computed as ``logsumexp(z) - z[t]`` (and, for the
+    smoothing and probability terms, ``sum_c u_c (logsumexp(z) - z_c)``,
+    accumulated as nonnegative terms), never as ``log(softmax(z))``: logits
+    of any magnitude give a finite loss.  One read sweep over each row of
+    logits: its maximum and the sum of exponentials, online across
+    cache-sized chunks, summed with compensation.
+
+    See Also
+    --------
+    cross_entropy_grad : the loss and its gradient in one pass.
+
+    Examples
+    --------
+    >>> import numpy as np, softmax_c as sc
+    >>> float(sc.cross_entropy(np.array([[1000., 1.]]), np.array([1])))
+    999.0
+    """
+    return _xent(logits, target, axis, weight, ignore_index, reduction, label_smoothing,
+                 None, num_threads, want_grad=False)
+
+
+def cross_entropy_grad(logits, target, *, axis=-1, weight=None, ignore_index=-100,
+                       reduction="mean", label_smoothing=0.0, out=None, num_threads=None):
+    """The loss of :func:`cross_entropy` and its gradient with respect to
+    `logits`, in one pass over the logits.
+
+    Parameters
+    ----------
+    logits, target, axis, weight, ignore_index, reduction, label_smoothing
+        As in :func:`cross_entropy`.
+    out : ndarray, optional
+        Where to write the gradient: the logits' shape and result dtype
+        (float16 for float16 logits), any strides.  ``out=logits`` writes
+        the gradient over the logits, allocating nothing of their size.
+    num_threads : int, optional
+        As in :func:`softmax`.
+
+    Returns
+    -------
+    loss : numpy scalar or ndarray
+        As :func:`cross_entropy` returns it.
+    grad : ndarray
+        ``d loss / d logits`` for the reduction (for "none", of the sum of
+        the per-sample losses); zero on the rows of ignored samples.
+
+    Raises
+    ------
+    As :func:`cross_entropy`, and as :func:`softmax` for a bad `out`.
+    Every check runs before the first write: a call that raises leaves the
+    logits and `out` untouched.
+
+    Notes
+    -----
+    With ``p = softmax(z)``, ``C`` classes, ``ls`` the smoothing and
+    ``eps = ls / C``, a kept sample's gradient is
+    ``(1 - ls) w[t] (p - onehot(t)) + eps (p sum(w) - w)`` for index targets
+    and ``p sum(u) - u`` with ``u = w (q (1 - ls) + eps)`` for probability
+    targets, times ``1 / denominator`` for "mean".  For one-hot targets and
+    no options it is ``(softmax(z) - onehot) / N``.  The kernel reads each
+    row of logits twice (max and sum of exponentials; then the gradient)
+    and writes the gradient once.
+
+    Examples
+    --------
+    >>> import numpy as np, softmax_c as sc
+    >>> loss, grad = sc.cross_entropy_grad(np.zeros((1, 2)), np.array([0]))
+    >>> grad
+    array([[-0.5,  0.5]])
+    """
+    return _xent(logits, target, axis, weight, ignore_index, reduction, label_smoothing,
+                 out, num_threads, want_grad=True)
