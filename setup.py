@@ -8,7 +8,11 @@ The shipped flags never include -ffast-math, -Ofast or -march=native: the
 kernels pick their instruction set at run time (csrc/sc_dispatch.c), and
 fast-math objects can switch the whole process to flush-to-zero.
 -fno-trapping-math only lets gcc vectorize the exp's compare-and-select;
-it changes no result.
+it changes no result.  -ffp-contract=off keeps gcc from fusing a
+multiply and an add into an FMA on its own: where it did, the same element
+rounded differently in the streaming, the cached and the tail loops, so a
+result depended on alignment and thread count.  The kernels' FMAs are
+explicit.
 """
 import os
 import shutil
@@ -25,7 +29,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 CSRC = "csrc"
 C_SOURCES = ["sc_dispatch.c", "sc_kern_scalar.c", "sc_kern_avx2.c", "sc_kern_avx512.c"]
 HEADERS = ["softmax_c.h"]
-BASE_CFLAGS = ["-O3", "-fno-trapping-math", "-fno-math-errno", "-Wall", "-Wno-unused-function"]
+BASE_CFLAGS = ["-O3", "-fno-trapping-math", "-fno-math-errno", "-ffp-contract=off", "-Wall", "-Wno-unused-function"]
 
 
 def _env_flag(name):

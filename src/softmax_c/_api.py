@@ -459,7 +459,10 @@ def _xent(logits, target, axis, weight, ignore_index, reduction, label_smoothing
     if ttype == "index":
         q = None
         keep = t != ignore_index
-        tk = np.where(keep, t, -1).astype(np.int64, copy=False).reshape(kept)
+        # int64 before marking the ignored rows: -1 does not fit unsigned
+        # targets (uint8 with ignore_index=255 is common)
+        tk = t.astype(np.int64).reshape(kept)
+        tk[~keep.reshape(kept)] = -1
         if reduction == "mean":
             denom = (float(np.count_nonzero(keep)) if w is None
                      else float(np.sum(w.astype(np.float64)[t[keep]])))

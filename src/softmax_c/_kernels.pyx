@@ -321,6 +321,9 @@ cdef void _gather_row(const Job *job, char **base, const Plan *p, Py_ssize_t r,
             continue            # no axis: used in place
         if a == out:
             continue
+        if job.op == XENT and ((a == 1 and not job.has_q) or (a == 2 and not job.has_g)):
+            continue            # a placeholder operand, never read: buf has
+                                # room for two gathered rows only
         row = buf + nrow * n
         nrow += 1
         src = <floating *>ptr[a]
