@@ -1,19 +1,75 @@
 """The benchmark behind ``python -m softmax_c bench``.
 
-For every case (operation x shape x dtype x thread count) each
-implementation is called the way its users call it, its result is checked
-against the NumPy reference first, then all implementations are timed in
-interleaved rounds (A B C A B C ...) so that drift on a noisy machine hits
-them alike.  A memory copy of the same bytes (``np.copyto``) is timed in the
-same rounds: every figure can be read against this machine's copy speed.
+What is measured
+----------------
+A *case* is one operation (softmax, log_softmax, softmax_vjp,
+cross_entropy_grad with class-index int64 targets and the mean reduction)
+on one built-in shape, in one dtype, at one thread count.  In every case
+each implementation is called the way its users call it:
 
-Reported per case and implementation: the median time, the speed-up over
-the NumPy reference, the achieved GB/s (bytes that must move: the input
-read once and the output written once) and that rate as a fraction of the
-copy's.
+- ``softmax_c``: ``sc.softmax(x, axis)``, a fresh output per call;
+- ``softmax_c(out=)``: the same into a preallocated output (for
+  cross_entropy_grad ``out=logits``, the gradient written over the logits:
+  the logits are restored before the check, and the timed calls then run on
+  the gradient the previous call left, which costs the kernel the same);
+- ``numpy``: ``softmax_c.reference``, the plain NumPy versions with the same
+  signatures; always there, it is the baseline;
+- the peers that are installed (none is required): SciPy
+  (``scipy.special.softmax``/``log_softmax``), PyTorch (``torch.softmax``,
+  ``torch.log_softmax``, ``torch._softmax_backward_data``, and for
+  cross_entropy_grad a training step ``F.cross_entropy(t, target).backward()``
+  on a leaf tensor, the classes on dim 1 as PyTorch wants them: a
+  ``(-1, C)`` view when they are last; ``torch(out=)`` writes into a
+  preallocated tensor) and
+  JAX (``jax.nn.softmax``/``log_softmax`` under ``jit``, waited for with
+  ``block_until_ready``; float64 only when JAX runs with x64 enabled).
+
+The thread count of a case is set with ``sc.set_num_threads`` and
+``torch.set_num_threads`` (both restored afterwards); NumPy and SciPy use one
+thread whatever is asked, and JAX uses its own pool (its thread flags do not
+limit it).
+
+Every implementation's result is first checked against the NumPy reference
+(relative to the result's scale: 2e-5 in float32, 1e-12 in float64); one
+that disagrees or raises is reported with the reason and not timed.  Then
+all of them, and a memory copy (``np.copyto``) moving the same number of
+bytes, are timed in interleaved rounds (A B C copy A B C copy ...), so that
+the drift of a noisy machine hits them alike; in a round each function is
+called again and again for a fixed few milliseconds, and the figure is the
+median over the rounds of the mean time per call.
+
+How to read it
+--------------
+Per case and implementation:
+
+- ``median``: the median time of one call;
+- ``vs numpy``: the NumPy reference's time / this time (higher is faster);
+- ``vs peer``: the fastest peer's time / this time, the peers being SciPy,
+  PyTorch and JAX in any variant ("n/a" when no peer is installed or none
+  ran this case);
+- ``GB/s``: the bytes the operation must move, divided by the time: its
+  inputs read once and its output written once (softmax and log_softmax: x
+  and y; softmax_vjp: y, g and the result; cross_entropy_grad: the logits,
+  the int64 targets and the gradient);
+- ``of copy``: that rate as a fraction of the copy's rate on the same bytes.
+  100% means the call runs as fast as copying its data; large inputs cannot
+  go much above it.  The copy runs on one thread, so at more threads a figure
+  above 100% can mean the kernel uses more memory bandwidth than one core's
+  copy.  Inputs that fit in cache copy very fast: small shapes show low
+  fractions because the call's fixed cost dominates, not its bandwidth.
+
+The table ends with softmax_c's geometric-mean speed-ups per operation.
+Ratios taken in one run are what to compare: absolute times on a shared
+machine move 10-20% between runs, and a thread count above the cores that
+are free at the time (the header gives the load average) turns each OpenMP
+barrier into a wait for the scheduler: milliseconds per call.  ``--json`` saves everything with the
+machine's description, ``--plot`` draws the speed-ups.
 """
 import argparse
+import datetime
+import gc
 import json
+import math
 import os
 import platform
 import sys
@@ -21,139 +77,500 @@ import time
 
 import numpy as np
 
-from . import _api, reference
+import softmax_c as sc
+
+from . import reference
 from ._info import build_info
 
-# name -> shape, axis; the users' workloads.
+# name -> (shape, axis): the users' workloads.
 SHAPES = {
-    "64x1000": ((64, 1000), -1),
-    "256x32000": ((256, 32000), -1),
-    "4096x4096": ((4096, 4096), -1),
-    "16x262144": ((16, 262144), -1),
-    "32768x128": ((32768, 128), -1),
-    "1x32000": ((1, 32000), -1),
-    "1x131072": ((1, 131072), -1),
-    "8x32000": ((8, 32000), -1),
-    "64x1000x32:1": ((64, 1000, 32), 1),
+    "1x32000": ((1, 32000), -1),                 # one token's logits over a vocabulary
+    "1x131072": ((1, 131072), -1),               # ... over a large vocabulary
+    "8x32000": ((8, 32000), -1),                 # a small batch of them
+    "64x1000": ((64, 1000), -1),                 # a classifier's batch
+    "8x12x512x512": ((8, 12, 512, 512), -1),     # attention scores (batch, heads, q, k)
+    "32768x128": ((32768, 128), -1),             # many short rows
+    "4096x4096": ((4096, 4096), -1),             # a large square
+    "256x32000": ((256, 32000), -1),             # a language model's batch of logits
+    "16x262144": ((16, 262144), -1),             # long rows
+    "64x1000x32:1": ((64, 1000, 32), 1),         # classes on axis 1, PyTorch's (N, C, d)
 }
-QUICK_SHAPES = ["64x1000", "256x32000", "1x32000", "64x1000x32:1"]
-OPS = ["softmax", "log_softmax"]
+QUICK_SHAPES = ["64x1000", "8x32000", "256x32000", "64x1000x32:1"]
+ALL_OPS = ["softmax", "log_softmax", "softmax_vjp", "cross_entropy_grad"]
 DTYPES = ["float32", "float64"]
+PEERS = ["scipy", "torch", "jax"]
 
+# (repeats, seconds per round) of a full and of a --quick run
+FULL_TIMING = (7, 0.02)
+QUICK_TIMING = (3, 0.004)
+
+
+def available_ops():
+    """The operations this build of softmax_c has (cross_entropy_grad is
+    recent)."""
+    return [op for op in ALL_OPS if hasattr(sc, op)]
+
+
+# ---------------------------------------------------------------- peers
+
+_peer_cache = {}
+
+
+def peer_module(name):
+    """The peer's module if it imports, else None; never raises.  Imported
+    on first use only, so that `--help` does not pay for PyTorch."""
+    if name not in _peer_cache:
+        mod = None
+        try:
+            if name == "scipy":
+                import scipy.special  # noqa: F401
+                import scipy as mod
+            elif name == "torch":
+                import torch as mod
+                import torch.nn.functional  # noqa: F401
+            elif name == "jax":
+                import jax as mod
+                import jax.numpy  # noqa: F401
+        except Exception:  # not installed, or broken: either way not a peer
+            mod = None
+        _peer_cache[name] = mod
+    return _peer_cache[name]
+
+
+def installed_peers():
+    """{name: version} of the peers that import."""
+    return {name: getattr(peer_module(name), "__version__", "?")
+            for name in PEERS if peer_module(name) is not None}
+
+
+def _jax_x64():
+    jax = peer_module("jax")
+    try:
+        return jax.numpy.asarray(np.zeros(1, np.float64)).dtype == np.float64
+    except Exception:
+        return False
+
+
+# ---------------------------------------------------------------- cases
+
+class Case:
+    """One operation on one shape and dtype; `inputs` are built once and
+    shared by every thread count and implementation (none writes them)."""
+
+    def __init__(self, op, shape_name, dtype, rng):
+        self.op, self.shape_name, self.dtype = op, shape_name, np.dtype(dtype)
+        self.shape, axis = SHAPES[shape_name]
+        self.axis = axis
+        k = axis % len(self.shape)
+        x = rng.standard_normal(self.shape, dtype=self.dtype)
+        x *= 4
+        if op in ("softmax", "log_softmax"):
+            self.inputs = {"x": x}
+            self.nbytes = 2 * x.nbytes
+        elif op == "softmax_vjp":
+            y = reference.softmax(x, axis)
+            g = rng.standard_normal(self.shape, dtype=self.dtype)
+            self.inputs = {"y": y, "g": g}
+            self.nbytes = 3 * x.nbytes
+        elif op == "cross_entropy_grad":
+            batch = self.shape[:k] + self.shape[k + 1:]
+            t = rng.integers(0, self.shape[k], size=batch, dtype=np.int64)
+            self.inputs = {"x": x, "target": t}
+            self.nbytes = 2 * x.nbytes + t.nbytes
+        else:
+            raise ValueError(f"unknown operation {op!r}")
+        self.want = _reference_call(op, self.inputs, axis)
+
+
+def _reference_call(op, inp, axis):
+    if op == "softmax_vjp":
+        return reference.softmax_vjp(inp["y"], inp["g"], axis)
+    if op == "cross_entropy_grad":
+        loss, grad = reference.cross_entropy_grad(inp["x"], inp["target"], axis=axis)
+        return float(loss), grad
+    return getattr(reference, op)(inp["x"], axis)
+
+
+# ---------------------------------------------------------------- implementations
 
 class Impl:
-    """One way of computing an operation: `prepare(x, axis)` returns a
-    zero-argument callable whose result is the output array."""
+    """One way of computing an operation.
 
-    def __init__(self, name, prepare):
-        self.name = name
-        self.prepare = prepare
+    ``prepare(case)`` builds what the calls need (outside the timing) and
+    returns ``(fn, result, reset)``: `fn` is the timed zero-argument call,
+    ``result(fn())`` converts its return value to what the reference
+    returns (an ndarray, or ``(loss, grad)``), and `reset` (or None) restores
+    inputs that `fn` overwrites, before the correctness check.
 
+    `kind` is "softmax_c", "reference" or "peer".
+    """
 
-def _impls(op, nthreads):
-    fast = getattr(_api, op)
-    ref = getattr(reference, op)
+    def __init__(self, name, kind, prepare):
+        self.name, self.kind, self.prepare = name, kind, prepare
 
-    def ours(x, axis):
-        return lambda: fast(x, axis, num_threads=nthreads)
-
-    def ours_out(x, axis):
-        out = np.empty_like(x)
-        return lambda: fast(x, axis, out=out, num_threads=nthreads)
-
-    def numpy_ref(x, axis):
-        return lambda: ref(x, axis)
-
-    return [Impl("softmax_c", ours), Impl("softmax_c(out=)", ours_out),
-            Impl("numpy", numpy_ref)]
+    def __repr__(self):
+        return f"Impl({self.name!r})"
 
 
-def _check(name, got, want, dtype):
-    tol = 1e-5 if dtype == np.float32 else 1e-12
-    if got.shape != want.shape or not np.allclose(got, want, rtol=tol, atol=tol, equal_nan=True):
-        raise RuntimeError(f"{name} disagrees with the NumPy reference")
+def _same(r):
+    return r
+
+
+def _ours(op, out):
+    def prepare(case):
+        inp, axis = case.inputs, case.axis
+        if op == "softmax_vjp":
+            y, g = inp["y"], inp["g"]
+            if out:
+                o = np.empty_like(y)
+                return (lambda: sc.softmax_vjp(y, g, axis, out=o)), _same, None
+            return (lambda: sc.softmax_vjp(y, g, axis)), _same, None
+        if op == "cross_entropy_grad":
+            x, t = inp["x"], inp["target"]
+            if out:  # in place: the calls overwrite their own copy of the logits
+                xi = x.copy()
+                return ((lambda: sc.cross_entropy_grad(xi, t, axis=axis, out=xi)), _xent_result,
+                        lambda: np.copyto(xi, x))
+            return (lambda: sc.cross_entropy_grad(x, t, axis=axis)), _xent_result, None
+        f, x = getattr(sc, op), inp["x"]
+        if out:
+            o = np.empty_like(x)
+            return (lambda: f(x, axis, out=o)), _same, None
+        return (lambda: f(x, axis)), _same, None
+    return prepare
+
+
+def _xent_result(r):
+    loss, grad = r
+    return float(loss), grad
+
+
+def _numpy(op):
+    def prepare(case):
+        inp, axis = case.inputs, case.axis
+        if op == "softmax_vjp":
+            y, g = inp["y"], inp["g"]
+            return (lambda: reference.softmax_vjp(y, g, axis)), _same, None
+        if op == "cross_entropy_grad":
+            x, t = inp["x"], inp["target"]
+            return (lambda: reference.cross_entropy_grad(x, t, axis=axis)), _xent_result, None
+        f, x = getattr(reference, op), inp["x"]
+        return (lambda: f(x, axis)), _same, None
+    return prepare
+
+
+def _scipy(op):
+    def prepare(case):
+        f = getattr(peer_module("scipy").special, op)
+        x, axis = case.inputs["x"], case.axis
+        return (lambda: f(x, axis=axis)), _same, None
+    return prepare
+
+
+def _torch_numpy(r):
+    return r.numpy()
+
+
+def _torch(op, out):
+    def prepare(case):
+        torch = peer_module("torch")
+        inp, axis = case.inputs, case.axis
+        if op == "softmax_vjp":
+            yt, gt = torch.from_numpy(inp["y"]), torch.from_numpy(inp["g"])
+            backward = torch._softmax_backward_data
+            if out:
+                o = torch.empty_like(yt)
+                return ((lambda: backward(gt, yt, axis, yt.dtype, grad_input=o)), _torch_numpy,
+                        None)
+            return (lambda: backward(gt, yt, axis, yt.dtype)), _torch_numpy, None
+        if op == "cross_entropy_grad":
+            return _torch_xent(torch, inp["x"], inp["target"], axis)
+        xt = torch.from_numpy(inp["x"])
+        if out:
+            f = torch._softmax if op == "softmax" else torch._log_softmax
+            o = torch.empty_like(xt)
+            return (lambda: f(xt, axis, False, out=o)), _torch_numpy, None
+        f = torch.softmax if op == "softmax" else torch.log_softmax
+        return (lambda: f(xt, axis)), _torch_numpy, None
+    return prepare
+
+
+def _torch_xent(torch, x, target, axis):
+    """A training step as PyTorch users write it: the classes on dim 1 (a
+    2-D view ``(-1, C)`` when they are last, as in ``logits.view(-1, C)``;
+    else the axis moved to 1, a strided view), the loss's backward filling
+    ``t.grad`` of a leaf tensor."""
+    F = torch.nn.functional
+    k = axis % x.ndim
+    if k == x.ndim - 1 and x.ndim != 2:  # 1-D too: one sample, (1, C)
+        xv, tv = x.reshape(-1, x.shape[k]), target.reshape(-1)
+
+        def back(g):
+            return g.reshape(x.shape)
+    else:
+        xv, tv = np.moveaxis(x, k, 1), target
+
+        def back(g):
+            return np.moveaxis(g, 1, k)
+    t = torch.from_numpy(xv).requires_grad_(True)
+    tt = torch.from_numpy(tv)
+
+    def step():
+        t.grad = None
+        loss = F.cross_entropy(t, tt)
+        loss.backward()
+        return loss, t.grad
+
+    def result(r):
+        loss, grad = r
+        return float(loss.detach()), back(grad.numpy())
+    return step, result, None
+
+
+def _jax(op):
+    def prepare(case):
+        jax = peer_module("jax")
+        fn, axis = getattr(jax.nn, op), case.axis
+        f = jax.jit(lambda a: fn(a, axis=axis))  # axis a constant of the traced function
+        xj = jax.device_put(case.inputs["x"])
+        return (lambda: f(xj).block_until_ready()), np.asarray, None
+    return prepare
+
+
+def implementations(op, dtype="float32"):
+    """The implementations compared for `op` in `dtype`: softmax_c's, the
+    NumPy reference, and those of every installed peer that has the
+    operation."""
+    if op not in ALL_OPS:
+        raise ValueError(f"unknown operation {op!r}")
+    impls = [Impl("softmax_c", "softmax_c", _ours(op, False)),
+             Impl("softmax_c(out=)", "softmax_c", _ours(op, True)),
+             Impl("numpy", "reference", _numpy(op))]
+    forward = op in ("softmax", "log_softmax")
+    if forward and peer_module("scipy") is not None:
+        impls.append(Impl("scipy", "peer", _scipy(op)))
+    if peer_module("torch") is not None:
+        impls.append(Impl("torch", "peer", _torch(op, False)))
+        if op != "cross_entropy_grad":
+            impls.append(Impl("torch(out=)", "peer", _torch(op, True)))
+    if (forward and peer_module("jax") is not None
+            and (np.dtype(dtype) != np.float64 or _jax_x64())):
+        impls.append(Impl("jax", "peer", _jax(op)))
+    return impls
+
+
+# ---------------------------------------------------------------- checking and timing
+
+def _tol(dtype):
+    return 2e-5 if np.dtype(dtype) == np.float32 else 1e-12
+
+
+def _compare(name, got, want, tol):
+    """None if the array `got` matches `want` to `tol` relative to the
+    scale of `want` (its largest magnitude), else why not."""
+    got = np.asarray(got)
+    if got.shape != want.shape:
+        return f"{name} has shape {got.shape}, expected {want.shape}"
+    if got.dtype != want.dtype:
+        return f"{name} is {got.dtype}, expected {want.dtype}"
+    scale = float(np.max(np.abs(want), initial=0.0, where=np.isfinite(want))) or 1.0
+    if np.allclose(got, want, rtol=tol, atol=tol * scale, equal_nan=True):
+        return None
+    with np.errstate(invalid="ignore"):
+        err = np.nanmax(np.abs(got.astype(np.float64) - want)) / scale
+    return f"{name} differs by {err:.1e} of its scale {scale:.1e} (tolerance {tol:.0e})"
+
+
+def _check(got, want, dtype):
+    """None if an implementation's result agrees with the reference's,
+    else a one-line reason."""
+    tol = _tol(dtype)
+    if isinstance(want, tuple):  # cross_entropy_grad: (loss, grad)
+        loss, grad = got
+        if not math.isclose(loss, want[0], rel_tol=tol, abs_tol=tol):
+            return f"loss {loss!r}, expected {want[0]!r}"
+        return _compare("gradient", grad, want[1], tol)
+    return _compare("result", got, want, tol)
 
 
 def _time_rounds(fns, repeats, min_time):
-    """Median seconds per call of each fn, timed in interleaved rounds; a
-    round calls each fn enough times to last about min_time."""
-    loops = []
+    """Median seconds per call of each fn, timed in interleaved rounds.
+
+    A round calls one fn again and again until `min_time` has passed (so a
+    call that turns slow, say a thread descheduled on a busy machine, cannot
+    stretch a round by more than one call), and records the mean time per
+    call; the result is the median over `repeats` rounds.
+    """
     for fn in fns:
-        fn()
-        t0 = time.perf_counter()
-        fn()
-        dt = max(time.perf_counter() - t0, 1e-7)
-        loops.append(max(1, int(min_time / dt)))
+        fn()  # warm-up: first-call costs (JIT, page faults of out=) are not timed
     samples = [[] for _ in fns]
-    for _ in range(repeats):
-        for i, fn in enumerate(fns):
-            t0 = time.perf_counter()
-            for _ in range(loops[i]):
-                fn()
-            samples[i].append((time.perf_counter() - t0) / loops[i])
+    clock = time.perf_counter
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # as timeit does: no collection inside a timed loop
+    try:
+        for _ in range(repeats):
+            for i, fn in enumerate(fns):
+                n, t0 = 0, clock()
+                while True:
+                    fn()
+                    n += 1
+                    elapsed = clock() - t0
+                    if elapsed >= min_time:
+                        break
+                samples[i].append(elapsed / n)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
     return [float(np.median(s)) for s in samples]
 
 
-def run(ops=OPS, shapes=None, dtypes=DTYPES, threads=None, repeats=7, min_time=0.02,
-        progress=True):
-    """Run the comparison; returns a list of result dicts (one per case and
-    implementation)."""
-    shapes = list(SHAPES) if shapes is None else shapes
-    threads = [1, os.cpu_count() or 1] if threads is None else threads
-    threads = sorted(set(threads))
-    cases = [(op, s, dt, t) for op in ops for s in shapes for dt in dtypes for t in threads]
+class _Threads:
+    """Sets softmax_c's and PyTorch's thread counts per case and restores
+    both on exit.  (PyTorch and softmax_c share the OpenMP runtime, so
+    torch.set_num_threads also moves softmax_c's OpenMP default: PyTorch's
+    count is restored first.)"""
+
+    def __enter__(self):
+        self.torch = peer_module("torch")
+        self.torch_prev = self.torch.get_num_threads() if self.torch else None
+        self.sc_prev = sc.get_num_threads()
+        sc.set_num_threads(None)
+        self.sc_default = sc.get_num_threads()
+        return self
+
+    def set(self, n):
+        if self.torch is not None:
+            self.torch.set_num_threads(n)
+        sc.set_num_threads(n)
+
+    def __exit__(self, *exc):
+        if self.torch is not None:
+            self.torch.set_num_threads(self.torch_prev)
+        # An explicit count equal to OpenMP's default cannot be told apart
+        # from none: both restore to the same number.
+        sc.set_num_threads(None if self.sc_prev == self.sc_default else self.sc_prev)
+        return False
+
+
+def run(ops=None, shapes=None, dtypes=DTYPES, threads=None, repeats=FULL_TIMING[0],
+        min_time=FULL_TIMING[1], progress=True):
+    """Run the comparison; returns a list of result dicts, one per case and
+    implementation, in the order op, shape, dtype, threads, implementation.
+
+    A result holds op, shape, dtype, threads, impl, kind, median_s,
+    speedup_vs_numpy, speedup_vs_peer (None when no peer ran),
+    fastest_peer, bytes, gbps, copy_median_s, copy_gbps, copy_fraction and
+    error: None, or why the implementation was not timed (then the timing
+    fields are None).
+    """
+    ops = available_ops() if ops is None else list(ops)
+    shapes = list(SHAPES) if shapes is None else list(shapes)
+    threads = sorted(set([1, os.cpu_count() or 1] if threads is None else threads))
+    ncases = len(ops) * len(shapes) * len(dtypes) * len(threads)
+    bar = _Progress(ncases) if progress else None
     rng = np.random.default_rng(0)
     results = []
-    for ci, (op, sname, dt, nt) in enumerate(cases):
-        if progress:
-            _progress(ci, len(cases), f"{op} {sname} {dt} threads={nt}")
-        shape, axis = SHAPES[sname]
-        x = (rng.standard_normal(shape) * 4).astype(dt)
-        want = getattr(reference, op)(x, axis)
-        impls = _impls(op, nt)
-        fns = []
-        for impl in impls:
-            fn = impl.prepare(x, axis)
-            _check(impl.name, fn(), want, np.dtype(dt))
-            fns.append(fn)
-        copy_dst = np.empty_like(x)
-        fns.append(lambda: np.copyto(copy_dst, x))
-        prev = _api.get_num_threads()
-        times = _time_rounds(fns, repeats, min_time)
-        nbytes = 2 * x.nbytes
-        t_copy = times[-1]
-        t_ref = times[[i.name for i in impls].index("numpy")]
-        for impl, t in zip(impls, times):
-            results.append({
-                "op": op, "shape": sname, "dtype": dt, "threads": nt, "impl": impl.name,
-                "median_s": t, "speedup_vs_numpy": t_ref / t, "gbps": nbytes / t / 1e9,
-                "copy_fraction": t_copy / t, "copy_median_s": t_copy,
-            })
-        assert _api.get_num_threads() == prev
-    if progress:
-        _progress(len(cases), len(cases), "done")
-        sys.stderr.write("\n")
+    with _Threads() as thr:
+        for op in ops:
+            for sname in shapes:
+                for dt in dtypes:
+                    if bar:
+                        bar.label(f"{op} {sname} {dt}: preparing")
+                    case = Case(op, sname, dt, rng)
+                    copy_src = np.ones(case.nbytes // 2, np.uint8)
+                    copy_dst = np.empty_like(copy_src)
+                    for nt in threads:
+                        if bar:
+                            bar.label(f"{op} {sname} {dt} threads={nt}")
+                        thr.set(nt)
+                        results += _run_case(case, nt, copy_src, copy_dst, repeats, min_time)
+                        if bar:
+                            bar.step()
+                    del case, copy_src, copy_dst
+    if bar:
+        bar.done()
     return results
 
 
-def _progress(i, n, label):
-    width = 30
-    filled = int(width * i / max(n, 1))
-    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {i}/{n} {label:<50}")
-    sys.stderr.flush()
+def _run_case(case, nt, copy_src, copy_dst, repeats, min_time):
+    impls = implementations(case.op, case.dtype)
+    fns, errors = [], {}
+    for impl in impls:
+        try:
+            fn, result, reset = impl.prepare(case)
+            if reset is not None:
+                reset()
+            err = _check(result(fn()), case.want, case.dtype)
+        except Exception as e:  # a peer without this call, or a bug: reported, not timed
+            err = f"raised {type(e).__name__}: {e}".splitlines()[0]
+        if err is None:
+            fns.append(fn)
+        else:
+            errors[impl.name] = err
+    timed = [i for i in impls if i.name not in errors]
+    times = _time_rounds(fns + [lambda: np.copyto(copy_dst, copy_src)], repeats, min_time)
+    t_copy = times.pop()
+    t_of = dict(zip((i.name for i in timed), times))
+    t_ref = t_of.get("numpy")
+    peer_times = {i.name: t_of[i.name] for i in timed if i.kind == "peer"}
+    best_peer = min(peer_times, key=peer_times.get) if peer_times else None
+    out = []
+    for impl in impls:
+        t = t_of.get(impl.name)
+        row = {"op": case.op, "shape": case.shape_name, "dtype": case.dtype.name, "threads": nt,
+               "impl": impl.name, "kind": impl.kind, "median_s": t,
+               "speedup_vs_numpy": None, "speedup_vs_peer": None, "fastest_peer": best_peer,
+               "bytes": case.nbytes, "gbps": None, "copy_median_s": t_copy,
+               "copy_gbps": case.nbytes / t_copy / 1e9, "copy_fraction": None,
+               "error": errors.get(impl.name)}
+        if t is not None:
+            row["speedup_vs_numpy"] = t_ref / t if t_ref else None
+            row["speedup_vs_peer"] = peer_times[best_peer] / t if best_peer else None
+            row["gbps"] = case.nbytes / t / 1e9
+            row["copy_fraction"] = t_copy / t
+        out.append(row)
+    return out
 
 
-def format_table(results):
-    head = (f"{'op':<12} {'shape':<14} {'dtype':<8} {'thr':>3} {'impl':<16} "
-            f"{'median':>10} {'vs numpy':>9} {'GB/s':>7} {'of copy':>8}")
-    lines = [head, "-" * len(head)]
-    for r in results:
-        lines.append(
-            f"{r['op']:<12} {r['shape']:<14} {r['dtype']:<8} {r['threads']:>3} {r['impl']:<16} "
-            f"{_fmt_time(r['median_s']):>10} {r['speedup_vs_numpy']:>8.2f}x "
-            f"{r['gbps']:>7.1f} {r['copy_fraction']:>7.0%}")
-    return "\n".join(lines)
+class _Progress:
+    """Progress on stderr: a bar redrawn in place on a terminal, else one
+    line per finished case (for logs)."""
 
+    def __init__(self, n, stream=None):
+        self.stream = sys.stderr if stream is None else stream
+        self.n, self.i, self.t0, self.text = n, 0, time.perf_counter(), ""
+        try:
+            self.tty = self.stream.isatty()
+        except (AttributeError, ValueError):
+            self.tty = False
+
+    def label(self, text):
+        self.text = text
+        if self.tty:
+            self._draw()
+
+    def step(self):
+        self.i += 1
+        self._draw()
+
+    def _draw(self):
+        width = 24
+        filled = int(width * self.i / max(self.n, 1))
+        el = time.perf_counter() - self.t0
+        line = (f"[{'#' * filled}{'.' * (width - filled)}] {self.i}/{self.n} "
+                f"{int(el) // 60}:{int(el) % 60:02d}  {self.text}")[:110]
+        self.stream.write("\r" + line.ljust(110) if self.tty else line + "\n")
+        self.stream.flush()
+
+    def done(self):
+        if self.tty:
+            self.text = "done"
+            self._draw()
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+# ---------------------------------------------------------------- reporting
 
 def _fmt_time(t):
     if t < 1e-3:
@@ -163,7 +580,91 @@ def _fmt_time(t):
     return f"{t:.2f} s"
 
 
-def machine_info():
+def _fmt_bytes(n):
+    if n < 1e6:
+        return f"{n / 1e3:.0f} kB"
+    if n < 1e9:
+        return f"{n / 1e6:.1f} MB"
+    return f"{n / 1e9:.2f} GB"
+
+
+def _fmt_ratio(r):
+    return "n/a" if r is None else f"{r:.2f}x"
+
+
+COLUMNS = (f"  {'implementation':<18}{'median':>11}{'vs numpy':>10}{'vs peer':>9}"
+           f"{'GB/s':>8}{'of copy':>9}")
+
+LEGEND = """\
+vs numpy: NumPy reference time / this time.  vs peer: fastest peer's time / this time
+(peers: SciPy, PyTorch, JAX; n/a: none ran).  GB/s: bytes that must move (inputs read +
+output written) / time.  of copy: this GB/s / the GB/s of np.copyto (one thread) moving
+the same bytes in the same run.  Times are medians over interleaved rounds."""
+
+
+def format_table(results):
+    """The results as text: one block per case, one row per
+    implementation."""
+    lines = [LEGEND, "", COLUMNS]
+    key = None
+    for r in results:
+        k = (r["op"], r["shape"], r["dtype"], r["threads"])
+        if k != key:
+            key = k
+            thr = "1 thread" if r["threads"] == 1 else f"{r['threads']} threads"
+            lines.append("")
+            lines.append(f"{r['op']} {r['shape']} {r['dtype']}, {thr}: {_fmt_bytes(r['bytes'])} "
+                         f"to move; copy {_fmt_time(r['copy_median_s'])} = "
+                         f"{r['copy_gbps']:.1f} GB/s")
+        if r["error"] is not None:
+            lines.append(f"  {r['impl']:<18} not timed: {r['error']}"[:118])
+            continue
+        lines.append(f"  {r['impl']:<18}{_fmt_time(r['median_s']):>11}"
+                     f"{_fmt_ratio(r['speedup_vs_numpy']):>10}"
+                     f"{_fmt_ratio(r['speedup_vs_peer']):>9}"
+                     f"{r['gbps']:>8.1f}{r['copy_fraction']:>9.0%}")
+    summary = format_summary(results)
+    if summary:
+        lines += ["", summary]
+    return "\n".join(lines)
+
+
+def _gmean(xs):
+    return math.exp(sum(math.log(x) for x in xs) / len(xs)) if xs else None
+
+
+def format_summary(results):
+    """softmax_c's (fresh output) geometric-mean speed-ups per operation."""
+    ops = list(dict.fromkeys(r["op"] for r in results))
+    rows = []
+    for op in ops:
+        mine = [r for r in results if r["op"] == op and r["impl"] == "softmax_c"
+                and r["speedup_vs_numpy"] is not None]
+        if not mine:
+            continue
+        vs_np = _gmean([r["speedup_vs_numpy"] for r in mine])
+        peers = [r["speedup_vs_peer"] for r in mine if r["speedup_vs_peer"] is not None]
+        vs_peer = _gmean(peers)
+        peer_txt = f"{vs_peer:.2f}x over {len(peers)}" if peers else "n/a"
+        rows.append(f"  {op:<20}{len(mine):>6}{vs_np:>11.2f}x   {peer_txt}")
+    if not rows:
+        return ""
+    return "\n".join(["softmax_c (fresh output), geometric mean over cases:",
+                      f"  {'operation':<20}{'cases':>6}{'vs numpy':>12}   vs fastest peer"] + rows)
+
+
+def _load():
+    """The 1-minute load average, or None where there is none."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
+
+
+def machine_info(threads=None, load_start=None):
+    """The machine, build and versions a run's figures belong to;
+    `load_start` is the load average before the run (other work running on
+    the machine makes multi-thread figures unreliable)."""
     cpu = platform.processor() or "unknown"
     try:
         with open("/proc/cpuinfo") as f:
@@ -174,49 +675,207 @@ def machine_info():
     except OSError:
         pass
     info = build_info()
+    versions = {"python": platform.python_version(), "numpy": np.__version__,
+                "softmax_c": info["version"]}
+    versions.update(installed_peers())
     return {"cpu": cpu, "cores": os.cpu_count(), "simd": info["simd"],
-            "numpy": np.__version__, "softmax_c": info["version"],
-            "python": platform.python_version(),
-            "date": time.strftime("%Y-%m-%d")}
+            "simd_compiled": info.get("simd_compiled"), "openmp": info.get("openmp"),
+            "threads": threads, "platform": f"{platform.system()} {platform.machine()}",
+            "versions": versions,
+            "peers_missing": [p for p in PEERS if peer_module(p) is None],
+            "load_average": {"start": load_start, "end": _load()},
+            "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds")}
+
+
+def format_header(info):
+    v = info["versions"]
+    names = {"scipy": "SciPy", "torch": "PyTorch", "jax": "JAX"}
+    peers = ", ".join(f"{names[p]} {v[p]}" for p in PEERS if p in v) or "no peer installed"
+    missing = ", ".join(names[p] for p in info["peers_missing"])
+    load = info.get("load_average") or {}
+    load_txt = ""
+    if load.get("start") is not None:
+        load_txt = f"; load average {load['start']:.2f} before the run, {load['end']:.2f} after"
+    return (f"softmax_c {v['softmax_c']} ({info['simd']}) on {info['cpu']}, {info['cores']} cores"
+            f"{load_txt}\n"
+            f"Python {v['python']}, NumPy {v['numpy']}; peers: {peers}"
+            + (f" (not installed: {missing})" if missing else ""))
+
+
+def plot(results, path):
+    """A bar chart of the speed-ups over the NumPy reference (log scale):
+    one panel per operation, one group of bars per case, one colour per
+    implementation; the line at 1 is the reference."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, LogLocator
+
+    ops = list(dict.fromkeys(r["op"] for r in results))
+    impls = list(dict.fromkeys(r["impl"] for r in results if r["impl"] != "numpy"))
+    colours = {name: plt.get_cmap("tab10")(i % 10) for i, name in enumerate(impls)}
+
+    def case_of(r):
+        return r["shape"], r["dtype"], r["threads"]
+    ncase = max(len({case_of(r) for r in results if r["op"] == op}) for op in ops)
+    width = min(max(8.0, 0.16 * ncase * len(impls) + 2.0), 60.0)
+    height = 3.4 * len(ops) + 0.6
+    fig, axes = plt.subplots(len(ops), 1, figsize=(width, height), squeeze=False)
+    bw = 0.8 / max(len(impls), 1)
+    for ax, op in zip(axes[:, 0], ops):
+        rows = [r for r in results if r["op"] == op]
+        cases = list(dict.fromkeys(case_of(r) for r in rows))
+        where = {c: i for i, c in enumerate(cases)}
+        ys_all = []
+        for j, name in enumerate(impls):
+            pts = [(where[case_of(r)] - 0.4 + bw * (j + 0.5), r["speedup_vs_numpy"])
+                   for r in rows if r["impl"] == name and r["speedup_vs_numpy"]]
+            if pts:
+                xs, ys = zip(*pts)
+                ax.bar(xs, ys, bw, color=colours[name], label=name)
+                ys_all += ys
+        ax.axhline(1.0, color="black", linewidth=0.9)
+        ax.set_yscale("log")
+        if ys_all:  # room above the tallest bar and below the shortest
+            ax.set_ylim(min(min(ys_all), 1.0) / 1.5, max(max(ys_all), 1.0) * 1.5)
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_minor_locator(LogLocator(base=10, subs="auto"))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}x"))
+        ax.set_xticks(range(len(cases)))
+        ax.set_xticklabels([f"{sh}\n{dt}, {t}t" for sh, dt, t in cases], fontsize=8)
+        ax.set_xlim(-0.6, len(cases) - 0.4)
+        ax.set_ylabel("speed-up vs NumPy")
+        ax.set_title(op, fontsize=11, loc="left")
+        ax.grid(axis="y", which="major", alpha=0.4)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colours[n]) for n in impls]
+    fig.legend(handles, impls, loc="upper center", ncol=len(impls), fontsize=9, frameon=False)
+    fig.suptitle("higher is faster; the black line is the NumPy reference (t = threads)",
+                 y=1 - 0.42 / height, fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.6 / height))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------- command line
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        """One line on stderr and exit 2, instead of argparse's usage dump."""
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _split(parser, text, allowed, what):
+    items = [v.strip() for v in text.split(",") if v.strip()]
+    bad = [v for v in items if v not in allowed]
+    if bad or not items:
+        parser.error(f"unknown {what} {', '.join(bad) if bad else repr(text)}; "
+                     f"choose from {', '.join(allowed)}")
+    return list(dict.fromkeys(items))
+
+
+def _parse_threads(parser, text):
+    try:
+        threads = [int(v) for v in text.split(",")]
+    except ValueError:
+        threads = None
+    if not threads or any(t < 1 for t in threads):
+        parser.error(f"--threads must be a comma list of ints >= 1, got {text!r}")
+    return threads
+
+
+def _check_writable(parser, path, option):
+    """Fail now, not after the run, if `path` cannot be written."""
+    if os.path.isdir(path):
+        parser.error(f"{option} {path!r} is a directory")
+    existed = os.path.exists(path)
+    try:
+        with open(path, "a"):
+            pass
+        if not existed:
+            os.remove(path)
+    except OSError as e:
+        parser.error(f"cannot write {option} {path!r}: {e.strerror or e}")
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m softmax_c bench",
-                                     description="Time softmax_c against the NumPy reference.")
-    parser.add_argument("--quick", action="store_true", help="a few shapes, fewer repeats")
-    parser.add_argument("--ops", default=",".join(OPS), help=f"comma list of {OPS}")
-    parser.add_argument("--dtype", default=",".join(DTYPES), help="float32, float64 or both")
-    parser.add_argument("--threads", default=None, help="comma list, e.g. 1,2")
-    parser.add_argument("--shapes", default=None, help=f"comma list of {list(SHAPES)}")
-    parser.add_argument("--json", default=None, metavar="FILE", help="write results as JSON")
+    ops_avail = available_ops()
+    parser = _Parser(
+        prog="python -m softmax_c bench",
+        description="Time softmax_c against the NumPy reference and the installed peers "
+                    "(SciPy, PyTorch, JAX), check every result, and report speed-ups, GB/s "
+                    "and the fraction of this machine's memory-copy speed.")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"shapes {','.join(QUICK_SHAPES)} (unless --shapes) and fewer "
+                             "repeats: under a minute")
+    parser.add_argument("--ops", default=",".join(ops_avail),
+                        help=f"comma list of {','.join(ops_avail)} (default: all)")
+    parser.add_argument("--dtype", default=",".join(DTYPES),
+                        help="float32, float64 or both, comma-separated (default: both)")
+    parser.add_argument("--threads", default=None,
+                        help=f"comma list of thread counts (default: 1,{os.cpu_count() or 1})")
+    parser.add_argument("--shapes", default=None,
+                        help=f"comma list of {','.join(SHAPES)} (default: all); "
+                             "':1' means the softmax runs over axis 1")
+    parser.add_argument("--json", default=None, metavar="FILE",
+                        help="write the results and the machine's description as JSON")
+    parser.add_argument("--plot", default=None, metavar="FILE.png",
+                        help="draw the speed-ups over NumPy as a bar chart (needs matplotlib)")
     args = parser.parse_args(argv)
 
-    def split(s, allowed, what):
-        items = [v.strip() for v in s.split(",") if v.strip()]
-        bad = [v for v in items if v not in allowed]
-        if bad or not items:
-            parser.error(f"unknown {what} {bad or s!r}; choose from {', '.join(allowed)}")
-        return items
-
-    ops = split(args.ops, OPS, "operation")
-    dtypes = split(args.dtype, DTYPES, "dtype")
-    shapes = split(args.shapes, list(SHAPES), "shape") if args.shapes else (
-        QUICK_SHAPES if args.quick else None)
-    threads = None
-    if args.threads:
+    ops = _split(parser, args.ops, ops_avail, "operation")
+    dtypes = _split(parser, args.dtype, DTYPES, "dtype")
+    if args.shapes:
+        shapes = _split(parser, args.shapes, list(SHAPES), "shape")
+    else:
+        shapes = QUICK_SHAPES if args.quick else list(SHAPES)
+    threads = (_parse_threads(parser, args.threads) if args.threads is not None
+               else [1, os.cpu_count() or 1])
+    threads = sorted(set(threads))
+    if args.plot is not None:
+        if os.path.splitext(args.plot)[1].lower() not in (".png", ".svg", ".pdf"):
+            parser.error(f"--plot {args.plot!r}: the file name must end in .png, .svg or .pdf")
         try:
-            threads = [int(v) for v in args.threads.split(",")]
-        except ValueError:
-            parser.error(f"--threads must be a comma list of ints >= 1, got {args.threads!r}")
-        if any(t < 1 for t in threads):
-            parser.error(f"--threads must be a comma list of ints >= 1, got {args.threads!r}")
-    results = run(ops, shapes, dtypes, threads, repeats=3 if args.quick else 7,
-                  min_time=0.005 if args.quick else 0.02)
-    info = machine_info()
-    print(f"softmax_c {info['softmax_c']} on {info['cpu']} ({info['cores']} cores, "
-          f"{info['simd']}), NumPy {info['numpy']}")
+            import matplotlib  # noqa: F401
+        except ImportError:
+            parser.exit(2, "--plot needs matplotlib: pip install matplotlib\n")
+        _check_writable(parser, args.plot, "--plot")
+    if args.json is not None:
+        _check_writable(parser, args.json, "--json")
+
+    repeats, min_time = QUICK_TIMING if args.quick else FULL_TIMING
+    load_start = _load()
+    try:
+        results = run(ops, shapes, dtypes, threads, repeats=repeats, min_time=min_time)
+    except KeyboardInterrupt:
+        sys.stderr.write("\ninterrupted\n")
+        return 130
+    info = machine_info(threads, load_start)
+    print(format_header(info))
+    print()
     print(format_table(results))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"machine": info, "results": results}, f, indent=1)
-    return 0
+
+    status = 0
+    if args.json is not None:
+        doc = {"machine": info,
+               "settings": {"ops": ops, "shapes": shapes, "dtypes": dtypes, "threads": threads,
+                            "quick": args.quick, "repeats": repeats, "round_s": min_time},
+               "results": results}
+        try:
+            with open(args.json, "w") as f:
+                json.dump(doc, f, indent=1)
+                f.write("\n")
+        except OSError as e:
+            sys.stderr.write(f"cannot write --json {args.json!r}: {e.strerror or e}\n")
+            status = 1
+    if args.plot is not None:
+        try:
+            plot(results, args.plot)
+        except OSError as e:
+            sys.stderr.write(f"cannot write --plot {args.plot!r}: {e.strerror or e}\n")
+            status = 1
+    wrong = [r for r in results if r["kind"] == "softmax_c" and r["error"] is not None]
+    if wrong:
+        sys.stderr.write(f"softmax_c disagreed with the NumPy reference or failed in {len(wrong)} "
+                         "row(s): see 'not timed' above\n")
+        status = 1
+    return status

@@ -1,0 +1,323 @@
+"""``python -m softmax_c bench`` and ``info``: the command line, run for real
+in subprocesses on tiny work, and the benchmark's parts in-process.
+
+The behaviour without peers is tested in a subprocess whose import system
+refuses SciPy, PyTorch, JAX and matplotlib (a meta path finder installed by
+a ``-c`` wrapper before ``softmax_c`` runs), whatever is installed here.
+softmax_c itself is never mocked.
+"""
+import importlib
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from softmax_c import bench
+
+SMALL = ["--shapes", "64x1000", "--threads", "1", "--dtype", "float32"]
+PEER_NAMES = {"scipy": ["scipy"], "torch": ["torch", "torch(out=)"], "jax": ["jax"]}
+RESULT_KEYS = {"op", "shape", "dtype", "threads", "impl", "median_s", "speedup_vs_numpy",
+               "speedup_vs_peer", "gbps", "copy_fraction", "error"}
+MACHINE_KEYS = {"cpu", "cores", "simd", "threads", "versions", "date"}
+
+# Runs `python -m softmax_c ARGS` with the named top-level modules made
+# unimportable; the names come in the BLOCKED environment variable.
+BLOCKING_WRAPPER = """
+import os, runpy, sys
+blocked = set(os.environ["BLOCKED"].split(","))
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in blocked:
+            raise ModuleNotFoundError(f"No module named {name!r} (blocked by the test)")
+        return None
+sys.meta_path.insert(0, Block())
+sys.argv = ["softmax_c"] + sys.argv[1:]
+runpy.run_module("softmax_c", run_name="__main__", alter_sys=True)
+"""
+
+
+def importable(name):
+    try:
+        importlib.import_module(name)
+    except Exception:
+        return False
+    return True
+
+
+HAVE_TORCH = importable("torch")
+
+
+def cli(*args, block=(), timeout=60, cwd=None):
+    """Run the command line; returns the CompletedProcess (text)."""
+    env = dict(os.environ)
+    if block:
+        env["BLOCKED"] = ",".join(block)
+        cmd = [sys.executable, "-c", BLOCKING_WRAPPER, *args]
+    else:
+        cmd = [sys.executable, "-m", "softmax_c", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env,
+                          cwd=cwd)
+
+
+def assert_clean_error(proc):
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "error" in lines[0] or "needs" in lines[0]
+
+
+def impls_in(doc):
+    return {r["impl"] for r in doc["results"]}
+
+
+# ---------------------------------------------------------------- the real command line
+
+@pytest.fixture(scope="module")
+def full_small_run(tmp_path_factory):
+    """Every operation on one tiny case, with whatever peers are installed."""
+    path = tmp_path_factory.mktemp("bench") / "out.json"
+    proc = cli("bench", "--quick", *SMALL, "--json", str(path))
+    return proc, json.loads(path.read_text()) if path.exists() else None
+
+
+def test_table_is_printed(full_small_run):
+    proc, _ = full_small_run
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    out = proc.stdout
+    assert "vs numpy" in out and "GB/s" in out and "of copy" in out
+    for op in bench.available_ops():
+        assert f"{op} 64x1000 float32, 1 thread" in out
+    assert all(len(line) <= 120 for line in out.splitlines())
+    assert "geometric mean" in out
+
+
+def test_json_schema(full_small_run):
+    _, doc = full_small_run
+    assert doc is not None
+    machine = doc["machine"]
+    assert MACHINE_KEYS <= set(machine)
+    assert machine["threads"] == [1]
+    assert machine["simd"] == importlib.import_module("softmax_c").build_info()["simd"]
+    assert {"python", "numpy", "softmax_c"} <= set(machine["versions"])
+    assert doc["results"]
+    for r in doc["results"]:
+        assert RESULT_KEYS <= set(r), r
+        assert (r["shape"], r["dtype"], r["threads"]) == ("64x1000", "float32", 1)
+        if r["error"] is None:
+            assert r["median_s"] > 0 and r["gbps"] > 0 and r["copy_fraction"] > 0
+            assert r["speedup_vs_numpy"] > 0
+
+
+def test_every_op_and_the_reference_are_there(full_small_run):
+    _, doc = full_small_run
+    ops = {r["op"] for r in doc["results"]}
+    assert ops == set(bench.available_ops())
+    for op in ops:
+        rows = {r["impl"]: r for r in doc["results"] if r["op"] == op}
+        assert {"softmax_c", "softmax_c(out=)", "numpy"} <= set(rows)
+        assert rows["numpy"]["speedup_vs_numpy"] == pytest.approx(1.0)
+        assert rows["softmax_c"]["error"] is None, rows["softmax_c"]["error"]
+
+
+def test_torch_rows_iff_torch_importable(full_small_run):
+    _, doc = full_small_run
+    torch_rows = [r for r in doc["results"] if r["impl"].startswith("torch")]
+    if HAVE_TORCH:
+        assert {r["op"] for r in torch_rows} == {r["op"] for r in doc["results"]}
+        assert "torch" in doc["machine"]["versions"]
+        for r in doc["results"]:
+            if r["error"] is None and r["impl"] == "softmax_c":
+                assert r["speedup_vs_peer"] is not None and r["fastest_peer"]
+    else:
+        assert torch_rows == []
+
+
+def test_without_peers(tmp_path):
+    path = tmp_path / "out.json"
+    proc = cli("bench", "--quick", *SMALL, "--ops", "softmax,softmax_vjp", "--json", str(path),
+               block=("torch", "scipy", "jax"))
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(path.read_text())
+    assert impls_in(doc) == {"softmax_c", "softmax_c(out=)", "numpy"}
+    assert all(r["speedup_vs_peer"] is None and r["fastest_peer"] is None
+               for r in doc["results"])
+    assert not {"torch", "scipy", "jax"} & set(doc["machine"]["versions"])
+    assert set(doc["machine"]["peers_missing"]) == {"scipy", "torch", "jax"}
+    assert "n/a" in proc.stdout
+    assert "no peer installed" in proc.stdout
+
+
+def test_quick_finishes():
+    proc = cli("bench", "--quick", "--ops", "softmax", "--dtype", "float32", "--threads", "1",
+               timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    for shape in bench.QUICK_SHAPES:
+        assert f"softmax {shape} float32, 1 thread" in proc.stdout
+    assert f"/{len(bench.QUICK_SHAPES)} " in proc.stderr  # the progress, one line per case
+
+
+@pytest.mark.parametrize("args", [
+    ["--ops", "softmax,nope"],
+    ["--ops", ""],
+    ["--shapes", "3x3"],
+    ["--dtype", "float16"],
+    ["--threads", "0"],
+    ["--threads", "-1"],
+    ["--threads", "a"],
+    ["--threads", "1.5"],
+    ["--threads", "1,,2"],
+    ["--json", "/nonexistent-dir/sub/out.json"],
+    ["--plot", "out.txt"],
+    ["--bogus"],
+    ["--quick", "extra"],
+])
+def test_bad_options(args, tmp_path):
+    proc = cli("bench", *args, cwd=tmp_path)
+    assert_clean_error(proc)
+    assert proc.stdout == ""
+
+
+def test_json_path_is_a_directory(tmp_path):
+    assert_clean_error(cli("bench", *SMALL, "--json", str(tmp_path)))
+
+
+def test_plot_without_matplotlib(tmp_path):
+    proc = cli("bench", *SMALL, "--plot", str(tmp_path / "p.png"), block=("matplotlib",))
+    assert_clean_error(proc)
+    assert "--plot needs matplotlib: pip install matplotlib" in proc.stderr
+    assert not (tmp_path / "p.png").exists()
+
+
+@pytest.mark.skipif(not importable("matplotlib"), reason="matplotlib is not installed")
+def test_plot(tmp_path):
+    path = tmp_path / "p.png"
+    proc = cli("bench", "--quick", *SMALL, "--ops", "softmax", "--plot", str(path))
+    assert proc.returncode == 0, proc.stderr
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_info():
+    proc = cli("info")
+    assert proc.returncode == 0
+    assert "simd" in proc.stdout
+
+
+@pytest.mark.parametrize("args", [[], ["nope"], ["info", "--x"]])
+def test_usage_errors(args):
+    proc = cli(*args)
+    assert proc.returncode == 2
+    assert "usage" in proc.stderr or "error" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_help():
+    proc = cli("bench", "--help")
+    assert proc.returncode == 0
+    assert "--quick" in proc.stdout and "--json" in proc.stdout
+
+
+# ---------------------------------------------------------------- in-process
+
+@pytest.fixture
+def tiny_shapes(monkeypatch):
+    """Small shapes of the layouts the built-in cases have: last axis of a
+    2-D and of a 4-D array, and axis 1 of a 3-D one."""
+    shapes = {"5x7": ((5, 7), -1), "2x3x4x6": ((2, 3, 4, 6), -1), "4x9x3:1": ((4, 9, 3), 1)}
+    for name, spec in shapes.items():
+        monkeypatch.setitem(bench.SHAPES, name, spec)
+    return list(shapes)
+
+
+@pytest.mark.parametrize("op", bench.ALL_OPS)
+def test_implementations(op):
+    if op not in bench.available_ops():
+        pytest.skip(f"softmax_c has no {op} yet")
+    names = [i.name for i in bench.implementations(op, "float32")]
+    assert names[:3] == ["softmax_c", "softmax_c(out=)", "numpy"]
+    assert ("torch" in names) == HAVE_TORCH
+    assert ("scipy" in names) == (importable("scipy") and op in ("softmax", "log_softmax"))
+    assert ("torch(out=)" in names) == (HAVE_TORCH and op != "cross_entropy_grad")
+    with pytest.raises(ValueError):
+        bench.implementations("nope")
+
+
+@pytest.mark.parametrize("dtype", bench.DTYPES)
+@pytest.mark.parametrize("op", bench.ALL_OPS)
+def test_every_implementation_agrees_on_every_layout(op, dtype, tiny_shapes):
+    if op not in bench.available_ops():
+        pytest.skip(f"softmax_c has no {op} yet")
+    rng = np.random.default_rng(1)
+    for shape in tiny_shapes:
+        case = bench.Case(op, shape, dtype, rng)
+        for impl in bench.implementations(op, dtype):
+            fn, result, reset = impl.prepare(case)
+            for _ in range(2):  # again after a timed call may have overwritten inputs
+                if reset is not None:
+                    reset()
+                assert bench._check(result(fn()), case.want, dtype) is None, (impl, shape)
+
+
+def test_check_is_relative_to_the_scale():
+    want = np.array([1e-6, 2e-6, 3e-6], np.float32)
+    assert bench._check(want * (1 + 1e-6), want, "float32") is None
+    assert "differs" in bench._check(want * 1.01, want, "float32")
+    big = np.array([-40.0, -1.0, 0.0])
+    assert bench._check(big + 1e-13, big, "float64") is None
+    assert "differs" in bench._check(big + 1e-6, big, "float64")
+    assert "shape" in bench._check(want[:2], want, "float32")
+    assert "float64" in bench._check(want.astype(np.float64), want, "float32")
+    assert "loss" in bench._check((1.5, want), (1.0, want), "float32")
+
+
+def test_time_rounds():
+    calls = []
+    times = bench._time_rounds([lambda: calls.append("a"), lambda: calls.append("b")], 3, 1e-3)
+    assert len(times) == 2 and all(t > 0 for t in times)
+    assert {"a", "b"} == set(calls)
+
+
+def test_run_reports_a_disagreeing_peer_without_timing_it(monkeypatch, tiny_shapes):
+    real = bench.implementations
+
+    def wrong(case):
+        x, axis = case.inputs["x"], case.axis
+        return (lambda: np.zeros_like(x)), (lambda r: r), None
+
+    def broken(case):
+        def call():
+            raise RuntimeError("no such call\nsecond line")
+        return call, (lambda r: r), None
+
+    def with_bad_peers(op, dtype="float32"):
+        return real(op, dtype) + [bench.Impl("wrong", "peer", wrong),
+                                  bench.Impl("broken", "peer", broken)]
+    monkeypatch.setattr(bench, "implementations", with_bad_peers)
+    sc = importlib.import_module("softmax_c")
+    before = sc.get_num_threads()
+    results = bench.run(["softmax"], ["5x7"], ["float32"], [1, 2], repeats=2, min_time=1e-4,
+                        progress=False)
+    assert sc.get_num_threads() == before
+    assert [r["threads"] for r in results if r["impl"] == "numpy"] == [1, 2]
+    rows = {r["impl"]: r for r in results if r["threads"] == 1}
+    assert rows["wrong"]["median_s"] is None and "differs" in rows["wrong"]["error"]
+    assert rows["broken"]["median_s"] is None
+    assert rows["broken"]["error"] == "raised RuntimeError: no such call"
+    assert rows["softmax_c"]["error"] is None and rows["softmax_c"]["median_s"] > 0
+    assert rows["softmax_c"]["fastest_peer"] not in ("wrong", "broken")
+    table = bench.format_table(results)
+    assert "wrong              not timed: result differs" in table
+    assert "broken             not timed: raised RuntimeError" in table
+
+
+def test_run_restores_torch_threads(tiny_shapes):
+    if not HAVE_TORCH:
+        pytest.skip("torch is not installed")
+    import torch
+    before = torch.get_num_threads()
+    bench.run(["softmax"], ["5x7"], ["float64"], [1], repeats=1, min_time=1e-4, progress=False)
+    assert torch.get_num_threads() == before
