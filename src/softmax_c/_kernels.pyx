@@ -17,7 +17,7 @@ b. This module maps one problem -- an operation along axis k of N-d arrays
      - "gather": anything else: each row is gathered into a per-thread
        buffer of one row, computed there and scattered back.
    Threads split the rows (or panels x column blocks) with a static
-   schedule, with the GIL released; below MIN_WORK_PER_THREAD elements per
+   schedule, with the GIL released; below MIN_BYTES_PER_THREAD bytes per
    thread a call uses fewer threads, down to a serial call that pays no
    thread start-up.  Entry points take ndarrays and read their data
    pointers and strides directly: acquiring typed memoryviews costs about
@@ -48,9 +48,13 @@ LOG_SOFTMAX_VJP = 5
 cdef enum:
     XENT = 6
 
-# Below this many elements per thread a call runs on fewer threads (on one
-# thread below twice this).
-cdef Py_ssize_t MIN_WORK_PER_THREAD = 1 << 15
+# Below this many bytes of input per thread a call runs on fewer threads (on
+# one thread below twice this).  Measured on 2 cores (Zen 4), out= given,
+# threads 1 vs 2: 2 threads win from about 32000 float32 / 16000 float64
+# elements for softmax and log_softmax (0.77x at 32x1000 float32, 0.71x at
+# 32x1000 float64) and lose below (1.07x at 8x1000 float32); the backward
+# products, with no exp, break even about there.
+cdef Py_ssize_t MIN_BYTES_PER_THREAD = 64 * 1024
 # Columns per work item in the cols layout (a multiple of every lane count).
 cdef Py_ssize_t COL_BLOCK = 64
 
@@ -77,7 +81,8 @@ cdef struct Plan:
 
 
 cdef inline int _threads_for(Py_ssize_t work, Py_ssize_t parts, int requested) noexcept nogil:
-    cdef Py_ssize_t t = work // MIN_WORK_PER_THREAD
+    """Threads for `work` bytes of input in `parts` independent parts."""
+    cdef Py_ssize_t t = work // MIN_BYTES_PER_THREAD
     if t > requested:
         t = requested
     if t > parts:
@@ -354,7 +359,7 @@ cdef int _execute(const Job *job, char **base, const Plan *p, int nthreads,
     cdef int failed = 0
     cdef int *pfailed = &failed
     if p.mode == ROWS:
-        nt = _threads_for(rows * p.n, rows, nthreads)
+        nt = _threads_for(rows * p.n * <Py_ssize_t>sizeof(floating), rows, nthreads)
         if nt == 1:
             with nogil:
                 _rows_range(job, base, p, 0, rows, dummy)
@@ -362,7 +367,7 @@ cdef int _execute(const Job *job, char **base, const Plan *p, int nthreads,
             for c in prange(nt, nogil=True, schedule='static', num_threads=nt):
                 _rows_range(job, base, p, rows * c // nt, rows * (c + 1) // nt, dummy)
     elif p.mode == COLS:
-        nt = _threads_for(rows * p.n * p.m, rows * nblk, nthreads)
+        nt = _threads_for(rows * p.n * p.m * <Py_ssize_t>sizeof(floating), rows * nblk, nthreads)
         if nt == 1:
             with nogil:
                 for it in range(rows * nblk):
@@ -371,7 +376,7 @@ cdef int _execute(const Job *job, char **base, const Plan *p, int nthreads,
             for it in prange(rows * nblk, nogil=True, schedule='static', num_threads=nt):
                 _cols_item(job.op, base, p, it, nblk, dummy)
     else:
-        nt = _threads_for(rows * p.n, rows, nthreads)
+        nt = _threads_for(rows * p.n * <Py_ssize_t>sizeof(floating), rows, nthreads)
         with nogil, parallel(num_threads=nt):
             buf = <floating *> malloc(2 * p.n * sizeof(floating) + sizeof(floating))
             if buf == NULL:
@@ -502,7 +507,7 @@ def fast(int op, x, out=None):
         return y
     cdef Py_ssize_t rows = cnp.PyArray_SIZE(a) // n
     cdef Py_ssize_t ldy = 1 if op == 2 else n
-    cdef int nt = _threads_for(rows * n, rows, _threads_default())
+    cdef int nt = _threads_for(rows * n * cnp.PyArray_ITEMSIZE(a), rows, _threads_default())
     if typenum == cnp.NPY_FLOAT32:
         _contiguous[float](op, <const float *>cnp.PyArray_DATA(a), <float *>cnp.PyArray_DATA(y),
                            rows, n, ldy, nt)
