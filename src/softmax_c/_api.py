@@ -49,8 +49,8 @@ def _threads(num_threads):
 # ---------------------------------------------------------------- layout
 
 def _same_view(a, b):
-    return (a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
-            and a.strides == b.strides and a.shape == b.shape)
+    """Whether ndarrays a and b are the same elements in the same layout."""
+    return a is b or _kernels.same_view(a, b)
 
 
 def _run(op, x, y, k, nt):
@@ -261,6 +261,10 @@ def logsumexp(x, axis=-1, *, keepdims=False, num_threads=None):
 # ---------------------------------------------------------------- backward
 
 def _backward(op, a, b, names, axis, out, num_threads):
+    if type(axis) is int and axis == -1 and num_threads is None:
+        res = _kernels.fast_backward(op, a, b, out)
+        if res is not None:
+            return res
     nt = _threads(num_threads)
     a, b = _validate.as_array(a), _validate.as_array(b)
     _validate.result_dtypes(a.dtype, names[0])

@@ -517,6 +517,47 @@ def fast(int op, x, out=None):
     return y
 
 
+cdef inline bint _disjoint(cnp.ndarray a, cnp.ndarray b) noexcept:
+    """The byte ranges of two C-contiguous arrays do not overlap."""
+    cdef char *pa = <char *>cnp.PyArray_DATA(a)
+    cdef char *pb = <char *>cnp.PyArray_DATA(b)
+    return not (pa < pb + cnp.PyArray_NBYTES(b) and pb < pa + cnp.PyArray_NBYTES(a))
+
+
+def fast_backward(int op, a, b, out=None):
+    """The hot path of the backward products, or None where it does not
+    apply: exact ndarrays a and b, C-contiguous, aligned, native, of one
+    dtype (float32 or float64) and shape, not 0-d, not empty; the last
+    axis, the default thread count; `out` None or such an array that is a,
+    b or overlaps neither.  The caller's general path owns every error."""
+    if not (cnp.PyArray_CheckExact(a) and cnp.PyArray_CheckExact(b)):
+        return None
+    cdef cnp.ndarray x = <cnp.ndarray>a
+    cdef cnp.ndarray v = <cnp.ndarray>b
+    cdef cnp.ndarray y
+    cdef int typenum = cnp.PyArray_TYPE(x), nd = cnp.PyArray_NDIM(x)
+    if ((typenum != cnp.NPY_FLOAT32 and typenum != cnp.NPY_FLOAT64) or nd == 0
+            or cnp.PyArray_SIZE(x) == 0 or not _plain(x, typenum) or not _plain(v, typenum)
+            or not cnp.PyArray_SAMESHAPE(x, v)):
+        return None
+    if out is None:
+        y = cnp.PyArray_EMPTY(nd, cnp.PyArray_DIMS(x), typenum, 0)
+    else:
+        if not cnp.PyArray_CheckExact(out):
+            return None
+        y = <cnp.ndarray>out
+        if not (_plain(y, typenum) and cnp.PyArray_ISWRITEABLE(y)
+                and cnp.PyArray_SAMESHAPE(x, y)):
+            return None
+        if not ((cnp.PyArray_DATA(y) == cnp.PyArray_DATA(x) or _disjoint(x, y))
+                and (cnp.PyArray_DATA(y) == cnp.PyArray_DATA(v) or _disjoint(v, y))):
+            return None
+    cdef Job job
+    job.op = op
+    _run(&job, (x, v, y), nd - 1, 0, _threads_default())
+    return y
+
+
 cdef void _contiguous(int op, const floating *x, floating *y, Py_ssize_t rows, Py_ssize_t n,
                       Py_ssize_t ldy, int nt) noexcept:
     cdef Py_ssize_t c
@@ -539,6 +580,21 @@ cdef void _contiguous_part(const Job *job, const floating *x, floating *y, Py_ss
     ld[0] = n
     ld[1] = ldy
     _rows_kernel(job, ptr, ld, r1 - r0, n, y[0])
+
+
+def same_view(cnp.ndarray a, cnp.ndarray b):
+    """Whether a and b are views of the same elements in the same layout
+    (data pointer, shape and strides equal): an output that may be
+    written in place over an input."""
+    cdef int d, nd = cnp.PyArray_NDIM(a)
+    if cnp.PyArray_DATA(a) != cnp.PyArray_DATA(b) or cnp.PyArray_NDIM(b) != nd:
+        return False
+    for d in range(nd):
+        if (cnp.PyArray_DIM(a, d) != cnp.PyArray_DIM(b, d)
+                or (cnp.PyArray_DIM(a, d) > 1
+                    and cnp.PyArray_STRIDE(a, d) != cnp.PyArray_STRIDE(b, d))):
+            return False
+    return True
 
 
 def max_threads():
