@@ -543,29 +543,60 @@ SC_ALWAYS_INLINE static inline void V(bwd_rows)(const SC_T *a, ptrdiff_t lda, co
     }
 }
 
-/* Column panels: the reduction per lane over n rows, 8-row chunks into a
- * two-sum accumulator, then the element-wise pass. */
+/* Column panels (m <= SC_COLS_MAX columns): the reduction per lane over n
+ * rows, 8-row chunks into a two-sum accumulator per column vector, then the
+ * element-wise pass.  Every row is taken whole (all its column vectors) before
+ * the next, so each cache line is read once per pass: sweeping the rows once
+ * per column vector cost 4x the time at 32 columns and 6x at 64. */
+#define SC_COLS_MAX 64
+
+SC_ALWAYS_INLINE static inline void V(bwd_cols_block)(const SC_T *a, ptrdiff_t lda,
+                                                      const SC_T *b, ptrdiff_t ldb, SC_T *out,
+                                                      ptrdiff_t ldo, size_t n, size_t m, int op)
+{
+    enum { NV = SC_COLS_MAX / VN };
+    VEC hi[NV], lo[NV], acc[NV];
+    const size_t nv = (m + VN - 1) / VN, kl = m - (nv - 1) * VN; /* lanes of the last */
+    if (m == 0)
+        return;
+    for (size_t v = 0; v < nv; v++)
+        hi[v] = lo[v] = V(set1)((SC_T)0);
+    for (size_t i0 = 0; i0 < n; i0 += 8) {
+        size_t i1 = n - i0 < 8 ? n : i0 + 8;
+        for (size_t v = 0; v < nv; v++)
+            acc[v] = V(set1)((SC_T)0);
+        for (size_t i = i0; i < i1; i++) {
+            const SC_T *ai = a + (ptrdiff_t)i * lda, *bi = b + (ptrdiff_t)i * ldb;
+            for (size_t v = 0; v < nv; v++) {
+                size_t k = v + 1 < nv ? VN : kl;
+                acc[v] = V(add)(acc[v], V(bwd_term)(V(ldk)(ai + v * VN, k, V(bwd_fill)(op)),
+                                                    V(ldk)(bi + v * VN, k, (SC_T)0), op));
+            }
+        }
+        for (size_t v = 0; v < nv; v++)
+            V(two_sum)(&hi[v], &lo[v], acc[v]);
+    }
+    for (size_t v = 0; v < nv; v++)
+        acc[v] = V(add)(hi[v], lo[v]); /* d of each column vector */
+    for (size_t i = 0; i < n; i++) {
+        const SC_T *ai = a + (ptrdiff_t)i * lda, *bi = b + (ptrdiff_t)i * ldb;
+        SC_T *oi = out + (ptrdiff_t)i * ldo;
+        for (size_t v = 0; v < nv; v++) {
+            size_t k = v + 1 < nv ? VN : kl;
+            V(stk)(oi + v * VN, V(bwd_out)(V(ldk)(ai + v * VN, k, (SC_T)0),
+                                           V(ldk)(bi + v * VN, k, (SC_T)0), acc[v], op), k);
+        }
+    }
+}
+
+/* Any m: blocks of SC_COLS_MAX columns. */
 SC_ALWAYS_INLINE static inline void V(bwd_cols)(const SC_T *a, ptrdiff_t lda, const SC_T *b,
                                                 ptrdiff_t ldb, SC_T *out, ptrdiff_t ldo,
                                                 size_t n, size_t m, int op)
 {
-    for (size_t j = 0; j < m; j += VN) {
-        size_t k = m - j < VN ? m - j : VN;
-        VEC hi = V(set1)((SC_T)0), lo = hi;
-        for (size_t i0 = 0; i0 < n; i0 += 8) {
-            size_t i1 = n - i0 < 8 ? n : i0 + 8;
-            VEC acc = V(set1)((SC_T)0);
-            for (size_t i = i0; i < i1; i++)
-                acc = V(add)(acc, V(bwd_term)(V(ldk)(a + (ptrdiff_t)i * lda + j, k, V(bwd_fill)(op)),
-                                              V(ldk)(b + (ptrdiff_t)i * ldb + j, k, (SC_T)0), op));
-            V(two_sum)(&hi, &lo, acc);
-        }
-        const VEC d = V(add)(hi, lo);
-        for (size_t i = 0; i < n; i++)
-            V(stk)(out + (ptrdiff_t)i * ldo + j,
-                   V(bwd_out)(V(ldk)(a + (ptrdiff_t)i * lda + j, k, (SC_T)0),
-                              V(ldk)(b + (ptrdiff_t)i * ldb + j, k, (SC_T)0), d, op), k);
-    }
+    for (size_t j = 0; j < m; j += SC_COLS_MAX)
+        V(bwd_cols_block)(a + j, lda, b + j, ldb, out + j, ldo, n,
+                          m - j < SC_COLS_MAX ? m - j : SC_COLS_MAX, op);
 }
 
 #define SC_BWD_KERNELS(name, OP)                                                              \
