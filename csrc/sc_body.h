@@ -665,7 +665,7 @@ SC_ALWAYS_INLINE static inline void V(xent_stats)(const SC_T *z, const SC_T *q, 
         size_t len = n - i < SC_CHUNK ? n - i : SC_CHUNK;
         SC_T cm = V(row_max)(z + i, len);
         if ((double)cm > m) {
-            double f = exp(m - (double)cm);
+            double f = m == -INFINITY ? 0.0 : exp(m - (double)cm);
             s *= f;
             c *= f;
             if (U != 0.0)
@@ -777,6 +777,81 @@ static inline void V(zero_row)(SC_T *g, size_t n)
         V(storet)(g + i, V(set1)((SC_T)0), n - i);
 }
 
+/* ---- cache-resident rows with a gradient: one exp per element ----------
+ * (1) m = max(z); (2) for the smoothing and probability kinds, U = sum u
+ * and D = sum u (m - z); (3) e = exp(z - m) stored to g while summing s;
+ * (4) g = A e - B u in place.  Steps 2-4 read the row from cache, so this
+ * moves the row from memory once, as the online sweep does, but evaluates
+ * half the exponentials.  g may be z: z is not read after step 3.  For the
+ * loss alone (g NULL), steps 1-3 without the stores. */
+#define SC_XENT_CACHED_MAX_BYTES (256 * 1024)
+
+SC_ALWAYS_INLINE static inline void V(xent_ud)(const SC_T *z, const SC_T *q, const SC_T *w,
+                                               size_t n, double m, double ls, int kind,
+                                               double *pu, double *pd)
+{
+    const VEC a = V(set1)((SC_T)(1.0 - ls)), b = V(set1)((SC_T)(n ? ls / (double)n : 0.0));
+    const VEC vref = V(set1)((SC_T)m);
+    double U = 0.0, D = 0.0;
+    for (size_t i = 0; i < n; i += SC_CHUNK) {
+        size_t len = n - i < SC_CHUNK ? n - i : SC_CHUNK, j = 0;
+        VEC su = V(set1)((SC_T)0), sd = su;
+        for (; j + VN <= len; j += VN) {
+            VEC u = V(xent_u)(q ? q + i : NULL, w ? w + i : NULL, j, VN, a, b, kind);
+            su = V(add)(su, u);
+            sd = V(fma)(u, V(sub)(vref, V(load)(z + i + j)), sd);
+        }
+        for (; j < len; j++) { /* (past the end, a vector u would be ls/n, not 0) */
+            double u = kind == SC_XENT_PROB ? (double)q[i + j] * (1.0 - ls) + ls / (double)n : 1.0;
+            if (w)
+                u *= (double)w[i + j];
+            U += u;
+            D += u * (m - (double)z[i + j]);
+        }
+        U += V(hsum)(su);
+        D += V(hsum)(sd);
+    }
+    *pu = U;
+    *pd = D;
+}
+
+SC_ALWAYS_INLINE static inline VEC V(xent_ge)(const SC_T *g, const SC_T *q, const SC_T *w, size_t i,
+                                              size_t k, VEC va, VEC vb, VEC a, VEC b, int kind,
+                                              size_t t, SC_T gt)
+{
+    VEC v = V(mul)(V(ldk)(g + i, k, (SC_T)0), va);
+    if (kind != SC_XENT_PLAIN)
+        v = V(sub)(v, V(mul)(vb, V(xent_u)(q, w, i, k, a, b, kind)));
+    return t - i < k ? V(set_lane)(v, t - i, gt) : v;
+}
+
+SC_ALWAYS_INLINE static inline void V(xent_scale)(SC_T *g, const SC_T *q, const SC_T *w, size_t n,
+                                                  double A, double B, double ls, int kind,
+                                                  size_t t, SC_T gt)
+{
+    const VEC va = V(set1)((SC_T)A), vb = V(set1)((SC_T)B);
+    const VEC a = V(set1)((SC_T)(1.0 - ls)), b = V(set1)((SC_T)(n ? ls / (double)n : 0.0));
+    size_t i = 0;
+    for (; i + VN <= n; i += VN)
+        V(store)(g + i, V(xent_ge)(g, q, w, i, VN, va, vb, a, b, kind, t, gt));
+    if (i < n)
+        V(storet)(g + i, V(xent_ge)(g, q, w, i, n - i, va, vb, a, b, kind, t, gt), n - i);
+}
+
+/* Steps 1-3; kind as in xent_stats. */
+SC_ALWAYS_INLINE static inline void V(xent_cached_stats)(const SC_T *z, const SC_T *q,
+                                                         const SC_T *w, SC_T *g, size_t n,
+                                                         double ls, int kind, double *pm,
+                                                         double *ps, double *pu, double *pd)
+{
+    const SC_T mx = V(row_max)(z, n);
+    *pu = *pd = 0.0;
+    if (kind != SC_XENT_PLAIN)
+        V(xent_ud)(z, q, w, n, (double)mx, ls, kind, pu, pd);
+    *pm = (double)mx;
+    *ps = V(expsum)(z, g, n, mx, NULL);
+}
+
 SC_ALWAYS_INLINE static inline void V(xent_row)(const SC_T *z, const SC_T *q, int64_t t, SC_T *g,
                                                 double *loss, size_t n,
                                                 const sc_xent_params *p, int stream)
@@ -790,31 +865,50 @@ SC_ALWAYS_INLINE static inline void V(xent_row)(const SC_T *z, const SC_T *q, in
         return;
     }
     double m, s, U, D;
+    /* a row that stays in cache: one exp per element with a gradient; the
+     * loss alone takes the same steps, so that it is the same bits */
+    const int cached = n * sizeof(SC_T) <= SC_XENT_CACHED_MAX_BYTES;
     if (q != NULL) {
-        V(xent_stats)(z, q, w, n, ls, SC_XENT_PROB, &m, &s, &U, &D);
+        if (cached)
+            V(xent_cached_stats)(z, q, w, g, n, ls, SC_XENT_PROB, &m, &s, &U, &D);
+        else
+            V(xent_stats)(z, q, w, n, ls, SC_XENT_PROB, &m, &s, &U, &D);
         *loss = U * log(s) + D;
-        if (g)
+        if (cached && g)
+            V(xent_scale)(g, q, w, n, p->scale * U / s, p->scale, ls, SC_XENT_PROB, (size_t)-1,
+                          (SC_T)0);
+        else if (g)
             V(xent_grad)(z, q, w, g, n, m, p->scale * U / s, p->scale, ls, SC_XENT_PROB, stream,
                          (size_t)-1, (SC_T)0);
         return;
     }
     const double eps = ls / (double)n, wt = w ? (double)w[t] : 1.0, zt = (double)z[t];
-    if (eps != 0.0)
-        V(xent_stats)(z, NULL, w, n, ls, SC_XENT_INDEX_SMOOTH, &m, &s, &U, &D);
-    else
+    const int kind = eps != 0.0 ? SC_XENT_INDEX_SMOOTH : SC_XENT_PLAIN;
+    if (cached && kind == SC_XENT_PLAIN)
+        V(xent_cached_stats)(z, NULL, w, g, n, ls, SC_XENT_PLAIN, &m, &s, &U, &D);
+    else if (cached)
+        V(xent_cached_stats)(z, NULL, w, g, n, ls, SC_XENT_INDEX_SMOOTH, &m, &s, &U, &D);
+    else if (kind == SC_XENT_PLAIN)
         V(xent_stats)(z, NULL, w, n, ls, SC_XENT_PLAIN, &m, &s, &U, &D);
+    else
+        V(xent_stats)(z, NULL, w, n, ls, SC_XENT_INDEX_SMOOTH, &m, &s, &U, &D);
     const double ln_s = log(s);
     *loss = (1.0 - ls) * wt * ((m - zt) + ln_s) + (eps != 0.0 ? eps * (p->weight_sum * ln_s + D) : 0.0);
     if (g) {
         const double A = p->scale * ((1.0 - ls) * wt + eps * p->weight_sum) / s;
         const double B = p->scale * eps;
         /* the target's element in double: p_t A and the one-hot term
-         * cancel when p_t is near 1 */
-        const SC_T gt = (SC_T)(exp(zt - m) * A - B * wt - p->scale * (1.0 - ls) * wt);
-        if (eps != 0.0)
-            V(xent_grad)(z, NULL, w, g, n, m, A, B, ls, SC_XENT_INDEX_SMOOTH, stream, (size_t)t, gt);
-        else
+         * cancel when p_t is near 1 (exactly 1 when z_t is the max) */
+        const double et = zt == m ? 1.0 : exp(zt - m);
+        const SC_T gt = (SC_T)(et * A - B * wt - p->scale * (1.0 - ls) * wt);
+        if (cached && kind == SC_XENT_PLAIN)
+            V(xent_scale)(g, NULL, w, n, A, B, ls, SC_XENT_PLAIN, (size_t)t, gt);
+        else if (cached)
+            V(xent_scale)(g, NULL, w, n, A, B, ls, SC_XENT_INDEX_SMOOTH, (size_t)t, gt);
+        else if (kind == SC_XENT_PLAIN)
             V(xent_grad)(z, NULL, w, g, n, m, A, B, ls, SC_XENT_PLAIN, stream, (size_t)t, gt);
+        else
+            V(xent_grad)(z, NULL, w, g, n, m, A, B, ls, SC_XENT_INDEX_SMOOTH, stream, (size_t)t, gt);
     }
 }
 

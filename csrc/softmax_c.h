@@ -94,7 +94,8 @@ void sc_log_softmax_vjp_cols_f64(const double *lp, ptrdiff_t ldl, const double *
  *   q == NULL: class index targets t[r*ldt] in [0, n), or < 0 for an
  *              ignored row (loss 0, gradient 0);
  *   q != NULL: class probability targets q[r*ldq + c] (t unused).
- * g may be z (same strides): the gradient overwrites the logits. */
+ * g may be z (same strides): the gradient overwrites the logits; it must
+ * not overlap q. */
 typedef struct {
     const void *weight;     /* n per-class weights of the kernel's dtype, or NULL (all 1) */
     double label_smoothing; /* in [0, 1] */

@@ -327,8 +327,7 @@ cdef void _gather_row(const Job *job, char **base, const Plan *p, Py_ssize_t r,
         if a == out:
             continue
         if job.op == XENT and ((a == 1 and not job.has_q) or (a == 2 and not job.has_g)):
-            continue            # a placeholder operand, never read: buf has
-                                # room for two gathered rows only
+            continue            # a placeholder operand, never read
         row = buf + nrow * n
         nrow += 1
         src = <floating *>ptr[a]
@@ -338,8 +337,10 @@ cdef void _gather_row(const Job *job, char **base, const Plan *p, Py_ssize_t r,
         ld[a] = n
     if out >= 0:
         # compute in place in the last gathered row (every kernel allows
-        # its output to be its last input), then scatter
-        row = buf + (nrow - 1) * n
+        # its output to be its last input; the cross-entropy's gradient may
+        # be the logits but not the probability targets: a row of its
+        # own), then scatter
+        row = buf + (nrow if job.op == XENT and job.has_q else nrow - 1) * n
         ptr[out] = <char *>row
         ld[out] = n
         _rows_kernel(job, ptr, ld, 1, n, buf[0])
@@ -378,7 +379,7 @@ cdef int _execute(const Job *job, char **base, const Plan *p, int nthreads,
     else:
         nt = _threads_for(rows * p.n * <Py_ssize_t>sizeof(floating), rows, nthreads)
         with nogil, parallel(num_threads=nt):
-            buf = <floating *> malloc(2 * p.n * sizeof(floating) + sizeof(floating))
+            buf = <floating *> malloc(3 * p.n * sizeof(floating) + sizeof(floating))
             if buf == NULL:
                 pfailed[0] = 1
             else:
