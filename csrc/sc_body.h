@@ -765,11 +765,13 @@ static inline void V(zero_row)(SC_T *g, size_t n)
 /* ---- cache-resident rows with a gradient: one exp per element ----------
  * (1) m = max(z); (2) for the smoothing and probability kinds, U = sum u
  * and D = sum u (m - z); (3) e = exp(z - m) stored to g while summing s;
- * (4) g = A e - B u in place.  Steps 2-4 read the row from cache, so this
+ * (4) g = A e - B u in place.  Steps 2-4 read the row from cache (up to
+ * 1 MiB, the L2 size: 16x262144 float32 measured 1.36 ms this way, 1.60 ms
+ * with the online sweep), so this
  * moves the row from memory once, as the online sweep does, but evaluates
  * half the exponentials.  g may be z: z is not read after step 3.  For the
  * loss alone (g NULL), steps 1-3 without the stores. */
-#define SC_XENT_CACHED_MAX_BYTES (256 * 1024)
+#define SC_XENT_CACHED_MAX_BYTES (1024 * 1024)
 
 SC_ALWAYS_INLINE static inline void V(xent_ud)(const SC_T *z, const SC_T *q, const SC_T *w,
                                                size_t n, double m, double ls, int kind,
