@@ -449,7 +449,22 @@ def _xent(logits, target, axis, weight, ignore_index, reduction, label_smoothing
     if want_grad:
         _validate.check_out(out, z.shape, result)
     if ttype == "index":
-        _validate.check_target_range(t, n, ignore_index)
+        # the int64 targets for the kernel (-1: ignored), the range check
+        # and the mean's denominator (the kept targets' weights)
+        if t.dtype == np.uint64 or not -2**63 <= ignore_index < 2**63:
+            # values or ignore_index beyond int64: NumPy's comparisons
+            _validate.check_target_range(t, n, ignore_index)
+            keep = t != ignore_index
+            tk = np.where(keep, t, 0).astype(np.int64)
+            tk[~keep] = -1
+            w_kept = (float(np.count_nonzero(keep)) if w is None
+                      else float(np.sum(w.astype(np.float64)[tk[keep]])))
+        else:  # one pass in C
+            tk, _, w_kept, bad = _kernels.xent_targets(
+                np.ascontiguousarray(t, np.int64), n, ignore_index,
+                None if w is None else np.ascontiguousarray(w, np.float64))
+            if bad is not None:
+                _validate.check_target_range(t, n, ignore_index)  # raises, naming it
     # All checks done: from here on nothing raises.
 
     if z.size == 0:  # no logit to read: the reference's bookkeeping is exact
@@ -462,14 +477,8 @@ def _xent(logits, target, axis, weight, ignore_index, reduction, label_smoothing
     kept = z.shape[:k] + (1,) + z.shape[k + 1:]
     if ttype == "index":
         q = None
-        keep = t != ignore_index
-        # int64 before marking the ignored rows: -1 does not fit unsigned
-        # targets (uint8 with ignore_index=255 is common)
-        tk = t.astype(np.int64).reshape(kept)
-        tk[~keep.reshape(kept)] = -1
-        if reduction == "mean":
-            denom = (float(np.count_nonzero(keep)) if w is None
-                     else float(np.sum(w.astype(np.float64)[t[keep]])))
+        tk = tk.reshape(kept)
+        denom = w_kept
     else:
         q = t if t.dtype == compute and t.flags.aligned else t.astype(compute)
         tk = np.broadcast_to(np.zeros((), np.int64), kept)  # not read
@@ -493,10 +502,10 @@ def _xent(logits, target, axis, weight, ignore_index, reduction, label_smoothing
     if reduction == "none":
         loss = per_sample.astype(compute, copy=False)
     elif reduction == "sum":
-        loss = compute.type(np.sum(per_sample))
-    else:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            loss = compute.type(np.float64(np.sum(per_sample)) / np.float64(denom))
+        loss = compute.type(per_sample.sum())
+    else:  # over no kept target: 0 / 0, NaN as in PyTorch
+        total = float(per_sample.sum())
+        loss = compute.type(total / denom if denom != 0.0 else float("nan"))
     if not want_grad:
         return loss
     if out is None:

@@ -583,6 +583,39 @@ cdef void _contiguous_part(const Job *job, const floating *x, floating *y, Py_ss
     _rows_kernel(job, ptr, ld, r1 - r0, n, y[0])
 
 
+def xent_targets(cnp.ndarray t, Py_ssize_t n, long long ignore_index, weight):
+    """Class index targets for the kernel, checked, in one pass.
+
+    `t`: a C-contiguous int64 array; `weight`: None or a C-contiguous
+    float64 array of n entries.  Returns ``(tk, kept, wsum, bad)``: tk an
+    int64 copy of t with -1 where t is ignore_index, the number of kept
+    targets, the sum of their weights (their number without weights), and
+    None, or the first index (in C order) that is out of range and not
+    ignore_index, in which case tk is not complete."""
+    cdef Py_ssize_t i, size = cnp.PyArray_SIZE(t), kept = 0
+    cdef cnp.ndarray out = cnp.PyArray_EMPTY(cnp.PyArray_NDIM(t), cnp.PyArray_DIMS(t),
+                                             cnp.NPY_INT64, 0)
+    cdef const int64_t *src = <const int64_t *>cnp.PyArray_DATA(t)
+    cdef int64_t *dst = <int64_t *>cnp.PyArray_DATA(out)
+    cdef const double *w = NULL
+    cdef double wsum = 0.0
+    cdef int64_t v
+    if weight is not None:
+        w = <const double *>cnp.PyArray_DATA(<cnp.ndarray>weight)
+    for i in range(size):
+        v = src[i]
+        if v == ignore_index:
+            dst[i] = -1
+        elif 0 <= v < n:
+            dst[i] = v
+            kept += 1
+            if w != NULL:
+                wsum += w[v]
+        else:
+            return out, kept, wsum, v
+    return out, kept, (wsum if w != NULL else <double>kept), None
+
+
 def same_view(cnp.ndarray a, cnp.ndarray b):
     """Whether a and b are views of the same elements in the same layout
     (data pointer, shape and strides equal): an output that may be
