@@ -884,10 +884,20 @@ SC_ALWAYS_INLINE static inline void V(xent_row)(const SC_T *z, const SC_T *q, in
     if (g) {
         const double A = p->scale * ((1.0 - ls) * wt + eps * p->weight_sum) / s;
         const double B = p->scale * eps;
-        /* the target's element in double: p_t A and the one-hot term
-         * cancel when p_t is near 1 (exactly 1 when z_t is the max) */
-        const double et = zt == m ? 1.0 : exp(zt - m);
-        const SC_T gt = (SC_T)(et * A - B * wt - p->scale * (1.0 - ls) * wt);
+        /* The target's element in double: e_t A and the one-hot term C
+         * cancel when p_t is near 1.  e_t is exactly 1 when z_t is the max;
+         * the cached path holds e_t rounded to SC_T in g[t], whose error
+         * (u e_t A) stays below u |e_t A - C| while e_t A <= C / 2, as for
+         * most rows (an exp call less per row); else exp in double. */
+        const double C = p->scale * (1.0 - ls) * wt;
+        double et;
+        if (zt == m)
+            et = 1.0;
+        else if (cached && (double)g[t] * A <= 0.5 * C)
+            et = (double)g[t];
+        else
+            et = exp(zt - m);
+        const SC_T gt = (SC_T)(et * A - B * wt - C);
         if (cached && kind == SC_XENT_PLAIN)
             V(xent_scale)(g, NULL, w, n, A, B, ls, SC_XENT_PLAIN, (size_t)t, gt);
         else if (cached)
