@@ -1,0 +1,435 @@
+"""PyTorch interop: softmax_c's kernels as PyTorch autograd functions.
+
+Import it explicitly, ``import softmax_c.torch`` (``import softmax_c``
+alone never imports PyTorch); it needs PyTorch installed.
+
+Provides
+
+- :class:`Softmax`, :class:`LogSoftmax` and :class:`CrossEntropy`,
+  ``torch.autograd.Function`` subclasses whose forward and backward both
+  run softmax_c's kernels: ``softmax`` / ``log_softmax`` forward with
+  ``softmax_vjp`` / ``log_softmax_vjp`` backward, and the fused
+  ``cross_entropy_grad`` whose gradient, computed in the same pass as the
+  loss, is saved for backward;
+- :func:`softmax`, :func:`log_softmax` and :func:`cross_entropy`, the
+  same with the signatures of ``torch.softmax`` / ``torch.log_softmax`` /
+  ``torch.nn.functional.cross_entropy``.
+
+Zero-copy.  Every tensor reaches softmax_c as a NumPy view of its own
+memory (``t.detach().numpy()``), whatever its strides: a transposed,
+sliced or expanded tensor is read in place, never made contiguous first.
+Results are written by the kernels straight into tensors allocated by
+PyTorch (``torch.empty_like`` of the input, so in the input's layout when
+it is dense), or, for the per-sample losses of ``reduction="none"``,
+wrapped with ``torch.from_numpy``.  No data is copied between the two
+libraries.  The only copy made is for a tensor carrying PyTorch's lazy
+negation bit, which NumPy cannot see (it is resolved first).
+
+What is supported
+
+- CPU tensors, strided layout, float32 and float64 for the differentiable
+  inputs (the input of softmax / log_softmax, the logits of the
+  cross-entropy).  Any other device raises ``ValueError``; float16,
+  bfloat16 and every other dtype raise ``TypeError`` (cast first, e.g.
+  ``softmax(x, dim, dtype=torch.float32)``, which PyTorch differentiates
+  through).
+- Cross-entropy targets: class indices (an integer tensor, int64 as in
+  PyTorch, of the logits' shape without the class axis) or class
+  probabilities (a float tensor of the logits' shape), with `weight`,
+  `ignore_index`, `reduction` and `label_smoothing` as in PyTorch.  The
+  gradient flows to the logits only: a `target` or `weight` that requires
+  grad raises ``RuntimeError`` when the backward pass reaches it (PyTorch
+  itself refuses a `weight` that requires grad; it does differentiate
+  probability targets, which this module does not).
+- One backward pass: the backward functions are not themselves
+  differentiable (``once_differentiable``), so double backward raises.
+  The functions run in eager mode only: ``torch.func`` transforms
+  (``vmap``, ``grad``, ...) cannot hand them NumPy views, and
+  ``torch.compile`` breaks the graph around them.
+- Threads: the kernels use softmax_c's own thread setting
+  (:func:`softmax_c.set_num_threads`), not ``torch.set_num_threads``.
+
+Errors raised by softmax_c itself (a `dim` out of range, a class index out
+of range, a target of the wrong shape, ...) propagate unchanged.
+
+Examples
+--------
+>>> import torch, softmax_c.torch as sct
+>>> x = torch.tensor([[1000., 1.], [0., 0.]], dtype=torch.float64, requires_grad=True)
+>>> sct.softmax(x, dim=1)
+tensor([[1.0000, 0.0000],
+        [0.5000, 0.5000]], dtype=torch.float64, grad_fn=<SoftmaxBackward>)
+>>> loss = sct.cross_entropy(x, torch.tensor([1, 0]))
+>>> loss.backward()
+>>> x.grad
+tensor([[ 0.5000, -0.5000],
+        [-0.2500,  0.2500]], dtype=torch.float64)
+"""
+if not __package__:  # pragma: no cover - this file run or imported as a top-level module
+    raise ImportError(
+        "softmax_c/torch.py was imported as a top-level module (its directory is on "
+        "sys.path, where it shadows PyTorch): import it as softmax_c.torch")
+
+try:
+    # An absolute import: the real PyTorch, never this module (softmax_c.torch).
+    import torch
+except ImportError as exc:
+    _msg = "softmax_c.torch needs PyTorch: pip install torch"
+    if getattr(exc, "name", None) != "torch":  # installed, but broken
+        _msg += f" (importing torch failed: {exc})"
+    raise ImportError(_msg) from exc
+
+import numpy as np
+from torch.autograd.function import once_differentiable
+
+import softmax_c as _sc
+from . import _validate
+
+__all__ = ["Softmax", "LogSoftmax", "CrossEntropy", "softmax", "log_softmax", "cross_entropy"]
+
+_FLOATS = (torch.float32, torch.float64)
+
+
+# ---------------------------------------------------------------- checks and views
+
+def _check_cpu(t, name):
+    """Raise unless `t` is a strided CPU tensor."""
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"`{name}` must be a torch.Tensor, got {type(t).__name__}")
+    if t.device.type != "cpu":
+        raise ValueError(
+            f"`{name}` is on device {str(t.device)!r}: softmax_c.torch runs on CPU "
+            f"tensors only (move it with .cpu())")
+    if t.layout != torch.strided:
+        raise TypeError(f"`{name}` has layout {t.layout}: softmax_c.torch needs a dense "
+                        f"(torch.strided) tensor")
+
+
+def _check_tensor(t, name):
+    """Raise unless `t` is a strided CPU tensor of a dtype NumPy can view
+    (softmax_c checks the dtype further)."""
+    _check_cpu(t, name)
+    if t.dtype == torch.bfloat16 or t.is_complex():
+        raise TypeError(f"`{name}` has unsupported dtype {t.dtype}")
+
+
+def _check_float(t, name):
+    """Raise unless `t` is a strided float32/float64 CPU tensor: the dtypes
+    the autograd functions differentiate."""
+    _check_cpu(t, name)
+    if t.dtype in _FLOATS:
+        return
+    if t.dtype in (torch.float16, torch.bfloat16):
+        raise TypeError(
+            f"`{name}` has dtype {t.dtype}, which the softmax_c.torch autograd functions do "
+            f"not support (float32 and float64 only): cast it first, e.g. with "
+            f"dtype=torch.float32 or {name}.float()")
+    raise TypeError(f"`{name}` has unsupported dtype {t.dtype}: expected torch.float32 or "
+                    f"torch.float64")
+
+
+def _numpy(t):
+    """A NumPy view of the memory of CPU tensor `t`, with its strides: no
+    copy, except to resolve a lazy negation bit, which NumPy cannot see."""
+    t = t.detach()
+    if t.is_neg():
+        t = t.resolve_neg()
+    return t.numpy()
+
+
+def _axis(dim, ndim):
+    """`dim` for softmax_c: -1 for the last axis (the library's fast path
+    takes exactly -1), else the non-negative axis.  TypeError for a non-int
+    `dim`, AxisError out of range, as softmax_c raises them."""
+    k = _validate.normalize_single_axis(dim, ndim, "dim")
+    return -1 if k == ndim - 1 else k
+
+
+# ---------------------------------------------------------------- autograd functions
+
+class Softmax(torch.autograd.Function):
+    """Softmax along `dim`, forward and backward by softmax_c's kernels.
+
+    ``Softmax.apply(input, dim)``; prefer :func:`softmax`.
+
+    Parameters
+    ----------
+    input : torch.Tensor
+        A CPU tensor, float32 or float64, any shape and strides (read in
+        place, never copied).
+    dim : int
+        The axis normalized (negative counts from the end).
+
+    Returns
+    -------
+    torch.Tensor
+        ``exp(x - max) / sum(exp(x - max))`` along `dim`: the shape and
+        dtype of `input`, in its layout when it is dense.
+
+    Raises
+    ------
+    ValueError
+        `input` not on the CPU (the message names its device).
+    TypeError
+        `input` not a float32/float64 strided tensor (the message names its
+        dtype), or `dim` not an int.
+    numpy.exceptions.AxisError
+        `dim` out of range.
+
+    Notes
+    -----
+    The output is saved for backward, where ``grad_input = y * (g -
+    sum(y * g))`` along `dim` (:func:`softmax_c.softmax_vjp`).
+    """
+
+    @staticmethod
+    def forward(ctx, input, dim):
+        _check_float(input, "input")
+        k = _axis(dim, input.ndim)
+        out = torch.empty_like(input)
+        _sc.softmax(_numpy(input), axis=k, out=_numpy(out))
+        ctx.axis = k
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_output):
+        (y,) = ctx.saved_tensors
+        grad_input = torch.empty_like(y)
+        _sc.softmax_vjp(_numpy(y), _numpy(grad_output), axis=ctx.axis,
+                        out=_numpy(grad_input))
+        return grad_input, None
+
+
+class LogSoftmax(torch.autograd.Function):
+    """Log-softmax along `dim`, forward and backward by softmax_c's kernels.
+
+    ``LogSoftmax.apply(input, dim)``; prefer :func:`log_softmax`.
+    Parameters, returns and errors as in :class:`Softmax`.
+
+    Notes
+    -----
+    Computed as ``(x - max) - log(sum(exp(x - max)))``.  The output is
+    saved for backward, where ``grad_input = g - exp(logp) * sum(g)``
+    along `dim` (:func:`softmax_c.log_softmax_vjp`).
+    """
+
+    @staticmethod
+    def forward(ctx, input, dim):
+        _check_float(input, "input")
+        k = _axis(dim, input.ndim)
+        out = torch.empty_like(input)
+        _sc.log_softmax(_numpy(input), axis=k, out=_numpy(out))
+        ctx.axis = k
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_output):
+        (logp,) = ctx.saved_tensors
+        grad_input = torch.empty_like(logp)
+        _sc.log_softmax_vjp(_numpy(logp), _numpy(grad_output), axis=ctx.axis,
+                            out=_numpy(grad_input))
+        return grad_input, None
+
+
+class CrossEntropy(torch.autograd.Function):
+    """Cross-entropy of logits and targets, with the semantics of
+    ``torch.nn.functional.cross_entropy``, by softmax_c's fused kernel.
+
+    ``CrossEntropy.apply(input, target, weight, ignore_index, reduction,
+    label_smoothing, dim)``, every argument positional (PyTorch tracks
+    only positional tensors); prefer :func:`cross_entropy`.
+
+    Parameters
+    ----------
+    input : torch.Tensor
+        Logits, a CPU float32/float64 tensor, ``(C,)``, ``(N, C)`` or
+        ``(N, C, d1, ...)``; any strides.
+    target : torch.Tensor
+        Class indices (an integer tensor, e.g. int64, of the shape of
+        `input` without the class axis) or class probabilities (a float
+        tensor of the shape of `input`, cast to its dtype).  Not
+        differentiated.
+    weight : torch.Tensor or None
+        One weight per class, cast to the dtype of `input`.  Not
+        differentiated.
+    ignore_index : int
+        An index target equal to it takes no part (index targets only).
+    reduction : {"mean", "sum", "none"}
+        As in PyTorch; "mean" divides by the summed weights of the kept
+        targets.
+    label_smoothing : float
+        In [0, 1].
+    dim : int or None
+        The class axis; None means PyTorch's: 1, or 0 for 1-D `input`.
+
+    Returns
+    -------
+    torch.Tensor
+        The loss, of the dtype of `input`: 0-d for "mean" and "sum" ("mean"
+        with every target ignored is NaN, as in PyTorch), the batch shape
+        for "none".
+
+    Raises
+    ------
+    ValueError
+        A tensor not on the CPU (its device named), and what
+        :func:`softmax_c.cross_entropy_grad` raises as ValueError (target
+        of the wrong shape, bad `reduction`, `label_smoothing`, `weight`
+        length, `ignore_index` with probability targets).
+    TypeError
+        `input` not float32/float64 (its dtype named), an unsupported
+        target or weight dtype, a non-int `dim`.
+    IndexError
+        A class index out of range that is not `ignore_index`.
+    RuntimeError
+        In backward, when `target` or `weight` requires grad.
+
+    Notes
+    -----
+    Forward computes the loss and its gradient with respect to the logits
+    in one pass (:func:`softmax_c.cross_entropy_grad`) and saves the
+    gradient; backward only scales it by `grad_output` (for "none", each
+    sample's row by its own element of `grad_output`).  The saved gradient
+    is one tensor of the size of `input`, as PyTorch's own saved
+    log-softmax.
+    """
+
+    @staticmethod
+    def forward(ctx, input, target, weight=None, ignore_index=-100, reduction="mean",
+                label_smoothing=0.0, dim=None):
+        _check_float(input, "input")
+        _check_tensor(target, "target")
+        if weight is not None:
+            _check_tensor(weight, "weight")
+        if dim is None:
+            dim = 1 if input.ndim >= 2 else 0
+        k = _validate.normalize_single_axis(dim, input.ndim, "dim")
+        grad = torch.empty_like(input)
+        loss, _ = _sc.cross_entropy_grad(
+            _numpy(input), _numpy(target), axis=k,
+            weight=None if weight is None else _numpy(weight), ignore_index=ignore_index,
+            reduction=reduction, label_smoothing=label_smoothing, out=_numpy(grad))
+        loss = np.asarray(loss)
+        if not loss.flags.writeable:  # torch.from_numpy warns on read-only arrays
+            loss = loss.copy()
+        ctx.axis = k
+        ctx.reduction = reduction
+        ctx.not_differentiable = [name for name, t in (("target", target), ("weight", weight))
+                                  if t is not None and t.requires_grad]
+        ctx.save_for_backward(grad)
+        return torch.from_numpy(loss)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_output):
+        if ctx.not_differentiable:
+            name = ctx.not_differentiable[0]
+            raise RuntimeError(
+                f"softmax_c.torch.CrossEntropy is not differentiable with respect to "
+                f"`{name}`, which requires grad: pass {name}.detach()")
+        (grad,) = ctx.saved_tensors
+        if ctx.reduction == "none":  # one factor per sample, along its row of classes
+            grad_output = grad_output.unsqueeze(ctx.axis)
+        return grad * grad_output, None, None, None, None, None, None
+
+
+# ---------------------------------------------------------------- functional forms
+
+def softmax(input, dim, dtype=None):
+    """Softmax along `dim`, differentiable, by softmax_c: as
+    ``torch.softmax(input, dim, dtype=None)``.
+
+    Parameters
+    ----------
+    input : torch.Tensor
+        A CPU tensor, float32 or float64 (or any dtype with `dtype` given).
+    dim : int
+        The axis normalized; required, as in ``torch.softmax``.
+    dtype : torch.dtype, optional
+        torch.float32 or torch.float64: `input` is cast to it first (by
+        PyTorch, which also casts the gradient back), e.g. to take float16
+        inputs.
+
+    Returns
+    -------
+    torch.Tensor
+        The softmax, of the shape of `input`.
+
+    Raises
+    ------
+    As :class:`Softmax`.
+
+    Examples
+    --------
+    >>> import torch, softmax_c.torch as sct
+    >>> sct.softmax(torch.tensor([0., 1.0986122886681098], dtype=torch.float64), 0)
+    tensor([0.2500, 0.7500], dtype=torch.float64)
+    """
+    if dtype is not None:
+        input = input.to(dtype)
+    return Softmax.apply(input, dim)
+
+
+def log_softmax(input, dim, dtype=None):
+    """Log-softmax along `dim`, differentiable, by softmax_c: as
+    ``torch.log_softmax(input, dim, dtype=None)``.
+
+    Parameters, returns and errors as in :func:`softmax`.
+
+    Examples
+    --------
+    >>> import torch, softmax_c.torch as sct
+    >>> sct.log_softmax(torch.tensor([1000., 1.], dtype=torch.float64), 0)
+    tensor([   0., -999.], dtype=torch.float64)
+    """
+    if dtype is not None:
+        input = input.to(dtype)
+    return LogSoftmax.apply(input, dim)
+
+
+def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean",
+                  label_smoothing=0.0, *, dim=None):
+    """Cross-entropy loss, differentiable with respect to `input`, by
+    softmax_c's fused kernel: as ``torch.nn.functional.cross_entropy``.
+
+    Parameters
+    ----------
+    input : torch.Tensor
+        Logits ``(C,)``, ``(N, C)`` or ``(N, C, d1, ...)``: CPU, float32 or
+        float64, any strides.
+    target : torch.Tensor
+        Class indices (integer, the shape of `input` without the class
+        axis) or class probabilities (float, the shape of `input`).
+    weight : torch.Tensor, optional
+        One weight per class.
+    ignore_index : int, optional
+        Index targets equal to it are skipped.  Default -100.
+    reduction : {"mean", "sum", "none"}, optional
+        Default "mean".
+    label_smoothing : float, optional
+        In [0, 1].  Default 0.
+    dim : int, optional
+        Keyword only, not in PyTorch: the class axis, e.g. ``-1`` for
+        ``(N, ..., C)`` logits.  Default: 1, or 0 for 1-D `input`.
+
+    Returns
+    -------
+    torch.Tensor
+        As :class:`CrossEntropy`.
+
+    Raises
+    ------
+    As :class:`CrossEntropy`.
+
+    Examples
+    --------
+    >>> import torch, softmax_c.torch as sct
+    >>> sct.cross_entropy(torch.tensor([[1000., 1.]]), torch.tensor([1]))
+    tensor(999.)
+    """
+    return CrossEntropy.apply(input, target, weight, ignore_index, reduction,
+                              label_smoothing, dim)

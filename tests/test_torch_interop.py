@@ -1,0 +1,402 @@
+"""softmax_c.torch: the PyTorch autograd functions over softmax_c's kernels.
+
+Held to three things: ``torch.autograd.gradcheck`` in float64 (the backward
+agrees with finite differences of the forward); PyTorch's own
+``torch.softmax`` / ``torch.log_softmax`` / ``F.cross_entropy`` with
+autograd, forward and gradients, in float32 and float64; and zero-copy,
+checked by spying on the softmax_c functions the module calls and comparing
+the data pointers of the arrays they receive and return with those of the
+tensors.  The whole file is skipped where PyTorch is not installed.
+
+Tolerances against PyTorch: both sides are accurate to a few units in the
+last place of the values they compute (O(1) here: standard normal inputs
+times 3), so float64 agrees to 1e-12 relative / 1e-13 absolute and float32
+to 2e-6 relative / 2e-6 absolute.
+"""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import softmax_c  # noqa: E402
+import softmax_c.torch as sct  # noqa: E402
+from conftest import AxisError  # noqa: E402
+
+F = torch.nn.functional
+
+TOLS = {torch.float32: dict(rtol=2e-6, atol=2e-6), torch.float64: dict(rtol=1e-12, atol=1e-13)}
+FLOAT_DTYPES = [torch.float32, torch.float64]
+REDUCTIONS = ["mean", "sum", "none"]
+
+
+def _ptr(a):
+    """The data pointer of ndarray `a`."""
+    return a.__array_interface__["data"][0]
+
+
+def _close(ours, theirs, dtype):
+    np.testing.assert_allclose(ours.detach().numpy(), theirs.detach().numpy(),
+                               equal_nan=True, **TOLS[dtype])
+
+
+def _randn(rng, shape, dtype, scale=3.0):
+    return torch.from_numpy(scale * rng.standard_normal(shape)).to(dtype)
+
+
+def _layout(x, how):
+    """A tensor of the values of `x` in another layout: 'c' as it is, 't'
+    transposed (the last two axes), 's' a strided slice of a larger tensor,
+    'e' an expanded (stride 0) view."""
+    if how == "c":
+        return x
+    if how == "t":
+        return x.transpose(-1, -2).contiguous().transpose(-1, -2)
+    if how == "s":
+        big = torch.zeros(x.shape[:-1] + (2 * x.shape[-1],), dtype=x.dtype)
+        big[..., ::2] = x
+        return big[..., ::2]
+    raise ValueError(how)
+
+
+# ---------------------------------------------------------------- import
+
+def _run_python(code):
+    env = dict(os.environ)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, timeout=120)
+
+
+def test_import_softmax_c_does_not_import_torch():
+    r = _run_python("import softmax_c, sys; assert 'torch' not in sys.modules, 'torch imported'")
+    assert r.returncode == 0, r.stderr
+
+
+def test_import_without_torch_raises_clear_error():
+    # None in sys.modules makes `import torch` fail as if it were not installed
+    r = _run_python(
+        "import sys; sys.modules['torch'] = None\n"
+        "try:\n"
+        "    import softmax_c.torch\n"
+        "except ImportError as e:\n"
+        "    print(e)\n"
+        "else:\n"
+        "    raise SystemExit('no ImportError')\n")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "softmax_c.torch needs PyTorch: pip install torch"
+
+
+def test_module_gets_the_real_pytorch():
+    """Inside softmax_c/torch.py, `import torch` is PyTorch, not itself."""
+    assert sct.__name__ == "softmax_c.torch"
+    assert sct.torch is torch is sys.modules["torch"]
+    assert sct.torch is not sct and hasattr(sct.torch, "autograd")
+    assert softmax_c.torch is sct
+    assert issubclass(sct.Softmax, torch.autograd.Function)
+
+
+# ---------------------------------------------------------------- gradcheck
+
+# (shape, dim, layout)
+SOFTMAX_CASES = [
+    ((5,), 0, "c"),
+    ((3, 4), 0, "c"),
+    ((3, 4), 1, "c"),
+    ((3, 4), -1, "t"),
+    ((3, 4), 0, "t"),
+    ((2, 3, 4), 1, "c"),
+    ((2, 3, 4), -1, "s"),
+]
+
+
+@pytest.mark.parametrize("fn", [sct.softmax, sct.log_softmax], ids=["softmax", "log_softmax"])
+@pytest.mark.parametrize("shape, dim, layout", SOFTMAX_CASES)
+def test_gradcheck_softmax(rng, fn, shape, dim, layout):
+    x = _layout(_randn(rng, shape, torch.float64, 1.0), layout).requires_grad_()
+    assert torch.autograd.gradcheck(lambda a: fn(a, dim), (x,))
+
+
+def _xent_args(rng, kind, option, shape=(5, 4), dim=1, dtype=torch.float64):
+    """(target, kwargs) for logits of `shape` with the classes along `dim`."""
+    n = shape[dim]
+    batch = tuple(s for d, s in enumerate(shape) if d != dim)
+    kw = {}
+    if kind == "index":
+        t = torch.from_numpy(rng.integers(0, n, size=batch))
+        if option in ("ignore", "all"):
+            t.view(-1)[::2] = 2  # every other sample ignored
+            kw["ignore_index"] = 2
+    else:
+        p = rng.random(shape)
+        t = torch.from_numpy(p / p.sum(axis=dim, keepdims=True)).to(dtype)
+    if option in ("weight", "all"):
+        kw["weight"] = torch.from_numpy(rng.uniform(0.5, 2.0, n)).to(dtype)
+    if option in ("smoothing", "all"):
+        kw["label_smoothing"] = 0.2
+    return t, kw
+
+
+XENT_OPTIONS = [("index", o) for o in ("plain", "weight", "ignore", "smoothing", "all")] + \
+               [("prob", o) for o in ("plain", "weight", "smoothing", "all")]
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("kind, option", XENT_OPTIONS)
+def test_gradcheck_cross_entropy(rng, kind, option, reduction):
+    z = _randn(rng, (5, 4), torch.float64, 1.0).requires_grad_()
+    t, kw = _xent_args(rng, kind, option)
+    assert torch.autograd.gradcheck(
+        lambda a: sct.cross_entropy(a, t, reduction=reduction, **kw), (z,))
+
+
+# (logits shape, layout, dim keyword)
+XENT_SHAPES = [((4,), "c", None), ((3, 4, 2), "c", None), ((5, 4), "t", None),
+               ((2, 3, 4), "s", -1)]
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("kind", ["index", "prob"])
+@pytest.mark.parametrize("shape, layout, dim", XENT_SHAPES)
+def test_gradcheck_cross_entropy_shapes(rng, shape, layout, dim, kind, reduction):
+    z = _layout(_randn(rng, shape, torch.float64, 1.0), layout).requires_grad_()
+    k = dim if dim is not None else (1 if len(shape) >= 2 else 0)
+    t, kw = _xent_args(rng, kind, "smoothing", shape=shape, dim=k % len(shape))
+    assert torch.autograd.gradcheck(
+        lambda a: sct.cross_entropy(a, t, reduction=reduction, dim=dim, **kw), (z,))
+
+
+# ---------------------------------------------------------------- against PyTorch
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=str)
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("shape, dim, layout", SOFTMAX_CASES + [((4, 6), 0, "e"),
+                                                                ((0, 5), 1, "c")])
+def test_softmax_matches_torch(rng, name, dtype, shape, dim, layout):
+    ours_fn, theirs_fn = getattr(sct, name), getattr(torch, name)
+    base = _randn(rng, shape[1:] if layout == "e" else shape, dtype)
+    g = _randn(rng, shape, dtype, 1.0)
+    results = []
+    for fn in (ours_fn, theirs_fn):
+        leaf = base.clone().requires_grad_()
+        x = leaf.expand(shape) if layout == "e" else _layout(leaf, layout)
+        y = fn(x, dim)
+        y.backward(g)
+        results.append((y, leaf.grad))
+    (y1, g1), (y2, g2) = results
+    assert y1.dtype == dtype and y1.shape == shape
+    _close(y1, y2, dtype)
+    _close(g1, g2, dtype)
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=str)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("kind, option", XENT_OPTIONS)
+def test_cross_entropy_matches_torch(rng, dtype, kind, option, reduction):
+    shape = (6, 5, 3)  # (N, C, d1): PyTorch's layout, classes along 1
+    z0 = _randn(rng, shape, dtype)
+    t, kw = _xent_args(rng, kind, option, shape=shape, dim=1, dtype=dtype)
+    # the gradient of the loss from upstream: per sample for "none"
+    upstream = (_randn(rng, (6, 3), dtype, 1.0) if reduction == "none"
+                else torch.tensor(0.7, dtype=dtype))
+    results = []
+    for fn in (sct.cross_entropy, F.cross_entropy):
+        z = z0.clone().requires_grad_()
+        loss = fn(z, t, reduction=reduction, **kw)
+        loss.backward(upstream)
+        results.append((loss, z.grad))
+    (l1, g1), (l2, g2) = results
+    assert l1.dtype == dtype and l1.shape == l2.shape
+    _close(l1, l2, dtype)
+    _close(g1, g2, dtype)
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=str)
+def test_cross_entropy_class_last_dim(rng, dtype):
+    """dim=-1 on (N, d, C) logits is F.cross_entropy on the (N, C, d) view."""
+    z0 = _randn(rng, (4, 3, 6), dtype)
+    t, kw = _xent_args(rng, "index", "all", shape=(4, 3, 6), dim=2, dtype=dtype)
+    z1, z2 = z0.clone().requires_grad_(), z0.clone().requires_grad_()
+    l1 = sct.cross_entropy(z1, t, dim=-1, **kw)
+    l2 = F.cross_entropy(z2.movedim(-1, 1), t, **kw)
+    l1.backward()
+    l2.backward()
+    _close(l1, l2, dtype)
+    _close(z1.grad, z2.grad, dtype)
+
+
+def test_cross_entropy_all_ignored_mean_is_nan():
+    z = torch.zeros(3, 4, dtype=torch.float64, requires_grad=True)
+    t = torch.full((3,), -100)
+    loss = sct.cross_entropy(z, t)
+    assert torch.isnan(loss) and torch.isnan(F.cross_entropy(z, t))
+
+
+def test_no_grad_and_inference_mode(rng):
+    x = _randn(rng, (3, 5), torch.float32).requires_grad_()
+    with torch.no_grad():
+        y = sct.softmax(x, 1)
+    assert y.grad_fn is None and not y.requires_grad
+    with torch.inference_mode():
+        z = sct.log_softmax(x.detach(), 1)
+    _close(y, torch.softmax(x, 1), torch.float32)
+    _close(z, torch.log_softmax(x, 1), torch.float32)
+
+
+def test_dtype_argument_casts_first(rng):
+    """As torch.softmax(x, dim, dtype=...): a float16 input cast to float32,
+    its gradient cast back by PyTorch."""
+    x = _randn(rng, (3, 5), torch.float16, 1.0).requires_grad_()
+    y = sct.softmax(x, 1, dtype=torch.float32)
+    assert y.dtype == torch.float32
+    y.backward(torch.ones_like(y))
+    assert x.grad.dtype == torch.float16
+
+
+# ---------------------------------------------------------------- zero-copy
+
+@pytest.fixture
+def spy(monkeypatch):
+    """spy(name): replace softmax_c.<name> with a wrapper recording each
+    call's (args, kwargs, result); returns the list of calls."""
+    def install(name):
+        calls = []
+        original = getattr(softmax_c, name)
+
+        def wrapper(*args, **kwargs):
+            result = original(*args, **kwargs)
+            calls.append((args, kwargs, result))
+            return result
+        monkeypatch.setattr(softmax_c, name, wrapper)
+        return calls
+    return install
+
+
+def _same_memory(a, t):
+    """ndarray `a` is a view of exactly the memory of tensor `t`."""
+    return (_ptr(a) == t.data_ptr() and a.shape == tuple(t.shape)
+            and a.strides == tuple(s * t.element_size() for s in t.stride()))
+
+
+@pytest.mark.parametrize("name, vjp", [("softmax", "softmax_vjp"),
+                                       ("log_softmax", "log_softmax_vjp")])
+@pytest.mark.parametrize("layout", ["c", "t", "s"])
+def test_zero_copy_softmax(rng, spy, name, vjp, layout):
+    forward, backward = spy(name), spy(vjp)
+    x = _layout(_randn(rng, (4, 6), torch.float32), layout).requires_grad_()
+    y = getattr(sct, name)(x, 0)
+    (args, kwargs, res), = forward
+    assert _same_memory(args[0], x)  # the input read in place, not made contiguous
+    assert res is kwargs["out"] and _same_memory(res, y)  # written straight into y
+    assert np.shares_memory(y.detach().numpy(), res)
+
+    g = _layout(_randn(rng, (4, 6), torch.float32), layout)
+    gx, = torch.autograd.grad(y, x, g)
+    (args, kwargs, res), = backward
+    assert _same_memory(args[0], y) and _same_memory(args[1], g)
+    assert res is kwargs["out"] and _same_memory(res, gx)
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_zero_copy_cross_entropy(rng, spy, reduction):
+    calls = spy("cross_entropy_grad")
+    z = _layout(_randn(rng, (5, 4), torch.float64), "t").requires_grad_()
+    t = torch.from_numpy(rng.integers(0, 4, size=5))
+    w = torch.from_numpy(rng.uniform(0.5, 2.0, 4))
+    loss = sct.cross_entropy(z, t, weight=w, reduction=reduction)
+    (args, kwargs, (np_loss, np_grad)), = calls
+    assert _same_memory(args[0], z) and _same_memory(args[1], t)
+    assert _same_memory(kwargs["weight"], w)
+    assert np_grad is kwargs["out"]
+    if reduction == "none":  # the per-sample losses wrapped, not copied
+        assert np.shares_memory(loss.detach().numpy(), np_loss)
+
+
+# ---------------------------------------------------------------- errors
+
+ALL_FNS = {
+    "softmax": lambda x: sct.softmax(x, 0),
+    "log_softmax": lambda x: sct.log_softmax(x, 0),
+    "cross_entropy": lambda x: sct.cross_entropy(x, torch.zeros((), dtype=torch.int64)),
+}
+
+
+@pytest.mark.parametrize("name", list(ALL_FNS))
+def test_non_cpu_device_is_a_value_error(name):
+    with pytest.raises(ValueError, match="meta"):
+        ALL_FNS[name](torch.empty(3, device="meta"))
+
+
+def test_non_cpu_target_and_weight_are_value_errors():
+    z = torch.zeros(2, 3)
+    with pytest.raises(ValueError, match="`target`.*meta"):
+        sct.cross_entropy(z, torch.zeros(2, dtype=torch.int64, device="meta"))
+    with pytest.raises(ValueError, match="`weight`.*meta"):
+        sct.cross_entropy(z, torch.zeros(2, dtype=torch.int64),
+                          weight=torch.ones(3, device="meta"))
+
+
+@pytest.mark.parametrize("name", list(ALL_FNS))
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+def test_half_precision_is_a_type_error(name, dtype):
+    with pytest.raises(TypeError, match=rf"{dtype}.*not support"):
+        ALL_FNS[name](torch.zeros(3, dtype=dtype))
+
+
+@pytest.mark.parametrize("name", list(ALL_FNS))
+def test_other_dtypes_and_non_tensors_are_type_errors(name):
+    with pytest.raises(TypeError, match="torch.int64"):
+        ALL_FNS[name](torch.zeros(3, dtype=torch.int64))
+    with pytest.raises(TypeError, match="torch.Tensor"):
+        ALL_FNS[name](np.zeros(3))
+
+
+@pytest.mark.parametrize("fn", [sct.softmax, sct.log_softmax], ids=["softmax", "log_softmax"])
+def test_bad_dim(fn):
+    x = torch.zeros(2, 3)
+    with pytest.raises(AxisError):
+        fn(x, 2)
+    with pytest.raises(AxisError):
+        fn(x, -3)
+    for dim in [(0,), None, 1.0]:
+        with pytest.raises(TypeError, match="dim"):
+            fn(x, dim)
+
+
+def test_cross_entropy_errors_propagate_from_softmax_c():
+    z = torch.zeros(3, 4, dtype=torch.float64)
+    t = torch.tensor([0, 7, 1])
+    with pytest.raises(IndexError) as ours:
+        sct.cross_entropy(z, t)
+    with pytest.raises(IndexError) as theirs:
+        softmax_c.cross_entropy_grad(z.numpy(), t.numpy(), axis=1)
+    assert str(ours.value) == str(theirs.value) and "7" in str(ours.value)
+    with pytest.raises(ValueError, match="reduction"):
+        sct.cross_entropy(z, torch.tensor([0, 1, 1]), reduction="avg")
+    with pytest.raises(ValueError):  # ignore_index with probability targets
+        sct.cross_entropy(z, torch.full((3, 4), 0.25, dtype=torch.float64), ignore_index=1)
+    with pytest.raises(ValueError, match="target"):  # wrong shape
+        sct.cross_entropy(z, torch.tensor([0, 1]))
+    with pytest.raises(AxisError):
+        sct.cross_entropy(z, torch.tensor([0, 1, 1]), dim=2)
+
+
+@pytest.mark.parametrize("which", ["target", "weight"])
+def test_grad_wrt_target_or_weight_is_refused(rng, which):
+    z = _randn(rng, (3, 4), torch.float64).requires_grad_()
+    t = torch.full((3, 4), 0.25, dtype=torch.float64)
+    w = torch.ones(4, dtype=torch.float64)
+    (t if which == "target" else w).requires_grad_()
+    loss = sct.cross_entropy(z, t, weight=w)
+    with pytest.raises(RuntimeError, match=f"`{which}`"):
+        loss.backward()
+
+
+def test_double_backward_is_refused(rng):
+    x = _randn(rng, (3, 4), torch.float64).requires_grad_()
+    gx, = torch.autograd.grad(sct.softmax(x, 1), x, torch.ones(3, 4, dtype=torch.float64),
+                              create_graph=True)
+    with pytest.raises(RuntimeError):
+        gx.sum().backward()
