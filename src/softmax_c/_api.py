@@ -40,6 +40,17 @@ def set_num_threads(n):
     _kernels.set_default_threads(0 if n is None else _validate.check_num_threads(n))
 
 
+def _fast_threads(num_threads):
+    """num_threads for the hot paths: 0 (the default) for None, the value
+    for an int >= 1, and -1 (take the general path, which raises) for
+    anything else."""
+    if num_threads is None:
+        return 0
+    if type(num_threads) is int and num_threads >= 1:
+        return num_threads
+    return -1
+
+
 def _threads(num_threads):
     if num_threads is None:
         return get_num_threads()
@@ -66,8 +77,9 @@ def _run(op, x, y, k, nt):
 # ---------------------------------------------------------------- forward
 
 def _forward(op, x, axis, where, out, num_threads):
-    if type(axis) is int and axis == -1 and where is None and num_threads is None:
-        y = _kernels.fast(op, x, out)
+    if type(axis) is int and axis == -1 and where is None:
+        ft = _fast_threads(num_threads)
+        y = _kernels.fast(op, x, out, ft) if ft >= 0 else None
         if y is not None:
             return y
     nt = _threads(num_threads)
@@ -234,8 +246,9 @@ def logsumexp(x, axis=-1, *, keepdims=False, num_threads=None):
     >>> float(sc.logsumexp(np.array([1000., 1000.])))  # 1000 + log(2)
     1000.6931471805599
     """
-    if type(axis) is int and axis == -1 and not keepdims and num_threads is None:
-        y = _kernels.fast(LOGSUMEXP, x)
+    ft = _fast_threads(num_threads)
+    if type(axis) is int and axis == -1 and not keepdims and ft >= 0:
+        y = _kernels.fast(LOGSUMEXP, x, None, ft)
         if y is not None:
             return y if y.ndim else y[()]
     nt = _threads(num_threads)
@@ -261,8 +274,9 @@ def logsumexp(x, axis=-1, *, keepdims=False, num_threads=None):
 # ---------------------------------------------------------------- backward
 
 def _backward(op, a, b, names, axis, out, num_threads):
-    if type(axis) is int and axis == -1 and num_threads is None:
-        res = _kernels.fast_backward(op, a, b, out)
+    ft = _fast_threads(num_threads)
+    if type(axis) is int and axis == -1 and ft >= 0:
+        res = _kernels.fast_backward(op, a, b, out, ft)
         if res is not None:
             return res
     nt = _threads(num_threads)

@@ -466,12 +466,12 @@ cdef inline bint _plain(cnp.ndarray a, int typenum) noexcept:
             and cnp.PyArray_ISNOTSWAPPED(a))
 
 
-def fast(int op, x, out=None):
+def fast(int op, x, out=None, int nthreads=0):
     """The hot path, or None where it does not apply.
 
     For an exact ndarray x that is C-contiguous, aligned, native float32 or
-    float64 and not 0-d: op along the last axis with the default thread
-    count, into `out` if it is such an array of x's shape and dtype that is
+    float64 and not 0-d: op along the last axis with nthreads threads (0:
+    the default count), into `out` if it is such an array of x's shape and dtype that is
     writeable and is x or does not overlap it, else into a new array (for
     logsumexp, of x's shape without the last axis).  Anything else returns
     None and the caller takes the general path, which also owns every
@@ -508,7 +508,8 @@ def fast(int op, x, out=None):
         return y
     cdef Py_ssize_t rows = cnp.PyArray_SIZE(a) // n
     cdef Py_ssize_t ldy = 1 if op == 2 else n
-    cdef int nt = _threads_for(rows * n * cnp.PyArray_ITEMSIZE(a), rows, _threads_default())
+    cdef int nt = _threads_for(rows * n * cnp.PyArray_ITEMSIZE(a), rows,
+                               nthreads if nthreads > 0 else _threads_default())
     if typenum == cnp.NPY_FLOAT32:
         _contiguous[float](op, <const float *>cnp.PyArray_DATA(a), <float *>cnp.PyArray_DATA(y),
                            rows, n, ldy, nt)
@@ -525,12 +526,13 @@ cdef inline bint _disjoint(cnp.ndarray a, cnp.ndarray b) noexcept:
     return not (pa < pb + cnp.PyArray_NBYTES(b) and pb < pa + cnp.PyArray_NBYTES(a))
 
 
-def fast_backward(int op, a, b, out=None):
+def fast_backward(int op, a, b, out=None, int nthreads=0):
     """The hot path of the backward products, or None where it does not
     apply: exact ndarrays a and b, C-contiguous, aligned, native, of one
     dtype (float32 or float64) and shape, not 0-d, not empty; the last
-    axis, the default thread count; `out` None or such an array that is a,
-    b or overlaps neither.  The caller's general path owns every error."""
+    axis, nthreads threads (0: the default count); `out` None or such an
+    array that is a, b or overlaps neither.  The caller's general path owns
+    every error."""
     if not (cnp.PyArray_CheckExact(a) and cnp.PyArray_CheckExact(b)):
         return None
     cdef cnp.ndarray x = <cnp.ndarray>a
@@ -555,7 +557,7 @@ def fast_backward(int op, a, b, out=None):
             return None
     cdef Job job
     job.op = op
-    _run(&job, (x, v, y), nd - 1, 0, _threads_default())
+    _run(&job, (x, v, y), nd - 1, 0, nthreads if nthreads > 0 else _threads_default())
     return y
 
 
