@@ -1,0 +1,91 @@
+"""Every SIMD level the build has, forced with SOFTMAX_C_SIMD, against the
+NumPy reference.
+
+The rest of the suite runs the best level of the machine (AVX-512 on the
+project's machines), so without this the AVX2 and portable kernels would
+never run.  Each level runs in a subprocess (the level is chosen once per
+process) over every tail length around the vector widths, both dtypes,
+every operation, the row and column-panel layouts, and special values.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+import softmax_c as sc
+
+SCRIPT = r"""
+import json, sys
+import numpy as np
+import softmax_c as sc
+from softmax_c import reference as ref
+
+level = sys.argv[1]
+assert sc.build_info()["simd"] == level, sc.build_info()["simd"]
+rng = np.random.default_rng(0)
+worst = {}
+
+def rel(got, want, scale):
+    got = np.asarray(got, np.float64); want = np.asarray(want, np.float64)
+    fin = np.isfinite(want)
+    assert np.array_equal(np.isnan(got), np.isnan(want)), "NaN positions"
+    assert np.array_equal(np.isinf(got) & ~fin, np.isinf(want) & ~fin), "inf positions"
+    scale = np.broadcast_to(np.asarray(scale, np.float64), want.shape)[fin]
+    return float(np.max(np.abs(got[fin] - want[fin]) / scale, initial=0.0))
+
+for dt in (np.float32, np.float64):
+    for n in list(range(1, 70)) + [127, 128, 129, 255, 256, 257, 1000]:
+        x = rng.normal(0, 5, (5, n)).astype(dt)
+        x[1, 0] = np.nan
+        x[2, :] = -np.inf
+        x[3, n // 2] = np.inf
+        x64 = x.astype(np.float64)
+        for op in ("softmax", "log_softmax", "logsumexp"):
+            for xx, axis in ((x, -1), (np.ascontiguousarray(x.T), 0)):
+                got = getattr(sc, op)(xx, axis)
+                want = getattr(ref, op)(xx.astype(np.float64), axis)
+                scale = 1.0 if op == "softmax" else np.maximum(1.0, np.abs(np.nan_to_num(want)))
+                worst[(op, str(np.dtype(dt)))] = max(worst.get((op, str(np.dtype(dt))), 0.0),
+                                                     rel(got, want, scale))
+        y = ref.softmax(rng.normal(0, 3, (4, n)), -1).astype(dt)
+        v = rng.normal(0, 1, (4, n)).astype(dt)
+        for name in ("softmax_vjp", "log_softmax_jvp", "log_softmax_vjp"):
+            a = y if name == "softmax_vjp" else np.log(y).astype(dt)
+            for aa, vv, axis in ((a, v, -1), (np.ascontiguousarray(a.T), np.ascontiguousarray(v.T), 0)):
+                got = getattr(sc, name)(aa, vv, axis)
+                want = getattr(ref, name)(aa.astype(np.float64), vv.astype(np.float64), axis)
+                worst[(name, str(np.dtype(dt)))] = max(worst.get((name, str(np.dtype(dt))), 0.0),
+                                                       rel(got, want, 1.0 + np.abs(want)))
+        z = rng.normal(0, 4, (6, n)).astype(dt)
+        t = rng.integers(0, n, 6)
+        w = rng.uniform(0.5, 2, n)
+        for kw in ({}, {"weight": w, "label_smoothing": 0.1}):
+            loss, g = sc.cross_entropy_grad(z, t, reduction="sum", **kw)
+            wl, wg = ref.cross_entropy_grad(z.astype(np.float64), t, reduction="sum", **kw)
+            key = ("cross_entropy_grad", str(np.dtype(dt)))
+            worst[key] = max(worst.get(key, 0.0), rel(loss, wl, max(1.0, abs(wl))),
+                             rel(g, wg, 1.0))
+print(json.dumps({"%s %s" % k: v for k, v in worst.items()}))
+"""
+
+
+def _levels():
+    info = sc.build_info()
+    supported = info.get("simd_supported", info["simd"])
+    order = ["scalar", "avx2", "avx512f"]
+    best = order.index(supported) if supported in order else 0
+    return [lvl for lvl in order[:best + 1] if lvl in info["simd_compiled"]]
+
+
+@pytest.mark.parametrize("level", _levels())
+def test_level_against_reference(level):
+    env = dict(os.environ, SOFTMAX_C_SIMD=level)
+    res = subprocess.run([sys.executable, "-c", SCRIPT, level], env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    worst = json.loads(res.stdout.strip().splitlines()[-1])
+    for key, err in worst.items():
+        tol = 2e-6 if "float32" in key else 1e-13
+        assert err <= tol, f"{level}: {key} error {err:.3g} > {tol}"
