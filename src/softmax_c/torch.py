@@ -147,6 +147,27 @@ def _axis(dim, ndim):
 
 # ---------------------------------------------------------------- autograd functions
 
+def _forward(ctx, input, dim, fn):
+    """Softmax and LogSoftmax forward: `fn` (softmax_c.softmax or
+    log_softmax) into a tensor PyTorch allocates; the output is saved."""
+    _check_float(input, "input")
+    k = _axis(dim, input.ndim)
+    out = torch.empty_like(input)
+    fn(_numpy(input), axis=k, out=_numpy(out))
+    ctx.axis = k
+    ctx.save_for_backward(out)
+    return out
+
+
+def _backward(ctx, grad_output, vjp):
+    """Their backward: `vjp` (softmax_vjp or log_softmax_vjp) of the saved
+    output and `grad_output`."""
+    (saved,) = ctx.saved_tensors
+    grad_input = torch.empty_like(saved)
+    vjp(_numpy(saved), _numpy(grad_output), axis=ctx.axis, out=_numpy(grad_input))
+    return grad_input, None
+
+
 class Softmax(torch.autograd.Function):
     """Softmax along `dim`, forward and backward by softmax_c's kernels.
 
@@ -184,22 +205,12 @@ class Softmax(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, input, dim):
-        _check_float(input, "input")
-        k = _axis(dim, input.ndim)
-        out = torch.empty_like(input)
-        _sc.softmax(_numpy(input), axis=k, out=_numpy(out))
-        ctx.axis = k
-        ctx.save_for_backward(out)
-        return out
+        return _forward(ctx, input, dim, _sc.softmax)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_output):
-        (y,) = ctx.saved_tensors
-        grad_input = torch.empty_like(y)
-        _sc.softmax_vjp(_numpy(y), _numpy(grad_output), axis=ctx.axis,
-                        out=_numpy(grad_input))
-        return grad_input, None
+        return _backward(ctx, grad_output, _sc.softmax_vjp)
 
 
 class LogSoftmax(torch.autograd.Function):
@@ -217,22 +228,12 @@ class LogSoftmax(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, input, dim):
-        _check_float(input, "input")
-        k = _axis(dim, input.ndim)
-        out = torch.empty_like(input)
-        _sc.log_softmax(_numpy(input), axis=k, out=_numpy(out))
-        ctx.axis = k
-        ctx.save_for_backward(out)
-        return out
+        return _forward(ctx, input, dim, _sc.log_softmax)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_output):
-        (logp,) = ctx.saved_tensors
-        grad_input = torch.empty_like(logp)
-        _sc.log_softmax_vjp(_numpy(logp), _numpy(grad_output), axis=ctx.axis,
-                            out=_numpy(grad_input))
-        return grad_input, None
+        return _backward(ctx, grad_output, _sc.log_softmax_vjp)
 
 
 class CrossEntropy(torch.autograd.Function):
