@@ -28,7 +28,7 @@ from setuptools.command.build_ext import build_ext
 HERE = os.path.dirname(os.path.abspath(__file__))
 CSRC = "csrc"
 C_SOURCES = ["sc_dispatch.c", "sc_kern_scalar.c", "sc_kern_avx2.c", "sc_kern_avx512.c"]
-HEADERS = ["softmax_c.h"]
+HEADERS = ["softmax_c.h", "softmax_c_api.h"]
 BASE_CFLAGS = ["-O3", "-fno-trapping-math", "-fno-math-errno", "-ffp-contract=off", "-Wall", "-Wno-unused-function"]
 
 
@@ -102,14 +102,22 @@ def _extensions():
     debug = _env_flag("SOFTMAX_C_DEBUG")
     import numpy
 
-    ext = Extension(
-        "softmax_c._kernels",
-        sources=["src/softmax_c/_kernels.pyx"] + [os.path.join(CSRC, s) for s in C_SOURCES],
+    # softmax_c.kernels holds the C kernels (once) and exports them to other
+    # extensions (kernels.pxd, softmax_c_api.h); _kernels, the loops behind
+    # the Python API, cimports them from there like any other user.
+    common = dict(
         include_dirs=[CSRC, "src/softmax_c", numpy.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_22_API_VERSION")],
     )
+    exts = [
+        Extension("softmax_c.kernels",
+                  sources=["src/softmax_c/kernels.pyx"] + [os.path.join(CSRC, s) for s in C_SOURCES],
+                  **common),
+        Extension("softmax_c._kernels", sources=["src/softmax_c/_kernels.pyx"], **common),
+    ]
     return cythonize(
-        [ext],
+        exts,
+        include_path=["src"],
         compiler_directives={
             "language_level": 3,
             "boundscheck": debug,

@@ -753,13 +753,13 @@ SC_ALWAYS_INLINE static inline void V(xent_grad)(const SC_T *z, const SC_T *q, c
         V(storet)(g + i, V(xent_gt)(z, q, w, i, n - i, vm, va, vb, a, b, kind, t, gt), n - i);
 }
 
-static inline void V(zero_row)(SC_T *g, size_t n)
+static inline void V(fill_row)(SC_T *g, size_t n, SC_T c)
 {
     size_t i = 0;
     for (; i + VN <= n; i += VN)
-        V(store)(g + i, V(set1)((SC_T)0));
+        V(store)(g + i, V(set1)(c));
     if (i < n)
-        V(storet)(g + i, V(set1)((SC_T)0), n - i);
+        V(storet)(g + i, V(set1)(c), n - i);
 }
 
 /* ---- cache-resident rows with a gradient: one exp per element ----------
@@ -848,7 +848,13 @@ SC_ALWAYS_INLINE static inline void V(xent_row)(const SC_T *z, const SC_T *q, in
     if (q == NULL && t < 0) { /* ignored */
         *loss = 0.0;
         if (g)
-            V(zero_row)(g, n);
+            V(fill_row)(g, n, (SC_T)0);
+        return;
+    }
+    if (q == NULL && (uint64_t)t >= (uint64_t)n) { /* no such class: NaN, never a read */
+        *loss = NAN;
+        if (g)
+            V(fill_row)(g, n, (SC_T)NAN);
         return;
     }
     double m, s, U, D;

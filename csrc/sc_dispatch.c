@@ -184,3 +184,24 @@ void sc_xent_rows_f64(const double *z, ptrdiff_t ldz, const double *q, ptrdiff_t
 {
     sc_table_get()->xent_rows_f64(z, ldz, q, ldq, t, ldt, g, ldg, loss, ldl, rows, n, p);
 }
+
+static const sc_api sc_api_table = {
+    SC_API_VERSION,
+    (unsigned int)sizeof(sc_api),
+    sc_softmax_rows_f32, sc_softmax_rows_f64,
+    sc_log_softmax_rows_f32, sc_log_softmax_rows_f64,
+    sc_logsumexp_rows_f32, sc_logsumexp_rows_f64,
+    sc_softmax_cols_f32, sc_softmax_cols_f64,
+    sc_log_softmax_cols_f32, sc_log_softmax_cols_f64,
+    sc_logsumexp_cols_f32, sc_logsumexp_cols_f64,
+    sc_softmax_jvp_rows_f32, sc_softmax_jvp_rows_f64,
+    sc_log_softmax_jvp_rows_f32, sc_log_softmax_jvp_rows_f64,
+    sc_log_softmax_vjp_rows_f32, sc_log_softmax_vjp_rows_f64,
+    sc_softmax_jvp_cols_f32, sc_softmax_jvp_cols_f64,
+    sc_log_softmax_jvp_cols_f32, sc_log_softmax_jvp_cols_f64,
+    sc_log_softmax_vjp_cols_f32, sc_log_softmax_vjp_cols_f64,
+    sc_xent_rows_f32, sc_xent_rows_f64,
+    sc_simd_level, sc_simd_name, sc_simd_supported, sc_simd_compiled,
+};
+
+const sc_api *sc_get_api(void) { return &sc_api_table; }

@@ -92,7 +92,8 @@ void sc_log_softmax_vjp_cols_f64(const double *lp, ptrdiff_t ldl, const double *
  * times `scale` -- in one read sweep over the logits for the loss and one
  * more that writes the gradient.
  *   q == NULL: class index targets t[r*ldt] in [0, n), or < 0 for an
- *              ignored row (loss 0, gradient 0);
+ *              ignored row (loss 0, gradient 0); an index >= n gives a
+ *              NaN loss and a NaN gradient row (nothing is read there);
  *   q != NULL: class probability targets q[r*ldq + c] (t unused).
  * g may be z (same strides): the gradient overwrites the logits; it must
  * not overlap q. */
@@ -121,6 +122,69 @@ const char *sc_simd_name(int level);
 int sc_simd_supported(void);
 /* Bit mask of the levels compiled into this build (1 << level). */
 int sc_simd_compiled(void);
+
+/* ---- The same functions as a table -----------------------------------
+ * For code that cannot link against the kernels: they live inside the
+ * Python extension module softmax_c.kernels, which publishes this table as
+ * the capsule "softmax_c.kernels._C_API".  A C extension fetches it with
+ * softmax_c_import() (softmax_c_api.h); Cython code cimports
+ * softmax_c.kernels, which does the same behind typed inline functions.
+ * Each entry is the dispatching function of the same name above
+ * (sc_softmax_rows_f32 -> api->softmax_rows_f32), with its contract.
+ * Entries are only ever appended: `version` changes when one changes
+ * meaning, `size` is sizeof(sc_api) in the build that filled the table. */
+#define SC_API_VERSION 1
+
+typedef void sc_unary_f32_fn(const float *, ptrdiff_t, float *, ptrdiff_t, size_t, size_t);
+typedef void sc_unary_f64_fn(const double *, ptrdiff_t, double *, ptrdiff_t, size_t, size_t);
+typedef void sc_binary_f32_fn(const float *, ptrdiff_t, const float *, ptrdiff_t, float *, ptrdiff_t,
+                              size_t, size_t);
+typedef void sc_binary_f64_fn(const double *, ptrdiff_t, const double *, ptrdiff_t, double *,
+                              ptrdiff_t, size_t, size_t);
+typedef void sc_xent_f32_fn(const float *, ptrdiff_t, const float *, ptrdiff_t, const int64_t *,
+                            ptrdiff_t, float *, ptrdiff_t, double *, ptrdiff_t, size_t, size_t,
+                            const sc_xent_params *);
+typedef void sc_xent_f64_fn(const double *, ptrdiff_t, const double *, ptrdiff_t, const int64_t *,
+                            ptrdiff_t, double *, ptrdiff_t, double *, ptrdiff_t, size_t, size_t,
+                            const sc_xent_params *);
+
+typedef struct {
+    unsigned int version; /* SC_API_VERSION of the build that filled it */
+    unsigned int size;    /* sizeof(sc_api) there */
+    sc_unary_f32_fn *softmax_rows_f32;
+    sc_unary_f64_fn *softmax_rows_f64;
+    sc_unary_f32_fn *log_softmax_rows_f32;
+    sc_unary_f64_fn *log_softmax_rows_f64;
+    sc_unary_f32_fn *logsumexp_rows_f32;
+    sc_unary_f64_fn *logsumexp_rows_f64;
+    sc_unary_f32_fn *softmax_cols_f32;
+    sc_unary_f64_fn *softmax_cols_f64;
+    sc_unary_f32_fn *log_softmax_cols_f32;
+    sc_unary_f64_fn *log_softmax_cols_f64;
+    sc_unary_f32_fn *logsumexp_cols_f32;
+    sc_unary_f64_fn *logsumexp_cols_f64;
+    sc_binary_f32_fn *softmax_jvp_rows_f32;
+    sc_binary_f64_fn *softmax_jvp_rows_f64;
+    sc_binary_f32_fn *log_softmax_jvp_rows_f32;
+    sc_binary_f64_fn *log_softmax_jvp_rows_f64;
+    sc_binary_f32_fn *log_softmax_vjp_rows_f32;
+    sc_binary_f64_fn *log_softmax_vjp_rows_f64;
+    sc_binary_f32_fn *softmax_jvp_cols_f32;
+    sc_binary_f64_fn *softmax_jvp_cols_f64;
+    sc_binary_f32_fn *log_softmax_jvp_cols_f32;
+    sc_binary_f64_fn *log_softmax_jvp_cols_f64;
+    sc_binary_f32_fn *log_softmax_vjp_cols_f32;
+    sc_binary_f64_fn *log_softmax_vjp_cols_f64;
+    sc_xent_f32_fn *xent_rows_f32;
+    sc_xent_f64_fn *xent_rows_f64;
+    int (*simd_level)(void);
+    const char *(*simd_name)(int level);
+    int (*simd_supported)(void);
+    int (*simd_compiled)(void);
+} sc_api;
+
+/* The table (a static object: never freed, never changes). */
+const sc_api *sc_get_api(void);
 
 #ifdef __cplusplus
 }

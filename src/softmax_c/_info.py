@@ -56,6 +56,15 @@ def show_config():
 
 
 def get_include():
-    """The directory holding softmax_c's C headers (``softmax_c.h``), for
-    extensions that call the kernels from C."""
+    """The directory holding softmax_c's C headers, for extensions that call
+    the kernels without Python: ``softmax_c_api.h`` (and ``softmax_c.h``, the
+    contracts) for C extensions; Cython extensions that ``cimport
+    softmax_c.kernels`` need it on their include path too.
+
+    Examples
+    --------
+    >>> import os, softmax_c
+    >>> os.path.isfile(os.path.join(softmax_c.get_include(), "softmax_c_api.h"))
+    True
+    """
     return os.path.join(os.path.dirname(os.path.abspath(__file__)), "include")

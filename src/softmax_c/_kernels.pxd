@@ -1,47 +1,38 @@
-# The C kernels of csrc/softmax_c.h, as _kernels.pyx calls them.
-from libc.stdint cimport int64_t
-
-# (The public C-level API for other Cython packages is kernels.pxd.)
-
-cdef extern from "softmax_c.h" nogil:
-    void sc_softmax_rows_f32(const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t rows, size_t n)
-    void sc_softmax_rows_f64(const double *x, ptrdiff_t ldx, double *y, ptrdiff_t ldy, size_t rows, size_t n)
-    void sc_log_softmax_rows_f32(const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t rows, size_t n)
-    void sc_log_softmax_rows_f64(const double *x, ptrdiff_t ldx, double *y, ptrdiff_t ldy, size_t rows, size_t n)
-    void sc_logsumexp_rows_f32(const float *x, ptrdiff_t ldx, float *out, ptrdiff_t ldo, size_t rows, size_t n)
-    void sc_logsumexp_rows_f64(const double *x, ptrdiff_t ldx, double *out, ptrdiff_t ldo, size_t rows, size_t n)
-    void sc_softmax_cols_f32(const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t n, size_t m)
-    void sc_softmax_cols_f64(const double *x, ptrdiff_t ldx, double *y, ptrdiff_t ldy, size_t n, size_t m)
-    void sc_log_softmax_cols_f32(const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t n, size_t m)
-    void sc_log_softmax_cols_f64(const double *x, ptrdiff_t ldx, double *y, ptrdiff_t ldy, size_t n, size_t m)
-    void sc_logsumexp_cols_f32(const float *x, ptrdiff_t ldx, float *out, ptrdiff_t ldo, size_t n, size_t m)
-    void sc_logsumexp_cols_f64(const double *x, ptrdiff_t ldx, double *out, ptrdiff_t ldo, size_t n, size_t m)
-
-    void sc_softmax_jvp_rows_f32(const float *y, ptrdiff_t ldy, const float *v, ptrdiff_t ldv, float *out, ptrdiff_t ldo, size_t rows, size_t n)
-    void sc_softmax_jvp_rows_f64(const double *y, ptrdiff_t ldy, const double *v, ptrdiff_t ldv, double *out, ptrdiff_t ldo, size_t rows, size_t n)
-    void sc_log_softmax_jvp_rows_f32(const float *lp, ptrdiff_t ldl, const float *v, ptrdiff_t ldv, float *out, ptrdiff_t ldo, size_t rows, size_t n)
-    void sc_log_softmax_jvp_rows_f64(const double *lp, ptrdiff_t ldl, const double *v, ptrdiff_t ldv, double *out, ptrdiff_t ldo, size_t rows, size_t n)
-    void sc_log_softmax_vjp_rows_f32(const float *lp, ptrdiff_t ldl, const float *g, ptrdiff_t ldg, float *out, ptrdiff_t ldo, size_t rows, size_t n)
-    void sc_log_softmax_vjp_rows_f64(const double *lp, ptrdiff_t ldl, const double *g, ptrdiff_t ldg, double *out, ptrdiff_t ldo, size_t rows, size_t n)
-    void sc_softmax_jvp_cols_f32(const float *y, ptrdiff_t ldy, const float *v, ptrdiff_t ldv, float *out, ptrdiff_t ldo, size_t n, size_t m)
-    void sc_softmax_jvp_cols_f64(const double *y, ptrdiff_t ldy, const double *v, ptrdiff_t ldv, double *out, ptrdiff_t ldo, size_t n, size_t m)
-    void sc_log_softmax_jvp_cols_f32(const float *lp, ptrdiff_t ldl, const float *v, ptrdiff_t ldv, float *out, ptrdiff_t ldo, size_t n, size_t m)
-    void sc_log_softmax_jvp_cols_f64(const double *lp, ptrdiff_t ldl, const double *v, ptrdiff_t ldv, double *out, ptrdiff_t ldo, size_t n, size_t m)
-    void sc_log_softmax_vjp_cols_f32(const float *lp, ptrdiff_t ldl, const float *g, ptrdiff_t ldg, float *out, ptrdiff_t ldo, size_t n, size_t m)
-    void sc_log_softmax_vjp_cols_f64(const double *lp, ptrdiff_t ldl, const double *g, ptrdiff_t ldg, double *out, ptrdiff_t ldo, size_t n, size_t m)
-
-    ctypedef struct sc_xent_params:
-        const void *weight
-        double label_smoothing
-        double scale
-        double weight_sum
-    void sc_xent_rows_f32(const float *z, ptrdiff_t ldz, const float *q, ptrdiff_t ldq, const int64_t *t, ptrdiff_t ldt, float *g, ptrdiff_t ldg, double *loss, ptrdiff_t ldl, size_t rows, size_t n, const sc_xent_params *p)
-    void sc_xent_rows_f64(const double *z, ptrdiff_t ldz, const double *q, ptrdiff_t ldq, const int64_t *t, ptrdiff_t ldt, double *g, ptrdiff_t ldg, double *loss, ptrdiff_t ldl, size_t rows, size_t n, const sc_xent_params *p)
-
-    int sc_simd_level()
-    const char *sc_simd_name(int level)
-    int sc_simd_supported()
-    int sc_simd_compiled()
+# The C kernels of csrc/softmax_c.h, through the public C-level API of
+# softmax_c.kernels (the module that holds them), under their C names.
+from softmax_c.kernels cimport (
+    sc_xent_params,
+    softmax_rows_f32 as sc_softmax_rows_f32,
+    softmax_rows_f64 as sc_softmax_rows_f64,
+    log_softmax_rows_f32 as sc_log_softmax_rows_f32,
+    log_softmax_rows_f64 as sc_log_softmax_rows_f64,
+    logsumexp_rows_f32 as sc_logsumexp_rows_f32,
+    logsumexp_rows_f64 as sc_logsumexp_rows_f64,
+    softmax_cols_f32 as sc_softmax_cols_f32,
+    softmax_cols_f64 as sc_softmax_cols_f64,
+    log_softmax_cols_f32 as sc_log_softmax_cols_f32,
+    log_softmax_cols_f64 as sc_log_softmax_cols_f64,
+    logsumexp_cols_f32 as sc_logsumexp_cols_f32,
+    logsumexp_cols_f64 as sc_logsumexp_cols_f64,
+    softmax_jvp_rows_f32 as sc_softmax_jvp_rows_f32,
+    softmax_jvp_rows_f64 as sc_softmax_jvp_rows_f64,
+    log_softmax_jvp_rows_f32 as sc_log_softmax_jvp_rows_f32,
+    log_softmax_jvp_rows_f64 as sc_log_softmax_jvp_rows_f64,
+    log_softmax_vjp_rows_f32 as sc_log_softmax_vjp_rows_f32,
+    log_softmax_vjp_rows_f64 as sc_log_softmax_vjp_rows_f64,
+    softmax_jvp_cols_f32 as sc_softmax_jvp_cols_f32,
+    softmax_jvp_cols_f64 as sc_softmax_jvp_cols_f64,
+    log_softmax_jvp_cols_f32 as sc_log_softmax_jvp_cols_f32,
+    log_softmax_jvp_cols_f64 as sc_log_softmax_jvp_cols_f64,
+    log_softmax_vjp_cols_f32 as sc_log_softmax_vjp_cols_f32,
+    log_softmax_vjp_cols_f64 as sc_log_softmax_vjp_cols_f64,
+    xent_rows_f32 as sc_xent_rows_f32,
+    xent_rows_f64 as sc_xent_rows_f64,
+    simd_level as sc_simd_level,
+    simd_name as sc_simd_name,
+    simd_supported as sc_simd_supported,
+    simd_compiled as sc_simd_compiled,
+)
 
 cdef extern from "_omp.h" nogil:
     int omp_get_max_threads()
