@@ -1092,3 +1092,18 @@ else:
         assert np.isfinite(sc.softmax(x)).all()
         assert np.isfinite(sc.log_softmax(x)).all()
         assert np.isfinite(sc.logsumexp(x)).all()
+
+
+def test_foreign_arrays_are_not_copied(rng):
+    """Inputs from other libraries are read in place where the memory allows:
+    DLPack-only objects, __array__ objects and buffers (memoryview)."""
+    from softmax_c._validate import as_array
+
+    x = rng.normal(size=(3, 9)).astype(np.float32)
+    assert np.shares_memory(as_array(_DLPackOnly(x)), x)
+    assert np.shares_memory(as_array(memoryview(x)), x)
+    torch = pytest.importorskip("torch")
+    t = torch.from_numpy(x)
+    assert as_array(t).__array_interface__["data"][0] == t.data_ptr()
+    tt = t.t()  # a transposed view stays a view
+    assert as_array(tt).__array_interface__["data"][0] == tt.data_ptr()
