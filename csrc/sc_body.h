@@ -314,6 +314,30 @@ void KFN(logsumexp_rows)(const SC_T *x, ptrdiff_t ldx, SC_T *out, ptrdiff_t ldo,
     }
 }
 
+/* ---- pieces of one row, for splitting it across threads -----------------
+ * Cut at multiples of SC_CHUNK, a row's pieces give the chunk sums the row
+ * kernels form (expsum), and sc_piece_total adds them in the same order: a
+ * row computed in pieces has bitwise the one-thread results. */
+SC_T KFN(piece_max)(const SC_T *x, size_t n) { return V(row_max)(x, n); }
+
+size_t KFN(piece_chunk)(void) { return SC_CHUNK; }
+
+void KFN(piece_expsum)(const SC_T *x, SC_T *y, size_t n, SC_T mx, double *sums)
+{
+    const VEC vm = V(set1)(mx);
+    for (size_t i = 0, k = 0; i < n; i += SC_CHUNK, k++) {
+        size_t len = n - i < SC_CHUNK ? n - i : SC_CHUNK;
+        sums[k] = V(hsum)(V(expsum_chunk)(x + i, y ? y + i : NULL, len, vm));
+    }
+}
+
+void KFN(piece_scale)(SC_T *y, size_t n, SC_T a) { V(scale)(y, n, a); }
+
+void KFN(piece_log_softmax)(const SC_T *x, SC_T *y, size_t n, SC_T mx, SC_T c)
+{
+    V(final_pass)(x, y, n, mx, c, 0);
+}
+
 /* ---- panel (cols) kernels -------------------------------------------------
  * A panel is n rows (the reduction axis, stride ldx) by m contiguous
  * columns; every column is normalized on its own.  This is the layout of a

@@ -32,14 +32,26 @@ typedef struct {
                           float *, ptrdiff_t, double *, ptrdiff_t, size_t, size_t, const sc_xent_params *);
     void (*xent_rows_f64)(const double *, ptrdiff_t, const double *, ptrdiff_t, const int64_t *, ptrdiff_t,
                           double *, ptrdiff_t, double *, ptrdiff_t, size_t, size_t, const sc_xent_params *);
+#define SC_PIECE_FIELDS(s, T)                                                  \
+    T (*piece_max_##s)(const T *, size_t);                                           \
+    size_t (*piece_chunk_##s)(void);                                             \
+    void (*piece_expsum_##s)(const T *, T *, size_t, T, double *);            \
+    void (*piece_scale_##s)(T *, size_t, T);                                         \
+    void (*piece_log_softmax_##s)(const T *, T *, size_t, T, T);
+    SC_PIECE_FIELDS(f32, float)
+    SC_PIECE_FIELDS(f64, double)
+#undef SC_PIECE_FIELDS
     int level;
 } sc_table;
 
 #define SC_TABLE(isa, lvl)                                                     \
     static const sc_table sc_table_##isa = {                                   \
         SC_UNARY_KERNELS(SC_ENTRY_##isa) SC_BINARY_KERNELS(SC_ENTRY_##isa)     \
-        SC_ENTRY_(xent_rows, isa) lvl                                          \
+        SC_ENTRY_(xent_rows, isa) SC_PIECES_(f32, isa) SC_PIECES_(f64, isa) lvl \
     };
+#define SC_PIECES_(s, isa)                                                     \
+    sc_piece_max_##s##__##isa, sc_piece_chunk_##s##__##isa, sc_piece_expsum_##s##__##isa, \
+    sc_piece_scale_##s##__##isa, sc_piece_log_softmax_##s##__##isa,
 #define SC_ENTRY_(name, isa) sc_##name##_f32__##isa, sc_##name##_f64__##isa,
 #define SC_ENTRY_scalar(name) SC_ENTRY_(name, scalar)
 #define SC_ENTRY_avx2(name) SC_ENTRY_(name, avx2)
@@ -185,6 +197,30 @@ void sc_xent_rows_f64(const double *z, ptrdiff_t ldz, const double *q, ptrdiff_t
     sc_table_get()->xent_rows_f64(z, ldz, q, ldq, t, ldt, g, ldg, loss, ldl, rows, n, p);
 }
 
+#define SC_PIECE_WRAPPERS(s, T)                                                \
+    T sc_piece_max_##s(const T *x, size_t n) { return sc_table_get()->piece_max_##s(x, n); } \
+    size_t sc_piece_chunk_##s(void) { return sc_table_get()->piece_chunk_##s(); }   \
+    void sc_piece_expsum_##s(const T *x, T *y, size_t n, T mx, double *sums)  \
+    {                                                                          \
+        sc_table_get()->piece_expsum_##s(x, y, n, mx, sums);                  \
+    }                                                                          \
+    void sc_piece_scale_##s(T *y, size_t n, T a) { sc_table_get()->piece_scale_##s(y, n, a); } \
+    void sc_piece_log_softmax_##s(const T *x, T *y, size_t n, T mx, T c)        \
+    {                                                                          \
+        sc_table_get()->piece_log_softmax_##s(x, y, n, mx, c);                  \
+    }
+SC_PIECE_WRAPPERS(f32, float)
+SC_PIECE_WRAPPERS(f64, double)
+
+/* The same order and the same compensation as the row kernels' expsum. */
+double sc_piece_total(const double *sums, size_t k)
+{
+    double s = 0.0, c = 0.0;
+    for (size_t i = 0; i < k; i++)
+        sc_two_sum_add(&s, &c, sums[i]);
+    return s + c;
+}
+
 static const sc_api sc_api_table = {
     SC_API_VERSION,
     (unsigned int)sizeof(sc_api),
@@ -202,6 +238,9 @@ static const sc_api sc_api_table = {
     sc_log_softmax_vjp_cols_f32, sc_log_softmax_vjp_cols_f64,
     sc_xent_rows_f32, sc_xent_rows_f64,
     sc_simd_level, sc_simd_name, sc_simd_supported, sc_simd_compiled,
+    sc_piece_max_f32, sc_piece_max_f64, sc_piece_chunk_f32, sc_piece_chunk_f64,
+    sc_piece_expsum_f32, sc_piece_expsum_f64, sc_piece_total,
+    sc_piece_scale_f32, sc_piece_scale_f64, sc_piece_log_softmax_f32, sc_piece_log_softmax_f64,
 };
 
 const sc_api *sc_get_api(void) { return &sc_api_table; }

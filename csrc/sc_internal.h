@@ -52,7 +52,15 @@
 #define SC_DECLARE_ISA(isa)                                                    \
     SC_UNARY_KERNELS(SC_DECL_F32_##isa) SC_UNARY_KERNELS(SC_DECL_F64_##isa)    \
     SC_BINARY_KERNELS(SC_DECLB_F32_##isa) SC_BINARY_KERNELS(SC_DECLB_F64_##isa)  \
-    SC_DECL_XENT(isa)
+    SC_DECL_XENT(isa) SC_DECL_PIECES(f32, float, isa) SC_DECL_PIECES(f64, double, isa)
+
+/* The row pieces (softmax_c.h, "one row across threads"). */
+#define SC_DECL_PIECES(s, T, isa)                                              \
+    T sc_piece_max_##s##__##isa(const T *, size_t);                                  \
+    size_t sc_piece_chunk_##s##__##isa(void);                                    \
+    void sc_piece_expsum_##s##__##isa(const T *, T *, size_t, T, double *);   \
+    void sc_piece_scale_##s##__##isa(T *, size_t, T);                                \
+    void sc_piece_log_softmax_##s##__##isa(const T *, T *, size_t, T, T);
 
 #define SC_DECL_UNARY(name, s, T, isa)                                         \
     void sc_##name##_##s##__##isa(const T *, ptrdiff_t, T *, ptrdiff_t, size_t, size_t);

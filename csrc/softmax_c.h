@@ -111,6 +111,42 @@ void sc_xent_rows_f64(const double *z, ptrdiff_t ldz, const double *q, ptrdiff_t
                       ptrdiff_t ldt, double *g, ptrdiff_t ldg, double *loss, ptrdiff_t ldl, size_t rows,
                       size_t n, const sc_xent_params *p);
 
+/* ---- One row across threads ---------------------------------------------
+ * The pieces the row kernels are made of, for splitting one long row
+ * between threads (softmax_c does this itself when rows are fewer than
+ * threads).  The row kernels sum exp(x_i - max) in chunks of
+ * sc_piece_chunk_*() elements (it depends on the SIMD level in use) and add
+ * the chunk sums in order with compensation.  Cut a row into pieces at
+ * multiples of that length and this recipe gives bitwise the row kernels'
+ * results, whatever the number of pieces:
+ *   1. mx = the max of sc_piece_max(piece) over the pieces (exact, any
+ *      order); if mx is not finite, use the row kernel on the whole row;
+ *   2. per piece: sc_piece_expsum(piece, y_piece or NULL, len, mx,
+ *      sums + index of the piece's first chunk);
+ *   3. s = sc_piece_total(sums, number of chunks), on one thread;
+ *   4. softmax:     per piece sc_piece_scale(y_piece, len, (T)(1.0 / s));
+ *      log_softmax: per piece sc_piece_log_softmax(x_piece, y_piece, len,
+ *                   mx, (T)log(s));
+ *      logsumexp:   (T)((double)mx + log(s)).
+ * sc_piece_max may skip a NaN; the NaN still reaches every result through
+ * the sums.  y may be x (in place). */
+float sc_piece_max_f32(const float *x, size_t n);      /* -inf for n == 0 */
+double sc_piece_max_f64(const double *x, size_t n);
+size_t sc_piece_chunk_f32(void);
+size_t sc_piece_chunk_f64(void);
+/* sums[k] = sum of exp(x_i - mx) over chunk k (elements k*chunk on),
+ * y_i = exp(x_i - mx) when y != NULL; needs mx >= every x_i. */
+void sc_piece_expsum_f32(const float *x, float *y, size_t n, float mx, double *sums);
+void sc_piece_expsum_f64(const double *x, double *y, size_t n, double mx, double *sums);
+/* The compensated sum of sums[0..k), in order. */
+double sc_piece_total(const double *sums, size_t k);
+/* y *= a. */
+void sc_piece_scale_f32(float *y, size_t n, float a);
+void sc_piece_scale_f64(double *y, size_t n, double a);
+/* y = (x - mx) - c. */
+void sc_piece_log_softmax_f32(const float *x, float *y, size_t n, float mx, float c);
+void sc_piece_log_softmax_f64(const double *x, double *y, size_t n, double mx, double c);
+
 /* SIMD levels, lowest first. */
 enum sc_simd_level { SC_SIMD_SCALAR = 0, SC_SIMD_AVX2 = 1, SC_SIMD_AVX512F = 2 };
 
@@ -181,6 +217,18 @@ typedef struct {
     const char *(*simd_name)(int level);
     int (*simd_supported)(void);
     int (*simd_compiled)(void);
+    /* one row across threads */
+    float (*piece_max_f32)(const float *, size_t);
+    double (*piece_max_f64)(const double *, size_t);
+    size_t (*piece_chunk_f32)(void);
+    size_t (*piece_chunk_f64)(void);
+    void (*piece_expsum_f32)(const float *, float *, size_t, float, double *);
+    void (*piece_expsum_f64)(const double *, double *, size_t, double, double *);
+    double (*piece_total)(const double *, size_t);
+    void (*piece_scale_f32)(float *, size_t, float);
+    void (*piece_scale_f64)(double *, size_t, double);
+    void (*piece_log_softmax_f32)(const float *, float *, size_t, float, float);
+    void (*piece_log_softmax_f64)(const double *, double *, size_t, double, double);
 } sc_api;
 
 /* The table (a static object: never freed, never changes). */

@@ -1107,3 +1107,72 @@ def test_foreign_arrays_are_not_copied(rng):
     assert as_array(t).__array_interface__["data"][0] == t.data_ptr()
     tt = t.t()  # a transposed view stays a view
     assert as_array(tt).__array_interface__["data"][0] == tt.data_ptr()
+
+
+# ---- one row split across threads ----------------------------------------
+# Rows fewer than threads and long enough are cut into pieces at multiples
+# of the kernels' sum chunk; the pieces' results must be bitwise the
+# one-thread results (softmax_c.h, "one row across threads").
+
+SPLIT_LENGTHS = {np.float32: [39999, 40000, 40001, 65536 + 17, 262144, 300007],
+                 np.float64: [13999, 14000, 14001, 32768 + 5, 100003]}
+
+
+def _split_rows(rng, dtype, n, rows=1):
+    x = rng.normal(0, 30, (rows, n)).astype(dtype)
+    x[:, 7] = 200.0                      # one dominant term far from the piece cuts
+    return x
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", FORWARD)
+def test_split_row_is_bitwise_the_one_thread_result(sc, ref, rng, dtype, name):
+    for n in SPLIT_LENGTHS[dtype]:
+        x = _split_rows(rng, dtype, n)
+        one = getattr(sc, name)(x, num_threads=1)
+        two = getattr(sc, name)(x, num_threads=2)
+        assert_array_equal(two, one)
+        assert_matches(name, two, expected(ref, name, x))
+        # in place and through the general (strided batch) path as well
+        if name != "logsumexp":
+            y = x.copy()
+            getattr(sc, name)(y, out=y, num_threads=2)
+            assert_array_equal(y, one)
+        xs = np.repeat(x, 3, axis=0)[::3]
+        assert not xs.flags.c_contiguous or xs.shape[0] == 1
+        assert_array_equal(getattr(sc, name)(xs, num_threads=2), one)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", FORWARD)
+def test_split_row_special_values(sc, ref, dtype, name):
+    n = SPLIT_LENGTHS[dtype][-1]
+    cases = []
+    x = np.zeros((1, n), dtype)
+    x[0, : n // 2] = -np.inf             # one piece all -inf: zeros there, not NaN
+    cases.append(x)
+    x = np.zeros((1, n), dtype)
+    x[0, -1] = np.nan                    # NaN in the last piece only
+    cases.append(x)
+    x = np.zeros((1, n), dtype)
+    x[0, 3] = np.inf
+    cases.append(x)
+    cases.append(np.full((1, n), -np.inf, dtype))
+    x = np.full((1, n), -1e30 if dtype == np.float32 else -1e300, dtype)
+    x[0, -2] = 1e30 if dtype == np.float32 else 1e300
+    cases.append(x)
+    for x in cases:
+        one = getattr(sc, name)(x, num_threads=1)
+        two = getattr(sc, name)(x, num_threads=2)
+        assert_array_equal(two, one)
+        want = expected(ref, name, x)
+        assert_array_equal(np.isnan(two), np.isnan(want))
+        assert_matches(name, two, want)
+
+
+def test_split_rows_fewer_than_threads(sc, rng):
+    """Three long rows on four threads: each row is split (or not) and the
+    batch still equals the one-thread batch."""
+    x = _split_rows(rng, np.float32, 120001, rows=3)
+    for name in FORWARD:
+        assert_array_equal(getattr(sc, name)(x, num_threads=4), getattr(sc, name)(x, num_threads=1))

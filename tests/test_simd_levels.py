@@ -67,6 +67,17 @@ for dt in (np.float32, np.float64):
             key = ("cross_entropy_grad", str(np.dtype(dt)))
             worst[key] = max(worst.get(key, 0.0), rel(loss, wl, max(1.0, abs(wl))),
                              rel(g, wg, 1.0))
+# one row split across threads: bitwise the one-thread result at this level
+# too (the piece cuts follow this level's sum chunk)
+for dt, n in ((np.float32, 300007), (np.float64, 100003)):
+    x = rng.normal(0, 30, (1, n)).astype(dt)
+    for op in ("softmax", "log_softmax", "logsumexp"):
+        one = getattr(sc, op)(x, num_threads=1)
+        assert np.array_equal(getattr(sc, op)(x, num_threads=2), one), (op, dt)
+        key = ("split " + op, str(np.dtype(dt)))
+        want = getattr(ref, op)(x.astype(np.float64))
+        scale = 1.0 if op == "softmax" else np.maximum(1.0, np.abs(want))
+        worst[key] = rel(one, want, scale)
 print(json.dumps({"%s %s" % k: v for k, v in worst.items()}))
 """
 

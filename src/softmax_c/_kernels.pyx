@@ -33,6 +33,8 @@ from cython.parallel cimport prange, parallel
 from libc.stdlib cimport malloc, free
 cimport numpy as cnp
 from libc.stdint cimport int64_t
+from libc.math cimport log
+cimport softmax_c.kernels as sck
 
 cnp.import_array()
 
@@ -47,6 +49,12 @@ LOG_SOFTMAX_VJP = 5
 # the fused cross-entropy: its own kernel family
 cdef enum:
     XENT = 6
+# the same codes, for C-level code
+cdef enum:
+    SOFTMAX_ = 0
+    LOG_SOFTMAX_ = 1
+    LOGSUMEXP_ = 2
+cdef double INFINITY_ = float("inf")
 
 # Below this many bytes of input per thread a call runs on fewer threads (on
 # one thread below twice this).  Measured on 2 cores (Zen 4), out= given,
@@ -55,6 +63,14 @@ cdef enum:
 # 32x1000 float64) and lose below (1.07x at 8x1000 float32); the backward
 # products, with no exp, break even about there.
 cdef Py_ssize_t MIN_BYTES_PER_THREAD = 64 * 1024
+# One row is split across two threads from this many elements (each thread
+# then has at least half).  Measured on 2 cores (Zen 4), one row, out=,
+# 2 threads / 1 thread: float32 1.06 at 24000, 0.93-1.01 at 32000, 0.79-0.87
+# at 48000, 0.52 at 262144; float64 1.03-1.08 at 8192, 0.81-0.86 at 16000,
+# 0.70 at 32000 (exp costs 2.7x more per float64 element).  Three short
+# parallel regions cost a few microseconds.
+cdef Py_ssize_t MIN_SPLIT_ELEMENTS_F32 = 40000
+cdef Py_ssize_t MIN_SPLIT_ELEMENTS_F64 = 14000
 # Columns per work item in the cols layout (a multiple of every lane count).
 cdef Py_ssize_t COL_BLOCK = 64
 
@@ -359,7 +375,15 @@ cdef int _execute(const Job *job, char **base, const Plan *p, int nthreads,
     cdef floating *buf = NULL
     cdef int failed = 0
     cdef int *pfailed = &failed
-    if p.mode == ROWS:
+    cdef Py_ssize_t off[MAXA]
+    nt = _split_threads(job.op, rows, p.n, sizeof(floating), nthreads) if p.mode == ROWS else 1
+    if nt > 1:
+        with nogil:
+            for r in range(rows):
+                _offsets(p, r, p.nb, off)
+                _split_row(job.op, <floating *>(base[0] + off[0]),
+                           <floating *>(base[1] + off[1]), p.n, nt)
+    elif p.mode == ROWS:
         nt = _threads_for(rows * p.n * <Py_ssize_t>sizeof(floating), rows, nthreads)
         if nt == 1:
             with nogil:
@@ -508,8 +532,17 @@ def fast(int op, x, out=None, int nthreads=0):
         return y
     cdef Py_ssize_t rows = cnp.PyArray_SIZE(a) // n
     cdef Py_ssize_t ldy = 1 if op == 2 else n
-    cdef int nt = _threads_for(rows * n * cnp.PyArray_ITEMSIZE(a), rows,
-                               nthreads if nthreads > 0 else _threads_default())
+    cdef int req = nthreads if nthreads > 0 else _threads_default()
+    cdef int nt = _split_threads(op, rows, n, cnp.PyArray_ITEMSIZE(a), req)
+    if nt > 1:
+        if typenum == cnp.NPY_FLOAT32:
+            _split_rows[float](op, <const float *>cnp.PyArray_DATA(a),
+                               <float *>cnp.PyArray_DATA(y), rows, n, ldy, nt)
+        else:
+            _split_rows[double](op, <const double *>cnp.PyArray_DATA(a),
+                                <double *>cnp.PyArray_DATA(y), rows, n, ldy, nt)
+        return y
+    nt = _threads_for(rows * n * cnp.PyArray_ITEMSIZE(a), rows, req)
     if typenum == cnp.NPY_FLOAT32:
         _contiguous[float](op, <const float *>cnp.PyArray_DATA(a), <float *>cnp.PyArray_DATA(y),
                            rows, n, ldy, nt)
@@ -559,6 +592,95 @@ def fast_backward(int op, a, b, out=None, int nthreads=0):
     job.op = op
     _run(&job, (x, v, y), nd - 1, 0, nthreads if nthreads > 0 else _threads_default())
     return y
+
+
+cdef inline int _split_threads(int op, Py_ssize_t rows, Py_ssize_t n, Py_ssize_t isz,
+                               int requested) noexcept nogil:
+    """Threads to split each row across, or 1 for row-parallel/serial work:
+    rows fewer than the threads asked for, an operation that has a split
+    form, and at least half of MIN_SPLIT_ELEMENTS_* of the row per thread."""
+    cdef Py_ssize_t t
+    if op > LOGSUMEXP_ or rows >= requested:
+        return 1
+    t = 2 * n // (MIN_SPLIT_ELEMENTS_F64 if isz == 8 else MIN_SPLIT_ELEMENTS_F32)
+    if t > requested:
+        t = requested
+    return <int>t if t >= 2 else 1
+
+
+cdef void _split_row(int op, const floating *x, floating *y, Py_ssize_t n, int nt) noexcept nogil:
+    """One row of softmax, log_softmax or logsumexp (y: the one output) on
+    nt threads, in pieces cut at multiples of the kernels' sum chunk, so
+    that the result is bitwise the one-thread result (softmax_c.h, "one row
+    across threads"): piece maxima; exp stored (softmax) and chunk sums per
+    piece; the sums added in order; each piece scaled or shifted."""
+    cdef Py_ssize_t ch = <Py_ssize_t>sck.piece_chunk(x[0])
+    cdef Py_ssize_t K = (n + ch - 1) // ch, t, lo = 0, hi = 0
+    cdef double *sums = <double *>malloc(K * sizeof(double) + nt * sizeof(floating))
+    cdef floating *maxes
+    cdef floating mx, a
+    cdef double s
+    if sums == NULL or n == 0:
+        free(sums)
+        _serial_row(op, x, y, n)
+        return
+    maxes = <floating *>(sums + K)
+    for t in prange(nt, schedule='static', num_threads=nt):
+        lo = (K * t // nt) * ch
+        hi = (K * (t + 1) // nt) * ch
+        if hi > n:
+            hi = n
+        maxes[t] = sck.piece_max(x + lo, hi - lo)
+    mx = maxes[0]
+    for t in range(1, nt):
+        if maxes[t] > mx:
+            mx = maxes[t]
+    if not (mx > -INFINITY_ and mx < INFINITY_):
+        free(sums)               # the special values' rules: the row kernel
+        _serial_row(op, x, y, n)
+        return
+    for t in prange(nt, schedule='static', num_threads=nt):
+        lo = (K * t // nt) * ch
+        hi = (K * (t + 1) // nt) * ch
+        if hi > n:
+            hi = n
+        sck.piece_expsum(x + lo, y + lo if op == SOFTMAX_ else NULL, hi - lo, mx,
+                          sums + K * t // nt)
+    s = sck.piece_total(sums, K)
+    free(sums)
+    if op == LOGSUMEXP_:
+        y[0] = <floating>(<double>mx + log(s))
+        return
+    a = <floating>(1.0 / s) if op == SOFTMAX_ else <floating>log(s)
+    for t in prange(nt, schedule='static', num_threads=nt):
+        lo = (K * t // nt) * ch
+        hi = (K * (t + 1) // nt) * ch
+        if hi > n:
+            hi = n
+        if op == SOFTMAX_:
+            sck.piece_scale(y + lo, hi - lo, a)
+        else:
+            sck.piece_log_softmax(x + lo, y + lo, hi - lo, mx, a)
+
+
+cdef inline void _serial_row(int op, const floating *x, floating *y, Py_ssize_t n) noexcept nogil:
+    cdef Job job
+    cdef char *ptr[2]
+    cdef Py_ssize_t ld[2]
+    job.op = op
+    ptr[0] = <char *>x
+    ptr[1] = <char *>y
+    ld[0] = n
+    ld[1] = n
+    _rows_kernel(&job, ptr, ld, 1, n, y[0])
+
+
+cdef void _split_rows(int op, const floating *x, floating *y, Py_ssize_t rows, Py_ssize_t n,
+                      Py_ssize_t ldy, int nt) noexcept:
+    cdef Py_ssize_t r
+    with nogil:
+        for r in range(rows):
+            _split_row(op, x + r * n, y + r * ldy, n, nt)
 
 
 cdef void _contiguous(int op, const floating *x, floating *y, Py_ssize_t rows, Py_ssize_t n,

@@ -26,6 +26,10 @@
 #                                        logits and a class index; g (may be
 #                                        z, or NULL for the loss alone) gets
 #                                        params.scale * d loss / d z
+#   piece_max, piece_chunk, piece_expsum, piece_total, piece_scale,
+#   piece_log_softmax                    pieces for one row split across
+#                                        threads, bitwise equal to the row
+#                                        kernels (fused only; softmax_c.h)
 #   softmax_rows(x, ldx, y, ldy, rows, n) ... the batch forms: `rows` rows of
 #   n contiguous elements, row r at x + r*ldx (strides in elements), and the
 #   _cols forms over the columns of an n-by-m panel -- exactly the functions
@@ -82,6 +86,17 @@ cdef extern from "softmax_c.h" nogil:
         const char *(*simd_name)(int) noexcept nogil
         int (*simd_supported)() noexcept nogil
         int (*simd_compiled)() noexcept nogil
+        float (*piece_max_f32)(const float *, size_t) noexcept nogil
+        double (*piece_max_f64)(const double *, size_t) noexcept nogil
+        size_t (*piece_chunk_f32)() noexcept nogil
+        size_t (*piece_chunk_f64)() noexcept nogil
+        void (*piece_expsum_f32)(const float *, float *, size_t, float, double *) noexcept nogil
+        void (*piece_expsum_f64)(const double *, double *, size_t, double, double *) noexcept nogil
+        double (*piece_total)(const double *, size_t) noexcept nogil
+        void (*piece_scale_f32)(float *, size_t, float) noexcept nogil
+        void (*piece_scale_f64)(double *, size_t, double) noexcept nogil
+        void (*piece_log_softmax_f32)(const float *, float *, size_t, float, float) noexcept nogil
+        void (*piece_log_softmax_f64)(const double *, double *, size_t, double, double) noexcept nogil
 
 # The function table (softmax_c.h's struct sc_api), from softmax_c.kernels.
 cdef const sc_api *get_api() noexcept nogil
@@ -153,6 +168,36 @@ cdef inline int simd_supported() noexcept nogil:
     return get_api().simd_supported()
 cdef inline int simd_compiled() noexcept nogil:
     return get_api().simd_compiled()
+
+# ---- one row across threads: the pieces (see softmax_c.h for the recipe) ----
+
+cdef inline floating piece_max(const floating *x, size_t n) noexcept nogil:
+    if floating is float:
+        return get_api().piece_max_f32(x, n)
+    else:
+        return get_api().piece_max_f64(x, n)
+cdef inline size_t piece_chunk(floating dtype_only) noexcept nogil:
+    if floating is float:
+        return get_api().piece_chunk_f32()
+    else:
+        return get_api().piece_chunk_f64()
+cdef inline void piece_expsum(const floating *x, floating *y, size_t n, floating mx, double *sums) noexcept nogil:
+    if floating is float:
+        get_api().piece_expsum_f32(x, y, n, mx, sums)
+    else:
+        get_api().piece_expsum_f64(x, y, n, mx, sums)
+cdef inline double piece_total(const double *sums, size_t k) noexcept nogil:
+    return get_api().piece_total(sums, k)
+cdef inline void piece_scale(floating *y, size_t n, floating a) noexcept nogil:
+    if floating is float:
+        get_api().piece_scale_f32(y, n, a)
+    else:
+        get_api().piece_scale_f64(y, n, a)
+cdef inline void piece_log_softmax(const floating *x, floating *y, size_t n, floating mx, floating c) noexcept nogil:
+    if floating is float:
+        get_api().piece_log_softmax_f32(x, y, n, mx, c)
+    else:
+        get_api().piece_log_softmax_f64(x, y, n, mx, c)
 
 # ---- one contiguous row --------------------------------------------------
 
