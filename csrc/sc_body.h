@@ -457,10 +457,7 @@ void KFN(logsumexp_cols)(const SC_T *x, ptrdiff_t ldx, SC_T *out, ptrdiff_t ldo,
  *   log_softmax_jvp   d = sum(exp(lp) v)    out = v - d
  *   log_softmax_vjp   d = sum(g)            out = g - exp(lp) d
  * (a, b) below are (y, v), (lp, v) and (lp, g). */
-#ifndef SC_BWD_OPS
-#define SC_BWD_OPS
-enum { SC_SOFTMAX_JVP, SC_LOG_SOFTMAX_JVP, SC_LOG_SOFTMAX_VJP };
-#endif
+/* (SC_SOFTMAX_JVP, SC_LOG_SOFTMAX_JVP, SC_LOG_SOFTMAX_VJP: softmax_c.h) */
 
 /* The term summed by `op`; lanes past the end are loaded as a = -inf
  * (exp -> 0) for the exp form and a = b = 0 otherwise, so they add 0. */
@@ -525,15 +522,11 @@ SC_ALWAYS_INLINE static inline VEC V(bwd_chunk)(const SC_T *a, const SC_T *b, si
     return V(add)(V(add)(V(add)(s0, s1), V(add)(s2, s3)), V(add)(V(add)(s4, s5), V(add)(s6, s7)));
 }
 
-SC_ALWAYS_INLINE static inline void V(bwd_row)(const SC_T *a, const SC_T *b, SC_T *out, size_t n,
-                                               int op, int stream)
+/* The fused element-wise pass with the row's reduction d. */
+SC_ALWAYS_INLINE static inline void V(bwd_apply)(const SC_T *a, const SC_T *b, SC_T *out, size_t n,
+                                                 SC_T dd, int op, int stream)
 {
-    double s = 0.0, c = 0.0;
-    for (size_t i = 0; i < n; i += SC_BWD_CHUNK) {
-        size_t len = n - i < SC_BWD_CHUNK ? n - i : SC_BWD_CHUNK;
-        sc_two_sum_add(&s, &c, V(hsum)(V(bwd_chunk)(a + i, b + i, len, op)));
-    }
-    const VEC d = V(set1)((SC_T)(s + c));
+    const VEC d = V(set1)(dd);
     size_t i = 0;
     if (stream && VN > 1 && (size_t)out % sizeof(SC_T) == 0) {
         size_t mis = ((size_t)out / sizeof(SC_T)) % VN;
@@ -556,6 +549,17 @@ SC_ALWAYS_INLINE static inline void V(bwd_row)(const SC_T *a, const SC_T *b, SC_
     if (i < n)
         V(storet)(out + i, V(bwd_out)(V(loadt)(a + i, n - i, (SC_T)0), V(loadt)(b + i, n - i, (SC_T)0), d, op),
                   n - i);
+}
+
+SC_ALWAYS_INLINE static inline void V(bwd_row)(const SC_T *a, const SC_T *b, SC_T *out, size_t n,
+                                               int op, int stream)
+{
+    double s = 0.0, c = 0.0;
+    for (size_t i = 0; i < n; i += SC_BWD_CHUNK) {
+        size_t len = n - i < SC_BWD_CHUNK ? n - i : SC_BWD_CHUNK;
+        sc_two_sum_add(&s, &c, V(hsum)(V(bwd_chunk)(a + i, b + i, len, op)));
+    }
+    V(bwd_apply)(a, b, out, n, (SC_T)(s + c), op, stream);
 }
 
 SC_ALWAYS_INLINE static inline void V(bwd_rows)(const SC_T *a, ptrdiff_t lda, const SC_T *b,
@@ -644,6 +648,34 @@ SC_BWD_KERNELS(softmax_jvp, SC_SOFTMAX_JVP)
 SC_BWD_KERNELS(log_softmax_jvp, SC_LOG_SOFTMAX_JVP)
 SC_BWD_KERNELS(log_softmax_vjp, SC_LOG_SOFTMAX_VJP)
 #undef SC_BWD_KERNELS
+
+/* ---- backward pieces of one row, for splitting it across threads -------
+ * As the forward pieces: cut at multiples of SC_BWD_CHUNK, the chunk sums
+ * added by sc_piece_total give bitwise the row kernels' reduction. */
+size_t KFN(piece_bwd_chunk)(void) { return SC_BWD_CHUNK; }
+
+void KFN(piece_bwd_sums)(int op, const SC_T *a, const SC_T *b, size_t n, double *sums)
+{
+    for (size_t i = 0, k = 0; i < n; i += SC_BWD_CHUNK, k++) {
+        size_t len = n - i < SC_BWD_CHUNK ? n - i : SC_BWD_CHUNK;
+        if (op == SC_SOFTMAX_JVP)
+            sums[k] = V(hsum)(V(bwd_chunk)(a + i, b + i, len, SC_SOFTMAX_JVP));
+        else if (op == SC_LOG_SOFTMAX_JVP)
+            sums[k] = V(hsum)(V(bwd_chunk)(a + i, b + i, len, SC_LOG_SOFTMAX_JVP));
+        else
+            sums[k] = V(hsum)(V(bwd_chunk)(a + i, b + i, len, SC_LOG_SOFTMAX_VJP));
+    }
+}
+
+void KFN(piece_bwd_out)(int op, const SC_T *a, const SC_T *b, SC_T *out, size_t n, SC_T d)
+{
+    if (op == SC_SOFTMAX_JVP)
+        V(bwd_apply)(a, b, out, n, d, SC_SOFTMAX_JVP, 0);
+    else if (op == SC_LOG_SOFTMAX_JVP)
+        V(bwd_apply)(a, b, out, n, d, SC_LOG_SOFTMAX_JVP, 0);
+    else
+        V(bwd_apply)(a, b, out, n, d, SC_LOG_SOFTMAX_VJP, 0);
+}
 
 /* ---- fused cross-entropy ---------------------------------------------------
  * One row of logits z (n classes) against a class index t or a row of

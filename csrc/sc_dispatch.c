@@ -37,7 +37,10 @@ typedef struct {
     size_t (*piece_chunk_##s)(void);                                             \
     void (*piece_expsum_##s)(const T *, T *, size_t, T, double *);            \
     void (*piece_scale_##s)(T *, size_t, T);                                         \
-    void (*piece_log_softmax_##s)(const T *, T *, size_t, T, T);
+    void (*piece_log_softmax_##s)(const T *, T *, size_t, T, T);              \
+    size_t (*piece_bwd_chunk_##s)(void);                                       \
+    void (*piece_bwd_sums_##s)(int, const T *, const T *, size_t, double *);    \
+    void (*piece_bwd_out_##s)(int, const T *, const T *, T *, size_t, T);
     SC_PIECE_FIELDS(f32, float)
     SC_PIECE_FIELDS(f64, double)
 #undef SC_PIECE_FIELDS
@@ -51,7 +54,8 @@ typedef struct {
     };
 #define SC_PIECES_(s, isa)                                                     \
     sc_piece_max_##s##__##isa, sc_piece_chunk_##s##__##isa, sc_piece_expsum_##s##__##isa, \
-    sc_piece_scale_##s##__##isa, sc_piece_log_softmax_##s##__##isa,
+    sc_piece_scale_##s##__##isa, sc_piece_log_softmax_##s##__##isa,          \
+    sc_piece_bwd_chunk_##s##__##isa, sc_piece_bwd_sums_##s##__##isa, sc_piece_bwd_out_##s##__##isa,
 #define SC_ENTRY_(name, isa) sc_##name##_f32__##isa, sc_##name##_f64__##isa,
 #define SC_ENTRY_scalar(name) SC_ENTRY_(name, scalar)
 #define SC_ENTRY_avx2(name) SC_ENTRY_(name, avx2)
@@ -208,6 +212,15 @@ void sc_xent_rows_f64(const double *z, ptrdiff_t ldz, const double *q, ptrdiff_t
     void sc_piece_log_softmax_##s(const T *x, T *y, size_t n, T mx, T c)        \
     {                                                                          \
         sc_table_get()->piece_log_softmax_##s(x, y, n, mx, c);                  \
+    }                                                                          \
+    size_t sc_piece_bwd_chunk_##s(void) { return sc_table_get()->piece_bwd_chunk_##s(); } \
+    void sc_piece_bwd_sums_##s(int op, const T *a, const T *b, size_t n, double *sums) \
+    {                                                                          \
+        sc_table_get()->piece_bwd_sums_##s(op, a, b, n, sums);                 \
+    }                                                                          \
+    void sc_piece_bwd_out_##s(int op, const T *a, const T *b, T *out, size_t n, T d) \
+    {                                                                          \
+        sc_table_get()->piece_bwd_out_##s(op, a, b, out, n, d);                \
     }
 SC_PIECE_WRAPPERS(f32, float)
 SC_PIECE_WRAPPERS(f64, double)
@@ -241,6 +254,8 @@ static const sc_api sc_api_table = {
     sc_piece_max_f32, sc_piece_max_f64, sc_piece_chunk_f32, sc_piece_chunk_f64,
     sc_piece_expsum_f32, sc_piece_expsum_f64, sc_piece_total,
     sc_piece_scale_f32, sc_piece_scale_f64, sc_piece_log_softmax_f32, sc_piece_log_softmax_f64,
+    sc_piece_bwd_chunk_f32, sc_piece_bwd_chunk_f64, sc_piece_bwd_sums_f32, sc_piece_bwd_sums_f64,
+    sc_piece_bwd_out_f32, sc_piece_bwd_out_f64,
 };
 
 const sc_api *sc_get_api(void) { return &sc_api_table; }

@@ -60,7 +60,10 @@
     size_t sc_piece_chunk_##s##__##isa(void);                                    \
     void sc_piece_expsum_##s##__##isa(const T *, T *, size_t, T, double *);   \
     void sc_piece_scale_##s##__##isa(T *, size_t, T);                                \
-    void sc_piece_log_softmax_##s##__##isa(const T *, T *, size_t, T, T);
+    void sc_piece_log_softmax_##s##__##isa(const T *, T *, size_t, T, T);          \
+    size_t sc_piece_bwd_chunk_##s##__##isa(void);                              \
+    void sc_piece_bwd_sums_##s##__##isa(int, const T *, const T *, size_t, double *); \
+    void sc_piece_bwd_out_##s##__##isa(int, const T *, const T *, T *, size_t, T);
 
 #define SC_DECL_UNARY(name, s, T, isa)                                         \
     void sc_##name##_##s##__##isa(const T *, ptrdiff_t, T *, ptrdiff_t, size_t, size_t);

@@ -147,6 +147,19 @@ void sc_piece_scale_f64(double *y, size_t n, double a);
 void sc_piece_log_softmax_f32(const float *x, float *y, size_t n, float mx, float c);
 void sc_piece_log_softmax_f64(const double *x, double *y, size_t n, double mx, double c);
 
+/* The backward products in pieces, by the same recipe: the reduction d of
+ * a row is d = (T)sc_piece_total(sums, chunks) over the chunk sums that
+ * sc_piece_bwd_sums writes for each piece (cut at multiples of
+ * sc_piece_bwd_chunk_*() elements), then sc_piece_bwd_out writes each
+ * piece of the output; bitwise the _rows kernels' results.  `op` is one of: */
+enum sc_bwd_op { SC_SOFTMAX_JVP = 0, SC_LOG_SOFTMAX_JVP = 1, SC_LOG_SOFTMAX_VJP = 2 };
+size_t sc_piece_bwd_chunk_f32(void);
+size_t sc_piece_bwd_chunk_f64(void);
+void sc_piece_bwd_sums_f32(int op, const float *a, const float *b, size_t n, double *sums);
+void sc_piece_bwd_sums_f64(int op, const double *a, const double *b, size_t n, double *sums);
+void sc_piece_bwd_out_f32(int op, const float *a, const float *b, float *out, size_t n, float d);
+void sc_piece_bwd_out_f64(int op, const double *a, const double *b, double *out, size_t n, double d);
+
 /* SIMD levels, lowest first. */
 enum sc_simd_level { SC_SIMD_SCALAR = 0, SC_SIMD_AVX2 = 1, SC_SIMD_AVX512F = 2 };
 
@@ -229,6 +242,12 @@ typedef struct {
     void (*piece_scale_f64)(double *, size_t, double);
     void (*piece_log_softmax_f32)(const float *, float *, size_t, float, float);
     void (*piece_log_softmax_f64)(const double *, double *, size_t, double, double);
+    size_t (*piece_bwd_chunk_f32)(void);
+    size_t (*piece_bwd_chunk_f64)(void);
+    void (*piece_bwd_sums_f32)(int, const float *, const float *, size_t, double *);
+    void (*piece_bwd_sums_f64)(int, const double *, const double *, size_t, double *);
+    void (*piece_bwd_out_f32)(int, const float *, const float *, float *, size_t, float);
+    void (*piece_bwd_out_f64)(int, const double *, const double *, double *, size_t, double);
 } sc_api;
 
 /* The table (a static object: never freed, never changes). */

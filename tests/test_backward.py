@@ -911,3 +911,29 @@ else:
         scale = (np.sum(scale_of("log_softmax_vjp", logp, g, axis) * np.abs(v), axis)
                  + np.sum(np.abs(g) * scale_of("log_softmax_jvp", logp, v, axis), axis))
         assert np.all(np.abs(lhs - rhs) <= 4 * _rt(np.float64) * scale + 1e-300)
+
+
+@pytest.mark.parametrize("dtype", F32_F64)
+@pytest.mark.parametrize("name", NAMES)
+def test_split_row_is_bitwise_the_one_thread_result(sc, ref, rng, name, dtype):
+    """One long row (fewer rows than threads) is cut into pieces across
+    threads: the same bits as one thread, correct against the reference,
+    in place too, and with NaN or inf in one piece only."""
+    fn = getattr(sc, name)
+    for n in (27999, 28000, 55999, 56000, 56001, 131072 + 5, 300007):
+        x = rng.normal(0, 8, (1, n))
+        b = rng.normal(0.5, 1, (1, n)).astype(dtype)
+        a = operands(ref, name, x, None)[0].astype(dtype)
+        one = fn(a, b, num_threads=1)
+        two = fn(a, b, num_threads=2)
+        assert_array_equal(two, one)
+        check(sc, ref, name, a, b, num_threads=2)
+        bb = b.copy()
+        fn(a, bb, out=bb, num_threads=2)
+        assert_array_equal(bb, one)
+        for bad in (np.nan, np.inf):
+            b2 = b.copy()
+            b2[0, -3] = bad
+            one = fn(a, b2, num_threads=1)
+            assert_array_equal(fn(a, b2, num_threads=2), one)
+            assert np.isnan(one).any()

@@ -78,6 +78,12 @@ for dt, n in ((np.float32, 300007), (np.float64, 100003)):
         want = getattr(ref, op)(x.astype(np.float64))
         scale = 1.0 if op == "softmax" else np.maximum(1.0, np.abs(want))
         worst[key] = rel(one, want, scale)
+    y = ref.softmax(x.astype(np.float64)).astype(dt)
+    v = rng.normal(0, 1, (1, n)).astype(dt)
+    for name in ("softmax_vjp", "log_softmax_vjp"):
+        a = y if name == "softmax_vjp" else np.log(y)
+        one = getattr(sc, name)(a, v, num_threads=1)
+        assert np.array_equal(getattr(sc, name)(a, v, num_threads=2), one), (name, dt)
 print(json.dumps({"%s %s" % k: v for k, v in worst.items()}))
 """
 

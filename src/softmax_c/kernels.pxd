@@ -27,7 +27,8 @@
 #                                        z, or NULL for the loss alone) gets
 #                                        params.scale * d loss / d z
 #   piece_max, piece_chunk, piece_expsum, piece_total, piece_scale,
-#   piece_log_softmax                    pieces for one row split across
+#   piece_log_softmax, piece_bwd_chunk, piece_bwd_sums, piece_bwd_out
+#                                        pieces for one row split across
 #                                        threads, bitwise equal to the row
 #                                        kernels (fused only; softmax_c.h)
 #   softmax_rows(x, ldx, y, ldy, rows, n) ... the batch forms: `rows` rows of
@@ -97,6 +98,17 @@ cdef extern from "softmax_c.h" nogil:
         void (*piece_scale_f64)(double *, size_t, double) noexcept nogil
         void (*piece_log_softmax_f32)(const float *, float *, size_t, float, float) noexcept nogil
         void (*piece_log_softmax_f64)(const double *, double *, size_t, double, double) noexcept nogil
+        size_t (*piece_bwd_chunk_f32)() noexcept nogil
+        size_t (*piece_bwd_chunk_f64)() noexcept nogil
+        void (*piece_bwd_sums_f32)(int, const float *, const float *, size_t, double *) noexcept nogil
+        void (*piece_bwd_sums_f64)(int, const double *, const double *, size_t, double *) noexcept nogil
+        void (*piece_bwd_out_f32)(int, const float *, const float *, float *, size_t, float) noexcept nogil
+        void (*piece_bwd_out_f64)(int, const double *, const double *, double *, size_t, double) noexcept nogil
+
+    enum sc_bwd_op:
+        SC_SOFTMAX_JVP
+        SC_LOG_SOFTMAX_JVP
+        SC_LOG_SOFTMAX_VJP
 
 # The function table (softmax_c.h's struct sc_api), from softmax_c.kernels.
 cdef const sc_api *get_api() noexcept nogil
@@ -198,6 +210,22 @@ cdef inline void piece_log_softmax(const floating *x, floating *y, size_t n, flo
         get_api().piece_log_softmax_f32(x, y, n, mx, c)
     else:
         get_api().piece_log_softmax_f64(x, y, n, mx, c)
+
+cdef inline size_t piece_bwd_chunk(floating dtype_only) noexcept nogil:
+    if floating is float:
+        return get_api().piece_bwd_chunk_f32()
+    else:
+        return get_api().piece_bwd_chunk_f64()
+cdef inline void piece_bwd_sums(int op, const floating *a, const floating *b, size_t n, double *sums) noexcept nogil:
+    if floating is float:
+        get_api().piece_bwd_sums_f32(op, a, b, n, sums)
+    else:
+        get_api().piece_bwd_sums_f64(op, a, b, n, sums)
+cdef inline void piece_bwd_out(int op, const floating *a, const floating *b, floating *out, size_t n, floating d) noexcept nogil:
+    if floating is float:
+        get_api().piece_bwd_out_f32(op, a, b, out, n, d)
+    else:
+        get_api().piece_bwd_out_f64(op, a, b, out, n, d)
 
 # ---- one contiguous row --------------------------------------------------
 
