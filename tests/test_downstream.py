@@ -132,6 +132,18 @@ C_MOD = r'''
 
 static const sc_api *sc;
 
+/* a C-contiguous input buffer and a writable C-contiguous output buffer */
+static int get_pair(PyObject *src, PyObject *dst, Py_buffer *a, Py_buffer *b)
+{
+    if (PyObject_GetBuffer(src, a, PyBUF_C_CONTIGUOUS) < 0)
+        return -1;
+    if (PyObject_GetBuffer(dst, b, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE) < 0) {
+        PyBuffer_Release(a);
+        return -1;
+    }
+    return 0;
+}
+
 /* softmax(src, dst, rows, n) over C-contiguous float32 buffers, GIL released. */
 static PyObject *softmax_f32(PyObject *self, PyObject *args)
 {
@@ -140,12 +152,8 @@ static PyObject *softmax_f32(PyObject *self, PyObject *args)
     Py_buffer a, b;
     if (!PyArg_ParseTuple(args, "OOnn", &src, &dst, &rows, &n))
         return NULL;
-    if (PyObject_GetBuffer(src, &a, PyBUF_C_CONTIGUOUS) < 0)
+    if (get_pair(src, dst, &a, &b) < 0)
         return NULL;
-    if (PyObject_GetBuffer(dst, &b, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE) < 0) {
-        PyBuffer_Release(&a);
-        return NULL;
-    }
     if (a.len < (Py_ssize_t)(rows * n * sizeof(float)) || b.len < a.len) {
         PyBuffer_Release(&a);
         PyBuffer_Release(&b);
@@ -168,12 +176,8 @@ static PyObject *xent_row_f64(PyObject *self, PyObject *args)
     Py_buffer a, b;
     if (!PyArg_ParseTuple(args, "OOL", &src, &dst, &t))
         return NULL;
-    if (PyObject_GetBuffer(src, &a, PyBUF_C_CONTIGUOUS) < 0)
+    if (get_pair(src, dst, &a, &b) < 0)
         return NULL;
-    if (PyObject_GetBuffer(dst, &b, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE) < 0) {
-        PyBuffer_Release(&a);
-        return NULL;
-    }
     size_t n = (size_t)a.len / sizeof(double);
     int64_t tt = (int64_t)t;
     double loss;

@@ -625,6 +625,14 @@ cdef inline int _split_threads(int op, Py_ssize_t rows, Py_ssize_t n, Py_ssize_t
     return <int>t if t >= 2 else 1
 
 
+cdef inline Py_ssize_t _cut(Py_ssize_t K, Py_ssize_t ch, Py_ssize_t n, Py_ssize_t t,
+                            Py_ssize_t nt) noexcept nogil:
+    """Where piece t of nt starts: the row's K chunks of ch elements shared
+    out evenly, the last chunk ending at n."""
+    cdef Py_ssize_t c = (K * t // nt) * ch
+    return c if c < n else n
+
+
 cdef void _split_row(int op, const floating *x, floating *y, Py_ssize_t n, int nt) noexcept nogil:
     """One row of softmax, log_softmax or logsumexp (y: the one output) on
     nt threads, in pieces cut at multiples of the kernels' sum chunk, so
@@ -643,10 +651,8 @@ cdef void _split_row(int op, const floating *x, floating *y, Py_ssize_t n, int n
         return
     maxes = <floating *>(sums + K)
     for t in prange(nt, schedule='static', num_threads=nt):
-        lo = (K * t // nt) * ch
-        hi = (K * (t + 1) // nt) * ch
-        if hi > n:
-            hi = n
+        lo = _cut(K, ch, n, t, nt)
+        hi = _cut(K, ch, n, t + 1, nt)
         maxes[t] = sck.piece_max(x + lo, hi - lo)
     mx = maxes[0]
     for t in range(1, nt):
@@ -657,10 +663,8 @@ cdef void _split_row(int op, const floating *x, floating *y, Py_ssize_t n, int n
         _serial_row(op, x, y, n)
         return
     for t in prange(nt, schedule='static', num_threads=nt):
-        lo = (K * t // nt) * ch
-        hi = (K * (t + 1) // nt) * ch
-        if hi > n:
-            hi = n
+        lo = _cut(K, ch, n, t, nt)
+        hi = _cut(K, ch, n, t + 1, nt)
         sck.piece_expsum(x + lo, y + lo if op == SOFTMAX_ else NULL, hi - lo, mx,
                           sums + K * t // nt)
     s = sck.piece_total(sums, K)
@@ -670,10 +674,8 @@ cdef void _split_row(int op, const floating *x, floating *y, Py_ssize_t n, int n
         return
     a = <floating>(1.0 / s) if op == SOFTMAX_ else <floating>log(s)
     for t in prange(nt, schedule='static', num_threads=nt):
-        lo = (K * t // nt) * ch
-        hi = (K * (t + 1) // nt) * ch
-        if hi > n:
-            hi = n
+        lo = _cut(K, ch, n, t, nt)
+        hi = _cut(K, ch, n, t + 1, nt)
         if op == SOFTMAX_:
             sck.piece_scale(y + lo, hi - lo, a)
         else:
@@ -702,18 +704,14 @@ cdef void _split_row_bwd(int op, const floating *a, const floating *b, floating 
         _rows_kernel(&job, ptr, ld, 1, n, out[0])
         return
     for t in prange(nt, schedule='static', num_threads=nt):
-        lo = (K * t // nt) * ch
-        hi = (K * (t + 1) // nt) * ch
-        if hi > n:
-            hi = n
+        lo = _cut(K, ch, n, t, nt)
+        hi = _cut(K, ch, n, t + 1, nt)
         sck.piece_bwd_sums(bop, a + lo, b + lo, hi - lo, sums + K * t // nt)
     d = <floating>sck.piece_total(sums, K)
     free(sums)
     for t in prange(nt, schedule='static', num_threads=nt):
-        lo = (K * t // nt) * ch
-        hi = (K * (t + 1) // nt) * ch
-        if hi > n:
-            hi = n
+        lo = _cut(K, ch, n, t, nt)
+        hi = _cut(K, ch, n, t + 1, nt)
         sck.piece_bwd_out(bop, a + lo, b + lo, out + lo, hi - lo, d)
 
 
