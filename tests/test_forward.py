@@ -1176,3 +1176,21 @@ def test_split_rows_fewer_than_threads(sc, rng):
     x = _split_rows(rng, np.float32, 120001, rows=3)
     for name in FORWARD:
         assert_array_equal(getattr(sc, name)(x, num_threads=4), getattr(sc, name)(x, num_threads=1))
+
+
+@pytest.mark.skipif(np.finfo(np.longdouble).eps >= np.finfo(np.float64).eps,
+                    reason="needs a long double wider than double")
+@pytest.mark.parametrize("dtype,ulps", [(np.float32, 2.0), (np.float64, 2.5)])
+def test_exp_is_within_a_few_ulp(sc, dtype, ulps):
+    """The kernels' exp, seen through softmax: with the max at x_0 = 0,
+    y_i / y_0 = exp(x_i) up to the two roundings of the output; a million
+    arguments over [-30, 0] against long double.  (The float64 exp had a
+    Taylor polynomial once: 40 ulp.)"""
+    rng = np.random.default_rng(5)
+    x = np.zeros((1, 1_000_001), dtype)
+    x[0, 1:] = -rng.uniform(0, 30, 1_000_000)
+    y = sc.softmax(x, num_threads=1)[0]
+    ratio = y.astype(np.longdouble) / np.longdouble(y[0])
+    want = np.exp(x[0].astype(np.longdouble))
+    err = np.max(np.abs(ratio - want) / want) / np.finfo(dtype).eps  # relative, in eps
+    assert err <= ulps, err
