@@ -28,6 +28,8 @@ c. _api.py does all validation and policy (dtypes, axes, out=, where=,
    is either one of the inputs (same strides) or overlaps none.
 d. reference.py is the NumPy oracle the tests compare against.
 """
+import os
+
 from cython cimport floating
 from cython.parallel cimport prange, parallel
 from libc.stdlib cimport malloc, free
@@ -103,14 +105,42 @@ cdef struct Plan:
     Py_ssize_t bst[MAXA][MAXD] # batch strides of each operand, in bytes
 
 
+# GNU OpenMP keeps its thread pool's bookkeeping across fork() but not the
+# threads: in a child forked after this process ran a parallel region, the
+# child's first parallel region waits forever for workers that do not
+# exist.  So once threads have run, a forked child computes on one thread.
+cdef int _threads_used = 0
+cdef int _serial_after_fork = 0
+
+
+def _after_fork_in_child():
+    global _serial_after_fork
+    if _threads_used:
+        _serial_after_fork = 1
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def serial_after_fork():
+    """True in a child forked after the parent ran OpenMP threads."""
+    return bool(_serial_after_fork)
+
+
 cdef inline int _threads_for(Py_ssize_t work, Py_ssize_t parts, int requested) noexcept nogil:
     """Threads for `work` bytes of input in `parts` independent parts."""
+    global _threads_used
+    if _serial_after_fork:
+        return 1
     cdef Py_ssize_t t = work // MIN_BYTES_PER_THREAD
     if t > requested:
         t = requested
     if t > parts:
         t = parts
-    return <int>t if t >= 1 else 1
+    if t > 1:
+        _threads_used = 1
+        return <int>t
+    return 1
 
 
 cdef int _plan(Plan *p, tuple arrays, int k, unsigned reduced, bint allow_cols) except -1:
@@ -483,6 +513,8 @@ cdef int _default_threads = 0   # set_num_threads' value; 0: OpenMP's default
 
 
 cdef inline int _threads_default() noexcept nogil:
+    if _serial_after_fork:
+        return 1
     return _default_threads if _default_threads > 0 else omp_get_max_threads()
 
 
@@ -612,8 +644,9 @@ cdef inline int _split_threads(int op, Py_ssize_t rows, Py_ssize_t n, Py_ssize_t
     rows fewer than the threads asked for, an operation that has a split
     form (not the cross-entropy), and at least half of the MIN_SPLIT_*
     elements of the row per thread."""
+    global _threads_used
     cdef Py_ssize_t t, least
-    if op >= XENT or rows >= requested:
+    if op >= XENT or rows >= requested or _serial_after_fork:
         return 1
     if op <= LOGSUMEXP_:
         least = MIN_SPLIT_ELEMENTS_F64 if isz == 8 else MIN_SPLIT_ELEMENTS_F32
@@ -622,7 +655,10 @@ cdef inline int _split_threads(int op, Py_ssize_t rows, Py_ssize_t n, Py_ssize_t
     t = 2 * n // least
     if t > requested:
         t = requested
-    return <int>t if t >= 2 else 1
+    if t >= 2:
+        _threads_used = 1
+        return <int>t
+    return 1
 
 
 cdef inline Py_ssize_t _cut(Py_ssize_t K, Py_ssize_t ch, Py_ssize_t n, Py_ssize_t t,
