@@ -3,6 +3,10 @@
 Environment switches:
   SOFTMAX_C_NO_OPENMP=1   build without OpenMP (serial kernels)
   SOFTMAX_C_DEBUG=1       Cython bounds/wraparound checks on, -O1 -g
+  SOFTMAX_C_SANITIZE=1    AddressSanitizer + UndefinedBehaviorSanitizer
+                          (compile and link), -O1 -g; any UB report aborts.
+                          Python itself is not instrumented, so the runtime
+                          must be preloaded: see .ci/sanitize
 
 The shipped flags never include -ffast-math, -Ofast or -march=native: the
 kernels pick their instruction set at run time (csrc/sc_dispatch.c), and
@@ -68,6 +72,16 @@ def _openmp_flags(compiler):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _sanitize_flags():
+    """SOFTMAX_C_SANITIZE=1: the ASan + UBSan flags, for both the compiler
+    and the linker (so the extension links the sanitizer runtimes); else
+    []."""
+    if not _env_flag("SOFTMAX_C_SANITIZE"):
+        return []
+    return ["-fsanitize=address,undefined", "-fno-omit-frame-pointer",
+            "-fno-sanitize-recover=undefined"]
+
+
 class BuildExt(build_ext):
     def build_extensions(self):
         debug = _env_flag("SOFTMAX_C_DEBUG")
@@ -77,16 +91,18 @@ class BuildExt(build_ext):
                    "building serial kernels. build_info()['openmp'] will be False.")
             warnings.warn(msg)
             print("WARNING: " + msg, file=sys.stderr)
+        sanitize = _sanitize_flags()
         cflags = list(BASE_CFLAGS)
-        if debug:
+        if debug or sanitize:
             cflags = [f for f in cflags if f != "-O3"] + ["-O1", "-g"]
         else:
             # Python's own CFLAGS carry -g: with the kernels' inlining that is
             # 12 MB of debug information in a 0.2 MB extension.
             cflags.append("-g0")
+        cflags += sanitize
         for ext in self.extensions:
             ext.extra_compile_args = cflags + (omp or [])
-            ext.extra_link_args = list(omp or [])
+            ext.extra_link_args = list(omp or []) + sanitize
             ext.define_macros = ext.define_macros + [
                 ("SC_CFLAGS", '"%s"' % " ".join(cflags + (omp or [])))]
         super().build_extensions()

@@ -559,7 +559,8 @@ SC_ALWAYS_INLINE static inline void V(bwd_row)(const SC_T *a, const SC_T *b, SC_
         size_t len = n - i < SC_BWD_CHUNK ? n - i : SC_BWD_CHUNK;
         sc_two_sum_add(&s, &c, V(hsum)(V(bwd_chunk)(a + i, b + i, len, op)));
     }
-    V(bwd_apply)(a, b, out, n, (SC_T)(s + c), op, stream);
+    /* c is NaN (inf - inf) once s overflows or holds an infinity */
+    V(bwd_apply)(a, b, out, n, (SC_T)(isfinite(s) ? s + c : s), op, stream);
 }
 
 SC_ALWAYS_INLINE static inline void V(bwd_rows)(const SC_T *a, ptrdiff_t lda, const SC_T *b,
@@ -610,7 +611,8 @@ SC_ALWAYS_INLINE static inline void V(bwd_cols_block)(const SC_T *a, ptrdiff_t l
             V(two_sum)(&hi[v], &lo[v], acc[v]);
     }
     for (size_t v = 0; v < nv; v++)
-        acc[v] = V(add)(hi[v], lo[v]); /* d of each column vector */
+        /* d of each column vector; lo is NaN once hi is not finite */
+        acc[v] = V(select_lt)(V(sub)(hi[v], hi[v]), V(set1)((SC_T)1), V(add)(hi[v], lo[v]), hi[v]);
     for (size_t i = 0; i < n; i++) {
         const SC_T *ai = a + (ptrdiff_t)i * lda, *bi = b + (ptrdiff_t)i * ldb;
         SC_T *oi = out + (ptrdiff_t)i * ldo;

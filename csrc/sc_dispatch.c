@@ -8,6 +8,7 @@
  * table pointer is published with a release store and read with an acquire
  * load, so concurrent first calls are safe: each computes the same table.
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -225,13 +226,14 @@ void sc_xent_rows_f64(const double *z, ptrdiff_t ldz, const double *q, ptrdiff_t
 SC_PIECE_WRAPPERS(f32, float)
 SC_PIECE_WRAPPERS(f64, double)
 
-/* The same order and the same compensation as the row kernels' expsum. */
+/* The same order and the same compensation as the row kernels' sums
+ * (and, as the backward kernels, the total alone once it is not finite). */
 double sc_piece_total(const double *sums, size_t k)
 {
     double s = 0.0, c = 0.0;
     for (size_t i = 0; i < k; i++)
         sc_two_sum_add(&s, &c, sums[i]);
-    return s + c;
+    return isfinite(s) ? s + c : s;
 }
 
 static const sc_api sc_api_table = {

@@ -465,7 +465,7 @@ def _xent(logits, target, axis, weight, ignore_index, reduction, label_smoothing
     if ttype == "index":
         # the int64 targets for the kernel (-1: ignored), the range check
         # and the mean's denominator (the kept targets' weights)
-        if t.dtype == np.uint64 or not -2**63 <= ignore_index < 2**63:
+        if t.dtype.kind == "u" and t.itemsize == 8 or not -2**63 <= ignore_index < 2**63:
             # values or ignore_index beyond int64: NumPy's comparisons
             _validate.check_target_range(t, n, ignore_index)
             keep = t != ignore_index
@@ -475,7 +475,7 @@ def _xent(logits, target, axis, weight, ignore_index, reduction, label_smoothing
                       else float(np.sum(w.astype(np.float64)[tk[keep]])))
         else:  # one pass in C
             tk, _, w_kept, bad = _kernels.xent_targets(
-                np.ascontiguousarray(t, np.int64), n, ignore_index,
+                np.require(t, np.int64, ["C", "A"]), n, ignore_index,  # aligned too
                 None if w is None else np.ascontiguousarray(w, np.float64))
             if bad is not None:
                 _validate.check_target_range(t, n, ignore_index)  # raises, naming it

@@ -66,7 +66,7 @@ def _finish(res, result_dtype, out):
     """Cast `res` to the result dtype, or write it to `out` and return
     `out`."""
     if out is None:
-        return res.astype(result_dtype, copy=False)
+        return np.asarray(res).astype(result_dtype, copy=False)  # 0-d: an array, not a scalar
     np.copyto(out, res, casting="unsafe")
     return out
 
