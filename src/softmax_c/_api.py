@@ -20,7 +20,9 @@ def get_num_threads():
 
     It is the value given to :func:`set_num_threads` if any, else OpenMP's
     default for the calling thread, which honours ``OMP_NUM_THREADS`` and
-    limits set with ``threadpoolctl``.  1 when built without OpenMP.
+    limits set with ``threadpoolctl``.  1 when built without OpenMP, and
+    in a child process forked after this process ran OpenMP threads (GNU
+    OpenMP cannot start a thread team there; calls then run serially).
     """
     return _kernels.default_threads()
 
