@@ -880,6 +880,24 @@ SC_ALWAYS_INLINE static inline void V(xent_ud)(const SC_T *z, const SC_T *q, con
     *pd = D;
 }
 
+/* U and D again, one term at a time in double: for rows whose vector sums
+ * are not finite.  The lanes add in SC_T, where u or m - z (float32 logits
+ * 6e38 apart) overflow while the row's sums in double do not. */
+static void V(xent_ud_double)(const SC_T *z, const SC_T *q, const SC_T *w, size_t n, double m,
+                              double ls, int kind, double *pu, double *pd)
+{
+    double U = 0.0, D = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double u = kind == SC_XENT_PROB ? (double)q[i] * (1.0 - ls) + ls / (double)n : 1.0;
+        if (w)
+            u *= (double)w[i];
+        U += u;
+        D += u * (m - (double)z[i]);
+    }
+    *pu = U;
+    *pd = D;
+}
+
 SC_ALWAYS_INLINE static inline VEC V(xent_ge)(const SC_T *g, const SC_T *q, const SC_T *w, size_t i,
                                               size_t k, VEC va, VEC vb, VEC a, VEC b, int kind,
                                               size_t t, SC_T gt)
@@ -911,10 +929,30 @@ SC_ALWAYS_INLINE static inline void V(xent_cached_stats)(const SC_T *z, const SC
 {
     const SC_T mx = V(row_max)(z, n);
     *pu = *pd = 0.0;
-    if (kind != SC_XENT_PLAIN)
+    if (kind != SC_XENT_PLAIN) {
         V(xent_ud)(z, q, w, n, (double)mx, ls, kind, pu, pd);
+        if (!(isfinite(*pu) && isfinite(*pd)))
+            V(xent_ud_double)(z, q, w, n, (double)mx, ls, kind, pu, pd);
+    }
     *pm = (double)mx;
     *ps = V(expsum)(z, g, n, mx, NULL);
+}
+
+/* The probability-target loss sum_c u_c ((m - z_c) + log s) term by term,
+ * in double.  U log(s) + D is the same sum regrouped, but U = sum u or D
+ * overflow (or hold inf * 0 = NaN at the max logit) when u is far outside
+ * [0, 1] -- q = 1e308 or inf -- where the terms themselves do not. */
+static double V(xent_loss_terms)(const SC_T *z, const SC_T *q, const SC_T *w, size_t n, double m,
+                                 double log_s, double ls)
+{
+    double sum = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double u = (double)q[i] * (1.0 - ls) + ls / (double)n;
+        if (w)
+            u *= (double)w[i];
+        sum += u * ((m - (double)z[i]) + log_s);
+    }
+    return sum;
 }
 
 SC_ALWAYS_INLINE static inline void V(xent_row)(const SC_T *z, const SC_T *q, int64_t t, SC_T *g,
@@ -938,13 +976,29 @@ SC_ALWAYS_INLINE static inline void V(xent_row)(const SC_T *z, const SC_T *q, in
     double m, s, U, D;
     /* a row that stays in cache: one exp per element with a gradient; the
      * loss alone takes the same steps, so that it is the same bits */
-    const int cached = n * sizeof(SC_T) <= SC_XENT_CACHED_MAX_BYTES;
+    int cached = n * sizeof(SC_T) <= SC_XENT_CACHED_MAX_BYTES;
     if (q != NULL) {
-        if (cached)
-            V(xent_cached_stats)(z, q, w, g, n, ls, SC_XENT_PROB, &m, &s, &U, &D);
-        else
+        if (cached) {
+            /* steps 1-2 first: U and D decide whether step 3 may write g */
+            const SC_T mx = V(row_max)(z, n);
+            m = (double)mx;
+            V(xent_ud)(z, q, w, n, m, ls, SC_XENT_PROB, &U, &D);
+            if (!(isfinite(U) && isfinite(D)))
+                V(xent_ud_double)(z, q, w, n, m, ls, SC_XENT_PROB, &U, &D);
+            if (isfinite(U) && isfinite(D))
+                s = V(expsum)(z, g, n, mx, NULL);
+            else
+                cached = 0;
+        }
+        if (!cached) {
             V(xent_stats)(z, q, w, n, ls, SC_XENT_PROB, &m, &s, &U, &D);
-        *loss = U * log(s) + D;
+            if (!(isfinite(U) && isfinite(D)))
+                V(xent_ud_double)(z, q, w, n, m, ls, SC_XENT_PROB, &U, &D);
+        }
+        if (isfinite(U) && isfinite(D))
+            *loss = U * log(s) + D;
+        else /* targets far outside [0, 1]: term by term (z is unchanged) */
+            *loss = V(xent_loss_terms)(z, q, w, n, m, log(s), ls);
         if (cached && g)
             V(xent_scale)(g, q, w, n, p->scale * U / s, p->scale, ls, SC_XENT_PROB, (size_t)-1,
                           (SC_T)0);
@@ -963,6 +1017,8 @@ SC_ALWAYS_INLINE static inline void V(xent_row)(const SC_T *z, const SC_T *q, in
         V(xent_stats)(z, NULL, w, n, ls, SC_XENT_PLAIN, &m, &s, &U, &D);
     else
         V(xent_stats)(z, NULL, w, n, ls, SC_XENT_INDEX_SMOOTH, &m, &s, &U, &D);
+    if (!cached && kind != SC_XENT_PLAIN && !isfinite(D))
+        V(xent_ud_double)(z, NULL, w, n, m, ls, SC_XENT_INDEX_SMOOTH, &U, &D);
     const double ln_s = log(s);
     *loss = (1.0 - ls) * wt * ((m - zt) + ln_s) + (eps != 0.0 ? eps * (p->weight_sum * ln_s + D) : 0.0);
     if (g) {

@@ -410,18 +410,16 @@ def backward_unbounded(name, built, expected, actual):
         bound_backward(name, built, expected))
 
 
-def known_xent_prob_overflow(built):
-    """Known bug 2 (test_known_bug_probability_targets_*): probability
-    targets far outside [0, 1] (the API allows any float): the kernel's
-    loss is U log(s) + D with U = sum u and D = sum u (m - z)
-    (csrc/sc_body.h xent_stats), so an infinite u gives inf * 0 = NaN at
-    the max logit (the reference: +inf), and U or D can overflow -- U in
-    float32 lanes for float32 logits -- where the exact loss and the
-    reference's are finite: z = [0, 0], q = [1e308, 1e308] gives inf here,
-    1.386e308 there.  The gradient's p U - u too, and the reference's
-    sums of u overflow in other places.  Returns the mask (batch shape) of
-    the samples whose terms sum(|u| (1 + |lse - z|)) exceed the compute
-    dtype's range, or None."""
+def xent_prob_sum_overflow(built):
+    """Not a bug: with probability targets far outside [0, 1] (the API
+    allows any float), the gradient's p sum(u) - u needs sum(u), which
+    overflows -- or not, depending on the order of summation; in float32
+    lanes for float32 logits -- where the terms are finite (z = [0, 0],
+    q = [1e308, 1e308]: sum(u) = inf in every order).  The loss has no
+    such sum (test_probability_targets_far_outside_the_unit_interval) and
+    is compared.  Returns the mask (batch shape) of the samples whose terms
+    sum(|u| (1 + |lse - z|)) exceed a quarter of the compute dtype's range,
+    or None."""
     z, t = (np.asarray(v) for v in built.args)
     if t.dtype.kind != "f":
         return None
@@ -457,12 +455,21 @@ def xent_reference_overflow(built, expected, actual, ref, grad):
     cdt = _compute_dtype(z.dtype)
     want = expected if grad else (expected, None)
     got = actual if grad else (actual, None)
-    known = known_xent_prob_overflow(built)
-    if known is not None and known.any():
-        loss_mask = known if built.kwargs["reduction"] == "none" else np.asarray(True)
+    big = xent_prob_sum_overflow(built)
+    big_grad = None
+    if grad and big is not None and big.any():
         k = int(built.kwargs["axis"]) % z.ndim
-        grad_mask = np.broadcast_to(np.expand_dims(known, k), z.shape) if grad else None
-        return loss_mask, grad_mask
+        big_grad = np.broadcast_to(np.expand_dims(big, k), z.shape)
+    loss_mask, grad_mask = _xent_float32_overflow(built, want, got, ref, grad)
+    if big_grad is not None:
+        grad_mask = big_grad if grad_mask is None else grad_mask | big_grad
+    return loss_mask, grad_mask
+
+
+def _xent_float32_overflow(built, want, got, ref, grad):
+    """The float32 part of xent_reference_overflow."""
+    z, t = (np.asarray(v) for v in built.args)
+    cdt = _compute_dtype(z.dtype)
     if cdt == F64 or all(w is None or np.isfinite(np.asarray(w, np.float64)).all() for w in want):
         return None, None
     kw = {k: v for k, v in built.kwargs.items() if k not in ("out", "num_threads")}
@@ -602,15 +609,18 @@ def assert_matches(actual, expected, bound, what, skip=None, values=None):
     a64, e64 = a.astype(np.float64), e.astype(np.float64)
     nan_a, nan_e = np.isnan(a64), np.isnan(e64)
     bad = nan_a != nan_e
-    inf_e = np.isinf(e64)
-    bad |= inf_e & (a64 != e64)
     lim = np.broadcast_to(np.nan_to_num(np.asarray(bound, np.float64), nan=np.inf,
                                         posinf=np.inf), e.shape)
+    # a bound beyond the result dtype's range allows an infinity (float16),
+    # and a finite value where the reference overflowed (one of its terms
+    # past the range, e.g. lse - z = 2e308 in a smoothing sum, that the
+    # kernel's grouping avoids), of the same sign
+    big = lim >= float(np.finfo(a.dtype).max) if a.dtype.kind == "f" else False
+    inf_e = np.isinf(e64)
+    bad |= inf_e & (a64 != e64) & ~(big & (np.sign(a64) == np.sign(e64)))
     fin = ~nan_e & ~inf_e & ~nan_a
     if values is not None:
         e64 = np.asarray(values, np.float64)
-    # a bound beyond the result dtype's range allows an infinity (float16)
-    big = lim >= float(np.finfo(a.dtype).max) if a.dtype.kind == "f" else False
     with np.errstate(invalid="ignore"):
         bad |= fin & ~((np.abs(a64 - e64) <= lim) | (np.isinf(a64) & big))
     if skip is not None:
@@ -1088,7 +1098,9 @@ def test_fuzz_helpers_build_the_layouts_they_claim():
     assert np.isnan(buf).sum() == buf.size - v.size
 
 
-# ---------------------------------------------------------------- known bugs
+# ---------------------------------------------------------------- bugs found here
+# Fixed ones stay as regression tests; a known, unfixed one is marked
+# KNOWN_BUG (a strict xfail, which fails once the bug is fixed).
 
 KNOWN_BUG = pytest.mark.xfail(MODULE_UNDER_TEST == "softmax_c", strict=True,
                               reason="known bug, found by this file")
@@ -1108,19 +1120,40 @@ def test_backward_sum_overflow_gives_the_formulas_inf(sc, layout):
                                               axis=axis)).all()
 
 
-@KNOWN_BUG
-def test_known_bug_probability_targets_sum_overflow(sc):
-    """Bug 2a: the loss of probability targets is U log(s) + D with U =
-    sum(q): for q = [1e308, 1e308] U overflows, and the loss is inf where
-    it is 2 log(2) 1e308 = 1.386e308 (the reference's, PyTorch's)."""
+def test_probability_targets_far_outside_the_unit_interval(sc):
+    """Once bug 2: the loss of probability targets was U log(s) + D with U
+    = sum(u), D = sum(u (m - z)): for q = [1e308, 1e308] U overflowed (inf
+    where the loss is 2 log(2) 1e308 = 1.386e308, the reference's and
+    PyTorch's), and an infinite q gave inf * (m - z_max) = inf * 0 = NaN
+    in D (the loss is +inf).  Such rows now take the terms one by one;
+    in float32 lanes sum(u) overflows earlier, so float32 too."""
     with np.errstate(all="ignore"):
         loss = sc.cross_entropy(np.zeros(2), np.array([1e308, 1e308]))
-    assert np.isclose(loss, 2 * math.log(2) * 1e308, rtol=1e-14, atol=0)
-
-
-@KNOWN_BUG
-def test_known_bug_probability_targets_infinite(sc):
-    """Bug 2b: an infinite probability target gives inf * (m - z_max) =
-    inf * 0 = NaN in D; the loss is +inf (the reference's, PyTorch's)."""
-    with np.errstate(all="ignore"):
+        assert np.isclose(loss, 2 * math.log(2) * 1e308, rtol=1e-14, atol=0)
         assert sc.cross_entropy(np.zeros(2), np.array([np.inf, 0.5])) == np.inf
+        # float32: sum(q) = 4e38 overflows float32 (the lanes add q_0 and
+        # q_16 at every SIMD level), the loss 4e38 log(2) does not
+        z = np.full((2, 64), -100, np.float32)
+        z[:, [0, 16]] = 0
+        q = np.zeros((2, 64), np.float32)
+        q[:, [0, 16]] = 2e38
+        got = sc.cross_entropy(z, q, reduction="none")
+        lse = np.log(2 + 62 * np.exp(-100.0))
+        np.testing.assert_allclose(got, [4e38 * lse] * 2, rtol=1e-6)
+        assert sc.cross_entropy_grad(z, q, reduction="none", out=z.copy())[0].tolist() == got.tolist()
+
+
+@pytest.mark.parametrize("n", [40, 300000])   # cache-resident and streamed rows
+def test_float32_smoothing_sum_beyond_float32(sc, n):
+    """Once bug 3: the smoothing term sum_c w_c (m - z_c) was added in
+    float32 lanes for float32 logits, where m - z_c = 6.8e38 overflows
+    while the loss (that sum / n) is finite: inf instead of 1.7e37."""
+    z = np.zeros((1, n), np.float32)
+    z[0, ::2] = -3.4e38
+    z[0, 1::2] = 3.4e38
+    want = (3.4e38 + 3.4e38) / 2 + math.log(n / 2)      # lse - z averaged, ls = 1
+    with np.errstate(all="ignore"):
+        got = sc.cross_entropy(z, np.array([1]), label_smoothing=1.0)
+        assert np.isclose(got, want, rtol=1e-6)
+        loss, _ = sc.cross_entropy_grad(z, np.array([1]), label_smoothing=1.0)
+        assert loss == got
