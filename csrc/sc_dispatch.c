@@ -29,10 +29,10 @@ typedef struct {
     void (*name##_f64)(const double *, ptrdiff_t, const double *, ptrdiff_t, double *, ptrdiff_t, size_t, size_t);
     SC_BINARY_KERNELS(SC_FIELDB)
 #undef SC_FIELDB
-    void (*xent_rows_f32)(const float *, ptrdiff_t, const float *, ptrdiff_t, const int64_t *, ptrdiff_t,
-                          float *, ptrdiff_t, double *, ptrdiff_t, size_t, size_t, const sc_xent_params *);
-    void (*xent_rows_f64)(const double *, ptrdiff_t, const double *, ptrdiff_t, const int64_t *, ptrdiff_t,
-                          double *, ptrdiff_t, double *, ptrdiff_t, size_t, size_t, const sc_xent_params *);
+    sc_xent_f32_fn *xent_rows_f32;
+    sc_xent_f64_fn *xent_rows_f64;
+    sc_xent_f32_fn *xent_cols_f32;
+    sc_xent_f64_fn *xent_cols_f64;
 #define SC_PIECE_FIELDS(s, T)                                                  \
     T (*piece_max_##s)(const T *, size_t);                                           \
     size_t (*piece_chunk_##s)(void);                                             \
@@ -51,7 +51,7 @@ typedef struct {
 #define SC_TABLE(isa, lvl)                                                     \
     static const sc_table sc_table_##isa = {                                   \
         SC_UNARY_KERNELS(SC_ENTRY_##isa) SC_BINARY_KERNELS(SC_ENTRY_##isa)     \
-        SC_ENTRY_(xent_rows, isa) SC_PIECES_(f32, isa) SC_PIECES_(f64, isa) lvl \
+        SC_ENTRY_(xent_rows, isa) SC_ENTRY_(xent_cols, isa) SC_PIECES_(f32, isa) SC_PIECES_(f64, isa) lvl \
     };
 #define SC_PIECES_(s, isa)                                                     \
     sc_piece_max_##s##__##isa, sc_piece_chunk_##s##__##isa, sc_piece_expsum_##s##__##isa, \
@@ -188,19 +188,21 @@ SC_UNARY_KERNELS(SC_WRAPPER)
     }
 SC_BINARY_KERNELS(SC_WRAPPER_B)
 
-void sc_xent_rows_f32(const float *z, ptrdiff_t ldz, const float *q, ptrdiff_t ldq, const int64_t *t,
-                      ptrdiff_t ldt, float *g, ptrdiff_t ldg, double *loss, ptrdiff_t ldl, size_t rows,
-                      size_t n, const sc_xent_params *p)
-{
-    sc_table_get()->xent_rows_f32(z, ldz, q, ldq, t, ldt, g, ldg, loss, ldl, rows, n, p);
-}
-
-void sc_xent_rows_f64(const double *z, ptrdiff_t ldz, const double *q, ptrdiff_t ldq, const int64_t *t,
-                      ptrdiff_t ldt, double *g, ptrdiff_t ldg, double *loss, ptrdiff_t ldl, size_t rows,
-                      size_t n, const sc_xent_params *p)
-{
-    sc_table_get()->xent_rows_f64(z, ldz, q, ldq, t, ldt, g, ldg, loss, ldl, rows, n, p);
-}
+#define SC_XENT_WRAPPERS(name)                                                 \
+    void sc_##name##_f32(const float *z, ptrdiff_t ldz, const float *q, ptrdiff_t ldq, \
+                         const int64_t *t, ptrdiff_t ldt, float *g, ptrdiff_t ldg, double *loss, \
+                         ptrdiff_t ldl, size_t a, size_t b, const sc_xent_params *p) \
+    {                                                                          \
+        sc_table_get()->name##_f32(z, ldz, q, ldq, t, ldt, g, ldg, loss, ldl, a, b, p); \
+    }                                                                          \
+    void sc_##name##_f64(const double *z, ptrdiff_t ldz, const double *q, ptrdiff_t ldq, \
+                         const int64_t *t, ptrdiff_t ldt, double *g, ptrdiff_t ldg, double *loss, \
+                         ptrdiff_t ldl, size_t a, size_t b, const sc_xent_params *p) \
+    {                                                                          \
+        sc_table_get()->name##_f64(z, ldz, q, ldq, t, ldt, g, ldg, loss, ldl, a, b, p); \
+    }
+SC_XENT_WRAPPERS(xent_rows)
+SC_XENT_WRAPPERS(xent_cols)
 
 #define SC_PIECE_WRAPPERS(s, T)                                                \
     T sc_piece_max_##s(const T *x, size_t n) { return sc_table_get()->piece_max_##s(x, n); } \
@@ -258,6 +260,7 @@ static const sc_api sc_api_table = {
     sc_piece_scale_f32, sc_piece_scale_f64, sc_piece_log_softmax_f32, sc_piece_log_softmax_f64,
     sc_piece_bwd_chunk_f32, sc_piece_bwd_chunk_f64, sc_piece_bwd_sums_f32, sc_piece_bwd_sums_f64,
     sc_piece_bwd_out_f32, sc_piece_bwd_out_f64,
+    sc_xent_cols_f32, sc_xent_cols_f64,
 };
 
 const sc_api *sc_get_api(void) { return &sc_api_table; }

@@ -76,13 +76,14 @@
 #define SC_DECLB_F64_avx2(name) SC_DECL_BINARY(name, f64, double, avx2)
 #define SC_DECLB_F32_avx512f(name) SC_DECL_BINARY(name, f32, float, avx512f)
 #define SC_DECLB_F64_avx512f(name) SC_DECL_BINARY(name, f64, double, avx512f)
-#define SC_DECL_XENT(isa)                                                      \
-    void sc_xent_rows_f32__##isa(const float *, ptrdiff_t, const float *, ptrdiff_t, const int64_t *, \
-                                 ptrdiff_t, float *, ptrdiff_t, double *, ptrdiff_t, size_t, size_t, \
-                                 const sc_xent_params *);                      \
-    void sc_xent_rows_f64__##isa(const double *, ptrdiff_t, const double *, ptrdiff_t, const int64_t *, \
-                                 ptrdiff_t, double *, ptrdiff_t, double *, ptrdiff_t, size_t, size_t, \
-                                 const sc_xent_params *);
+#define SC_DECL_XENT(isa) SC_DECL_XENT_(xent_rows, isa) SC_DECL_XENT_(xent_cols, isa)
+#define SC_DECL_XENT_(name, isa)                                               \
+    void sc_##name##_f32__##isa(const float *, ptrdiff_t, const float *, ptrdiff_t, const int64_t *, \
+                                ptrdiff_t, float *, ptrdiff_t, double *, ptrdiff_t, size_t, size_t, \
+                                const sc_xent_params *);                       \
+    void sc_##name##_f64__##isa(const double *, ptrdiff_t, const double *, ptrdiff_t, const int64_t *, \
+                                ptrdiff_t, double *, ptrdiff_t, double *, ptrdiff_t, size_t, size_t, \
+                                const sc_xent_params *);
 #define SC_DECL_F32_scalar(name) SC_DECL_UNARY(name, f32, float, scalar)
 #define SC_DECL_F64_scalar(name) SC_DECL_UNARY(name, f64, double, scalar)
 #define SC_DECL_F32_avx2(name) SC_DECL_UNARY(name, f32, float, avx2)

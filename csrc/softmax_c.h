@@ -110,6 +110,17 @@ void sc_xent_rows_f32(const float *z, ptrdiff_t ldz, const float *q, ptrdiff_t l
 void sc_xent_rows_f64(const double *z, ptrdiff_t ldz, const double *q, ptrdiff_t ldq, const int64_t *t,
                       ptrdiff_t ldt, double *g, ptrdiff_t ldg, double *loss, ptrdiff_t ldl, size_t rows,
                       size_t n, const sc_xent_params *p);
+/* The same over a panel: n classes (stride ldz) by m contiguous columns,
+ * one sample per column -- the layout of PyTorch's (N, C, d1, ...) along
+ * axis 1 -- with t[j*ldt] and loss[j*ldl] per column and q, g panels like z
+ * (strides ldq, ldg; g may be z).  Results within the same bounds as the
+ * row kernel's, not bitwise the same (the sums run per lane). */
+void sc_xent_cols_f32(const float *z, ptrdiff_t ldz, const float *q, ptrdiff_t ldq, const int64_t *t,
+                      ptrdiff_t ldt, float *g, ptrdiff_t ldg, double *loss, ptrdiff_t ldl, size_t n,
+                      size_t m, const sc_xent_params *p);
+void sc_xent_cols_f64(const double *z, ptrdiff_t ldz, const double *q, ptrdiff_t ldq, const int64_t *t,
+                      ptrdiff_t ldt, double *g, ptrdiff_t ldg, double *loss, ptrdiff_t ldl, size_t n,
+                      size_t m, const sc_xent_params *p);
 
 /* ---- One row across threads ---------------------------------------------
  * The pieces the row kernels are made of, for splitting one long row
@@ -248,6 +259,9 @@ typedef struct {
     void (*piece_bwd_sums_f64)(int, const double *, const double *, size_t, double *);
     void (*piece_bwd_out_f32)(int, const float *, const float *, float *, size_t, float);
     void (*piece_bwd_out_f64)(int, const double *, const double *, double *, size_t, double);
+    /* appended: cross-entropy panels (check size before use) */
+    sc_xent_f32_fn *xent_cols_f32;
+    sc_xent_f64_fn *xent_cols_f64;
 } sc_api;
 
 /* The table (a static object: never freed, never changes). */

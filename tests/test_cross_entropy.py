@@ -45,6 +45,7 @@ The gradient rows sum to zero in exact arithmetic for every option
 held to the sum of the element bounds of the row, without using any
 oracle's values.
 """
+import math
 import tracemalloc
 
 import numpy as np
@@ -467,6 +468,66 @@ def test_class_counts(sc, ref, rng, n, dtype):
         check(sc, ref, x, t, **kw)
         tt = t if t.ndim == 1 else np.ascontiguousarray(t.T)
         check(sc, ref, np.ascontiguousarray(x.T), tt, axis=0, **kw)
+
+
+@pytest.mark.parametrize("dtype", F32_F64)
+@pytest.mark.parametrize("m", [1, 7, 8, 15, 16, 17, 31, 33, 63, 64, 65, 130])
+def test_panel_column_counts(sc, ref, rng, m, dtype):
+    """Along a strided class axis with a contiguous inner axis (PyTorch's
+    (N, C, d1) layout) the samples are the columns of panels, taken a
+    vector at a time and in blocks of 64: every column count around the
+    vector widths and the block, with ignored and special columns, the
+    options, probability targets, and out=logits in place."""
+    for n in (1, 3, 17):
+        x = _logits(rng, (2, n, m), dtype)
+        ign = 3 if n > 3 else -100
+        t = rng.integers(0, n, (2, m))
+        t[:, ::3] = ign
+        x[0, :, m // 2] = np.nan          # a NaN column, and ignored ones holding NaN
+        x[1, 0, -1] = np.inf
+        if m > 3:
+            x[1, :, 1] = -np.inf
+            t[1, 0] = ign
+            x[1, :, 0] = np.nan
+        q = _target(rng, x.shape, 1, "prob", np.float64)
+        w = rng.uniform(0.2, 2, n)
+        for tt, kw in ((t, dict(ignore_index=ign)),
+                       (t, dict(ignore_index=ign, weight=w, label_smoothing=0.2,
+                                reduction="none")),
+                       (q, dict(weight=w, label_smoothing=0.1, reduction="sum"))):
+            _, grad, _, _ = check(sc, ref, x, tt, axis=1, **kw)
+            inplace = x.copy()
+            loss, g2 = sc.cross_entropy_grad(inplace, tt, axis=1, out=inplace, **kw)
+            assert g2 is inplace
+            assert_array_equal(inplace, grad)
+
+
+def test_panel_lanes_past_the_float32_range(sc, ref):
+    """A panel's sums run per lane in the logits' dtype: float32 logits
+    6.8e38 apart overflow m - z there (the smoothing sum), as probability
+    targets of 1e308 overflow sum(u) in float64; those lanes are redone in
+    double, or term by term, as in the row kernel."""
+    z = np.zeros((2, 40, 5), np.float32)
+    z[:, ::2, :] = -3.4e38
+    z[:, 1::2, :] = 3.4e38
+    t = np.ones((2, 5), np.int64)
+    with np.errstate(all="ignore"):
+        got = sc.cross_entropy(z, t, axis=1, label_smoothing=1.0, reduction="none")
+        rows = sc.cross_entropy(np.ascontiguousarray(np.moveaxis(z, 1, -1)), t,
+                                label_smoothing=1.0, reduction="none")
+    np.testing.assert_allclose(got, rows, rtol=1e-6)
+    assert np.isfinite(got).all()
+    zd = np.zeros((1, 2, 3))
+    q = np.full((1, 2, 3), 1e308)
+    q[0, 0, 2] = np.inf
+    with np.errstate(all="ignore"):
+        loss, grad = sc.cross_entropy_grad(zd, q, axis=1, reduction="none")
+        grad_rows = sc.cross_entropy_grad(np.ascontiguousarray(np.moveaxis(zd, 1, -1)),
+                                          np.ascontiguousarray(np.moveaxis(q, 1, -1)),
+                                          reduction="none")[1]
+    np.testing.assert_allclose(loss[0, :2], 2 * math.log(2) * 1e308, rtol=1e-14)
+    assert loss[0, 2] == np.inf
+    assert_array_equal(grad, np.moveaxis(grad_rows, -1, 1))
 
 
 def test_rows_of_one_class(sc, ref, rng):

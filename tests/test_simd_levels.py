@@ -61,12 +61,20 @@ for dt in (np.float32, np.float64):
         z = rng.normal(0, 4, (6, n)).astype(dt)
         t = rng.integers(0, n, 6)
         w = rng.uniform(0.5, 2, n)
+        zp = rng.normal(0, 4, (n, 37)).astype(dt)   # a panel: 37 samples along axis 0
+        tp = rng.integers(0, n, 37)
+        tp[::5] = -100
+        qp = rng.random((n, 37))
+        qp = (qp / qp.sum(axis=0)).astype(dt)
         for kw in ({}, {"weight": w, "label_smoothing": 0.1}):
-            loss, g = sc.cross_entropy_grad(z, t, reduction="sum", **kw)
-            wl, wg = ref.cross_entropy_grad(z.astype(np.float64), t, reduction="sum", **kw)
-            key = ("cross_entropy_grad", str(np.dtype(dt)))
-            worst[key] = max(worst.get(key, 0.0), rel(loss, wl, max(1.0, abs(wl))),
-                             rel(g, wg, 1.0))
+            for zz, tt, axis in ((z, t, -1), (np.ascontiguousarray(z.T), t, 0), (zp, tp, 0),
+                                 (zp, qp, 0)):
+                loss, g = sc.cross_entropy_grad(zz, tt, axis=axis, reduction="sum", **kw)
+                wl, wg = ref.cross_entropy_grad(zz.astype(np.float64), tt, axis=axis,
+                                                reduction="sum", **kw)
+                key = ("cross_entropy_grad", str(np.dtype(dt)))
+                worst[key] = max(worst.get(key, 0.0), rel(loss, wl, max(1.0, abs(wl))),
+                                 rel(g, wg, 1.0))
 # one row split across threads: bitwise the one-thread result at this level
 # too (the piece cuts follow this level's sum chunk)
 for dt, n in ((np.float32, 300007), (np.float64, 100003)):

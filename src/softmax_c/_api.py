@@ -497,7 +497,9 @@ def _xent(logits, target, axis, weight, ignore_index, reduction, label_smoothing
         denom = w_kept
     else:
         q = t if t.dtype == compute and t.flags.aligned else t.astype(compute)
-        tk = np.broadcast_to(np.zeros((), np.int64), kept)  # not read
+        # not read; a real array (not a broadcast one) so that its strides
+        # let the batch dims merge and the panel kernels apply
+        tk = np.zeros(kept, np.int64)
         denom = float(z.size // n)
     wc = None if w is None else np.ascontiguousarray(w, compute)
     wsum = float(n) if w is None else float(np.sum(w, dtype=np.float64))
@@ -506,12 +508,18 @@ def _xent(logits, target, axis, weight, ignore_index, reduction, label_smoothing
         scale = 1.0 / denom if denom != 0.0 else float("inf")
 
     grad = None
+    loss_k = np.empty(kept, np.float64)
     if want_grad:
         direct = (out is not None and out.dtype == compute and out.flags.aligned
                   and (_same_view(out, zc) or not np.may_share_memory(out, zc))
                   and (q is None or not np.may_share_memory(out, q)))
+        if direct and not _same_view(out, zc):
+            # the same kernel (so the same bits) as without out: an out
+            # whose layout rules out the panel kernel that the logits allow
+            # goes through a fresh array
+            direct = (_kernels.xent_uses_panels(zc, q, tk, out, loss_k, k)
+                      == _kernels.xent_uses_panels(zc, q, tk, None, loss_k, k))
         grad = out if direct else np.empty_like(zc)
-    loss_k = np.empty(kept, np.float64)
     _kernels.cross_entropy(zc, q, tk, grad, loss_k, k, wc, ls, scale, wsum, nt)
 
     per_sample = loss_k.reshape(batch)

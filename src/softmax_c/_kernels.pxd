@@ -28,6 +28,8 @@ from softmax_c.kernels cimport (
     log_softmax_vjp_cols_f64 as sc_log_softmax_vjp_cols_f64,
     xent_rows_f32 as sc_xent_rows_f32,
     xent_rows_f64 as sc_xent_rows_f64,
+    xent_cols_f32 as sc_xent_cols_f32,
+    xent_cols_f64 as sc_xent_cols_f64,
     simd_level as sc_simd_level,
     simd_name as sc_simd_name,
     simd_supported as sc_simd_supported,

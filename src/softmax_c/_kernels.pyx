@@ -278,11 +278,23 @@ cdef inline void _rows_kernel(const Job *job, char **p, const Py_ssize_t *ld, Py
             sc_log_softmax_vjp_rows_f64(<double *>p[0], ld[0], <double *>p[1], ld[1], <double *>p[2], ld[2], rows, n)
 
 
-cdef inline void _cols_kernel(int op, char **p, const Py_ssize_t *ld, Py_ssize_t n,
+cdef inline void _cols_kernel(const Job *job, char **p, const Py_ssize_t *ld, Py_ssize_t n,
                               Py_ssize_t m, floating dummy) noexcept nogil:
-    """The panel kernel of op on operands p (output last), ld their axis
-    strides in elements (for logsumexp, the output's column stride)."""
-    if floating is float:
+    """The panel kernel of job on operands p (output last; the
+    cross-entropy's as in _rows_kernel), ld their axis strides in elements
+    (for the operands without the axis -- logsumexp's output, the
+    cross-entropy's targets and losses -- their column stride)."""
+    cdef int op = job.op
+    if op == XENT:
+        if floating is float:
+            sc_xent_cols_f32(<float *>p[0], ld[0], <float *>p[1] if job.has_q else NULL, ld[1],
+                             <int64_t *>p[3], ld[3], <float *>p[2] if job.has_g else NULL, ld[2],
+                             <double *>p[4], ld[4], n, m, &job.prm)
+        else:
+            sc_xent_cols_f64(<double *>p[0], ld[0], <double *>p[1] if job.has_q else NULL, ld[1],
+                             <int64_t *>p[3], ld[3], <double *>p[2] if job.has_g else NULL, ld[2],
+                             <double *>p[4], ld[4], n, m, &job.prm)
+    elif floating is float:
         if op == 0:
             sc_softmax_cols_f32(<float *>p[0], ld[0], <float *>p[1], ld[1], n, m)
         elif op == 1:
@@ -336,7 +348,7 @@ cdef void _rows_range(const Job *job, char **base, const Plan *p, Py_ssize_t g0,
         g += seg
 
 
-cdef void _cols_item(int op, char **base, const Plan *p, Py_ssize_t it,
+cdef void _cols_item(const Job *job, char **base, const Plan *p, Py_ssize_t it,
                      Py_ssize_t nblk, floating dummy) noexcept nogil:
     """Column block it % nblk of panel it // nblk."""
     cdef Py_ssize_t off[MAXA]
@@ -348,7 +360,7 @@ cdef void _cols_item(int op, char **base, const Plan *p, Py_ssize_t it,
     _offsets(p, it // nblk, p.nb, off)
     for a in range(p.narr):
         ptr[a] = base[a] + off[a] + j0 * p.isz[a]
-    _cols_kernel(op, ptr, p.ax, p.n, w, dummy)
+    _cols_kernel(job, ptr, p.ax, p.n, w, dummy)
 
 
 cdef void _gather_row(const Job *job, char **base, const Plan *p, Py_ssize_t r,
@@ -438,10 +450,10 @@ cdef int _execute(const Job *job, char **base, const Plan *p, int nthreads,
         if nt == 1:
             with nogil:
                 for it in range(rows * nblk):
-                    _cols_item(job.op, base, p, it, nblk, dummy)
+                    _cols_item(job, base, p, it, nblk, dummy)
         else:
             for it in prange(rows * nblk, nogil=True, schedule='static', num_threads=nt):
-                _cols_item(job.op, base, p, it, nblk, dummy)
+                _cols_item(job, base, p, it, nblk, dummy)
     else:
         nt = _threads_for(rows * p.n * <Py_ssize_t>sizeof(floating), rows, nthreads)
         with nogil, parallel(num_threads=nt):
@@ -463,7 +475,7 @@ cdef int _run(Job *job, tuple arrays, int k, unsigned reduced, int nthreads) exc
     cdef Plan p
     cdef int a
     cdef char *base[MAXA]
-    _plan(&p, arrays, k, reduced, job.op != XENT)
+    _plan(&p, arrays, k, reduced, True)
     for a in range(p.narr):
         base[a] = <char *>cnp.PyArray_DATA(<cnp.ndarray>arrays[a])
     if p.isz[0] == 4:
@@ -487,6 +499,15 @@ def backward(int op, cnp.ndarray a, cnp.ndarray b, cnp.ndarray out, int k, int n
     cdef Job job
     job.op = op
     _run(&job, (a, b, out), k, 0, nthreads)
+
+
+def xent_uses_panels(cnp.ndarray logits, q, cnp.ndarray target, grad, cnp.ndarray loss, int k):
+    """Whether cross_entropy with these operands would take the panel
+    kernel (whose sums run per lane: other bits than the row kernel's)."""
+    cdef Plan p
+    _plan(&p, (logits, q if q is not None else logits, grad if grad is not None else logits,
+               target, loss), k, 8 | 16, True)
+    return p.mode == COLS
 
 
 def cross_entropy(cnp.ndarray logits, q, cnp.ndarray target, grad, cnp.ndarray loss, int k,

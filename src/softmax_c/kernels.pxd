@@ -104,6 +104,8 @@ cdef extern from "softmax_c.h" nogil:
         void (*piece_bwd_sums_f64)(int, const double *, const double *, size_t, double *) noexcept nogil
         void (*piece_bwd_out_f32)(int, const float *, const float *, float *, size_t, float) noexcept nogil
         void (*piece_bwd_out_f64)(int, const double *, const double *, double *, size_t, double) noexcept nogil
+        void (*xent_cols_f32)(const float *, ptrdiff_t, const float *, ptrdiff_t, const int64_t *, ptrdiff_t, float *, ptrdiff_t, double *, ptrdiff_t, size_t, size_t, const sc_xent_params *) noexcept nogil
+        void (*xent_cols_f64)(const double *, ptrdiff_t, const double *, ptrdiff_t, const int64_t *, ptrdiff_t, double *, ptrdiff_t, double *, ptrdiff_t, size_t, size_t, const sc_xent_params *) noexcept nogil
 
     enum sc_bwd_op:
         SC_SOFTMAX_JVP
@@ -171,6 +173,10 @@ cdef inline void xent_rows_f32(const float *z, ptrdiff_t ldz, const float *q, pt
     get_api().xent_rows_f32(z, ldz, q, ldq, t, ldt, g, ldg, loss, ldl, rows, n, p)
 cdef inline void xent_rows_f64(const double *z, ptrdiff_t ldz, const double *q, ptrdiff_t ldq, const int64_t *t, ptrdiff_t ldt, double *g, ptrdiff_t ldg, double *loss, ptrdiff_t ldl, size_t rows, size_t n, const sc_xent_params *p) noexcept nogil:
     get_api().xent_rows_f64(z, ldz, q, ldq, t, ldt, g, ldg, loss, ldl, rows, n, p)
+cdef inline void xent_cols_f32(const float *z, ptrdiff_t ldz, const float *q, ptrdiff_t ldq, const int64_t *t, ptrdiff_t ldt, float *g, ptrdiff_t ldg, double *loss, ptrdiff_t ldl, size_t n, size_t m, const sc_xent_params *p) noexcept nogil:
+    get_api().xent_cols_f32(z, ldz, q, ldq, t, ldt, g, ldg, loss, ldl, n, m, p)
+cdef inline void xent_cols_f64(const double *z, ptrdiff_t ldz, const double *q, ptrdiff_t ldq, const int64_t *t, ptrdiff_t ldt, double *g, ptrdiff_t ldg, double *loss, ptrdiff_t ldl, size_t n, size_t m, const sc_xent_params *p) noexcept nogil:
+    get_api().xent_cols_f64(z, ldz, q, ldq, t, ldt, g, ldg, loss, ldl, n, m, p)
 
 cdef inline int simd_level() noexcept nogil:
     return get_api().simd_level()
