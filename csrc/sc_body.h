@@ -881,30 +881,46 @@ static inline void V(fill_row)(SC_T *g, size_t n, SC_T c)
  * loss alone (g NULL), steps 1-3 without the stores. */
 #define SC_XENT_CACHED_MAX_BYTES (1024 * 1024)
 
+/* One chunk (len <= SC_CHUNK) of step 2: the lane sums of u and of
+ * u (m - z), each reduced in double.  Lanes past the end count 0 (u is
+ * masked: there it would be ls/n or w's fill). */
+static const SC_T V(ones)[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+
+SC_ALWAYS_INLINE static inline void V(xent_ud_chunk)(const SC_T *z, const SC_T *q, const SC_T *w,
+                                                     size_t len, VEC vref, SC_T m, VEC a, VEC b,
+                                                     int kind, double *cu, double *cd)
+{
+    VEC su = V(set1)((SC_T)0), sd = su;
+    size_t j = 0;
+    for (; j + VN <= len; j += VN) {
+        VEC u = V(xent_u)(q, w, j, VN, a, b, kind);
+        su = V(add)(su, u);
+        sd = V(fma)(u, V(sub)(vref, V(load)(z + j)), sd);
+    }
+    if (j < len) {
+        VEC u = V(mul)(V(xent_u)(q, w, j, len - j, a, b, kind), V(loadt)(V(ones), len - j, (SC_T)0));
+        su = V(add)(su, u);
+        sd = V(fma)(u, V(sub)(vref, V(loadt)(z + j, len - j, m)), sd);
+    }
+    *cu = V(hsum)(su);
+    *cd = V(hsum)(sd);
+}
+
+/* Step 2 of a row: U = sum u and D = sum u (m - z), chunk by chunk in
+ * order (the pieces of a split row give the same chunk values). */
 SC_ALWAYS_INLINE static inline void V(xent_ud)(const SC_T *z, const SC_T *q, const SC_T *w,
                                                size_t n, double m, double ls, int kind,
                                                double *pu, double *pd)
 {
     const VEC a = V(set1)((SC_T)(1.0 - ls)), b = V(set1)((SC_T)(n ? ls / (double)n : 0.0));
     const VEC vref = V(set1)((SC_T)m);
-    double U = 0.0, D = 0.0;
+    double U = 0.0, D = 0.0, cu, cd;
     for (size_t i = 0; i < n; i += SC_CHUNK) {
-        size_t len = n - i < SC_CHUNK ? n - i : SC_CHUNK, j = 0;
-        VEC su = V(set1)((SC_T)0), sd = su;
-        for (; j + VN <= len; j += VN) {
-            VEC u = V(xent_u)(q ? q + i : NULL, w ? w + i : NULL, j, VN, a, b, kind);
-            su = V(add)(su, u);
-            sd = V(fma)(u, V(sub)(vref, V(load)(z + i + j)), sd);
-        }
-        for (; j < len; j++) { /* (past the end, a vector u would be ls/n, not 0) */
-            double u = kind == SC_XENT_PROB ? (double)q[i + j] * (1.0 - ls) + ls / (double)n : 1.0;
-            if (w)
-                u *= (double)w[i + j];
-            U += u;
-            D += u * (m - (double)z[i + j]);
-        }
-        U += V(hsum)(su);
-        D += V(hsum)(sd);
+        size_t len = n - i < SC_CHUNK ? n - i : SC_CHUNK;
+        V(xent_ud_chunk)(z + i, q ? q + i : NULL, w ? w + i : NULL, len, vref, (SC_T)m, a, b,
+                         kind, &cu, &cd);
+        U += cu;
+        D += cd;
     }
     *pu = U;
     *pd = D;
@@ -938,12 +954,14 @@ SC_ALWAYS_INLINE static inline VEC V(xent_ge)(const SC_T *g, const SC_T *q, cons
     return t - i < k ? V(set_lane)(v, t - i, gt) : v;
 }
 
+/* Step 4 on n elements: g = A g - B u, element t (if < n) set to gt.  eps
+ * is ls / (the row's class count). */
 SC_ALWAYS_INLINE static inline void V(xent_scale)(SC_T *g, const SC_T *q, const SC_T *w, size_t n,
-                                                  double A, double B, double ls, int kind,
-                                                  size_t t, SC_T gt)
+                                                  double A, double B, double ls, double eps,
+                                                  int kind, size_t t, SC_T gt)
 {
     const VEC va = V(set1)((SC_T)A), vb = V(set1)((SC_T)B);
-    const VEC a = V(set1)((SC_T)(1.0 - ls)), b = V(set1)((SC_T)(n ? ls / (double)n : 0.0));
+    const VEC a = V(set1)((SC_T)(1.0 - ls)), b = V(set1)((SC_T)eps);
     size_t i = 0;
     for (; i + VN <= n; i += VN)
         V(store)(g + i, V(xent_ge)(g, q, w, i, VN, va, vb, a, b, kind, t, gt));
@@ -983,6 +1001,43 @@ static double V(xent_loss_terms)(const SC_T *z, const SC_T *q, const SC_T *w, si
         sum += u * ((m - (double)z[i]) + log_s);
     }
     return sum;
+}
+
+/* The loss of a row with class index t (0 <= t < n) from its statistics,
+ * and the gradient's factors: g = A e - B u with element t set to *gt.
+ * `ge` is the row's stored e (the cached path's g), or NULL. */
+SC_ALWAYS_INLINE static inline double V(xent_finish_index)(int64_t t, double zt, const SC_T *ge,
+                                                           size_t n, double m, double s, double D,
+                                                           const sc_xent_params *p, int want_g,
+                                                           double *pa, double *pb, SC_T *gt)
+{
+    const double ls = p->label_smoothing, eps = ls / (double)n;
+    const double wt = p->weight ? (double)((const SC_T *)p->weight)[t] : 1.0;
+    const double ln_s = log(s);
+    const double loss = (1.0 - ls) * wt * ((m - zt) + ln_s) +
+                        (eps != 0.0 ? eps * (p->weight_sum * ln_s + D) : 0.0);
+    const double A = p->scale * ((1.0 - ls) * wt + eps * p->weight_sum) / s;
+    const double B = p->scale * eps;
+    *pa = A;
+    *pb = B;
+    *gt = (SC_T)0;
+    if (!want_g)
+        return loss;
+    /* The target's element in double: e_t A and the one-hot term C cancel
+     * when p_t is near 1.  e_t is exactly 1 when z_t is the max; the
+     * cached path holds e_t rounded to SC_T in g[t], whose error (u e_t A)
+     * stays below u |e_t A - C| while e_t A <= C / 2, as for most rows (an
+     * exp call less per row); else exp in double. */
+    const double C = p->scale * (1.0 - ls) * wt;
+    double et;
+    if (zt == m)
+        et = 1.0;
+    else if (ge && (double)ge[t] * A <= 0.5 * C)
+        et = (double)ge[t];
+    else
+        et = exp(zt - m);
+    *gt = (SC_T)(et * A - B * wt - C);
+    return loss;
 }
 
 SC_ALWAYS_INLINE static inline void V(xent_row)(const SC_T *z, const SC_T *q, int64_t t, SC_T *g,
@@ -1030,14 +1085,14 @@ SC_ALWAYS_INLINE static inline void V(xent_row)(const SC_T *z, const SC_T *q, in
         else /* targets far outside [0, 1]: term by term (z is unchanged) */
             *loss = V(xent_loss_terms)(z, q, w, n, m, log(s), ls);
         if (cached && g)
-            V(xent_scale)(g, q, w, n, p->scale * U / s, p->scale, ls, SC_XENT_PROB, (size_t)-1,
-                          (SC_T)0);
+            V(xent_scale)(g, q, w, n, p->scale * U / s, p->scale, ls, ls / (double)n, SC_XENT_PROB,
+                          (size_t)-1, (SC_T)0);
         else if (g)
             V(xent_grad)(z, q, w, g, n, m, p->scale * U / s, p->scale, ls, SC_XENT_PROB, stream,
                          (size_t)-1, (SC_T)0);
         return;
     }
-    const double eps = ls / (double)n, wt = w ? (double)w[t] : 1.0, zt = (double)z[t];
+    const double eps = ls / (double)n, zt = (double)z[t];
     const int kind = eps != 0.0 ? SC_XENT_INDEX_SMOOTH : SC_XENT_PLAIN;
     if (cached && kind == SC_XENT_PLAIN)
         V(xent_cached_stats)(z, NULL, w, g, n, ls, SC_XENT_PLAIN, &m, &s, &U, &D);
@@ -1049,29 +1104,15 @@ SC_ALWAYS_INLINE static inline void V(xent_row)(const SC_T *z, const SC_T *q, in
         V(xent_stats)(z, NULL, w, n, ls, SC_XENT_INDEX_SMOOTH, &m, &s, &U, &D);
     if (!cached && kind != SC_XENT_PLAIN && !isfinite(D))
         V(xent_ud_double)(z, NULL, w, n, m, ls, SC_XENT_INDEX_SMOOTH, &U, &D);
-    const double ln_s = log(s);
-    *loss = (1.0 - ls) * wt * ((m - zt) + ln_s) + (eps != 0.0 ? eps * (p->weight_sum * ln_s + D) : 0.0);
+    double A, B;
+    SC_T gt;
+    *loss = V(xent_finish_index)(t, zt, cached && g ? g : NULL, n, m, s, D, p, g != NULL, &A, &B,
+                                 &gt);
     if (g) {
-        const double A = p->scale * ((1.0 - ls) * wt + eps * p->weight_sum) / s;
-        const double B = p->scale * eps;
-        /* The target's element in double: e_t A and the one-hot term C
-         * cancel when p_t is near 1.  e_t is exactly 1 when z_t is the max;
-         * the cached path holds e_t rounded to SC_T in g[t], whose error
-         * (u e_t A) stays below u |e_t A - C| while e_t A <= C / 2, as for
-         * most rows (an exp call less per row); else exp in double. */
-        const double C = p->scale * (1.0 - ls) * wt;
-        double et;
-        if (zt == m)
-            et = 1.0;
-        else if (cached && (double)g[t] * A <= 0.5 * C)
-            et = (double)g[t];
-        else
-            et = exp(zt - m);
-        const SC_T gt = (SC_T)(et * A - B * wt - C);
         if (cached && kind == SC_XENT_PLAIN)
-            V(xent_scale)(g, NULL, w, n, A, B, ls, SC_XENT_PLAIN, (size_t)t, gt);
+            V(xent_scale)(g, NULL, w, n, A, B, ls, eps, SC_XENT_PLAIN, (size_t)t, gt);
         else if (cached)
-            V(xent_scale)(g, NULL, w, n, A, B, ls, SC_XENT_INDEX_SMOOTH, (size_t)t, gt);
+            V(xent_scale)(g, NULL, w, n, A, B, ls, eps, SC_XENT_INDEX_SMOOTH, (size_t)t, gt);
         else if (kind == SC_XENT_PLAIN)
             V(xent_grad)(z, NULL, w, g, n, m, A, B, ls, SC_XENT_PLAIN, stream, (size_t)t, gt);
         else
@@ -1096,6 +1137,78 @@ void KFN(xent_rows)(const SC_T *z, ptrdiff_t ldz, const SC_T *q, ptrdiff_t ldq, 
     }
     if (stream)
         sc_sfence();
+}
+
+/* ---- cross-entropy of one row in pieces (softmax_c.h) ---------------------
+ * z, q and g point at the row (n classes); a piece is [lo, lo + len), lo a
+ * multiple of SC_CHUNK.  These are the cached path's steps of xent_row, so
+ * a row of at most SC_XENT_CACHED_MAX_BYTES split this way gives its bits. */
+static inline int V(xent_kind)(const SC_T *q, size_t n, const sc_xent_params *p)
+{
+    return q ? SC_XENT_PROB : p->label_smoothing / (double)n != 0.0 ? SC_XENT_INDEX_SMOOTH
+                                                                    : SC_XENT_PLAIN;
+}
+
+size_t KFN(piece_xent_max_bytes)(void) { return SC_XENT_CACHED_MAX_BYTES; }
+
+void KFN(piece_xent_ud)(const SC_T *z, const SC_T *q, size_t lo, size_t len, size_t n, SC_T mx,
+                        const sc_xent_params *p, double *usums, double *dsums)
+{
+    const int kind = V(xent_kind)(q, n, p);
+    const SC_T *w = p->weight ? (const SC_T *)p->weight + lo : NULL;
+    const double ls = p->label_smoothing;
+    const VEC a = V(set1)((SC_T)(1.0 - ls)), b = V(set1)((SC_T)(ls / (double)n));
+    const VEC vref = V(set1)(mx);
+    z += lo;
+    q = q ? q + lo : NULL;
+    for (size_t i = 0, k = 0; i < len; i += SC_CHUNK, k++) {
+        size_t cl = len - i < SC_CHUNK ? len - i : SC_CHUNK;
+        if (kind == SC_XENT_PROB)
+            V(xent_ud_chunk)(z + i, q + i, w ? w + i : NULL, cl, vref, mx, a, b, SC_XENT_PROB,
+                             usums + k, dsums + k);
+        else
+            V(xent_ud_chunk)(z + i, NULL, w ? w + i : NULL, cl, vref, mx, a, b,
+                             SC_XENT_INDEX_SMOOTH, usums + k, dsums + k);
+    }
+}
+
+double KFN(piece_xent_finish)(const SC_T *q, int64_t t, double zt, const SC_T *g, size_t n,
+                              SC_T mx, double s, double U, double D, const sc_xent_params *p,
+                              double *factors)
+{
+    double A, B, loss;
+    SC_T gt = (SC_T)0;
+    if (q) {
+        loss = U * log(s) + D;
+        A = p->scale * U / s;
+        B = p->scale;
+    } else {
+        loss = V(xent_finish_index)(t, zt, g, n, (double)mx, s, D, p, g != NULL, &A, &B, &gt);
+    }
+    factors[0] = A;
+    factors[1] = B;
+    factors[2] = (double)gt;
+    return loss;
+}
+
+void KFN(piece_xent_scale)(SC_T *g, const SC_T *q, int64_t t, size_t lo, size_t len, size_t n,
+                           const sc_xent_params *p, const double *factors)
+{
+    const int kind = V(xent_kind)(q, n, p);
+    const SC_T *w = p->weight ? (const SC_T *)p->weight + lo : NULL;
+    const double ls = p->label_smoothing, eps = ls / (double)n;
+    const size_t tl = q == NULL && t >= 0 && (uint64_t)t >= lo && (uint64_t)t - lo < len
+                          ? (size_t)t - lo
+                          : (size_t)-1;
+    const SC_T gt = (SC_T)factors[2];
+    g += lo;
+    if (kind == SC_XENT_PROB)
+        V(xent_scale)(g, q + lo, w, len, factors[0], factors[1], ls, eps, SC_XENT_PROB, tl, gt);
+    else if (kind == SC_XENT_INDEX_SMOOTH)
+        V(xent_scale)(g, NULL, w, len, factors[0], factors[1], ls, eps, SC_XENT_INDEX_SMOOTH, tl,
+                      gt);
+    else
+        V(xent_scale)(g, NULL, w, len, factors[0], factors[1], ls, eps, SC_XENT_PLAIN, tl, gt);
 }
 
 /* ---- cross-entropy panels (cols) -------------------------------------------

@@ -41,7 +41,14 @@ typedef struct {
     void (*piece_log_softmax_##s)(const T *, T *, size_t, T, T);              \
     size_t (*piece_bwd_chunk_##s)(void);                                       \
     void (*piece_bwd_sums_##s)(int, const T *, const T *, size_t, double *);    \
-    void (*piece_bwd_out_##s)(int, const T *, const T *, T *, size_t, T);
+    void (*piece_bwd_out_##s)(int, const T *, const T *, T *, size_t, T);      \
+    size_t (*piece_xent_max_bytes_##s)(void);                                  \
+    void (*piece_xent_ud_##s)(const T *, const T *, size_t, size_t, size_t, T, \
+                              const sc_xent_params *, double *, double *);     \
+    double (*piece_xent_finish_##s)(const T *, int64_t, double, const T *, size_t, T, double, \
+                                    double, double, const sc_xent_params *, double *); \
+    void (*piece_xent_scale_##s)(T *, const T *, int64_t, size_t, size_t, size_t, \
+                                 const sc_xent_params *, const double *);
     SC_PIECE_FIELDS(f32, float)
     SC_PIECE_FIELDS(f64, double)
 #undef SC_PIECE_FIELDS
@@ -56,7 +63,9 @@ typedef struct {
 #define SC_PIECES_(s, isa)                                                     \
     sc_piece_max_##s##__##isa, sc_piece_chunk_##s##__##isa, sc_piece_expsum_##s##__##isa, \
     sc_piece_scale_##s##__##isa, sc_piece_log_softmax_##s##__##isa,          \
-    sc_piece_bwd_chunk_##s##__##isa, sc_piece_bwd_sums_##s##__##isa, sc_piece_bwd_out_##s##__##isa,
+    sc_piece_bwd_chunk_##s##__##isa, sc_piece_bwd_sums_##s##__##isa, sc_piece_bwd_out_##s##__##isa, \
+    sc_piece_xent_max_bytes_##s##__##isa, sc_piece_xent_ud_##s##__##isa,       \
+    sc_piece_xent_finish_##s##__##isa, sc_piece_xent_scale_##s##__##isa,
 #define SC_ENTRY_(name, isa) sc_##name##_f32__##isa, sc_##name##_f64__##isa,
 #define SC_ENTRY_scalar(name) SC_ENTRY_(name, scalar)
 #define SC_ENTRY_avx2(name) SC_ENTRY_(name, avx2)
@@ -224,6 +233,26 @@ SC_XENT_WRAPPERS(xent_cols)
     void sc_piece_bwd_out_##s(int op, const T *a, const T *b, T *out, size_t n, T d) \
     {                                                                          \
         sc_table_get()->piece_bwd_out_##s(op, a, b, out, n, d);                \
+    }                                                                          \
+    size_t sc_piece_xent_max_bytes_##s(void)                                   \
+    {                                                                          \
+        return sc_table_get()->piece_xent_max_bytes_##s();                     \
+    }                                                                          \
+    void sc_piece_xent_ud_##s(const T *z, const T *q, size_t lo, size_t len, size_t n, T mx, \
+                              const sc_xent_params *p, double *usums, double *dsums) \
+    {                                                                          \
+        sc_table_get()->piece_xent_ud_##s(z, q, lo, len, n, mx, p, usums, dsums); \
+    }                                                                          \
+    double sc_piece_xent_finish_##s(const T *q, int64_t t, double zt, const T *g, size_t n, T mx, \
+                                    double s, double U, double D, const sc_xent_params *p, \
+                                    double *factors)                           \
+    {                                                                          \
+        return sc_table_get()->piece_xent_finish_##s(q, t, zt, g, n, mx, s, U, D, p, factors); \
+    }                                                                          \
+    void sc_piece_xent_scale_##s(T *g, const T *q, int64_t t, size_t lo, size_t len, size_t n, \
+                                 const sc_xent_params *p, const double *factors) \
+    {                                                                          \
+        sc_table_get()->piece_xent_scale_##s(g, q, t, lo, len, n, p, factors); \
     }
 SC_PIECE_WRAPPERS(f32, float)
 SC_PIECE_WRAPPERS(f64, double)
@@ -261,6 +290,10 @@ static const sc_api sc_api_table = {
     sc_piece_bwd_chunk_f32, sc_piece_bwd_chunk_f64, sc_piece_bwd_sums_f32, sc_piece_bwd_sums_f64,
     sc_piece_bwd_out_f32, sc_piece_bwd_out_f64,
     sc_xent_cols_f32, sc_xent_cols_f64,
+    sc_piece_xent_max_bytes_f32, sc_piece_xent_max_bytes_f64,
+    sc_piece_xent_ud_f32, sc_piece_xent_ud_f64,
+    sc_piece_xent_finish_f32, sc_piece_xent_finish_f64,
+    sc_piece_xent_scale_f32, sc_piece_xent_scale_f64,
 };
 
 const sc_api *sc_get_api(void) { return &sc_api_table; }

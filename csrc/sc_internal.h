@@ -63,7 +63,15 @@
     void sc_piece_log_softmax_##s##__##isa(const T *, T *, size_t, T, T);          \
     size_t sc_piece_bwd_chunk_##s##__##isa(void);                              \
     void sc_piece_bwd_sums_##s##__##isa(int, const T *, const T *, size_t, double *); \
-    void sc_piece_bwd_out_##s##__##isa(int, const T *, const T *, T *, size_t, T);
+    void sc_piece_bwd_out_##s##__##isa(int, const T *, const T *, T *, size_t, T);     \
+    size_t sc_piece_xent_max_bytes_##s##__##isa(void);                         \
+    void sc_piece_xent_ud_##s##__##isa(const T *, const T *, size_t, size_t, size_t, T, \
+                                       const sc_xent_params *, double *, double *); \
+    double sc_piece_xent_finish_##s##__##isa(const T *, int64_t, double, const T *, size_t, T, \
+                                             double, double, double, const sc_xent_params *, \
+                                             double *);                          \
+    void sc_piece_xent_scale_##s##__##isa(T *, const T *, int64_t, size_t, size_t, size_t, \
+                                          const sc_xent_params *, const double *);
 
 #define SC_DECL_UNARY(name, s, T, isa)                                         \
     void sc_##name##_##s##__##isa(const T *, ptrdiff_t, T *, ptrdiff_t, size_t, size_t);

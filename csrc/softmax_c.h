@@ -171,6 +171,42 @@ void sc_piece_bwd_sums_f64(int op, const double *a, const double *b, size_t n, d
 void sc_piece_bwd_out_f32(int op, const float *a, const float *b, float *out, size_t n, float d);
 void sc_piece_bwd_out_f64(int op, const double *a, const double *b, double *out, size_t n, double d);
 
+/* The cross-entropy of one row (sc_xent_rows, rows = 1) in pieces, by the
+ * same recipe, for rows of at most sc_piece_xent_max_bytes_*() bytes (the
+ * row kernel takes another path above): z, q, g point at the row's start;
+ * a piece is [lo, lo + len), lo a multiple of sc_piece_chunk_*().
+ *   0. index targets: t < 0 (ignored) or t >= n, use the row kernel.
+ *   1. mx = the max of sc_piece_max over the pieces; not finite: the row
+ *      kernel;
+ *   2. probability targets or label smoothing: per piece
+ *      sc_piece_xent_ud(z, q, lo, len, n, mx, p, usums + k, dsums + k),
+ *      k = lo / chunk; then U and D = the plain sums of usums[0..K) and
+ *      dsums[0..K) in order, from 0.0; either not finite: the row kernel
+ *      (U = D = 0 otherwise);
+ *   3. index targets: zt = z[t], before step 4 may overwrite it (g == z);
+ *   4. per piece sc_piece_expsum(z + lo, g ? g + lo : NULL, len, mx,
+ *      sums + k); s = sc_piece_total(sums, K);
+ *   5. loss = sc_piece_xent_finish(q, t, zt, g, n, mx, s, U, D, p, f),
+ *      f: 3 doubles (the gradient's factors);
+ *   6. with a gradient, per piece sc_piece_xent_scale(g, q, t, lo, len, n,
+ *      p, f).  p->scale as for sc_xent_rows. */
+size_t sc_piece_xent_max_bytes_f32(void);
+size_t sc_piece_xent_max_bytes_f64(void);
+void sc_piece_xent_ud_f32(const float *z, const float *q, size_t lo, size_t len, size_t n, float mx,
+                          const sc_xent_params *p, double *usums, double *dsums);
+void sc_piece_xent_ud_f64(const double *z, const double *q, size_t lo, size_t len, size_t n,
+                          double mx, const sc_xent_params *p, double *usums, double *dsums);
+double sc_piece_xent_finish_f32(const float *q, int64_t t, double zt, const float *g, size_t n,
+                                float mx, double s, double U, double D, const sc_xent_params *p,
+                                double *factors);
+double sc_piece_xent_finish_f64(const double *q, int64_t t, double zt, const double *g, size_t n,
+                                double mx, double s, double U, double D, const sc_xent_params *p,
+                                double *factors);
+void sc_piece_xent_scale_f32(float *g, const float *q, int64_t t, size_t lo, size_t len, size_t n,
+                             const sc_xent_params *p, const double *factors);
+void sc_piece_xent_scale_f64(double *g, const double *q, int64_t t, size_t lo, size_t len, size_t n,
+                             const sc_xent_params *p, const double *factors);
+
 /* SIMD levels, lowest first. */
 enum sc_simd_level { SC_SIMD_SCALAR = 0, SC_SIMD_AVX2 = 1, SC_SIMD_AVX512F = 2 };
 
@@ -259,9 +295,24 @@ typedef struct {
     void (*piece_bwd_sums_f64)(int, const double *, const double *, size_t, double *);
     void (*piece_bwd_out_f32)(int, const float *, const float *, float *, size_t, float);
     void (*piece_bwd_out_f64)(int, const double *, const double *, double *, size_t, double);
-    /* appended: cross-entropy panels (check size before use) */
+    /* appended later: cross-entropy panels and pieces (check size before use) */
     sc_xent_f32_fn *xent_cols_f32;
     sc_xent_f64_fn *xent_cols_f64;
+    size_t (*piece_xent_max_bytes_f32)(void);
+    size_t (*piece_xent_max_bytes_f64)(void);
+    void (*piece_xent_ud_f32)(const float *, const float *, size_t, size_t, size_t, float,
+                              const sc_xent_params *, double *, double *);
+    void (*piece_xent_ud_f64)(const double *, const double *, size_t, size_t, size_t, double,
+                              const sc_xent_params *, double *, double *);
+    double (*piece_xent_finish_f32)(const float *, int64_t, double, const float *, size_t, float,
+                                    double, double, double, const sc_xent_params *, double *);
+    double (*piece_xent_finish_f64)(const double *, int64_t, double, const double *, size_t,
+                                    double, double, double, double, const sc_xent_params *,
+                                    double *);
+    void (*piece_xent_scale_f32)(float *, const float *, int64_t, size_t, size_t, size_t,
+                                 const sc_xent_params *, const double *);
+    void (*piece_xent_scale_f64)(double *, const double *, int64_t, size_t, size_t, size_t,
+                                 const sc_xent_params *, const double *);
 } sc_api;
 
 /* The table (a static object: never freed, never changes). */

@@ -859,6 +859,44 @@ def test_thread_counts_give_identical_results(sc, rng, dtype, kind):
                            sc.cross_entropy(lg, target, num_threads=1, **kw))
 
 
+@pytest.mark.parametrize("dtype", F32_F64)
+def test_one_long_row_split_is_bitwise_the_one_thread_result(sc, ref, rng, dtype):
+    """Fewer rows than threads: each long row is cut into pieces at
+    multiples of the sum chunk and shared out (softmax_c.h, "the
+    cross-entropy of one row in pieces"); loss and gradient are the
+    one-thread bits, for every kind of target and option, in place, the
+    loss alone too, and rows the recipe leaves to the row kernel (an
+    ignored or infinite row, targets far outside [0, 1], rows past the
+    pieces' size limit)."""
+    for n in (40000, 100003, 262144, 300001):
+        z = rng.normal(0, 3, (1, n)).astype(dtype)
+        t = np.array([n - 7])
+        q = rng.random((1, n))
+        q = (q / q.sum()).astype(dtype)
+        w = rng.uniform(0.5, 2, n)
+        zinf = z.copy()
+        zinf[0, 5] = np.inf
+        qbig = q.copy()
+        qbig[0, :3] = 1e38 if dtype == np.float32 else 1e308
+        cases = [(z, t, {}), (z, t, dict(weight=w, label_smoothing=0.1)),
+                 (z, q, dict(label_smoothing=0.2)), (z, q, dict(weight=w, reduction="none")),
+                 (z, np.array([-100]), {}), (zinf, t, {}), (z, qbig, {})]
+        for zz, tt, kw in cases:
+            with np.errstate(all="ignore"):
+                one = sc.cross_entropy_grad(zz, tt, num_threads=1, **kw)
+                two = sc.cross_entropy_grad(zz, tt, num_threads=2, **kw)
+                loss = sc.cross_entropy(zz, tt, num_threads=2, **kw)
+                inplace = zz.copy()
+                three = sc.cross_entropy_grad(inplace, tt, num_threads=2, out=inplace, **kw)
+            label = f"n={n} {list(kw)}"
+            assert_array_equal(two[0], one[0], err_msg=label)
+            assert_array_equal(two[1], one[1], err_msg=label)
+            assert_array_equal(loss, one[0], err_msg=label)
+            assert_array_equal(three[0], one[0], err_msg=label)
+            assert_array_equal(inplace, one[1], err_msg=label)
+        check(sc, ref, z, t, weight=w, label_smoothing=0.1, num_threads=2)
+
+
 def test_threads_against_reference(sc, ref, rng):
     """The threaded path on a large input is also correct."""
     logits = rng.normal(0, 4, (512, 1024)).astype(np.float32)

@@ -426,11 +426,20 @@ cdef int _execute(const Job *job, char **base, const Plan *p, int nthreads,
     cdef int *pfailed = &failed
     cdef Py_ssize_t off[MAXA]
     nt = _split_threads(job.op, rows, p.n, sizeof(floating), nthreads) if p.mode == ROWS else 1
+    if nt > 1 and job.op == XENT and p.n * <Py_ssize_t>sizeof(floating) > \
+            <Py_ssize_t>sck.piece_xent_max_bytes(dummy):
+        nt = 1      # longer rows take a one-sweep path that has no pieces
     if nt > 1:
         with nogil:
             for r in range(rows):
                 _offsets(p, r, p.nb, off)
-                if job.op <= LOGSUMEXP_:
+                if job.op == XENT:
+                    _split_row_xent(job, <floating *>(base[0] + off[0]),
+                                    <floating *>(base[1] + off[1]) if job.has_q else NULL,
+                                    <int64_t *>(base[3] + off[3]),
+                                    <floating *>(base[2] + off[2]) if job.has_g else NULL,
+                                    <double *>(base[4] + off[4]), p.n, nt)
+                elif job.op <= LOGSUMEXP_:
                     _split_row(job.op, <floating *>(base[0] + off[0]),
                                <floating *>(base[1] + off[1]), p.n, nt)
                 else:
@@ -662,14 +671,14 @@ def fast_backward(int op, a, b, out=None, int nthreads=0):
 cdef inline int _split_threads(int op, Py_ssize_t rows, Py_ssize_t n, Py_ssize_t isz,
                                int requested) noexcept nogil:
     """Threads to split each row across, or 1 for row-parallel/serial work:
-    rows fewer than the threads asked for, an operation that has a split
-    form (not the cross-entropy), and at least half of the MIN_SPLIT_*
-    elements of the row per thread."""
+    rows fewer than the threads asked for, and at least half of the
+    MIN_SPLIT_* elements of the row per thread (the cross-entropy, a
+    forward pass with a cheap last sweep, takes the forward's)."""
     global _threads_used
     cdef Py_ssize_t t, least
-    if op >= XENT or rows >= requested or _serial_after_fork:
+    if rows >= requested or _serial_after_fork:
         return 1
-    if op <= LOGSUMEXP_:
+    if op <= LOGSUMEXP_ or op == XENT:
         least = MIN_SPLIT_ELEMENTS_F64 if isz == 8 else MIN_SPLIT_ELEMENTS_F32
     else:
         least = MIN_SPLIT_BWD_ELEMENTS_F64 if isz == 8 else MIN_SPLIT_BWD_ELEMENTS_F32
@@ -737,6 +746,87 @@ cdef void _split_row(int op, const floating *x, floating *y, Py_ssize_t n, int n
             sck.piece_scale(y + lo, hi - lo, a)
         else:
             sck.piece_log_softmax(x + lo, y + lo, hi - lo, mx, a)
+
+
+cdef void _split_row_xent(const Job *job, const floating *z, const floating *q,
+                          const int64_t *tp, floating *g, double *loss, Py_ssize_t n,
+                          int nt) noexcept nogil:
+    """One row of the cross-entropy on nt threads, by softmax_c.h's recipe
+    ("the cross-entropy of one row in pieces"): bitwise the one-thread
+    result.  Rows the recipe leaves to the row kernel go there."""
+    cdef Py_ssize_t ch = <Py_ssize_t>sck.piece_chunk(z[0])
+    cdef Py_ssize_t K = (n + ch - 1) // ch, t, k, lo = 0, hi = 0
+    cdef int64_t target = 0 if q != NULL else tp[0]
+    cdef bint sums_ud = q != NULL or job.prm.label_smoothing / <double>n != 0.0
+    cdef double *sums = NULL
+    cdef double *usums
+    cdef double *dsums
+    cdef floating *maxes
+    cdef floating mx
+    cdef double U = 0.0, D = 0.0, zt = 0.0, s
+    cdef double f[3]
+    if n > 0 and (q != NULL or 0 <= target < n):
+        sums = <double *>malloc(3 * K * sizeof(double) + nt * sizeof(floating))
+    if sums == NULL:
+        _serial_xent(job, z, q, tp, g, loss, n)
+        return
+    usums = sums + K
+    dsums = sums + 2 * K
+    maxes = <floating *>(sums + 3 * K)
+    for t in prange(nt, schedule='static', num_threads=nt):
+        lo = _cut(K, ch, n, t, nt)
+        hi = _cut(K, ch, n, t + 1, nt)
+        maxes[t] = sck.piece_max(z + lo, hi - lo)
+    mx = maxes[0]
+    for t in range(1, nt):
+        if maxes[t] > mx:
+            mx = maxes[t]
+    if not (mx > -INFINITY_ and mx < INFINITY_):
+        free(sums)
+        _serial_xent(job, z, q, tp, g, loss, n)
+        return
+    if sums_ud:
+        for t in prange(nt, schedule='static', num_threads=nt):
+            lo = _cut(K, ch, n, t, nt)
+            hi = _cut(K, ch, n, t + 1, nt)
+            sck.piece_xent_ud(z, q, lo, hi - lo, n, mx, &job.prm, usums + K * t // nt,
+                              dsums + K * t // nt)
+        for k in range(K):
+            U += usums[k]
+            D += dsums[k]
+        if not (-INFINITY_ < U < INFINITY_ and -INFINITY_ < D < INFINITY_):
+            free(sums)
+            _serial_xent(job, z, q, tp, g, loss, n)
+            return
+    if q == NULL:
+        zt = z[target]
+    for t in prange(nt, schedule='static', num_threads=nt):
+        lo = _cut(K, ch, n, t, nt)
+        hi = _cut(K, ch, n, t + 1, nt)
+        sck.piece_expsum(z + lo, g + lo if g != NULL else NULL, hi - lo, mx, sums + K * t // nt)
+    s = sck.piece_total(sums, K)
+    free(sums)
+    loss[0] = sck.piece_xent_finish(q, target, zt, g, n, mx, s, U, D, &job.prm, f)
+    if g != NULL:
+        for t in prange(nt, schedule='static', num_threads=nt):
+            lo = _cut(K, ch, n, t, nt)
+            hi = _cut(K, ch, n, t + 1, nt)
+            sck.piece_xent_scale(g, q, target, lo, hi - lo, n, &job.prm, f)
+
+
+cdef inline void _serial_xent(const Job *job, const floating *z, const floating *q,
+                              const int64_t *tp, floating *g, double *loss,
+                              Py_ssize_t n) noexcept nogil:
+    cdef char *ptr[5]
+    cdef Py_ssize_t ld[5]
+    ptr[0] = <char *>z
+    ptr[1] = <char *>q if q != NULL else <char *>z
+    ptr[2] = <char *>g if g != NULL else <char *>z
+    ptr[3] = <char *>tp
+    ptr[4] = <char *>loss
+    ld[0] = ld[1] = ld[2] = n
+    ld[3] = ld[4] = 1
+    _rows_kernel(job, ptr, ld, 1, n, z[0])
 
 
 cdef void _split_row_bwd(int op, const floating *a, const floating *b, floating *out,

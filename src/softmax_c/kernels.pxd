@@ -27,7 +27,8 @@
 #                                        z, or NULL for the loss alone) gets
 #                                        params.scale * d loss / d z
 #   piece_max, piece_chunk, piece_expsum, piece_total, piece_scale,
-#   piece_log_softmax, piece_bwd_chunk, piece_bwd_sums, piece_bwd_out
+#   piece_log_softmax, piece_bwd_chunk, piece_bwd_sums, piece_bwd_out,
+#   piece_xent_max_bytes, piece_xent_ud, piece_xent_finish, piece_xent_scale
 #                                        pieces for one row split across
 #                                        threads, bitwise equal to the row
 #                                        kernels (fused only; softmax_c.h)
@@ -106,6 +107,14 @@ cdef extern from "softmax_c.h" nogil:
         void (*piece_bwd_out_f64)(int, const double *, const double *, double *, size_t, double) noexcept nogil
         void (*xent_cols_f32)(const float *, ptrdiff_t, const float *, ptrdiff_t, const int64_t *, ptrdiff_t, float *, ptrdiff_t, double *, ptrdiff_t, size_t, size_t, const sc_xent_params *) noexcept nogil
         void (*xent_cols_f64)(const double *, ptrdiff_t, const double *, ptrdiff_t, const int64_t *, ptrdiff_t, double *, ptrdiff_t, double *, ptrdiff_t, size_t, size_t, const sc_xent_params *) noexcept nogil
+        size_t (*piece_xent_max_bytes_f32)() noexcept nogil
+        size_t (*piece_xent_max_bytes_f64)() noexcept nogil
+        void (*piece_xent_ud_f32)(const float *, const float *, size_t, size_t, size_t, float, const sc_xent_params *, double *, double *) noexcept nogil
+        void (*piece_xent_ud_f64)(const double *, const double *, size_t, size_t, size_t, double, const sc_xent_params *, double *, double *) noexcept nogil
+        double (*piece_xent_finish_f32)(const float *, int64_t, double, const float *, size_t, float, double, double, double, const sc_xent_params *, double *) noexcept nogil
+        double (*piece_xent_finish_f64)(const double *, int64_t, double, const double *, size_t, double, double, double, double, const sc_xent_params *, double *) noexcept nogil
+        void (*piece_xent_scale_f32)(float *, const float *, int64_t, size_t, size_t, size_t, const sc_xent_params *, const double *) noexcept nogil
+        void (*piece_xent_scale_f64)(double *, const double *, int64_t, size_t, size_t, size_t, const sc_xent_params *, const double *) noexcept nogil
 
     enum sc_bwd_op:
         SC_SOFTMAX_JVP
@@ -232,6 +241,30 @@ cdef inline void piece_bwd_out(int op, const floating *a, const floating *b, flo
         get_api().piece_bwd_out_f32(op, a, b, out, n, d)
     else:
         get_api().piece_bwd_out_f64(op, a, b, out, n, d)
+
+cdef inline size_t piece_xent_max_bytes(floating dtype_only) noexcept nogil:
+    if floating is float:
+        return get_api().piece_xent_max_bytes_f32()
+    else:
+        return get_api().piece_xent_max_bytes_f64()
+
+cdef inline void piece_xent_ud(const floating *z, const floating *q, size_t lo, size_t length, size_t n, floating mx, const sc_xent_params *p, double *usums, double *dsums) noexcept nogil:
+    if floating is float:
+        get_api().piece_xent_ud_f32(z, q, lo, length, n, mx, p, usums, dsums)
+    else:
+        get_api().piece_xent_ud_f64(z, q, lo, length, n, mx, p, usums, dsums)
+
+cdef inline double piece_xent_finish(const floating *q, int64_t t, double zt, const floating *g, size_t n, floating mx, double s, double U, double D, const sc_xent_params *p, double *factors) noexcept nogil:
+    if floating is float:
+        return get_api().piece_xent_finish_f32(q, t, zt, g, n, mx, s, U, D, p, factors)
+    else:
+        return get_api().piece_xent_finish_f64(q, t, zt, g, n, mx, s, U, D, p, factors)
+
+cdef inline void piece_xent_scale(floating *g, const floating *q, int64_t t, size_t lo, size_t length, size_t n, const sc_xent_params *p, const double *factors) noexcept nogil:
+    if floating is float:
+        get_api().piece_xent_scale_f32(g, q, t, lo, length, n, p, factors)
+    else:
+        get_api().piece_xent_scale_f64(g, q, t, lo, length, n, p, factors)
 
 # ---- one contiguous row --------------------------------------------------
 
