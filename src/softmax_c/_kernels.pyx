@@ -235,6 +235,22 @@ cdef struct Job:
     sc_xent_params prm
 
 
+cdef inline void _xent_kernel(const Job *job, char **p, const Py_ssize_t *ld, Py_ssize_t a,
+                              Py_ssize_t b, bint panel, floating dummy) noexcept nogil:
+    """sc_xent_rows (a rows of b classes) or, for a panel, sc_xent_cols (a
+    classes by b columns): operands logits, q, grad, target, loss."""
+    cdef const floating *q = <floating *>p[1] if job.has_q else NULL
+    cdef floating *g = <floating *>p[2] if job.has_g else NULL
+    if floating is float:
+        (sc_xent_cols_f32 if panel else sc_xent_rows_f32)(
+            <float *>p[0], ld[0], q, ld[1], <int64_t *>p[3], ld[3], g, ld[2], <double *>p[4],
+            ld[4], a, b, &job.prm)
+    else:
+        (sc_xent_cols_f64 if panel else sc_xent_rows_f64)(
+            <double *>p[0], ld[0], q, ld[1], <int64_t *>p[3], ld[3], g, ld[2], <double *>p[4],
+            ld[4], a, b, &job.prm)
+
+
 cdef inline void _rows_kernel(const Job *job, char **p, const Py_ssize_t *ld, Py_ssize_t rows,
                               Py_ssize_t n, floating dummy) noexcept nogil:
     """The row kernel of job on operands p (output last; for the
@@ -242,14 +258,7 @@ cdef inline void _rows_kernel(const Job *job, char **p, const Py_ssize_t *ld, Py
     elements.  `dummy` only selects the dtype."""
     cdef int op = job.op
     if op == XENT:
-        if floating is float:
-            sc_xent_rows_f32(<float *>p[0], ld[0], <float *>p[1] if job.has_q else NULL, ld[1],
-                             <int64_t *>p[3], ld[3], <float *>p[2] if job.has_g else NULL, ld[2],
-                             <double *>p[4], ld[4], rows, n, &job.prm)
-        else:
-            sc_xent_rows_f64(<double *>p[0], ld[0], <double *>p[1] if job.has_q else NULL, ld[1],
-                             <int64_t *>p[3], ld[3], <double *>p[2] if job.has_g else NULL, ld[2],
-                             <double *>p[4], ld[4], rows, n, &job.prm)
+        _xent_kernel(job, p, ld, rows, n, False, dummy)
     elif floating is float:
         if op == 0:
             sc_softmax_rows_f32(<float *>p[0], ld[0], <float *>p[1], ld[1], rows, n)
@@ -286,14 +295,7 @@ cdef inline void _cols_kernel(const Job *job, char **p, const Py_ssize_t *ld, Py
     cross-entropy's targets and losses -- their column stride)."""
     cdef int op = job.op
     if op == XENT:
-        if floating is float:
-            sc_xent_cols_f32(<float *>p[0], ld[0], <float *>p[1] if job.has_q else NULL, ld[1],
-                             <int64_t *>p[3], ld[3], <float *>p[2] if job.has_g else NULL, ld[2],
-                             <double *>p[4], ld[4], n, m, &job.prm)
-        else:
-            sc_xent_cols_f64(<double *>p[0], ld[0], <double *>p[1] if job.has_q else NULL, ld[1],
-                             <int64_t *>p[3], ld[3], <double *>p[2] if job.has_g else NULL, ld[2],
-                             <double *>p[4], ld[4], n, m, &job.prm)
+        _xent_kernel(job, p, ld, n, m, True, dummy)
     elif floating is float:
         if op == 0:
             sc_softmax_cols_f32(<float *>p[0], ld[0], <float *>p[1], ld[1], n, m)
