@@ -701,6 +701,23 @@ cdef inline Py_ssize_t _cut(Py_ssize_t K, Py_ssize_t ch, Py_ssize_t n, Py_ssize_
     return c if c < n else n
 
 
+cdef floating _split_max(const floating *x, Py_ssize_t n, Py_ssize_t K, Py_ssize_t ch,
+                         floating *maxes, int nt) noexcept nogil:
+    """The max of a row cut into nt pieces (K chunks of ch), one per thread;
+    `maxes`: room for nt values."""
+    cdef Py_ssize_t t, lo = 0, hi = 0
+    cdef floating mx
+    for t in prange(nt, schedule='static', num_threads=nt):
+        lo = _cut(K, ch, n, t, nt)
+        hi = _cut(K, ch, n, t + 1, nt)
+        maxes[t] = sck.piece_max(x + lo, hi - lo)
+    mx = maxes[0]
+    for t in range(1, nt):
+        if maxes[t] > mx:
+            mx = maxes[t]
+    return mx
+
+
 cdef void _split_row(int op, const floating *x, floating *y, Py_ssize_t n, int nt) noexcept nogil:
     """One row of softmax, log_softmax or logsumexp (y: the one output) on
     nt threads, in pieces cut at multiples of the kernels' sum chunk, so
@@ -710,22 +727,13 @@ cdef void _split_row(int op, const floating *x, floating *y, Py_ssize_t n, int n
     cdef Py_ssize_t ch = <Py_ssize_t>sck.piece_chunk(x[0])
     cdef Py_ssize_t K = (n + ch - 1) // ch, t, lo = 0, hi = 0
     cdef double *sums = <double *>malloc(K * sizeof(double) + nt * sizeof(floating))
-    cdef floating *maxes
     cdef floating mx, a
     cdef double s
     if sums == NULL or n == 0:
         free(sums)
         _serial_row(op, x, y, n)
         return
-    maxes = <floating *>(sums + K)
-    for t in prange(nt, schedule='static', num_threads=nt):
-        lo = _cut(K, ch, n, t, nt)
-        hi = _cut(K, ch, n, t + 1, nt)
-        maxes[t] = sck.piece_max(x + lo, hi - lo)
-    mx = maxes[0]
-    for t in range(1, nt):
-        if maxes[t] > mx:
-            mx = maxes[t]
+    mx = _split_max(x, n, K, ch, <floating *>(sums + K), nt)
     if not (mx > -INFINITY_ and mx < INFINITY_):
         free(sums)               # the special values' rules: the row kernel
         _serial_row(op, x, y, n)
@@ -763,7 +771,6 @@ cdef void _split_row_xent(const Job *job, const floating *z, const floating *q,
     cdef double *sums = NULL
     cdef double *usums
     cdef double *dsums
-    cdef floating *maxes
     cdef floating mx
     cdef double U = 0.0, D = 0.0, zt = 0.0, s
     cdef double f[3]
@@ -774,15 +781,7 @@ cdef void _split_row_xent(const Job *job, const floating *z, const floating *q,
         return
     usums = sums + K
     dsums = sums + 2 * K
-    maxes = <floating *>(sums + 3 * K)
-    for t in prange(nt, schedule='static', num_threads=nt):
-        lo = _cut(K, ch, n, t, nt)
-        hi = _cut(K, ch, n, t + 1, nt)
-        maxes[t] = sck.piece_max(z + lo, hi - lo)
-    mx = maxes[0]
-    for t in range(1, nt):
-        if maxes[t] > mx:
-            mx = maxes[t]
+    mx = _split_max(z, n, K, ch, <floating *>(sums + 3 * K), nt)
     if not (mx > -INFINITY_ and mx < INFINITY_):
         free(sums)
         _serial_xent(job, z, q, tp, g, loss, n)
