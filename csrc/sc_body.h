@@ -808,6 +808,20 @@ void KFN(piece_bwd_out)(int op, const SC_T *a, const SC_T *b, SC_T *out, size_t 
 #ifndef SC_XENT_KINDS
 #define SC_XENT_KINDS
 enum { SC_XENT_PLAIN, SC_XENT_INDEX_SMOOTH, SC_XENT_PROB };
+
+/* A row's loss is a log(s) + b: the log is left to the caller, which
+ * takes it for a group of rows at once (sc_logd_n).  Rows whose loss is
+ * already known have s = 1, a = 0 (log 1 = 0 exactly). */
+typedef struct {
+    double s, a, b;
+} sc_xent_loss_t;
+
+static inline void sc_xent_loss_known(sc_xent_loss_t *l, double loss)
+{
+    l->s = 1.0;
+    l->a = 0.0;
+    l->b = loss;
+}
 #endif
 
 SC_ALWAYS_INLINE static inline VEC V(xent_u)(const SC_T *q, const SC_T *w, size_t i, size_t k,
@@ -891,16 +905,6 @@ SC_ALWAYS_INLINE static inline VEC V(xent_g)(const SC_T *z, const SC_T *q, const
     return V(sub)(V(mul)(e, va), V(mul)(vb, u));
 }
 
-/* v with lane j replaced by a, through memory: used on the one vector of a
- * row that holds the target class. */
-static inline VEC V(set_lane)(VEC v, size_t j, SC_T a)
-{
-    SC_T tmp[VN];
-    V(store)(tmp, v);
-    tmp[j] = a;
-    return V(load)(tmp);
-}
-
 /* The gradient of the vector at i (k lanes), with element t (the target
  * class; (size_t)-1 for none) replaced by gt. */
 SC_ALWAYS_INLINE static inline VEC V(xent_gt)(const SC_T *z, const SC_T *q, const SC_T *w, size_t i,
@@ -908,7 +912,7 @@ SC_ALWAYS_INLINE static inline VEC V(xent_gt)(const SC_T *z, const SC_T *q, cons
                                               int kind, size_t t, SC_T gt)
 {
     VEC v = V(xent_g)(z, q, w, i, k, vm, va, vb, a, b, kind);
-    return t - i < k ? V(set_lane)(v, t - i, gt) : v;
+    return t - i < k ? V(setlane)(v, t - i, gt) : v;
 }
 
 /* Pass 2.  The target's element goes into its vector before the store: a
@@ -1028,7 +1032,7 @@ SC_ALWAYS_INLINE static inline VEC V(xent_ge)(const SC_T *g, const SC_T *q, cons
     VEC v = V(mul)(V(ldk)(g + i, k, (SC_T)0), va);
     if (kind != SC_XENT_PLAIN)
         v = V(sub)(v, V(mul)(vb, V(xent_u)(q, w, i, k, a, b, kind)));
-    return t - i < k ? V(set_lane)(v, t - i, gt) : v;
+    return t - i < k ? V(setlane)(v, t - i, gt) : v;
 }
 
 /* Step 4 on n elements: g = A g - B u, element t (if < n) set to gt.  eps
@@ -1081,25 +1085,28 @@ static double V(xent_loss_terms)(const SC_T *z, const SC_T *q, const SC_T *w, si
 }
 
 /* The loss of a row with class index t (0 <= t < n) from its statistics,
+ *   (1-ls) w_t ((m - z_t) + log s) + eps (W log s + D)
+ * as a log(s) + b (every term >= 0 for weights >= 0: nothing cancels),
  * and the gradient's factors: g = A e - B u with element t set to *gt.
  * `ge` is the row's stored e (the cached path's g), or NULL. */
-SC_ALWAYS_INLINE static inline double V(xent_finish_index)(int64_t t, double zt, const SC_T *ge,
-                                                           size_t n, double m, double s, double D,
-                                                           const sc_xent_params *p, int want_g,
-                                                           double *pa, double *pb, SC_T *gt)
+SC_ALWAYS_INLINE static inline void V(xent_finish_index)(int64_t t, double zt, const SC_T *ge,
+                                                         size_t n, double m, double s, double D,
+                                                         const sc_xent_params *p, int want_g,
+                                                         sc_xent_loss_t *loss, double *pa,
+                                                         double *pb, SC_T *gt)
 {
     const double ls = p->label_smoothing, eps = ls / (double)n;
     const double wt = p->weight ? (double)((const SC_T *)p->weight)[t] : 1.0;
-    const double ln_s = log(s);
-    const double loss = (1.0 - ls) * wt * ((m - zt) + ln_s) +
-                        (eps != 0.0 ? eps * (p->weight_sum * ln_s + D) : 0.0);
+    loss->s = s;
+    loss->a = (1.0 - ls) * wt + (eps != 0.0 ? eps * p->weight_sum : 0.0);
+    loss->b = (1.0 - ls) * wt * (m - zt) + (eps != 0.0 ? eps * D : 0.0);
     const double A = p->scale * ((1.0 - ls) * wt + eps * p->weight_sum) / s;
     const double B = p->scale * eps;
     *pa = A;
     *pb = B;
     *gt = (SC_T)0;
     if (!want_g)
-        return loss;
+        return;
     /* The target's element in double: e_t A and the one-hot term C cancel
      * when p_t is near 1.  e_t is exactly 1 when z_t is the max; the
      * cached path holds e_t rounded to SC_T in g[t], whose error (u e_t A)
@@ -1114,23 +1121,22 @@ SC_ALWAYS_INLINE static inline double V(xent_finish_index)(int64_t t, double zt,
     else
         et = exp(zt - m);
     *gt = (SC_T)(et * A - B * wt - C);
-    return loss;
 }
 
 SC_ALWAYS_INLINE static inline void V(xent_row)(const SC_T *z, const SC_T *q, int64_t t, SC_T *g,
-                                                double *loss, size_t n,
+                                                sc_xent_loss_t *loss, size_t n,
                                                 const sc_xent_params *p, int stream)
 {
     const SC_T *w = (const SC_T *)p->weight;
     const double ls = p->label_smoothing;
     if (q == NULL && t < 0) { /* ignored */
-        *loss = 0.0;
+        sc_xent_loss_known(loss, 0.0);
         if (g)
             V(fill_row)(g, n, (SC_T)0);
         return;
     }
     if (q == NULL && (uint64_t)t >= (uint64_t)n) { /* no such class: NaN, never a read */
-        *loss = NAN;
+        sc_xent_loss_known(loss, NAN);
         if (g)
             V(fill_row)(g, n, (SC_T)NAN);
         return;
@@ -1157,10 +1163,13 @@ SC_ALWAYS_INLINE static inline void V(xent_row)(const SC_T *z, const SC_T *q, in
             if (!(isfinite(U) && isfinite(D)))
                 V(xent_ud_double)(z, q, w, n, m, ls, SC_XENT_PROB, &U, &D);
         }
-        if (isfinite(U) && isfinite(D))
-            *loss = U * log(s) + D;
-        else /* targets far outside [0, 1]: term by term (z is unchanged) */
-            *loss = V(xent_loss_terms)(z, q, w, n, m, log(s), ls);
+        if (isfinite(U) && isfinite(D)) {
+            loss->s = s;
+            loss->a = U;
+            loss->b = D;
+        } else { /* targets far outside [0, 1]: term by term (z is unchanged) */
+            sc_xent_loss_known(loss, V(xent_loss_terms)(z, q, w, n, m, sc_logd_1(s), ls));
+        }
         if (cached && g)
             V(xent_scale)(g, q, w, n, p->scale * U / s, p->scale, ls, ls / (double)n, SC_XENT_PROB,
                           (size_t)-1, (SC_T)0);
@@ -1183,8 +1192,8 @@ SC_ALWAYS_INLINE static inline void V(xent_row)(const SC_T *z, const SC_T *q, in
         V(xent_ud_double)(z, NULL, w, n, m, ls, SC_XENT_INDEX_SMOOTH, &U, &D);
     double A, B;
     SC_T gt;
-    *loss = V(xent_finish_index)(t, zt, cached && g ? g : NULL, n, m, s, D, p, g != NULL, &A, &B,
-                                 &gt);
+    V(xent_finish_index)(t, zt, cached && g ? g : NULL, n, m, s, D, p, g != NULL, loss, &A, &B,
+                         &gt);
     if (g) {
         if (cached && kind == SC_XENT_PLAIN)
             V(xent_scale)(g, NULL, w, n, A, B, ls, eps, SC_XENT_PLAIN, (size_t)t, gt);
@@ -1202,15 +1211,28 @@ void KFN(xent_rows)(const SC_T *z, ptrdiff_t ldz, const SC_T *q, ptrdiff_t ldq, 
                     size_t rows, size_t n, const sc_xent_params *p)
 {
     const int stream = g != NULL && rows * n * sizeof(SC_T) >= SC_STREAM_MIN_BYTES;
-    for (size_t r = 0; r < rows; r++) {
-        const SC_T *zr = z + (ptrdiff_t)r * ldz;
-        const SC_T *qr = q ? q + (ptrdiff_t)r * ldq : NULL;
-        const int64_t tr = q ? 0 : t[(ptrdiff_t)r * ldt];
-        SC_T *gr = g ? g + (ptrdiff_t)r * ldg : NULL;
-        if (stream)
-            V(xent_row)(zr, qr, tr, gr, loss + (ptrdiff_t)r * ldl, n, p, 1);
-        else
-            V(xent_row)(zr, qr, tr, gr, loss + (ptrdiff_t)r * ldl, n, p, 0);
+    /* rows in groups of SC_LOGD_N, whose logs are taken together */
+    sc_xent_loss_t lt[SC_LOGD_N];
+    double ln[SC_LOGD_N];
+    for (size_t r0 = 0; r0 < rows; r0 += SC_LOGD_N) {
+        const size_t k = rows - r0 < SC_LOGD_N ? rows - r0 : SC_LOGD_N;
+        for (size_t j = 0; j < k; j++) {
+            const size_t r = r0 + j;
+            const SC_T *zr = z + (ptrdiff_t)r * ldz;
+            const SC_T *qr = q ? q + (ptrdiff_t)r * ldq : NULL;
+            const int64_t tr = q ? 0 : t[(ptrdiff_t)r * ldt];
+            SC_T *gr = g ? g + (ptrdiff_t)r * ldg : NULL;
+            if (stream)
+                V(xent_row)(zr, qr, tr, gr, lt + j, n, p, 1);
+            else
+                V(xent_row)(zr, qr, tr, gr, lt + j, n, p, 0);
+            ln[j] = lt[j].s;
+        }
+        for (size_t j = k; j < SC_LOGD_N; j++)
+            ln[j] = 1.0;
+        sc_logd_n(ln);
+        for (size_t j = 0; j < k; j++)
+            loss[(ptrdiff_t)(r0 + j) * ldl] = lt[j].a * ln[j] + lt[j].b;
     }
     if (stream)
         sc_sfence();
@@ -1253,19 +1275,22 @@ double KFN(piece_xent_finish)(const SC_T *q, int64_t t, double zt, const SC_T *g
                               SC_T mx, double s, double U, double D, const sc_xent_params *p,
                               double *factors)
 {
-    double A, B, loss;
+    double A, B;
+    sc_xent_loss_t loss;
     SC_T gt = (SC_T)0;
     if (q) {
-        loss = U * log(s) + D;
+        loss.s = s;
+        loss.a = U;
+        loss.b = D;
         A = p->scale * U / s;
         B = p->scale;
     } else {
-        loss = V(xent_finish_index)(t, zt, g, n, (double)mx, s, D, p, g != NULL, &A, &B, &gt);
+        V(xent_finish_index)(t, zt, g, n, (double)mx, s, D, p, g != NULL, &loss, &A, &B, &gt);
     }
     factors[0] = A;
     factors[1] = B;
     factors[2] = (double)gt;
-    return loss;
+    return loss.a * sc_logd_1(loss.s) + loss.b;
 }
 
 void KFN(piece_xent_scale)(SC_T *g, const SC_T *q, int64_t t, size_t lo, size_t len, size_t n,
@@ -1329,8 +1354,8 @@ SC_ALWAYS_INLINE static inline void V(xent_cols_nv)(const SC_T *z, ptrdiff_t ldz
     const VEC a = V(set1)((SC_T)(1.0 - ls)), b = V(set1)((SC_T)eps);
     VEC mx[NV], hu[NV], lu[NV], hd[NV], ld[NV], au[NV], ad[NV];
     SC_T lane_m[SC_COLS_MAX], lane_a[SC_COLS_MAX], lane_b[SC_COLS_MAX], lane_keep[SC_COLS_MAX];
-    SC_T lane_gt[SC_COLS_MAX], tmp[SC_COLS_MAX], tmp2[SC_COLS_MAX];
-    double lane_s[SC_COLS_MAX], lane_u[SC_COLS_MAX], lane_d[SC_COLS_MAX], lane_zt[SC_COLS_MAX];
+    SC_T lane_gt[SC_COLS_MAX], tmp[SC_COLS_MAX] = {0}, tmp2[SC_COLS_MAX] = {0};
+    double lane_s[SC_COLS_MAX], lane_ln[SC_COLS_MAX], lane_u[SC_COLS_MAX], lane_d[SC_COLS_MAX], lane_zt[SC_COLS_MAX];
     int64_t lane_t[SC_COLS_MAX];
     int keep_z = g == NULL, any_ignored = 0;
     /* 1 */
@@ -1410,9 +1435,15 @@ SC_ALWAYS_INLINE static inline void V(xent_cols_nv)(const SC_T *z, ptrdiff_t ldz
         V(store)(tmp + v * VN, hu[v]);
         V(store)(tmp2 + v * VN, lu[v]);
     }
-    /* 4 */
+    /* 4: the lanes' logs together, then per lane */
+    for (size_t l = 0; l < m; l++)
+        lane_s[l] = lane_ln[l] = (double)tmp[l] + (double)tmp2[l];
+    for (size_t l = m; l < SC_COLS_MAX; l++)
+        lane_ln[l] = 1.0;
+    for (size_t l = 0; l < m; l += SC_LOGD_N)
+        sc_logd_n(lane_ln + l);
     for (size_t l = 0; l < m; l++) {
-        const double s = (double)tmp[l] + (double)tmp2[l], ln_s = log(s), ml = (double)lane_m[l];
+        const double s = lane_s[l], ln_s = lane_ln[l], ml = (double)lane_m[l];
         double A, B, L;
         lane_keep[l] = (SC_T)1;
         lane_gt[l] = (SC_T)0;
@@ -1438,14 +1469,10 @@ SC_ALWAYS_INLINE static inline void V(xent_cols_nv)(const SC_T *z, ptrdiff_t ldz
         } else if ((uint64_t)lane_t[l] >= (uint64_t)n) { /* no such class */
             L = A = B = NAN;
         } else {
-            const double wt = w ? (double)w[lane_t[l]] : 1.0, zt = lane_zt[l];
-            L = (1.0 - ls) * wt * ((ml - zt) + ln_s) +
-                (eps != 0.0 ? eps * (p->weight_sum * ln_s + lane_d[l]) : 0.0);
-            A = p->scale * ((1.0 - ls) * wt + eps * p->weight_sum) / s;
-            B = p->scale * eps;
-            const double C = p->scale * (1.0 - ls) * wt;
-            const double et = zt == ml ? 1.0 : exp(zt - ml);
-            lane_gt[l] = (SC_T)(et * A - B * wt - C);
+            sc_xent_loss_t lt;
+            V(xent_finish_index)(lane_t[l], lane_zt[l], NULL, n, ml, s, lane_d[l], p, 1, &lt, &A,
+                                 &B, lane_gt + l);
+            L = lt.a * ln_s + lt.b;
         }
         loss[(ptrdiff_t)l * ldl] = L;
         lane_a[l] = (SC_T)A;
@@ -1507,9 +1534,8 @@ void KFN(xent_cols)(const SC_T *z, ptrdiff_t ldz, const SC_T *q, ptrdiff_t ldq, 
     for (size_t j = 0; j < m; j += SC_COLS_MAX) {
         size_t w = m - j < SC_COLS_MAX ? m - j : SC_COLS_MAX;
         if (n == 0) { /* nothing to read: the row kernel's answers */
-            for (size_t l = j; l < j + w; l++)
-                V(xent_row)(z + l, q ? q + l : NULL, q ? 0 : t[(ptrdiff_t)l * ldt], NULL,
-                            loss + (ptrdiff_t)l * ldl, 0, p, 0);
+            KFN(xent_rows)(z + j, 1, q ? q + j : NULL, 1, q ? NULL : t + (ptrdiff_t)j * ldt, ldt,
+                           NULL, 0, loss + (ptrdiff_t)j * ldl, ldl, w, 0, p);
             continue;
         }
         V(xent_cols_block)(z + j, ldz, q ? q + j : NULL, ldq, q ? NULL : t + (ptrdiff_t)j * ldt,

@@ -10,7 +10,9 @@
 #define SC_VEC_AVX2_H
 
 #include <immintrin.h>
+#include <math.h>
 #include <stddef.h>
+#include "sc_logd.h"
 
 /* ---- float32 ---------------------------------------------------------- */
 typedef __m256 sc_vec_f32;
@@ -46,6 +48,11 @@ static inline __m256 sc_select_lt_f32(__m256 a, __m256 b, __m256 x, __m256 y)
 static inline __m256 sc_pow2i_f32(__m256 t)
 {
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(t), 23));
+}
+static inline __m256 sc_setlane_f32(__m256 v, size_t j, float a)
+{
+    __m256i m = _mm256_cmpeq_epi32(_mm256_set1_epi32((int)j), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    return _mm256_blendv_ps(v, _mm256_set1_ps(a), _mm256_castsi256_ps(m));
 }
 static inline float sc_hmax_f32(__m256 v)
 {
@@ -98,6 +105,11 @@ static inline __m256d sc_pow2i_f64(__m256d t)
 {
     return _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_castpd_si256(t), 52));
 }
+static inline __m256d sc_setlane_f64(__m256d v, size_t j, double a)
+{
+    __m256i m = _mm256_cmpeq_epi64(_mm256_set1_epi64x((long long)j), _mm256_setr_epi64x(0, 1, 2, 3));
+    return _mm256_blendv_pd(v, _mm256_set1_pd(a), _mm256_castsi256_pd(m));
+}
 static inline double sc_hmax_f64(__m256d v)
 {
     __m128d m = _mm_max_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
@@ -110,6 +122,44 @@ static inline double sc_hsum_f64(__m256d v)
     s = _mm_add_sd(s, _mm_unpackhi_pd(s, s));
     return _mm_cvtsd_f64(s);
 }
+
+/* ---- log in double, SC_LOGD_N lanes at a time (see sc_vec_avx512.h) -- */
+enum { SC_LOGD_N = 4 };
+
+static inline __m256d sc_logd_v(__m256d x)
+{
+    const __m256i ix = _mm256_castpd_si256(x);
+    const __m256i e = _mm256_srli_epi64(_mm256_add_epi64(ix, _mm256_set1_epi64x(SC_LOGD_OFF)), 52);
+    const __m256d z = _mm256_castsi256_pd(
+        _mm256_sub_epi64(ix, _mm256_slli_epi64(_mm256_sub_epi64(e, _mm256_set1_epi64x(1023)), 52)));
+    const __m256d k = _mm256_sub_pd(
+        _mm256_castsi256_pd(_mm256_or_si256(e, _mm256_set1_epi64x(SC_LOGD_TWO52_BITS))),
+        _mm256_set1_pd(SC_LOGD_K_BIAS));
+    const __m256d f = _mm256_sub_pd(z, _mm256_set1_pd(1.0));
+    const __m256d s = _mm256_div_pd(f, _mm256_add_pd(f, _mm256_set1_pd(2.0)));
+    const __m256d ss = _mm256_mul_pd(s, s);
+    __m256d r = _mm256_set1_pd(SC_LOGD_C[SC_LOGD_DEG - 1]);
+    for (int j = SC_LOGD_DEG - 2; j >= 0; j--)
+        r = _mm256_fmadd_pd(r, ss, _mm256_set1_pd(SC_LOGD_C[j]));
+    r = _mm256_mul_pd(r, ss);
+    const __m256d l = _mm256_fnmadd_pd(s, _mm256_sub_pd(f, r), f);
+    const __m256d y = _mm256_fmadd_pd(k, _mm256_set1_pd(SC_LOGD_LN2_HI),
+                                      _mm256_fmadd_pd(k, _mm256_set1_pd(SC_LOGD_LN2_LO), l));
+    const int ok = _mm256_movemask_pd(
+        _mm256_and_pd(_mm256_cmp_pd(x, _mm256_set1_pd(SC_LOGD_MIN), _CMP_GE_OQ),
+                      _mm256_cmp_pd(x, _mm256_set1_pd(SC_LOGD_MAX), _CMP_LE_OQ)));
+    if (ok == 0xf)
+        return y;
+    double xs[4], ys[4];
+    _mm256_storeu_pd(xs, x);
+    _mm256_storeu_pd(ys, y);
+    for (int j = 0; j < 4; j++)
+        if (!((ok >> j) & 1))
+            ys[j] = log(xs[j]);
+    return _mm256_loadu_pd(ys);
+}
+static inline void sc_logd_n(double *x) { _mm256_storeu_pd(x, sc_logd_v(_mm256_loadu_pd(x))); }
+static inline double sc_logd_1(double x) { return _mm256_cvtsd_f64(sc_logd_v(_mm256_set1_pd(x))); }
 
 static inline void sc_sfence(void) { _mm_sfence(); }
 

@@ -12,13 +12,16 @@
  *   the other lanes of a load filled with `fill`), sc_set1, add, sub, mul,
  *   div, fma (a*b + c), max, select_lt (a < b ? x : y, false on NaN),
  *   sc_pow2i_S (2^n from the magic-biased value of sc_body.h's exp),
+ *   sc_setlane_S (lane j < VN replaced),
  *   sc_hmax_S (horizontal max), sc_hsum_S (horizontal sum, in double).
  */
 #ifndef SC_VEC_AVX512_H
 #define SC_VEC_AVX512_H
 
 #include <immintrin.h>
+#include <math.h>
 #include <stddef.h>
+#include "sc_logd.h"
 
 /* ---- float32 ---------------------------------------------------------- */
 typedef __m512 sc_vec_f32;
@@ -52,6 +55,11 @@ static inline __m512 sc_select_lt_f32(__m512 a, __m512 b, __m512 x, __m512 y)
 static inline __m512 sc_pow2i_f32(__m512 t)
 {
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_castps_si512(t), 23));
+}
+/* v with lane j (< 16) set to a */
+static inline __m512 sc_setlane_f32(__m512 v, size_t j, float a)
+{
+    return _mm512_mask_mov_ps(v, (__mmask16)(1u << j), _mm512_set1_ps(a));
 }
 static inline float sc_hmax_f32(__m512 v) { return _mm512_reduce_max_ps(v); }
 static inline double sc_hsum_f32(__m512 v)
@@ -93,8 +101,53 @@ static inline __m512d sc_pow2i_f64(__m512d t)
 {
     return _mm512_castsi512_pd(_mm512_slli_epi64(_mm512_castpd_si512(t), 52));
 }
+static inline __m512d sc_setlane_f64(__m512d v, size_t j, double a)
+{
+    return _mm512_mask_mov_pd(v, (__mmask8)(1u << j), _mm512_set1_pd(a));
+}
 static inline double sc_hmax_f64(__m512d v) { return _mm512_reduce_max_pd(v); }
 static inline double sc_hsum_f64(__m512d v) { return _mm512_reduce_add_pd(v); }
+
+/* ---- log in double, SC_LOGD_N lanes at a time -------------------------
+ * The cross-entropy's log(s) per row, evaluated for a group of rows at
+ * once (sc_body.h, "log in double").  sc_logd_n works in place on
+ * SC_LOGD_N doubles; sc_logd_1 is the same lanes' arithmetic on one value,
+ * so a row's loss has the same bits whichever of the two computed it. */
+enum { SC_LOGD_N = 8 };
+
+static inline __m512d sc_logd_v(__m512d x)
+{
+    const __m512i ix = _mm512_castpd_si512(x);
+    const __m512i e = _mm512_srli_epi64(_mm512_add_epi64(ix, _mm512_set1_epi64(SC_LOGD_OFF)), 52);
+    const __m512d z = _mm512_castsi512_pd(
+        _mm512_sub_epi64(ix, _mm512_slli_epi64(_mm512_sub_epi64(e, _mm512_set1_epi64(1023)), 52)));
+    const __m512d k = _mm512_sub_pd(
+        _mm512_castsi512_pd(_mm512_or_si512(e, _mm512_set1_epi64(SC_LOGD_TWO52_BITS))),
+        _mm512_set1_pd(SC_LOGD_K_BIAS));
+    const __m512d f = _mm512_sub_pd(z, _mm512_set1_pd(1.0));
+    const __m512d s = _mm512_div_pd(f, _mm512_add_pd(f, _mm512_set1_pd(2.0)));
+    const __m512d ss = _mm512_mul_pd(s, s);
+    __m512d r = _mm512_set1_pd(SC_LOGD_C[SC_LOGD_DEG - 1]);
+    for (int j = SC_LOGD_DEG - 2; j >= 0; j--)
+        r = _mm512_fmadd_pd(r, ss, _mm512_set1_pd(SC_LOGD_C[j]));
+    r = _mm512_mul_pd(r, ss);
+    const __m512d l = _mm512_fnmadd_pd(s, _mm512_sub_pd(f, r), f);
+    const __m512d y = _mm512_fmadd_pd(k, _mm512_set1_pd(SC_LOGD_LN2_HI),
+                                      _mm512_fmadd_pd(k, _mm512_set1_pd(SC_LOGD_LN2_LO), l));
+    const __mmask8 ok = _mm512_cmp_pd_mask(x, _mm512_set1_pd(SC_LOGD_MIN), _CMP_GE_OQ) &
+                        _mm512_cmp_pd_mask(x, _mm512_set1_pd(SC_LOGD_MAX), _CMP_LE_OQ);
+    if (ok == 0xff)
+        return y;
+    double xs[8], ys[8];
+    _mm512_storeu_pd(xs, x);
+    _mm512_storeu_pd(ys, y);
+    for (int j = 0; j < 8; j++)
+        if (!((ok >> j) & 1))
+            ys[j] = log(xs[j]);
+    return _mm512_loadu_pd(ys);
+}
+static inline void sc_logd_n(double *x) { _mm512_storeu_pd(x, sc_logd_v(_mm512_loadu_pd(x))); }
+static inline double sc_logd_1(double x) { return _mm512_cvtsd_f64(sc_logd_v(_mm512_set1_pd(x))); }
 
 /* Orders streaming stores before whatever the caller does next. */
 static inline void sc_sfence(void) { _mm_sfence(); }

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <math.h>
 
 /* ---- float32 ---------------------------------------------------------- */
 typedef float sc_vec_f32;
@@ -41,6 +42,7 @@ static inline float sc_pow2i_f32(float t)
     memcpy(&t, &u, sizeof t);
     return t;
 }
+static inline float sc_setlane_f32(float v, size_t j, float a) { (void)v; (void)j; return a; }
 static inline float sc_hmax_f32(float v) { return v; }
 static inline double sc_hsum_f32(float v) { return (double)v; }
 
@@ -69,8 +71,15 @@ static inline double sc_pow2i_f64(double t)
     memcpy(&t, &u, sizeof t);
     return t;
 }
+static inline double sc_setlane_f64(double v, size_t j, double a) { (void)v; (void)j; return a; }
 static inline double sc_hmax_f64(double v) { return v; }
 static inline double sc_hsum_f64(double v) { return v; }
+
+/* ---- log in double (see sc_vec_avx512.h): libm's, one lane ------------ */
+enum { SC_LOGD_N = 1 };
+
+static inline void sc_logd_n(double *x) { x[0] = log(x[0]); }
+static inline double sc_logd_1(double x) { return log(x); }
 
 static inline void sc_sfence(void) {}
 

@@ -17,7 +17,7 @@ import pytest
 import softmax_c as sc
 
 SCRIPT = r"""
-import json, sys
+import json, math, sys
 import numpy as np
 import softmax_c as sc
 from softmax_c import reference as ref
@@ -75,6 +75,24 @@ for dt in (np.float32, np.float64):
                 key = ("cross_entropy_grad", str(np.dtype(dt)))
                 worst[key] = max(worst.get(key, 0.0), rel(loss, wl, max(1.0, abs(wl))),
                                  rel(g, wg, 1.0))
+# the loss's log(s), taken for groups of rows (lanes) at once: rows of k
+# zeros then -inf have s = k exactly, so the loss is log(k), within 2 ulp
+# (of the loss's dtype) of math.log's, whichever lane or group a row lands in, rows or panel
+ks = np.unique(np.r_[1:70, np.geomspace(70, 5000, 60).astype(int), 4096, 4097])
+for dt in (np.float32, np.float64):
+    z = np.full((ks.size, ks.max()), -np.inf, dt)
+    for r, k in enumerate(ks):
+        z[r, :k] = 0
+    want = np.array([math.log(k) for k in ks])
+    t0 = np.zeros(ks.size, np.int64)
+    for zz, axis in ((z, -1), (np.ascontiguousarray(z.T), 0)):
+        loss = sc.cross_entropy(zz, t0, axis=axis, reduction="none")
+        ulps = np.abs(loss - want) / np.spacing(np.maximum(want, 1e-30).astype(loss.dtype))
+        assert loss[0] == 0.0 and ulps.max() <= 2, (dt, axis, ulps.max(), ks[ulps.argmax()])
+        for idx in ([5], [3, 4, 5], [9, 5, 2, 7, 1, 0, 8, 6, 4]):  # the same bits in any group
+            sub = zz[idx] if axis == -1 else zz[:, idx]
+            got = sc.cross_entropy(sub, t0[idx], axis=axis, reduction="none")
+            assert np.array_equal(got, loss[idx]), (dt, axis, idx)
 # one row split across threads: bitwise the one-thread result at this level
 # too (the piece cuts follow this level's sum chunk)
 for dt, n in ((np.float32, 300007), (np.float64, 100003)):
