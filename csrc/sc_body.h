@@ -1064,7 +1064,10 @@ SC_ALWAYS_INLINE static inline void V(xent_cached_stats)(const SC_T *z, const SC
             V(xent_ud_double)(z, q, w, n, (double)mx, ls, kind, pu, pd);
     }
     *pm = (double)mx;
-    *ps = V(expsum)(z, g, n, mx, NULL);
+    if (n <= SC_CHUNK) /* what expsum's two-sum gives for one chunk, sooner */
+        *ps = V(hsum)(V(expsum_chunk)(z, g, n, V(set1)(mx)));
+    else
+        *ps = V(expsum)(z, g, n, mx, NULL);
 }
 
 /* The probability-target loss sum_c u_c ((m - z_c) + log s) term by term,
