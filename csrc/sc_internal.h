@@ -22,9 +22,11 @@
 #if defined(__GNUC__)
 #define SC_ALWAYS_INLINE __attribute__((always_inline))
 #define SC_PREFETCH(p) __builtin_prefetch((p), 0, 3)
+#define SC_PREFETCH_W(p) __builtin_prefetch((p), 1, 3) /* for writing */
 #else
 #define SC_ALWAYS_INLINE
 #define SC_PREFETCH(p) ((void)0)
+#define SC_PREFETCH_W(p) ((void)0)
 #endif
 
 #define SC_LINE 64
