@@ -127,7 +127,9 @@ def _extensions():
     # the Python API, cimports them from there like any other user.
     common = dict(
         include_dirs=[CSRC, "src/softmax_c", numpy.get_include()],
-        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_22_API_VERSION")],
+        # 1.22: the memory handler API (NEP 49) that _outbuf.h uses
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_22_API_VERSION"),
+                       ("NPY_TARGET_VERSION", "NPY_1_22_API_VERSION")],
     )
     exts = [
         Extension("softmax_c.kernels",

@@ -6,11 +6,43 @@ its inputs and ``out`` untouched.  Layouts are the Cython layer's business:
 any single axis of any strides goes to ``_kernels.forward`` without a copy
 of the input.
 """
+import os
+import warnings
+
 import numpy as np
 
 from . import _kernels, _validate, reference
 from ._kernels import (LOG_SOFTMAX, LOG_SOFTMAX_JVP, LOG_SOFTMAX_VJP, LOGSUMEXP, SOFTMAX,
                        SOFTMAX_JVP)
+
+
+# ---------------------------------------------------------------- outputs
+
+OUTPUT_CACHE_ENV = "SOFTMAX_C_OUTPUT_CACHE_MB"
+
+
+def _output_cache_limit():
+    """Bytes of freed large outputs kept for reuse (see _outbuf.h): the
+    SOFTMAX_C_OUTPUT_CACHE_MB environment variable (MiB, 0 keeps none), else
+    256 MiB or a sixteenth of the physical memory, whichever is less."""
+    text = os.environ.get(OUTPUT_CACHE_ENV, "").strip()
+    if text:
+        try:
+            mib = int(text)
+            if mib < 0:
+                raise ValueError
+            return mib << 20
+        except ValueError:
+            warnings.warn(f"{OUTPUT_CACHE_ENV} must be a whole number of MiB >= 0, "
+                          f"got {text!r}; using the default", RuntimeWarning, stacklevel=2)
+    try:
+        ram = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        ram = 1 << 32
+    return min(256 << 20, max(ram, 0) // 16)
+
+
+_kernels.set_output_cache_limit(_output_cache_limit())
 
 
 # ---------------------------------------------------------------- threads
@@ -105,7 +137,7 @@ def _forward(op, x, axis, where, out, num_threads):
     direct = (out is not None and out.dtype == compute and len(axes) == 1
               and out.flags.aligned
               and (not np.may_share_memory(out, xc) or _same_view(out, xc)))
-    y2 = out if direct else np.empty_like(x2)
+    y2 = out if direct else _kernels.empty_like(x2)
     _run(op, x2, y2, k, nt)
 
     if direct:
@@ -296,7 +328,7 @@ def _backward(op, a, b, names, axis, out, num_threads):
     # its own output is written); any other overlap goes through a copy.
     direct = (out is not None and out.dtype == compute and out.flags.aligned
               and all(_same_view(out, c) or not np.may_share_memory(out, c) for c in (ac, bc)))
-    res = out if direct else np.empty_like(bc)
+    res = out if direct else _kernels.empty_like(bc)
     if res.size:
         _kernels.backward(op, ac, bc, res, k, nt)
     if out is None:
@@ -519,7 +551,7 @@ def _xent(logits, target, axis, weight, ignore_index, reduction, label_smoothing
             # goes through a fresh array
             direct = (_kernels.xent_uses_panels(zc, q, tk, out, loss_k, k)
                       == _kernels.xent_uses_panels(zc, q, tk, None, loss_k, k))
-        grad = out if direct else np.empty_like(zc)
+        grad = out if direct else _kernels.empty_like(zc)
     _kernels.cross_entropy(zc, q, tk, grad, loss_k, k, wc, ls, scale, wsum, nt)
 
     per_sample = loss_k.reshape(batch)

@@ -30,6 +30,8 @@ d. reference.py is the NumPy oracle the tests compare against.
 """
 import os
 
+import numpy as np
+
 from cython cimport floating
 from cython.parallel cimport prange, parallel
 from libc.stdlib cimport malloc, free
@@ -560,6 +562,64 @@ def default_threads():
     return _threads_default()
 
 
+cdef extern from "_outbuf.h":
+    int SC_OB_ENABLED
+    size_t SC_OB_MIN
+    void sc_ob_init(size_t limit)
+    void sc_ob_set_limit(size_t limit)
+    void sc_ob_stats(size_t *v)
+    object sc_ob_capsule()
+
+cdef extern from "numpy/arrayobject.h":
+    object PyDataMem_SetHandler(object handler)
+
+# The memory handler of large fresh outputs (_outbuf.h), or None.
+cdef object _OB_HANDLER = sc_ob_capsule() if SC_OB_ENABLED else None
+sc_ob_init(0)
+
+
+def set_output_cache_limit(size_t nbytes):
+    """Keep at most nbytes of freed large outputs for reuse (0: none);
+    kept blocks beyond it go back to the system now."""
+    sc_ob_set_limit(nbytes)
+
+
+def output_cache_stats():
+    """The output blocks' state: limit, bytes kept, blocks kept, reuses,
+    new mappings (all 0 where they are not used)."""
+    cdef size_t v[5]
+    sc_ob_stats(v)
+    return {"enabled": bool(SC_OB_ENABLED), "limit": v[0], "kept_bytes": v[1],
+            "kept_blocks": v[2], "reused": v[3], "mapped": v[4]}
+
+
+cdef cnp.ndarray _new_out(int nd, cnp.npy_intp *dims, int typenum):
+    """cnp.PyArray_EMPTY(nd, dims, typenum, 0), from the output blocks if it
+    is large."""
+    cdef size_t nbytes = 4 if typenum == cnp.NPY_FLOAT32 else 8
+    cdef int i
+    for i in range(nd):
+        nbytes *= <size_t>dims[i]
+    if _OB_HANDLER is None or nbytes < SC_OB_MIN:
+        return cnp.PyArray_EMPTY(nd, dims, typenum, 0)
+    old = PyDataMem_SetHandler(_OB_HANDLER)
+    try:
+        return cnp.PyArray_EMPTY(nd, dims, typenum, 0)
+    finally:
+        PyDataMem_SetHandler(old)
+
+
+def empty_like(cnp.ndarray a):
+    """np.empty_like(a), from the output blocks if it is large."""
+    if _OB_HANDLER is None or <size_t>cnp.PyArray_NBYTES(a) < SC_OB_MIN:
+        return np.empty_like(a)
+    old = PyDataMem_SetHandler(_OB_HANDLER)
+    try:
+        return np.empty_like(a)
+    finally:
+        PyDataMem_SetHandler(old)
+
+
 cdef inline bint _plain(cnp.ndarray a, int typenum) noexcept:
     """a is C-contiguous, aligned, native-order, of dtype typenum."""
     return (cnp.PyArray_TYPE(a) == typenum and cnp.PyArray_ISCARRAY_RO(a)
@@ -588,7 +648,7 @@ def fast(int op, x, out=None, int nthreads=0):
             or not _plain(a, typenum):
         return None
     if out is None:
-        y = cnp.PyArray_EMPTY(nd - 1 if op == 2 else nd, cnp.PyArray_DIMS(a), typenum, 0)
+        y = _new_out(nd - 1 if op == 2 else nd, cnp.PyArray_DIMS(a), typenum)
     else:
         if op == 2 or not cnp.PyArray_CheckExact(out):
             return None
@@ -653,7 +713,7 @@ def fast_backward(int op, a, b, out=None, int nthreads=0):
             or not cnp.PyArray_SAMESHAPE(x, v)):
         return None
     if out is None:
-        y = cnp.PyArray_EMPTY(nd, cnp.PyArray_DIMS(x), typenum, 0)
+        y = _new_out(nd, cnp.PyArray_DIMS(x), typenum)
     else:
         if not cnp.PyArray_CheckExact(out):
             return None
