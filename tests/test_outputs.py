@@ -172,10 +172,11 @@ def test_blocks_kept_are_bounded_in_number_and_bytes(limit):
 
 
 @needs_blocks
-def test_a_block_whose_pages_the_system_took_back(limit):
-    """The kernel may drop a kept block's pages (MADV_FREE under memory
-    pressure); MADV_DONTNEED does the same now.  The next output reuses the
-    block and must still be right."""
+def test_a_reused_block_writes_its_head_again(limit):
+    """A kept block's pages are dropped (MADV_DONTNEED: they read back as
+    zeros, head included).  The next output reuses the block, must be
+    right, and when freed the block must come back whole (its length is
+    read from the head)."""
     limit(64 << 20)
     libc = ctypes.CDLL(None, use_errno=True)
     libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
@@ -191,6 +192,9 @@ def test_a_block_whose_pages_the_system_took_back(limit):
     assert _kernels.output_cache_stats()["reused"] == reused + 1
     assert y.ctypes.data - 64 == start
     assert np.array_equal(y, expected)
+    del y
+    s = _kernels.output_cache_stats()
+    assert s["kept_blocks"] == 1 and s["kept_bytes"] == length
 
 
 def test_resize_pickle_and_torch_keep_working():

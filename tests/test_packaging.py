@@ -51,6 +51,7 @@ def test_sdist_has_what_the_build_needs(dist):
     for f in ("setup.py", "pyproject.toml", "README.md", "MANIFEST.in",
               "src/softmax_c/_kernels.pyx", "src/softmax_c/kernels.pyx",
               "src/softmax_c/_kernels.pxd", "src/softmax_c/kernels.pxd", "src/softmax_c/_omp.h",
+              "src/softmax_c/_outbuf.h",
               "tests/conftest.py", "tests/test_downstream.py", "benchmarks/bench_cases.py"):
         assert f in names, f
     # Cython's output is made anew by every build, never shipped stale.
