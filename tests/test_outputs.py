@@ -278,6 +278,7 @@ def test_the_environment_variable_sets_the_limit(value, limit_bytes, warns):
             "    warnings.simplefilter('always')\n"
             "    import softmax_c\n"
             "from softmax_c import _kernels\n"
+            "assert softmax_c.build_info()['output_cache'] == _kernels.output_cache_stats()['limit']\n"
             "print(json.dumps([_kernels.output_cache_stats(), [str(x.message) for x in w]]))\n")
     env = dict(os.environ, SOFTMAX_C_OUTPUT_CACHE_MB=value)
     res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,

@@ -21,7 +21,9 @@ def build_info():
         ``simd_compiled`` (the kernel sets in this build); ``simd_env`` (the
         SOFTMAX_C_SIMD cap, or None); ``compiler``; ``cflags``;
         ``num_threads`` (the current default, see get_num_threads);
-        ``platform``.
+        ``output_cache`` (bytes of freed large outputs kept for reuse at
+        most, see SOFTMAX_C_OUTPUT_CACHE_MB in the README; 0 where the
+        build does not keep any); ``platform``.
     """
     from ._api import get_num_threads
 
@@ -36,6 +38,7 @@ def build_info():
         "compiler": _compiler(),
         "cflags": facts["cflags"],
         "num_threads": get_num_threads(),
+        "output_cache": _kernels.output_cache_stats()["limit"],
         "platform": f"{platform.system()} {platform.machine()}, Python {sys.version.split()[0]}",
     }
 
