@@ -98,6 +98,20 @@ static char *sc_ob_map(size_t len)
     return q;
 }
 
+/* Take kept block i out of the list (the lock held); its length to *len. */
+static char *sc_ob_take(int i, size_t *len)
+{
+    char *p = sc_ob.base[i];
+    *len = sc_ob.len[i];
+    sc_ob.kept -= *len;
+    sc_ob.n--;
+    for (; i < sc_ob.n; i++) {
+        sc_ob.base[i] = sc_ob.base[i + 1];
+        sc_ob.len[i] = sc_ob.len[i + 1];
+    }
+    return p;
+}
+
 static void *sc_ob_malloc(void *ctx, size_t size)
 {
     size_t need, best_len = 0;
@@ -116,13 +130,7 @@ static void *sc_ob_malloc(void *ctx, size_t size)
             best_len = sc_ob.len[i];
         }
     if (best >= 0) {
-        p = sc_ob.base[best];
-        sc_ob.kept -= best_len;
-        sc_ob.n--;
-        for (i = best; i < sc_ob.n; i++) {
-            sc_ob.base[i] = sc_ob.base[i + 1];
-            sc_ob.len[i] = sc_ob.len[i + 1];
-        }
+        p = sc_ob_take(best, &best_len);
         sc_ob.hits++;
     } else {
         sc_ob.misses++;
@@ -158,14 +166,8 @@ static void sc_ob_free(void *ctx, void *ptr, size_t size)
     } else {
         /* make room: the oldest kept blocks go first */
         while (sc_ob.n == SC_OB_SLOTS || sc_ob.kept + len > sc_ob.limit) {
-            drop[ndrop] = sc_ob.base[0];
-            drop_len[ndrop++] = sc_ob.len[0];
-            sc_ob.kept -= sc_ob.len[0];
-            sc_ob.n--;
-            for (i = 0; i < sc_ob.n; i++) {
-                sc_ob.base[i] = sc_ob.base[i + 1];
-                sc_ob.len[i] = sc_ob.len[i + 1];
-            }
+            drop[ndrop] = sc_ob_take(0, &drop_len[ndrop]);
+            ndrop++;
         }
         sc_ob.base[sc_ob.n] = base;
         sc_ob.len[sc_ob.n++] = len;
@@ -232,14 +234,8 @@ static void sc_ob_set_limit(size_t limit)
     sc_ob_lock();
     sc_ob.limit = limit;
     while (sc_ob.n > 0 && sc_ob.kept > limit) {
-        drop[ndrop] = sc_ob.base[0];
-        drop_len[ndrop++] = sc_ob.len[0];
-        sc_ob.kept -= sc_ob.len[0];
-        sc_ob.n--;
-        for (i = 0; i < sc_ob.n; i++) {
-            sc_ob.base[i] = sc_ob.base[i + 1];
-            sc_ob.len[i] = sc_ob.len[i + 1];
-        }
+        drop[ndrop] = sc_ob_take(0, &drop_len[ndrop]);
+        ndrop++;
     }
     sc_ob_unlock();
     for (i = 0; i < ndrop; i++)
