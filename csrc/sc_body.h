@@ -599,33 +599,51 @@ SC_ALWAYS_INLINE static inline VEC V(bwd_chunk)(const SC_T *a, const SC_T *b, si
     return V(add)(V(add)(V(add)(s0, s1), V(add)(s2, s3)), V(add)(V(add)(s4, s5), V(add)(s6, s7)));
 }
 
-/* The fused element-wise pass with the row's reduction d. */
+/* The fused element-wise pass with the row's reduction d, element by
+ * element, so that it may write over b (out = g).  Last to first on long
+ * rows (SC_REVERSE_MIN_BYTES). */
 SC_ALWAYS_INLINE static inline void V(bwd_apply)(const SC_T *a, const SC_T *b, SC_T *out, size_t n,
                                                  SC_T dd, int op, int stream)
 {
     const VEC d = V(set1)(dd);
-    size_t i = 0;
+    const int rev = n * sizeof(SC_T) >= SC_REVERSE_MIN_BYTES;
+    /* [lo, hi) whole vectors, with a partial head [0, lo) when streaming
+     * (aligned stores) and a partial tail [hi, n) */
+    size_t lo = 0, hi;
     if (stream && VN > 1 && (size_t)out % sizeof(SC_T) == 0) {
         size_t mis = ((size_t)out / sizeof(SC_T)) % VN;
-        size_t head = mis ? VN - mis : 0;
-        if (head < n) {
-            if (head)
-                V(storet)(out, V(bwd_out)(V(loadt)(a, head, (SC_T)0), V(loadt)(b, head, (SC_T)0), d, op),
-                          head);
-            for (i = head; i + VN <= n; i += VN)
-                V(stream)(out + i, V(bwd_out)(V(load)(a + i), V(load)(b + i), d, op));
-        }
+        lo = mis ? VN - mis : 0;
+        if (lo >= n)
+            lo = 0, stream = 0;
     } else {
-        for (; i + 2 * VN <= n; i += 2 * VN) {
-            V(store)(out + i, V(bwd_out)(V(load)(a + i), V(load)(b + i), d, op));
-            V(store)(out + i + VN, V(bwd_out)(V(load)(a + i + VN), V(load)(b + i + VN), d, op));
-        }
+        stream = 0;
     }
-    for (; i + VN <= n; i += VN)
-        V(store)(out + i, V(bwd_out)(V(load)(a + i), V(load)(b + i), d, op));
-    if (i < n)
-        V(storet)(out + i, V(bwd_out)(V(loadt)(a + i, n - i, (SC_T)0), V(loadt)(b + i, n - i, (SC_T)0), d, op),
-                  n - i);
+    hi = lo + (n - lo) / VN * VN;
+    if (lo)
+        V(storet)(out, V(bwd_out)(V(loadt)(a, lo, (SC_T)0), V(loadt)(b, lo, (SC_T)0), d, op), lo);
+    if (hi < n)
+        V(storet)(out + hi, V(bwd_out)(V(loadt)(a + hi, n - hi, (SC_T)0),
+                                       V(loadt)(b + hi, n - hi, (SC_T)0), d, op), n - hi);
+#define SC_BWD_AT(STORE, i) STORE(out + (i), V(bwd_out)(V(load)(a + (i)), V(load)(b + (i)), d, op))
+    if (stream && rev) {
+        for (size_t i = hi; i > lo; i -= VN)
+            SC_BWD_AT(V(stream), i - VN);
+    } else if (stream) {
+        for (size_t i = lo; i < hi; i += VN)
+            SC_BWD_AT(V(stream), i);
+    } else if (rev) {
+        for (size_t i = hi; i > lo; i -= VN)
+            SC_BWD_AT(V(store), i - VN);
+    } else {
+        size_t i = lo;
+        for (; i + 2 * VN <= hi; i += 2 * VN) {
+            SC_BWD_AT(V(store), i);
+            SC_BWD_AT(V(store), i + VN);
+        }
+        if (i < hi)
+            SC_BWD_AT(V(store), i);
+    }
+#undef SC_BWD_AT
 }
 
 SC_ALWAYS_INLINE static inline void V(bwd_row)(const SC_T *a, const SC_T *b, SC_T *out, size_t n,

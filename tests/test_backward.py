@@ -813,6 +813,30 @@ def test_thread_counts_give_identical_results(sc, ref, rng, name, dtype):
     assert_array_equal(fn(av, bv, num_threads=1), fn(av, bv, num_threads=2))
 
 
+
+@pytest.mark.parametrize("dtype", F32_F64)
+@pytest.mark.parametrize("name", NAMES)
+def test_long_rows_in_large_outputs(sc, ref, rng, name, dtype):
+    """Rows of 256 KiB and more per operand take their second pass last to
+    first, with streaming stores once the output is large (4 MiB): every
+    head and tail offset of the output against the vector width, in place
+    too, against the reference and the same rows one at a time."""
+    n = 300007 if dtype == np.float32 else 150001
+    x = rng.normal(0, 4, (4, n))
+    a, b = operands(ref, name, x, rng.normal(0.5, 1, x.shape), dtype)
+    fn = getattr(sc, name)
+    want = check(sc, ref, name, a, b, num_threads=1)
+    for r in range(4):
+        assert_array_equal(fn(a[r:r + 1], b[r:r + 1], num_threads=1), want[r:r + 1])
+    base = np.empty(a.size + 16, dtype)
+    for off in (0, 1, 3, 7, 15):
+        out = base[off:off + a.size].reshape(a.shape)
+        assert_array_equal(fn(a, b, out=out, num_threads=1), want)
+        out[...] = b
+        assert_array_equal(fn(a, out, out=out, num_threads=1), want)
+    assert_array_equal(fn(a, b, num_threads=2), want)
+
+
 # ---------------------------------------------------------------- properties
 
 try:
