@@ -601,9 +601,11 @@ SC_ALWAYS_INLINE static inline VEC V(bwd_chunk)(const SC_T *a, const SC_T *b, si
 
 /* The fused element-wise pass with the row's reduction d, element by
  * element, so that it may write over b (out = g).  Last to first on long
- * rows (SC_REVERSE_MIN_BYTES). */
+ * rows (SC_REVERSE_MIN_BYTES).  (pa, pb), when not NULL, are the next
+ * row's operands, prefetched while streaming this row's output. */
 SC_ALWAYS_INLINE static inline void V(bwd_apply)(const SC_T *a, const SC_T *b, SC_T *out, size_t n,
-                                                 SC_T dd, int op, int stream)
+                                                 SC_T dd, int op, int stream,
+                                                 const SC_T *pa, const SC_T *pb)
 {
     const VEC d = V(set1)(dd);
     const int rev = n * sizeof(SC_T) >= SC_REVERSE_MIN_BYTES;
@@ -628,6 +630,14 @@ SC_ALWAYS_INLINE static inline void V(bwd_apply)(const SC_T *a, const SC_T *b, S
     if (stream && rev) {
         for (size_t i = hi; i > lo; i -= VN)
             SC_BWD_AT(V(stream), i - VN);
+    } else if (stream && pa) {
+        for (size_t i = lo; i < hi; i += VN) {
+            if ((i * sizeof(SC_T)) % SC_LINE < VN * sizeof(SC_T)) {
+                SC_PREFETCH(pa + i);
+                SC_PREFETCH(pb + i);
+            }
+            SC_BWD_AT(V(stream), i);
+        }
     } else if (stream) {
         for (size_t i = lo; i < hi; i += VN)
             SC_BWD_AT(V(stream), i);
@@ -647,7 +657,7 @@ SC_ALWAYS_INLINE static inline void V(bwd_apply)(const SC_T *a, const SC_T *b, S
 }
 
 SC_ALWAYS_INLINE static inline void V(bwd_row)(const SC_T *a, const SC_T *b, SC_T *out, size_t n,
-                                               int op, int stream)
+                                               int op, int stream, const SC_T *pa, const SC_T *pb)
 {
     double s = 0.0, c = 0.0;
     for (size_t i = 0; i < n; i += SC_BWD_CHUNK) {
@@ -655,7 +665,7 @@ SC_ALWAYS_INLINE static inline void V(bwd_row)(const SC_T *a, const SC_T *b, SC_
         sc_two_sum_add(&s, &c, V(hsum)(V(bwd_chunk)(a + i, b + i, len, op)));
     }
     /* c is NaN (inf - inf) once s overflows or holds an infinity */
-    V(bwd_apply)(a, b, out, n, (SC_T)(isfinite(s) ? s + c : s), op, stream);
+    V(bwd_apply)(a, b, out, n, (SC_T)(isfinite(s) ? s + c : s), op, stream, pa, pb);
 }
 
 SC_ALWAYS_INLINE static inline void V(bwd_rows)(const SC_T *a, ptrdiff_t lda, const SC_T *b,
@@ -663,12 +673,17 @@ SC_ALWAYS_INLINE static inline void V(bwd_rows)(const SC_T *a, ptrdiff_t lda, co
                                                 size_t rows, size_t n, int op)
 {
     if (rows * n * sizeof(SC_T) >= SC_STREAM_MIN_BYTES) {
+        const int pf = n * sizeof(SC_T) >= SC_BWD_PREFETCH_MIN_BYTES &&
+                       n * sizeof(SC_T) <= SC_PREFETCH_MAX_BYTES;
         for (size_t r = 0; r < rows; r++)
-            V(bwd_row)(a + (ptrdiff_t)r * lda, b + (ptrdiff_t)r * ldb, out + (ptrdiff_t)r * ldo, n, op, 1);
+            V(bwd_row)(a + (ptrdiff_t)r * lda, b + (ptrdiff_t)r * ldb, out + (ptrdiff_t)r * ldo, n, op, 1,
+                       pf && r + 1 < rows ? a + (ptrdiff_t)(r + 1) * lda : NULL,
+                       pf && r + 1 < rows ? b + (ptrdiff_t)(r + 1) * ldb : NULL);
         sc_sfence();
     } else {
         for (size_t r = 0; r < rows; r++)
-            V(bwd_row)(a + (ptrdiff_t)r * lda, b + (ptrdiff_t)r * ldb, out + (ptrdiff_t)r * ldo, n, op, 0);
+            V(bwd_row)(a + (ptrdiff_t)r * lda, b + (ptrdiff_t)r * ldb, out + (ptrdiff_t)r * ldo, n, op, 0,
+                       NULL, NULL);
     }
 }
 
@@ -806,11 +821,11 @@ void KFN(piece_bwd_sums)(int op, const SC_T *a, const SC_T *b, size_t n, double 
 void KFN(piece_bwd_out)(int op, const SC_T *a, const SC_T *b, SC_T *out, size_t n, SC_T d)
 {
     if (op == SC_SOFTMAX_JVP)
-        V(bwd_apply)(a, b, out, n, d, SC_SOFTMAX_JVP, 0);
+        V(bwd_apply)(a, b, out, n, d, SC_SOFTMAX_JVP, 0, NULL, NULL);
     else if (op == SC_LOG_SOFTMAX_JVP)
-        V(bwd_apply)(a, b, out, n, d, SC_LOG_SOFTMAX_JVP, 0);
+        V(bwd_apply)(a, b, out, n, d, SC_LOG_SOFTMAX_JVP, 0, NULL, NULL);
     else
-        V(bwd_apply)(a, b, out, n, d, SC_LOG_SOFTMAX_VJP, 0);
+        V(bwd_apply)(a, b, out, n, d, SC_LOG_SOFTMAX_VJP, 0, NULL, NULL);
 }
 
 /* ---- fused cross-entropy ---------------------------------------------------
