@@ -79,9 +79,12 @@ cdef Py_ssize_t MIN_SPLIT_ELEMENTS_F64 = 14000
 # The same for the backward products (no exp in softmax_jvp: less work per
 # element).  softmax_vjp, one row, 2 threads / 1 thread, no other OpenMP
 # runtime busy: float32 1.19 at 40000, 1.07 at 48000, 0.74 at 64000, 0.47
-# at 131072; float64 1.11 at 20000, 0.97 at 28000, 0.64 at 40000.
+# at 131072; float64 1.11 at 20000, 0.96-0.98 at 28000, 0.87-1.01 at
+# 32000, 0.61-0.74 at 40000.  Rounds timed right after PyTorch's (whose
+# OpenMP workers keep spinning) now and then gave 1.47-1.59 at 28000-32000,
+# where a split has little to gain: float64 splits from 36000.
 cdef Py_ssize_t MIN_SPLIT_BWD_ELEMENTS_F32 = 56000
-cdef Py_ssize_t MIN_SPLIT_BWD_ELEMENTS_F64 = 28000
+cdef Py_ssize_t MIN_SPLIT_BWD_ELEMENTS_F64 = 36000
 # Columns per work item in the cols layout (a multiple of every lane count).
 cdef Py_ssize_t COL_BLOCK = 64
 
