@@ -31,6 +31,7 @@
 
 #include <math.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <stdint.h>
 
 #define SC_PASTE_(a, b) a##b
@@ -264,9 +265,82 @@ static inline const SC_T *V(prefetch_row)(const SC_T *xr, ptrdiff_t ldx, size_t 
  * output line, measured 1.74-1.84x np.copyto on 4096x4096 and 256x32000
  * against 1.42-1.54x for the three steps, and no better on rows larger
  * than L2: this machine's exp costs more than that read.) */
+/* Elements [j0, j1) of an output row y = a src, through streaming stores
+ * from `head` on (y + head is vector-aligned), plain stores before it and
+ * in a last partial vector. */
+static inline void V(scale_piece)(const SC_T *src, SC_T *y, size_t j0, size_t j1, size_t head,
+                                  VEC va)
+{
+    size_t j = j0;
+    if (j < head) {
+        size_t e = head < j1 ? head : j1;
+        V(storet)(y + j, V(mul)(V(loadt)(src + j, e - j, (SC_T)0), va), e - j);
+        j = e;
+    }
+    for (; j + VN <= j1; j += VN)
+        V(stream)(y + j, V(mul)(V(load)(src + j), va));
+    if (j < j1)
+        V(storet)(y + j, V(mul)(V(loadt)(src + j, j1 - j, (SC_T)0), va), j1 - j);
+}
+
+/* Softmax rows of a large output, pipelined over rows: a row's exponentials
+ * go to a scratch row (in L2), and while the next row's are computed, chunk
+ * by chunk, the previous row is scaled out of its scratch row into y with
+ * streaming stores.  The output's lines are then never read (no read for
+ * ownership), and its writes drain while exp computes.  The same bits as
+ * the three steps.  Returns -1, having done nothing, if the scratch rows
+ * cannot be allocated. */
+static int V(softmax_rows_pipe)(const SC_T *x, ptrdiff_t ldx, SC_T *y, ptrdiff_t ldy, size_t rows,
+                                size_t n)
+{
+    const size_t lw = SC_LINE / sizeof(SC_T), np = (n + lw - 1) / lw * lw;
+    char *raw = malloc(2 * np * sizeof(SC_T) + SC_LINE);
+    if (raw == NULL)
+        return -1;
+    SC_T *cur = (SC_T *)(raw + (SC_LINE - (uintptr_t)raw % SC_LINE)), *prev = cur + np;
+    SC_T *py = NULL;
+    size_t phead = 0;
+    VEC pa = V(set1)((SC_T)0);
+    for (size_t r = 0; r < rows; r++) {
+        const SC_T *xr = x + (ptrdiff_t)r * ldx;
+        const SC_T *pf = r + 1 < rows ? xr + ldx : NULL;
+        const VEC vm = V(set1)(V(row_max)(xr, n));
+        double s = 0.0, c = 0.0;
+        for (size_t i = 0, k = 0; i < n; i += SC_CHUNK, k++) {
+            size_t len = n - i < SC_CHUNK ? n - i : SC_CHUNK;
+            if (pf) {
+                for (size_t q = 0; q < len; q += lw)
+                    SC_PREFETCH(pf + i + q);
+            }
+            sc_two_sum_add(&s, &c, V(hsum)(V(expsum_chunk)(xr + i, cur + i, len, vm)));
+            if (py) {
+                size_t j0 = k ? phead + k * SC_CHUNK : 0, j1 = phead + (k + 1) * SC_CHUNK;
+                if (j1 > n)
+                    j1 = n;
+                if (j0 < j1)
+                    V(scale_piece)(prev, py, j0, j1, phead, pa);
+            }
+        }
+        SC_T *t = prev;
+        prev = cur;
+        cur = t;
+        py = y + (ptrdiff_t)r * ldy;
+        phead = (VN - ((size_t)py / sizeof(SC_T)) % VN) % VN;
+        pa = V(set1)((SC_T)(1.0 / (s + c)));
+    }
+    V(scale_piece)(prev, py, 0, n, phead, pa);
+    sc_sfence();
+    free(raw);
+    return 0;
+}
+
 void KFN(softmax_rows)(const SC_T *x, ptrdiff_t ldx, SC_T *y, ptrdiff_t ldy, size_t rows, size_t n)
 {
     if (n == 0)
+        return;
+    if (VN > 1 && rows >= 2 && rows * n * sizeof(SC_T) >= SC_STREAM_MIN_BYTES &&
+        n * sizeof(SC_T) >= SC_PIPE_MIN_BYTES && n * sizeof(SC_T) <= SC_PREFETCH_MAX_BYTES &&
+        (size_t)y % sizeof(SC_T) == 0 && V(softmax_rows_pipe)(x, ldx, y, ldy, rows, n) == 0)
         return;
     for (size_t r = 0; r < rows; r++) {
         const SC_T *xr = x + (ptrdiff_t)r * ldx;

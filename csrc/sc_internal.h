@@ -46,6 +46,14 @@
  * 0.83x -> 0.74x on two).  Rows of 512 bytes (32768x128) took 3x as long
  * with it. */
 #define SC_BWD_PREFETCH_MIN_BYTES (32 * 1024)
+/* Softmax rows from this size up to SC_PREFETCH_MAX_BYTES, in outputs of
+ * SC_STREAM_MIN_BYTES or more, are pipelined (softmax_rows_pipe): one
+ * thread, out=, vs np.copyto, alternated builds: 256x32000 float32
+ * 1.20-1.38x -> 0.95-1.07x, 4096x4096 float32 1.28-1.29x -> 1.13-1.20x,
+ * float64 1.30-1.38x -> 1.28x.  On rows of 0.5-4 KiB with an output
+ * that is not line-aligned (NumPy's) it was 1.5-2x slower: every row then
+ * starts and ends in a partly written line. */
+#define SC_PIPE_MIN_BYTES (8 * 1024)
 
 /* Kernels of signature (const T *x, ptrdiff_t ldx, T *y, ptrdiff_t ldy,
  * size_t a, size_t b), per dtype. */
