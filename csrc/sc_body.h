@@ -267,20 +267,45 @@ static inline const SC_T *V(prefetch_row)(const SC_T *xr, ptrdiff_t ldx, size_t 
  * than L2: this machine's exp costs more than that read.) */
 /* Elements [j0, j1) of an output row y = a src, through streaming stores
  * from `head` on (y + head is vector-aligned), plain stores before it and
- * in a last partial vector. */
+ * in a last partial vector.  With `carry` (output rows that follow each
+ * other), the line a row shares with the next is written whole: the row's
+ * last partial vector is kept in carry[0, *ncarry) and written with the
+ * next row's head. */
 static inline void V(scale_piece)(const SC_T *src, SC_T *y, size_t j0, size_t j1, size_t head,
-                                  VEC va)
+                                  SC_T a, SC_T *carry, size_t *ncarry, int last)
 {
+    const VEC va = V(set1)(a);
     size_t j = j0;
     if (j < head) {
         size_t e = head < j1 ? head : j1;
-        V(storet)(y + j, V(mul)(V(loadt)(src + j, e - j, (SC_T)0), va), e - j);
+        if (carry && *ncarry + e == VN) {
+            SC_T line[VN];
+            for (size_t q = 0; q < *ncarry; q++)
+                line[q] = carry[q];
+            for (size_t q = 0; q < e; q++)
+                line[*ncarry + q] = src[q] * a;
+            V(stream)(y - *ncarry, V(load)(line));
+            *ncarry = 0;
+        } else {
+            V(storet)(y + j, V(mul)(V(loadt)(src + j, e - j, (SC_T)0), va), e - j);
+        }
         j = e;
+    }
+    if (carry && *ncarry) { /* not reached when the rows follow each other */
+        for (size_t q = 0; q < *ncarry; q++)
+            y[(ptrdiff_t)q - (ptrdiff_t)*ncarry] = carry[q];
+        *ncarry = 0;
     }
     for (; j + VN <= j1; j += VN)
         V(stream)(y + j, V(mul)(V(load)(src + j), va));
-    if (j < j1)
-        V(storet)(y + j, V(mul)(V(loadt)(src + j, j1 - j, (SC_T)0), va), j1 - j);
+    if (j < j1) {
+        if (carry && !last) {
+            V(storet)(carry, V(mul)(V(loadt)(src + j, j1 - j, (SC_T)0), va), j1 - j);
+            *ncarry = j1 - j;
+        } else {
+            V(storet)(y + j, V(mul)(V(loadt)(src + j, j1 - j, (SC_T)0), va), j1 - j);
+        }
+    }
 }
 
 /* Softmax rows of a large output, pipelined over rows: a row's exponentials
@@ -288,8 +313,11 @@ static inline void V(scale_piece)(const SC_T *src, SC_T *y, size_t j0, size_t j1
  * by chunk, the previous row is scaled out of its scratch row into y with
  * streaming stores.  The output's lines are then never read (no read for
  * ownership), and its writes drain while exp computes.  The same bits as
- * the three steps.  Returns -1, having done nothing, if the scratch rows
- * cannot be allocated. */
+ * the three steps.  The lines an output row shares with its neighbours are
+ * written whole when the rows follow each other (ldy = n), else with plain
+ * stores, prefetched for writing a row ahead (4096x4096 float32 into
+ * NumPy's 16-byte-offset buffers: 1.24x -> 1.16x np.copyto).  Returns -1,
+ * having done nothing, if the scratch rows cannot be allocated. */
 static int V(softmax_rows_pipe)(const SC_T *x, ptrdiff_t ldx, SC_T *y, ptrdiff_t ldy, size_t rows,
                                 size_t n)
 {
@@ -298,9 +326,8 @@ static int V(softmax_rows_pipe)(const SC_T *x, ptrdiff_t ldx, SC_T *y, ptrdiff_t
     if (raw == NULL)
         return -1;
     SC_T *cur = (SC_T *)(raw + (SC_LINE - (uintptr_t)raw % SC_LINE)), *prev = cur + np;
-    SC_T *py = NULL;
-    size_t phead = 0;
-    VEC pa = V(set1)((SC_T)0);
+    SC_T *py = NULL, pa = 0, carry_buf[VN], *carry = ldy == (ptrdiff_t)n ? carry_buf : NULL;
+    size_t phead = 0, ncarry = 0;
     for (size_t r = 0; r < rows; r++) {
         const SC_T *xr = x + (ptrdiff_t)r * ldx;
         const SC_T *pf = r + 1 < rows ? xr + ldx : NULL;
@@ -318,7 +345,7 @@ static int V(softmax_rows_pipe)(const SC_T *x, ptrdiff_t ldx, SC_T *y, ptrdiff_t
                 if (j1 > n)
                     j1 = n;
                 if (j0 < j1)
-                    V(scale_piece)(prev, py, j0, j1, phead, pa);
+                    V(scale_piece)(prev, py, j0, j1, phead, pa, carry, &ncarry, 0);
             }
         }
         SC_T *t = prev;
@@ -326,9 +353,13 @@ static int V(softmax_rows_pipe)(const SC_T *x, ptrdiff_t ldx, SC_T *y, ptrdiff_t
         cur = t;
         py = y + (ptrdiff_t)r * ldy;
         phead = (VN - ((size_t)py / sizeof(SC_T)) % VN) % VN;
-        pa = V(set1)((SC_T)(1.0 / (s + c)));
+        if (r + 1 < rows && !carry) {
+            SC_PREFETCH_W(py + ldy);
+            SC_PREFETCH_W(py + ldy + n - 1);
+        }
+        pa = (SC_T)(1.0 / (s + c));
     }
-    V(scale_piece)(prev, py, 0, n, phead, pa);
+    V(scale_piece)(prev, py, 0, n, phead, pa, carry, &ncarry, 1);
     sc_sfence();
     free(raw);
     return 0;
@@ -338,8 +369,9 @@ void KFN(softmax_rows)(const SC_T *x, ptrdiff_t ldx, SC_T *y, ptrdiff_t ldy, siz
 {
     if (n == 0)
         return;
-    if (VN > 1 && rows >= 2 && rows * n * sizeof(SC_T) >= SC_STREAM_MIN_BYTES &&
-        n * sizeof(SC_T) >= SC_PIPE_MIN_BYTES && n * sizeof(SC_T) <= SC_PREFETCH_MAX_BYTES &&
+    const size_t rb = n * sizeof(SC_T);
+    if (VN > 1 && rows >= 2 && rows * rb >= SC_STREAM_MIN_BYTES && rb <= SC_PREFETCH_MAX_BYTES &&
+        (rb >= SC_PIPE_MIN_BYTES || (ldy == (ptrdiff_t)n && rb >= SC_PIPE_FLAT_MIN_BYTES)) &&
         (size_t)y % sizeof(SC_T) == 0 && V(softmax_rows_pipe)(x, ldx, y, ldy, rows, n) == 0)
         return;
     for (size_t r = 0; r < rows; r++) {

@@ -808,9 +808,10 @@ def test_out_is_x_in_place(sc, ref, rng, name, dtype):
 
 
 @pytest.mark.parametrize("dtype", F32_F64)
-@pytest.mark.parametrize("n", [2048, 4099, 8192 + 13, 16384 + 3])
+@pytest.mark.parametrize("n", [128, 129, 255, 2048, 4099, 8192 + 13, 16384 + 3])
 def test_softmax_large_outputs_rows_pipelined(sc, ref, rng, n, dtype):
-    """Outputs of 4 MiB and more with rows of 8-256 KiB are written a row
+    """Outputs of 4 MiB and more with rows of 8-256 KiB (of 512 bytes if
+    they follow each other) are written a row
     behind, from scratch rows, through streaming stores: every offset of
     the output against the vector width, in place, strided rows, special
     values, against the reference and against the rows one at a time."""
