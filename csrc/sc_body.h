@@ -265,16 +265,30 @@ static inline const SC_T *V(prefetch_row)(const SC_T *xr, ptrdiff_t ldx, size_t 
  * output line, measured 1.74-1.84x np.copyto on 4096x4096 and 256x32000
  * against 1.42-1.54x for the three steps, and no better on rows larger
  * than L2: this machine's exp costs more than that read.) */
-/* Elements [j0, j1) of an output row y = a src, through streaming stores
- * from `head` on (y + head is vector-aligned), plain stores before it and
- * in a last partial vector.  With `carry` (output rows that follow each
- * other), the line a row shares with the next is written whole: the row's
- * last partial vector is kept in carry[0, *ncarry) and written with the
- * next row's head. */
-static inline void V(scale_piece)(const SC_T *src, SC_T *y, size_t j0, size_t j1, size_t head,
-                                  SC_T a, SC_T *carry, size_t *ncarry, int last)
+/* One output vector of a pipelined row: softmax y = e p0 (e the stored
+ * exponential, p0 = 1/s), log_softmax y = (x - p0) - p1 (p0 the max,
+ * p1 = log s); the scalar form gives the same bits. */
+SC_ALWAYS_INLINE static inline VEC V(pipe_op)(VEC v, VEC p0, VEC p1, int lg)
 {
-    const VEC va = V(set1)(a);
+    return lg ? V(sub)(V(sub)(v, p0), p1) : V(mul)(v, p0);
+}
+
+SC_ALWAYS_INLINE static inline SC_T V(pipe_op1)(SC_T v, SC_T p0, SC_T p1, int lg)
+{
+    return lg ? (v - p0) - p1 : v * p0;
+}
+
+/* Elements [j0, j1) of an output row from src (pipe_op), through streaming
+ * stores from `head` on (y + head is vector-aligned), plain stores before
+ * it and in a last partial vector.  With `carry` (output rows that follow
+ * each other), the line a row shares with the next is written whole: the
+ * row's last partial vector is kept in carry[0, *ncarry) and written with
+ * the next row's head. */
+SC_ALWAYS_INLINE static inline void V(pipe_piece)(const SC_T *src, SC_T *y, size_t j0, size_t j1,
+                                                  size_t head, SC_T p0, SC_T p1, int lg,
+                                                  SC_T *carry, size_t *ncarry, int last)
+{
+    const VEC v0 = V(set1)(p0), v1 = V(set1)(p1);
     size_t j = j0;
     if (j < head) {
         size_t e = head < j1 ? head : j1;
@@ -283,11 +297,11 @@ static inline void V(scale_piece)(const SC_T *src, SC_T *y, size_t j0, size_t j1
             for (size_t q = 0; q < *ncarry; q++)
                 line[q] = carry[q];
             for (size_t q = 0; q < e; q++)
-                line[*ncarry + q] = src[q] * a;
+                line[*ncarry + q] = V(pipe_op1)(src[q], p0, p1, lg);
             V(stream)(y - *ncarry, V(load)(line));
             *ncarry = 0;
         } else {
-            V(storet)(y + j, V(mul)(V(loadt)(src + j, e - j, (SC_T)0), va), e - j);
+            V(storet)(y + j, V(pipe_op)(V(loadt)(src + j, e - j, (SC_T)0), v0, v1, lg), e - j);
         }
         j = e;
     }
@@ -297,41 +311,51 @@ static inline void V(scale_piece)(const SC_T *src, SC_T *y, size_t j0, size_t j1
         *ncarry = 0;
     }
     for (; j + VN <= j1; j += VN)
-        V(stream)(y + j, V(mul)(V(load)(src + j), va));
+        V(stream)(y + j, V(pipe_op)(V(load)(src + j), v0, v1, lg));
     if (j < j1) {
+        VEC t = V(pipe_op)(V(loadt)(src + j, j1 - j, (SC_T)0), v0, v1, lg);
         if (carry && !last) {
-            V(storet)(carry, V(mul)(V(loadt)(src + j, j1 - j, (SC_T)0), va), j1 - j);
+            V(storet)(carry, t, j1 - j);
             *ncarry = j1 - j;
         } else {
-            V(storet)(y + j, V(mul)(V(loadt)(src + j, j1 - j, (SC_T)0), va), j1 - j);
+            V(storet)(y + j, t, j1 - j);
         }
     }
 }
 
-/* Softmax rows of a large output, pipelined over rows: a row's exponentials
- * go to a scratch row (in L2), and while the next row's are computed, chunk
- * by chunk, the previous row is scaled out of its scratch row into y with
- * streaming stores.  The output's lines are then never read (no read for
+/* Softmax (lg = 0) and log_softmax (lg = 1) rows of a large output,
+ * pipelined over rows: while a row's exponentials are summed, chunk by
+ * chunk, the previous row is written out with streaming stores, from a
+ * scratch row holding its exponentials (softmax) or from its x, still in
+ * L2 (log_softmax).  The output's lines are then never read (no read for
  * ownership), and its writes drain while exp computes.  The same bits as
- * the three steps.  The lines an output row shares with its neighbours are
- * written whole when the rows follow each other (ldy = n), else with plain
- * stores, prefetched for writing a row ahead (4096x4096 float32 into
- * NumPy's 16-byte-offset buffers: 1.24x -> 1.16x np.copyto).  Returns -1,
- * having done nothing, if the scratch rows cannot be allocated. */
-static int V(softmax_rows_pipe)(const SC_T *x, ptrdiff_t ldx, SC_T *y, ptrdiff_t ldy, size_t rows,
-                                size_t n)
+ * the row kernels' sweeps.  The lines an output row shares with its
+ * neighbours are written whole when the rows follow each other (ldy = n),
+ * else with plain stores, prefetched for writing a row ahead (4096x4096
+ * float32 softmax into NumPy's 16-byte-offset buffers: 1.24x -> 1.16x
+ * np.copyto).  Returns -1, having done nothing, if the scratch rows cannot
+ * be allocated. */
+SC_ALWAYS_INLINE static inline int V(rows_pipe)(const SC_T *x, ptrdiff_t ldx, SC_T *y,
+                                                ptrdiff_t ldy, size_t rows, size_t n, int lg)
 {
     const size_t lw = SC_LINE / sizeof(SC_T), np = (n + lw - 1) / lw * lw;
-    char *raw = malloc(2 * np * sizeof(SC_T) + SC_LINE);
-    if (raw == NULL)
-        return -1;
-    SC_T *cur = (SC_T *)(raw + (SC_LINE - (uintptr_t)raw % SC_LINE)), *prev = cur + np;
-    SC_T *py = NULL, pa = 0, carry_buf[VN], *carry = ldy == (ptrdiff_t)n ? carry_buf : NULL;
+    char *raw = NULL;
+    SC_T *cur = NULL, *prev = NULL;
+    if (!lg) {
+        raw = malloc(2 * np * sizeof(SC_T) + SC_LINE);
+        if (raw == NULL)
+            return -1;
+        cur = (SC_T *)(raw + (SC_LINE - (uintptr_t)raw % SC_LINE));
+        prev = cur + np;
+    }
+    SC_T *py = NULL, p0 = 0, p1 = 0, carry_buf[VN], *carry = ldy == (ptrdiff_t)n ? carry_buf : NULL;
+    const SC_T *psrc = NULL;
     size_t phead = 0, ncarry = 0;
     for (size_t r = 0; r < rows; r++) {
         const SC_T *xr = x + (ptrdiff_t)r * ldx;
         const SC_T *pf = r + 1 < rows ? xr + ldx : NULL;
-        const VEC vm = V(set1)(V(row_max)(xr, n));
+        const SC_T mx = V(row_max)(xr, n);
+        const VEC vm = V(set1)(mx);
         double s = 0.0, c = 0.0;
         for (size_t i = 0, k = 0; i < n; i += SC_CHUNK, k++) {
             size_t len = n - i < SC_CHUNK ? n - i : SC_CHUNK;
@@ -339,40 +363,58 @@ static int V(softmax_rows_pipe)(const SC_T *x, ptrdiff_t ldx, SC_T *y, ptrdiff_t
                 for (size_t q = 0; q < len; q += lw)
                     SC_PREFETCH(pf + i + q);
             }
-            sc_two_sum_add(&s, &c, V(hsum)(V(expsum_chunk)(xr + i, cur + i, len, vm)));
+            sc_two_sum_add(&s, &c, V(hsum)(V(expsum_chunk)(xr + i, lg ? NULL : cur + i, len, vm)));
             if (py) {
                 size_t j0 = k ? phead + k * SC_CHUNK : 0, j1 = phead + (k + 1) * SC_CHUNK;
                 if (j1 > n)
                     j1 = n;
                 if (j0 < j1)
-                    V(scale_piece)(prev, py, j0, j1, phead, pa, carry, &ncarry, 0);
+                    V(pipe_piece)(psrc, py, j0, j1, phead, p0, p1, lg, carry, &ncarry, 0);
             }
         }
-        SC_T *t = prev;
-        prev = cur;
-        cur = t;
+        if (lg) {
+            psrc = xr;
+            p0 = mx;
+            p1 = (SC_T)log(s + c);
+        } else {
+            SC_T *t = prev;
+            prev = cur;
+            cur = t;
+            psrc = prev;
+            p0 = (SC_T)(1.0 / (s + c));
+        }
         py = y + (ptrdiff_t)r * ldy;
         phead = (VN - ((size_t)py / sizeof(SC_T)) % VN) % VN;
         if (r + 1 < rows && !carry) {
             SC_PREFETCH_W(py + ldy);
             SC_PREFETCH_W(py + ldy + n - 1);
         }
-        pa = (SC_T)(1.0 / (s + c));
     }
-    V(scale_piece)(prev, py, 0, n, phead, pa, carry, &ncarry, 1);
+    V(pipe_piece)(psrc, py, 0, n, phead, p0, p1, lg, carry, &ncarry, 1);
     sc_sfence();
     free(raw);
     return 0;
+}
+
+/* Whether rows of n elements into y take rows_pipe: large outputs (as for
+ * streaming), rows of SC_PIPE_MIN_BYTES to SC_PREFETCH_MAX_BYTES (softmax:
+ * from SC_PIPE_FLAT_MIN_BYTES when they follow each other; log_softmax,
+ * whose last sweep already streamed, lost there: 16384x1024 float32
+ * 1.10x -> 1.28x np.copyto). */
+static inline int V(pipe_rows)(const SC_T *y, ptrdiff_t ldy, size_t rows, size_t n, int lg)
+{
+    const size_t rb = n * sizeof(SC_T);
+    return VN > 1 && rows >= 2 && rows * rb >= SC_STREAM_MIN_BYTES && rb <= SC_PREFETCH_MAX_BYTES &&
+           (rb >= SC_PIPE_MIN_BYTES ||
+            (!lg && ldy == (ptrdiff_t)n && rb >= SC_PIPE_FLAT_MIN_BYTES)) &&
+           (size_t)y % sizeof(SC_T) == 0;
 }
 
 void KFN(softmax_rows)(const SC_T *x, ptrdiff_t ldx, SC_T *y, ptrdiff_t ldy, size_t rows, size_t n)
 {
     if (n == 0)
         return;
-    const size_t rb = n * sizeof(SC_T);
-    if (VN > 1 && rows >= 2 && rows * rb >= SC_STREAM_MIN_BYTES && rb <= SC_PREFETCH_MAX_BYTES &&
-        (rb >= SC_PIPE_MIN_BYTES || (ldy == (ptrdiff_t)n && rb >= SC_PIPE_FLAT_MIN_BYTES)) &&
-        (size_t)y % sizeof(SC_T) == 0 && V(softmax_rows_pipe)(x, ldx, y, ldy, rows, n) == 0)
+    if (V(pipe_rows)(y, ldy, rows, n, 0) && V(rows_pipe)(x, ldx, y, ldy, rows, n, 0) == 0)
         return;
     for (size_t r = 0; r < rows; r++) {
         const SC_T *xr = x + (ptrdiff_t)r * ldx;
@@ -388,6 +430,10 @@ void KFN(log_softmax_rows)(const SC_T *x, ptrdiff_t ldx, SC_T *y, ptrdiff_t ldy,
 {
     if (n == 0)
         return;
+    if (V(pipe_rows)(y, ldy, rows, n, 1)) {
+        V(rows_pipe)(x, ldx, y, ldy, rows, n, 1);
+        return;
+    }
     const int stream = rows * n * sizeof(SC_T) >= SC_STREAM_MIN_BYTES;
     for (size_t r = 0; r < rows; r++) {
         const SC_T *xr = x + (ptrdiff_t)r * ldx;

@@ -809,12 +809,14 @@ def test_out_is_x_in_place(sc, ref, rng, name, dtype):
 
 @pytest.mark.parametrize("dtype", F32_F64)
 @pytest.mark.parametrize("n", [128, 129, 255, 2048, 4099, 8192 + 13, 16384 + 3])
-def test_softmax_large_outputs_rows_pipelined(sc, ref, rng, n, dtype):
-    """Outputs of 4 MiB and more with rows of 8-256 KiB (of 512 bytes if
-    they follow each other) are written a row
-    behind, from scratch rows, through streaming stores: every offset of
-    the output against the vector width, in place, strided rows, special
-    values, against the reference and against the rows one at a time."""
+@pytest.mark.parametrize("name", ELEMENTWISE)
+def test_large_outputs_rows_pipelined(sc, ref, rng, name, n, dtype):
+    """Outputs of 4 MiB and more with rows of 8-256 KiB (softmax: of 1 KiB
+    if they follow each other) are written a row behind, through streaming
+    stores: every offset of the output against the vector width, in place,
+    strided rows, special values, against the reference and against the
+    rows one at a time."""
+    fn = getattr(sc, name)
     rows = -(-(4 << 20) // (n * np.dtype(dtype).itemsize)) + 3
     x = rng.normal(0, 6, (rows, n)).astype(dtype)
     x[1, 5] = np.nan
@@ -822,20 +824,20 @@ def test_softmax_large_outputs_rows_pipelined(sc, ref, rng, n, dtype):
     x[3, -1] = np.inf
     x[4] = np.finfo(dtype).max
     x[-1, 0] = 1e4
-    want = check_against_reference(sc, ref, "softmax", x, num_threads=1)
+    want = check_against_reference(sc, ref, name, x, num_threads=1)
     for r in range(rows):
-        assert_array_equal(sc.softmax(x[r:r + 1], num_threads=1), want[r:r + 1])
+        assert_array_equal(fn(x[r:r + 1], num_threads=1), want[r:r + 1])
     base = np.empty(x.size + 16, dtype)
     for off in (0, 1, 3, 5, 15):
         out = base[off:off + x.size].reshape(x.shape)
-        assert sc.softmax(x, out=out, num_threads=1) is out
+        assert fn(x, out=out, num_threads=1) is out
         assert_array_equal(out, want)
-    assert_array_equal(sc.softmax(x, num_threads=2), want)
+    assert_array_equal(fn(x, num_threads=2), want)
     xi = x.copy()
-    sc.softmax(xi, out=xi, num_threads=1)
+    fn(xi, out=xi, num_threads=1)
     assert_array_equal(xi, want)
     wide = np.full((rows, n + 21), 7.0, dtype)
-    sc.softmax(x, out=wide[:, 3:n + 3], num_threads=1)
+    fn(x, out=wide[:, 3:n + 3], num_threads=1)
     assert_array_equal(wide[:, 3:n + 3], want)
     assert np.all(wide[:, :3] == 7) and np.all(wide[:, n + 3:] == 7)
 
