@@ -31,7 +31,6 @@
 
 #include <math.h>
 #include <stddef.h>
-#include <stdlib.h>
 #include <stdint.h>
 
 #define SC_PASTE_(a, b) a##b
@@ -333,19 +332,16 @@ SC_ALWAYS_INLINE static inline void V(pipe_piece)(const SC_T *src, SC_T *y, size
  * neighbours are written whole when the rows follow each other (ldy = n),
  * else with plain stores, prefetched for writing a row ahead (4096x4096
  * float32 softmax into NumPy's 16-byte-offset buffers: 1.24x -> 1.16x
- * np.copyto).  Returns -1, having done nothing, if the scratch rows cannot
- * be allocated. */
-SC_ALWAYS_INLINE static inline int V(rows_pipe)(const SC_T *x, ptrdiff_t ldx, SC_T *y,
-                                                ptrdiff_t ldy, size_t rows, size_t n, int lg)
+ * np.copyto).  softmax's two scratch rows are in `work`
+ * (sc_pipe_work elements). */
+SC_ALWAYS_INLINE static inline void V(rows_pipe)(const SC_T *x, ptrdiff_t ldx, SC_T *y,
+                                                 ptrdiff_t ldy, size_t rows, size_t n, int lg,
+                                                 SC_T *work)
 {
     const size_t lw = SC_LINE / sizeof(SC_T), np = (n + lw - 1) / lw * lw;
-    char *raw = NULL;
     SC_T *cur = NULL, *prev = NULL;
     if (!lg) {
-        raw = malloc(2 * np * sizeof(SC_T) + SC_LINE);
-        if (raw == NULL)
-            return -1;
-        cur = (SC_T *)(raw + (SC_LINE - (uintptr_t)raw % SC_LINE));
+        cur = work + (lw - ((uintptr_t)work / sizeof(SC_T)) % lw) % lw;
         prev = cur + np;
     }
     SC_T *py = NULL, p0 = 0, p1 = 0, carry_buf[VN], *carry = ldy == (ptrdiff_t)n ? carry_buf : NULL;
@@ -392,30 +388,18 @@ SC_ALWAYS_INLINE static inline int V(rows_pipe)(const SC_T *x, ptrdiff_t ldx, SC
     }
     V(pipe_piece)(psrc, py, 0, n, phead, p0, p1, lg, carry, &ncarry, 1);
     sc_sfence();
-    free(raw);
-    return 0;
 }
 
-/* Whether rows of n elements into y take rows_pipe: large outputs (as for
- * streaming), rows of SC_PIPE_MIN_BYTES to SC_PREFETCH_MAX_BYTES (softmax:
- * from SC_PIPE_FLAT_MIN_BYTES when they follow each other; log_softmax,
- * whose last sweep already streamed, lost there: 16384x1024 float32
- * 1.10x -> 1.28x np.copyto). */
-static inline int V(pipe_rows)(const SC_T *y, ptrdiff_t ldy, size_t rows, size_t n, int lg)
-{
-    const size_t rb = n * sizeof(SC_T);
-    return VN > 1 && rows >= 2 && rows * rb >= SC_STREAM_MIN_BYTES && rb <= SC_PREFETCH_MAX_BYTES &&
-           (rb >= SC_PIPE_MIN_BYTES ||
-            (!lg && ldy == (ptrdiff_t)n && rb >= SC_PIPE_FLAT_MIN_BYTES)) &&
-           (size_t)y % sizeof(SC_T) == 0;
-}
-
-void KFN(softmax_rows)(const SC_T *x, ptrdiff_t ldx, SC_T *y, ptrdiff_t ldy, size_t rows, size_t n)
+void KFN(softmax_rows_ws)(const SC_T *x, ptrdiff_t ldx, SC_T *y, ptrdiff_t ldy, size_t rows,
+                          size_t n, SC_T *work, size_t work_len)
 {
     if (n == 0)
         return;
-    if (V(pipe_rows)(y, ldy, rows, n, 0) && V(rows_pipe)(x, ldx, y, ldy, rows, n, 0) == 0)
+    if (VN > 1 && work != NULL && work_len >= sc_pipe_work(sizeof(SC_T), n) &&
+        sc_pipe_rows(sizeof(SC_T), y, ldy, rows, n, 0)) {
+        V(rows_pipe)(x, ldx, y, ldy, rows, n, 0, work);
         return;
+    }
     for (size_t r = 0; r < rows; r++) {
         const SC_T *xr = x + (ptrdiff_t)r * ldx;
         SC_T *yr = y + (ptrdiff_t)r * ldy;
@@ -425,13 +409,18 @@ void KFN(softmax_rows)(const SC_T *x, ptrdiff_t ldx, SC_T *y, ptrdiff_t ldy, siz
     }
 }
 
+void KFN(softmax_rows)(const SC_T *x, ptrdiff_t ldx, SC_T *y, ptrdiff_t ldy, size_t rows, size_t n)
+{
+    KFN(softmax_rows_ws)(x, ldx, y, ldy, rows, n, NULL, 0);
+}
+
 void KFN(log_softmax_rows)(const SC_T *x, ptrdiff_t ldx, SC_T *y, ptrdiff_t ldy, size_t rows,
                            size_t n)
 {
     if (n == 0)
         return;
-    if (V(pipe_rows)(y, ldy, rows, n, 1)) {
-        V(rows_pipe)(x, ldx, y, ldy, rows, n, 1);
+    if (VN > 1 && sc_pipe_rows(sizeof(SC_T), y, ldy, rows, n, 1)) {
+        V(rows_pipe)(x, ldx, y, ldy, rows, n, 1, NULL);
         return;
     }
     const int stream = rows * n * sizeof(SC_T) >= SC_STREAM_MIN_BYTES;

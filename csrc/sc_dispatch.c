@@ -52,13 +52,18 @@ typedef struct {
     SC_PIECE_FIELDS(f32, float)
     SC_PIECE_FIELDS(f64, double)
 #undef SC_PIECE_FIELDS
+    void (*softmax_rows_ws_f32)(const float *, ptrdiff_t, float *, ptrdiff_t, size_t, size_t, float *,
+                                size_t);
+    void (*softmax_rows_ws_f64)(const double *, ptrdiff_t, double *, ptrdiff_t, size_t, size_t,
+                                double *, size_t);
     int level;
 } sc_table;
 
 #define SC_TABLE(isa, lvl)                                                     \
     static const sc_table sc_table_##isa = {                                   \
         SC_UNARY_KERNELS(SC_ENTRY_##isa) SC_BINARY_KERNELS(SC_ENTRY_##isa)     \
-        SC_ENTRY_(xent_rows, isa) SC_ENTRY_(xent_cols, isa) SC_PIECES_(f32, isa) SC_PIECES_(f64, isa) lvl \
+        SC_ENTRY_(xent_rows, isa) SC_ENTRY_(xent_cols, isa) SC_PIECES_(f32, isa) SC_PIECES_(f64, isa) \
+        SC_ENTRY_(softmax_rows_ws, isa) lvl                                    \
     };
 #define SC_PIECES_(s, isa)                                                     \
     sc_piece_max_##s##__##isa, sc_piece_chunk_##s##__##isa, sc_piece_expsum_##s##__##isa, \
@@ -267,6 +272,21 @@ double sc_piece_total(const double *sums, size_t k)
     return isfinite(s) ? s + c : s;
 }
 
+#define SC_WS_WRAPPERS(s, T)                                                   \
+    void sc_softmax_rows_ws_##s(const T *x, ptrdiff_t ldx, T *y, ptrdiff_t ldy, size_t rows, \
+                                size_t n, T *work, size_t work_len)            \
+    {                                                                          \
+        sc_table_get()->softmax_rows_ws_##s(x, ldx, y, ldy, rows, n, work, work_len); \
+    }                                                                          \
+    size_t sc_softmax_rows_work_##s(const T *y, ptrdiff_t ldy, size_t rows, size_t n) \
+    {                                                                          \
+        if (sc_table_get()->level == SC_SIMD_SCALAR || !sc_pipe_rows(sizeof(T), y, ldy, rows, n, 0)) \
+            return 0;                                                          \
+        return sc_pipe_work(sizeof(T), n);                                     \
+    }
+SC_WS_WRAPPERS(f32, float)
+SC_WS_WRAPPERS(f64, double)
+
 static const sc_api sc_api_table = {
     SC_API_VERSION,
     (unsigned int)sizeof(sc_api),
@@ -294,6 +314,8 @@ static const sc_api sc_api_table = {
     sc_piece_xent_ud_f32, sc_piece_xent_ud_f64,
     sc_piece_xent_finish_f32, sc_piece_xent_finish_f64,
     sc_piece_xent_scale_f32, sc_piece_xent_scale_f64,
+    sc_softmax_rows_work_f32, sc_softmax_rows_work_f64,
+    sc_softmax_rows_ws_f32, sc_softmax_rows_ws_f64,
 };
 
 const sc_api *sc_get_api(void) { return &sc_api_table; }

@@ -33,6 +33,10 @@
 /* Rows up to this size are prefetched one row ahead (the next row and this
  * row's output then still fit in L2 beside this row). */
 #define SC_PREFETCH_MAX_BYTES (256 * 1024)
+/* Outputs of at least this many bytes per call are written with streaming
+ * (non-temporal) stores in their final pass: they would not stay in cache
+ * anyway, and streaming skips reading each output line before writing it. */
+#define SC_STREAM_MIN_BYTES (4 * 1024 * 1024)
 /* Two-pass row kernels make their second pass last to first on rows of
  * at least this size per operand: the first pass leaves the row's end in
  * L2, where the second then finds it (softmax_vjp 16x262144 float32, one
@@ -47,7 +51,8 @@
  * with it. */
 #define SC_BWD_PREFETCH_MIN_BYTES (32 * 1024)
 /* Softmax rows from this size up to SC_PREFETCH_MAX_BYTES, in outputs of
- * SC_STREAM_MIN_BYTES or more, are pipelined (softmax_rows_pipe): one
+ * SC_STREAM_MIN_BYTES or more, are pipelined (sc_body.h, rows_pipe; with
+ * the caller's scratch, sc_softmax_rows_ws): one
  * thread, out=, vs np.copyto, alternated builds: 256x32000 float32
  * 1.20-1.38x -> 0.95-1.07x, 4096x4096 float32 1.28-1.29x -> 1.13-1.20x,
  * float64 1.30-1.38x -> 1.28x.  On rows of 0.5-4 KiB with an output
@@ -60,13 +65,31 @@
  * 1.30-1.33x -> 1.10-1.34x).  32768x128 (512-byte rows) was 10% slower. */
 #define SC_PIPE_FLAT_MIN_BYTES 1024
 
+/* Whether rows of n elements of esz bytes into y take the pipelined form
+ * (sc_body.h, rows_pipe) on a vector ISA: large outputs (as for streaming),
+ * rows of SC_PIPE_MIN_BYTES to SC_PREFETCH_MAX_BYTES (softmax, lg = 0: from
+ * SC_PIPE_FLAT_MIN_BYTES when they follow each other; log_softmax, whose
+ * last sweep already streamed, lost there: 16384x1024 float32 1.10x ->
+ * 1.28x np.copyto). */
+static inline int sc_pipe_rows(size_t esz, const void *y, ptrdiff_t ldy, size_t rows, size_t n,
+                               int lg)
+{
+    const size_t rb = n * esz;
+    return rows >= 2 && rows * rb >= SC_STREAM_MIN_BYTES && rb <= SC_PREFETCH_MAX_BYTES &&
+           (rb >= SC_PIPE_MIN_BYTES || (!lg && ldy == (ptrdiff_t)n && rb >= SC_PIPE_FLAT_MIN_BYTES)) &&
+           (size_t)y % esz == 0;
+}
+
+/* Elements of scratch softmax's pipeline takes: two rows, each rounded up
+ * to whole lines, and a line to align them. */
+static inline size_t sc_pipe_work(size_t esz, size_t n)
+{
+    const size_t lw = SC_LINE / esz;
+    return 2 * ((n + lw - 1) / lw * lw) + lw;
+}
+
 /* Kernels of signature (const T *x, ptrdiff_t ldx, T *y, ptrdiff_t ldy,
  * size_t a, size_t b), per dtype. */
-/* Outputs of at least this many bytes per call are written with streaming
- * (non-temporal) stores in their final pass: they would not stay in cache
- * anyway, and streaming skips reading each output line before writing it. */
-#define SC_STREAM_MIN_BYTES (4 * 1024 * 1024)
-
 #define SC_UNARY_KERNELS(X)                                                    \
     X(softmax_rows) X(log_softmax_rows) X(logsumexp_rows)                      \
     X(softmax_cols) X(log_softmax_cols) X(logsumexp_cols)
@@ -80,7 +103,13 @@
 #define SC_DECLARE_ISA(isa)                                                    \
     SC_UNARY_KERNELS(SC_DECL_F32_##isa) SC_UNARY_KERNELS(SC_DECL_F64_##isa)    \
     SC_BINARY_KERNELS(SC_DECLB_F32_##isa) SC_BINARY_KERNELS(SC_DECLB_F64_##isa)  \
-    SC_DECL_XENT(isa) SC_DECL_PIECES(f32, float, isa) SC_DECL_PIECES(f64, double, isa)
+    SC_DECL_XENT(isa) SC_DECL_PIECES(f32, float, isa) SC_DECL_PIECES(f64, double, isa) \
+    SC_DECL_WS(f32, float, isa) SC_DECL_WS(f64, double, isa)
+
+/* softmax_rows with scratch (softmax_c.h, sc_softmax_rows_ws). */
+#define SC_DECL_WS(s, T, isa)                                                  \
+    void sc_softmax_rows_ws_##s##__##isa(const T *, ptrdiff_t, T *, ptrdiff_t, size_t, size_t, \
+                                         T *, size_t);
 
 /* The row pieces (softmax_c.h, "one row across threads"). */
 #define SC_DECL_PIECES(s, T, isa)                                              \

@@ -55,6 +55,21 @@ def batch(floating[:, ::1] x):
     return y
 
 
+def batch_ws(floating[:, ::1] x, Py_ssize_t ldy):
+    """softmax of all rows into rows ldy apart, with the scratch the library
+    asks for (none if it asks for none); returns the result and how many
+    elements it asked for."""
+    out = np.zeros((x.shape[0], ldy), np.asarray(x).dtype)
+    cdef floating[:, ::1] yv = out
+    cdef size_t w = sck.softmax_rows_work(&yv[0, 0], ldy, x.shape[0], x.shape[1])
+    work = np.full(max(w, 1), np.nan, np.asarray(x).dtype)
+    cdef floating[::1] wv = work
+    with nogil:
+        sck.softmax_rows_ws(&x[0, 0], x.shape[1], &yv[0, 0], ldy, x.shape[0], x.shape[1],
+                            &wv[0] if w else NULL, w)
+    return out[:, :x.shape[1]], w
+
+
 def cols_f64(const double[:, ::1] x):
     """log_softmax down each column of a C-contiguous panel (axis 0)."""
     y = np.empty_like(np.asarray(x))
@@ -277,6 +292,17 @@ assert loss[1] == 0.0 and (grad[1] == 0.0).all()   # negative: an ignored row
 # special values as softmax_c.h states them
 y, lp, lse = cymod.rows_f32(np.array([[0.0, np.nan], [-np.inf, -np.inf]], np.float32))
 assert np.isnan(y).all() and np.isnan(lse[0]) and lse[1] == -np.inf
+
+# softmax_rows_ws: scratch asked for only where it helps (large outputs),
+# and the same bits as softmax_rows with and without it
+for dt in (np.float32, np.float64):
+    for shape, ldy in (((5, 1000), 1000), ((300, 4099), 4099), ((300, 4099), 4111), ((2100, 300), 300)):
+        xw = (rng.standard_normal(shape) * 10).astype(dt)
+        got, w = cymod.batch_ws(xw, ldy)
+        big = xw.nbytes >= 4 << 20 and sc.build_info()["simd"] != "scalar"
+        assert (w > 0) == big, (shape, dt, w)
+        np.testing.assert_array_equal(got, cymod.batch(xw))
+        np.testing.assert_array_equal(got, sc.softmax(xw, num_threads=1))
 
 # a row in pieces, by the published recipe: bitwise the row kernels' result
 for dt, n in ((np.float32, 300007), (np.float64, 40001), (np.float32, 1000)):

@@ -262,12 +262,27 @@ cdef inline void _rows_kernel(const Job *job, char **p, const Py_ssize_t *ld, Py
     cross-entropy: logits, q, grad, target, loss), ld their row strides in
     elements.  `dummy` only selects the dtype."""
     cdef int op = job.op
-    if op == XENT:
+    cdef size_t w
+    cdef void *work
+    if op == 0:
+        # scratch rows for large outputs (sc_softmax_rows_ws); without them
+        # (w == 0, or no memory) the same results, a little slower
+        if floating is float:
+            w = sc_softmax_rows_work_f32(<float *>p[1], ld[1], rows, n)
+        else:
+            w = sc_softmax_rows_work_f64(<double *>p[1], ld[1], rows, n)
+        work = malloc(w * sizeof(floating)) if w else NULL
+        if floating is float:
+            sc_softmax_rows_ws_f32(<float *>p[0], ld[0], <float *>p[1], ld[1], rows, n,
+                                   <float *>work, w if work != NULL else 0)
+        else:
+            sc_softmax_rows_ws_f64(<double *>p[0], ld[0], <double *>p[1], ld[1], rows, n,
+                                   <double *>work, w if work != NULL else 0)
+        free(work)
+    elif op == XENT:
         _xent_kernel(job, p, ld, rows, n, False, dummy)
     elif floating is float:
-        if op == 0:
-            sc_softmax_rows_f32(<float *>p[0], ld[0], <float *>p[1], ld[1], rows, n)
-        elif op == 1:
+        if op == 1:
             sc_log_softmax_rows_f32(<float *>p[0], ld[0], <float *>p[1], ld[1], rows, n)
         elif op == 2:
             sc_logsumexp_rows_f32(<float *>p[0], ld[0], <float *>p[1], ld[1], rows, n)
@@ -278,9 +293,7 @@ cdef inline void _rows_kernel(const Job *job, char **p, const Py_ssize_t *ld, Py
         else:
             sc_log_softmax_vjp_rows_f32(<float *>p[0], ld[0], <float *>p[1], ld[1], <float *>p[2], ld[2], rows, n)
     else:
-        if op == 0:
-            sc_softmax_rows_f64(<double *>p[0], ld[0], <double *>p[1], ld[1], rows, n)
-        elif op == 1:
+        if op == 1:
             sc_log_softmax_rows_f64(<double *>p[0], ld[0], <double *>p[1], ld[1], rows, n)
         elif op == 2:
             sc_logsumexp_rows_f64(<double *>p[0], ld[0], <double *>p[1], ld[1], rows, n)

@@ -32,6 +32,9 @@
 #                                        pieces for one row split across
 #                                        threads, bitwise equal to the row
 #                                        kernels (fused only; softmax_c.h)
+#   softmax_rows_work(y, ldy, rows, n), softmax_rows_ws(x, ldx, y, ldy, rows,
+#   n, work, work_len)                   softmax_rows with caller's scratch
+#                                        (softmax_c.h)
 #   softmax_rows(x, ldx, y, ldy, rows, n) ... the batch forms: `rows` rows of
 #   n contiguous elements, row r at x + r*ldx (strides in elements), and the
 #   _cols forms over the columns of an n-by-m panel -- exactly the functions
@@ -115,6 +118,10 @@ cdef extern from "softmax_c.h" nogil:
         double (*piece_xent_finish_f64)(const double *, int64_t, double, const double *, size_t, double, double, double, double, const sc_xent_params *, double *) noexcept nogil
         void (*piece_xent_scale_f32)(float *, const float *, int64_t, size_t, size_t, size_t, const sc_xent_params *, const double *) noexcept nogil
         void (*piece_xent_scale_f64)(double *, const double *, int64_t, size_t, size_t, size_t, const sc_xent_params *, const double *) noexcept nogil
+        size_t (*softmax_rows_work_f32)(const float *, ptrdiff_t, size_t, size_t) noexcept nogil
+        size_t (*softmax_rows_work_f64)(const double *, ptrdiff_t, size_t, size_t) noexcept nogil
+        void (*softmax_rows_ws_f32)(const float *, ptrdiff_t, float *, ptrdiff_t, size_t, size_t, float *, size_t) noexcept nogil
+        void (*softmax_rows_ws_f64)(const double *, ptrdiff_t, double *, ptrdiff_t, size_t, size_t, double *, size_t) noexcept nogil
 
     enum sc_bwd_op:
         SC_SOFTMAX_JVP
@@ -130,6 +137,14 @@ cdef inline void softmax_rows_f32(const float *x, ptrdiff_t ldx, float *y, ptrdi
     get_api().softmax_rows_f32(x, ldx, y, ldy, rows, n)
 cdef inline void softmax_rows_f64(const double *x, ptrdiff_t ldx, double *y, ptrdiff_t ldy, size_t rows, size_t n) noexcept nogil:
     get_api().softmax_rows_f64(x, ldx, y, ldy, rows, n)
+cdef inline size_t softmax_rows_work_f32(const float *y, ptrdiff_t ldy, size_t rows, size_t n) noexcept nogil:
+    return get_api().softmax_rows_work_f32(y, ldy, rows, n)
+cdef inline size_t softmax_rows_work_f64(const double *y, ptrdiff_t ldy, size_t rows, size_t n) noexcept nogil:
+    return get_api().softmax_rows_work_f64(y, ldy, rows, n)
+cdef inline void softmax_rows_ws_f32(const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t rows, size_t n, float *work, size_t work_len) noexcept nogil:
+    get_api().softmax_rows_ws_f32(x, ldx, y, ldy, rows, n, work, work_len)
+cdef inline void softmax_rows_ws_f64(const double *x, ptrdiff_t ldx, double *y, ptrdiff_t ldy, size_t rows, size_t n, double *work, size_t work_len) noexcept nogil:
+    get_api().softmax_rows_ws_f64(x, ldx, y, ldy, rows, n, work, work_len)
 cdef inline void log_softmax_rows_f32(const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t rows, size_t n) noexcept nogil:
     get_api().log_softmax_rows_f32(x, ldx, y, ldy, rows, n)
 cdef inline void log_softmax_rows_f64(const double *x, ptrdiff_t ldx, double *y, ptrdiff_t ldy, size_t rows, size_t n) noexcept nogil:
@@ -348,6 +363,16 @@ cdef inline void softmax_rows(const floating *x, ptrdiff_t ldx, floating *y, ptr
         softmax_rows_f32(x, ldx, y, ldy, rows, n)
     else:
         softmax_rows_f64(x, ldx, y, ldy, rows, n)
+cdef inline size_t softmax_rows_work(const floating *y, ptrdiff_t ldy, size_t rows, size_t n) noexcept nogil:
+    if floating is float:
+        return get_api().softmax_rows_work_f32(y, ldy, rows, n)
+    else:
+        return get_api().softmax_rows_work_f64(y, ldy, rows, n)
+cdef inline void softmax_rows_ws(const floating *x, ptrdiff_t ldx, floating *y, ptrdiff_t ldy, size_t rows, size_t n, floating *work, size_t work_len) noexcept nogil:
+    if floating is float:
+        get_api().softmax_rows_ws_f32(x, ldx, y, ldy, rows, n, work, work_len)
+    else:
+        get_api().softmax_rows_ws_f64(x, ldx, y, ldy, rows, n, work, work_len)
 cdef inline void log_softmax_rows(const floating *x, ptrdiff_t ldx, floating *y, ptrdiff_t ldy, size_t rows, size_t n) noexcept nogil:
     if floating is float:
         log_softmax_rows_f32(x, ldx, y, ldy, rows, n)
