@@ -837,6 +837,34 @@ def test_long_rows_in_large_outputs(sc, ref, rng, name, dtype):
     assert_array_equal(fn(a, b, num_threads=2), want)
 
 
+
+@pytest.mark.parametrize("dtype", F32_F64)
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("n", [37, 129, 1000])
+def test_short_rows_in_large_outputs(sc, ref, rng, name, dtype, n):
+    """Short rows in outputs of 4 MiB or more, streamed: rows that follow
+    each other share lines, each written whole from two rows' values.
+    Every offset of the output against the vector width, in place, against
+    the reference and against rows that do not share lines."""
+    rows = -(-(4 << 20) // (n * np.dtype(dtype).itemsize)) + 3
+    x = rng.normal(0, 4, (rows, n))
+    a, b = operands(ref, name, x, rng.normal(0.5, 1, x.shape), dtype)
+    b[1, -1] = np.nan
+    fn = getattr(sc, name)
+    want = check(sc, ref, name, a, b, num_threads=1)
+    wide = np.full((rows, n + 19), 7.0, dtype)
+    fn(a, b, out=wide[:, 2:n + 2], num_threads=1)
+    assert_array_equal(wide[:, 2:n + 2], want)
+    assert np.all(wide[:, :2] == 7) and np.all(wide[:, n + 2:] == 7)
+    base = np.full(a.size + 16, 7.0, dtype)
+    for off in (0, 1, 3, 7, 15):
+        out = base[off:off + a.size].reshape(a.shape)
+        assert_array_equal(fn(a, b, out=out, num_threads=1), want)
+        out[...] = b
+        assert_array_equal(fn(a, out, out=out, num_threads=1), want)
+    assert_array_equal(fn(a, b, num_threads=2), want)
+
+
 # ---------------------------------------------------------------- properties
 
 try:
