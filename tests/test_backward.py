@@ -814,6 +814,18 @@ def test_thread_counts_give_identical_results(sc, ref, rng, name, dtype):
 
 
 
+def _at_every_output_offset(fn, a, b, want):
+    """fn(a, b) into outputs at every element offset from a line (0-15),
+    fresh and in place (out = b), one thread; and on two threads."""
+    base = np.full(a.size + 16, 7.0, a.dtype)
+    for off in (0, 1, 3, 7, 15):
+        out = base[off:off + a.size].reshape(a.shape)
+        assert_array_equal(fn(a, b, out=out, num_threads=1), want)
+        out[...] = b
+        assert_array_equal(fn(a, out, out=out, num_threads=1), want)
+    assert_array_equal(fn(a, b, num_threads=2), want)
+
+
 @pytest.mark.parametrize("dtype", F32_F64)
 @pytest.mark.parametrize("name", NAMES)
 def test_long_rows_in_large_outputs(sc, ref, rng, name, dtype):
@@ -828,14 +840,7 @@ def test_long_rows_in_large_outputs(sc, ref, rng, name, dtype):
     want = check(sc, ref, name, a, b, num_threads=1)
     for r in range(4):
         assert_array_equal(fn(a[r:r + 1], b[r:r + 1], num_threads=1), want[r:r + 1])
-    base = np.empty(a.size + 16, dtype)
-    for off in (0, 1, 3, 7, 15):
-        out = base[off:off + a.size].reshape(a.shape)
-        assert_array_equal(fn(a, b, out=out, num_threads=1), want)
-        out[...] = b
-        assert_array_equal(fn(a, out, out=out, num_threads=1), want)
-    assert_array_equal(fn(a, b, num_threads=2), want)
-
+    _at_every_output_offset(fn, a, b, want)
 
 
 @pytest.mark.parametrize("dtype", F32_F64)
@@ -856,13 +861,7 @@ def test_short_rows_in_large_outputs(sc, ref, rng, name, dtype, n):
     fn(a, b, out=wide[:, 2:n + 2], num_threads=1)
     assert_array_equal(wide[:, 2:n + 2], want)
     assert np.all(wide[:, :2] == 7) and np.all(wide[:, n + 2:] == 7)
-    base = np.full(a.size + 16, 7.0, dtype)
-    for off in (0, 1, 3, 7, 15):
-        out = base[off:off + a.size].reshape(a.shape)
-        assert_array_equal(fn(a, b, out=out, num_threads=1), want)
-        out[...] = b
-        assert_array_equal(fn(a, out, out=out, num_threads=1), want)
-    assert_array_equal(fn(a, b, num_threads=2), want)
+    _at_every_output_offset(fn, a, b, want)
 
 
 # ---------------------------------------------------------------- properties
