@@ -116,6 +116,34 @@ static inline double sc_hmax_f64(__m256d v)
     m = _mm_max_sd(m, _mm_unpackhi_pd(m, m));
     return _mm_cvtsd_f64(m);
 }
+static inline __m256 sc_loadt_from_f32(const float *p, size_t k)
+{
+    return _mm256_maskload_ps(p, _mm256_xor_si256(sc_mask_f32(k), _mm256_set1_epi32(-1)));
+}
+static inline __m256 sc_blend_lanes_f32(__m256 x, __m256 y, size_t k)
+{
+    return _mm256_blendv_ps(y, x, _mm256_castsi256_ps(sc_mask_f32(k)));
+}
+static inline __m256 sc_rotate_f32(__m256 v, size_t k)
+{
+    const __m256i l = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_permutevar8x32_ps(v, _mm256_add_epi32(l, _mm256_set1_epi32((int)k))); /* mod 8 */
+}
+static inline __m256d sc_loadt_from_f64(const double *p, size_t k)
+{
+    return _mm256_maskload_pd(p, _mm256_xor_si256(sc_mask_f64(k), _mm256_set1_epi64x(-1)));
+}
+static inline __m256d sc_blend_lanes_f64(__m256d x, __m256d y, size_t k)
+{
+    return _mm256_blendv_pd(y, x, _mm256_castsi256_pd(sc_mask_f64(k)));
+}
+static inline __m256d sc_rotate_f64(__m256d v, size_t k)
+{
+    /* double lane l is float lanes 2l, 2l + 1 */
+    const __m256i l = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_castps_pd(_mm256_permutevar8x32_ps(_mm256_castpd_ps(v),
+                                                     _mm256_add_epi32(l, _mm256_set1_epi32(2 * (int)k))));
+}
 static inline double sc_hsum_f64(__m256d v)
 {
     __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));

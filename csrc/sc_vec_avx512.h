@@ -13,7 +13,10 @@
  *   div, fma (a*b + c), max, select_lt (a < b ? x : y, false on NaN),
  *   sc_pow2i_S (2^n from the magic-biased value of sc_body.h's exp),
  *   sc_setlane_S (lane j < VN replaced),
- *   sc_hmax_S (horizontal max), sc_hsum_S (horizontal sum, in double).
+ *   sc_hmax_S (horizontal max), sc_hsum_S (horizontal sum, in double),
+ *   sc_loadt_from_S (lanes k.. of the vector at p, the first k lanes 0 and
+ *   not read), sc_blend_lanes_S (lanes < k of x, the others of y),
+ *   sc_rotate_S (lane l of the result is lane (l + k) % VN of v).
  */
 #ifndef SC_VEC_AVX512_H
 #define SC_VEC_AVX512_H
@@ -62,6 +65,20 @@ static inline __m512 sc_setlane_f32(__m512 v, size_t j, float a)
     return _mm512_mask_mov_ps(v, (__mmask16)(1u << j), _mm512_set1_ps(a));
 }
 static inline float sc_hmax_f32(__m512 v) { return _mm512_reduce_max_ps(v); }
+static inline __m512 sc_loadt_from_f32(const float *p, size_t k)
+{
+    return _mm512_maskz_loadu_ps((__mmask16)~sc_mask16(k), p);
+}
+static inline __m512 sc_blend_lanes_f32(__m512 x, __m512 y, size_t k)
+{
+    return _mm512_mask_blend_ps((__mmask16)~sc_mask16(k), x, y);
+}
+static inline __m512 sc_rotate_f32(__m512 v, size_t k)
+{
+    const __m512i l = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    return _mm512_permutexvar_ps(_mm512_and_si512(_mm512_add_epi32(l, _mm512_set1_epi32((int)k)),
+                                                  _mm512_set1_epi32(15)), v);
+}
 static inline double sc_hsum_f32(__m512 v)
 {
     __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
@@ -107,6 +124,20 @@ static inline __m512d sc_setlane_f64(__m512d v, size_t j, double a)
 }
 static inline double sc_hmax_f64(__m512d v) { return _mm512_reduce_max_pd(v); }
 static inline double sc_hsum_f64(__m512d v) { return _mm512_reduce_add_pd(v); }
+static inline __m512d sc_loadt_from_f64(const double *p, size_t k)
+{
+    return _mm512_maskz_loadu_pd((__mmask8)~sc_mask8(k), p);
+}
+static inline __m512d sc_blend_lanes_f64(__m512d x, __m512d y, size_t k)
+{
+    return _mm512_mask_blend_pd((__mmask8)~sc_mask8(k), x, y);
+}
+static inline __m512d sc_rotate_f64(__m512d v, size_t k)
+{
+    const __m512i l = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm512_permutexvar_pd(_mm512_and_si512(_mm512_add_epi64(l, _mm512_set1_epi64((long long)k)),
+                                                  _mm512_set1_epi64(7)), v);
+}
 
 /* ---- log in double, SC_LOGD_N lanes at a time -------------------------
  * The cross-entropy's log(s) per row, evaluated for a group of rows at

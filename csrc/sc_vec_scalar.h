@@ -74,6 +74,13 @@ static inline double sc_pow2i_f64(double t)
 static inline double sc_setlane_f64(double v, size_t j, double a) { (void)v; (void)j; return a; }
 static inline double sc_hmax_f64(double v) { return v; }
 static inline double sc_hsum_f64(double v) { return v; }
+/* one lane: k is always 0 */
+static inline float sc_loadt_from_f32(const float *p, size_t k) { return k ? 0.0f : *p; }
+static inline double sc_loadt_from_f64(const double *p, size_t k) { return k ? 0.0 : *p; }
+static inline float sc_blend_lanes_f32(float x, float y, size_t k) { return k ? x : y; }
+static inline double sc_blend_lanes_f64(double x, double y, size_t k) { return k ? x : y; }
+static inline float sc_rotate_f32(float v, size_t k) { (void)k; return v; }
+static inline double sc_rotate_f64(double v, size_t k) { (void)k; return v; }
 
 /* ---- log in double (see sc_vec_avx512.h): libm's, one lane ------------ */
 enum { SC_LOGD_N = 1 };

@@ -814,6 +814,39 @@ def test_thread_counts_give_identical_results(sc, ref, rng, name, dtype):
 
 
 
+def _at(arr, off):
+    """A copy of arr that starts `off` elements past a 64-byte line."""
+    base = np.empty(arr.size + 64, arr.dtype)
+    start = (-base.ctypes.data % 64) // arr.itemsize + off
+    view = base[start:start + arr.size].reshape(arr.shape)
+    view[...] = arr
+    return view
+
+
+@pytest.mark.parametrize("dtype", F32_F64)
+@pytest.mark.parametrize("name", NAMES)
+def test_same_bits_at_every_input_offset(sc, ref, rng, name, dtype):
+    """Operands that sit k elements past a line (NumPy's large arrays sit
+    16 bytes in) are reduced from line-aligned loads, the lanes put back
+    afterwards: the same bits as line-aligned operands, for every k, both
+    operands at the same or different offsets, with NaN and inf in some
+    rows, on one thread and with a row split across two."""
+    fn = getattr(sc, name)
+    for shape in [(6, 1024 + 3), (3, 4099), (40, 128), (1, 131072 + 7)]:
+        x = rng.normal(0, 6, shape)
+        a, b = operands(ref, name, x, rng.normal(0.5, 1, shape), dtype)
+        if shape[0] > 2:
+            b[1, shape[1] // 2] = np.nan
+            b[2, shape[1] - 5] = np.inf
+        want = fn(a, b, num_threads=1)
+        check(sc, ref, name, a, b, num_threads=1)
+        for ka, kb in [(1, 1), (2, 2), (3, 3), (7, 7), (15, 15), (4, 9)]:
+            ao, bo = _at(a, ka % (64 // a.itemsize)), _at(b, kb % (64 // a.itemsize))
+            for t in (1, 2):
+                assert_array_equal(fn(ao, bo, num_threads=t), want,
+                                   err_msg=f"{shape} offsets {ka}, {kb}, {t} threads")
+
+
 def _at_every_output_offset(fn, a, b, want):
     """fn(a, b) into outputs at every element offset from a line (0-15),
     fresh and in place (out = b), one thread; and on two threads."""
