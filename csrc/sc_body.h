@@ -853,7 +853,7 @@ SC_ALWAYS_INLINE static inline VEC V(bwd_chunk)(const SC_T *a, const SC_T *b, si
 /* The last partial vector of a streamed output row, kept to be written
  * with the next row's head as one whole line (rows that follow each other). */
 typedef struct {
-    SC_T v[VN];
+    VEC v; /* lanes [0, k) */
     size_t k;
 } V(carry_t);
 
@@ -879,25 +879,23 @@ SC_ALWAYS_INLINE static inline void V(bwd_apply)(const SC_T *a, const SC_T *b, S
     if (lo) {
         VEC h = V(bwd_out)(V(loadt)(a, lo, (SC_T)0), V(loadt)(b, lo, (SC_T)0), d, op);
         if (cy && cy->k + lo == VN) {
-            SC_T line[VN];
-            for (size_t q = 0; q < cy->k; q++)
-                line[q] = cy->v[q];
-            V(storet)(line + cy->k, h, lo);
-            V(stream)(out - cy->k, V(load)(line));
+            /* joined in registers: a line built on the stack and read
+             * back whole waits for the stores before it (4096x1024 float32,
+             * all at NumPy's 16-byte offset: 1.28-1.32 -> 1.23-1.24 ms) */
+            V(stream)(out - cy->k, V(join)(cy->v, h, cy->k));
             cy->k = 0;
         } else {
             V(storet)(out, h, lo);
         }
     }
     if (cy && cy->k) { /* not reached while the rows stream */
-        for (size_t q = 0; q < cy->k; q++)
-            out[(ptrdiff_t)q - (ptrdiff_t)cy->k] = cy->v[q];
+        V(storet)(out - cy->k, cy->v, cy->k);
         cy->k = 0;
     }
     if (hi < n) {
         VEC t = V(bwd_out)(V(loadt)(a + hi, n - hi, (SC_T)0), V(loadt)(b + hi, n - hi, (SC_T)0), d, op);
         if (cy && !last) {
-            V(storet)(cy->v, t, n - hi);
+            cy->v = t;
             cy->k = n - hi;
         } else {
             V(storet)(out + hi, t, n - hi);

@@ -16,7 +16,8 @@
  *   sc_hmax_S (horizontal max), sc_hsum_S (horizontal sum, in double),
  *   sc_loadt_from_S (lanes k.. of the vector at p, the first k lanes 0 and
  *   not read), sc_blend_lanes_S (lanes < k of x, the others of y),
- *   sc_rotate_S (lane l of the result is lane (l + k) % VN of v).
+ *   sc_rotate_S (lane l of the result is lane (l + k) % VN of v),
+ *   sc_join_S (lanes < k of t, then the first VN - k lanes of h).
  */
 #ifndef SC_VEC_AVX512_H
 #define SC_VEC_AVX512_H
@@ -79,6 +80,14 @@ static inline __m512 sc_rotate_f32(__m512 v, size_t k)
     return _mm512_permutexvar_ps(_mm512_and_si512(_mm512_add_epi32(l, _mm512_set1_epi32((int)k)),
                                                   _mm512_set1_epi32(15)), v);
 }
+static inline __m512 sc_join_f32(__m512 t, __m512 h, size_t k)
+{
+    const __m512i l = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    /* lane l < k: t[l] (index l); else h[l - k] (index 16 + l - k) */
+    const __m512i idx = _mm512_mask_add_epi32(l, (__mmask16)~sc_mask16(k), l,
+                                              _mm512_set1_epi32(16 - (int)k));
+    return _mm512_permutex2var_ps(t, idx, h);
+}
 static inline double sc_hsum_f32(__m512 v)
 {
     __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
@@ -131,6 +140,13 @@ static inline __m512d sc_loadt_from_f64(const double *p, size_t k)
 static inline __m512d sc_blend_lanes_f64(__m512d x, __m512d y, size_t k)
 {
     return _mm512_mask_blend_pd((__mmask8)~sc_mask8(k), x, y);
+}
+static inline __m512d sc_join_f64(__m512d t, __m512d h, size_t k)
+{
+    const __m512i l = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m512i idx = _mm512_mask_add_epi64(l, (__mmask8)~sc_mask8(k), l,
+                                              _mm512_set1_epi64(8 - (long long)k));
+    return _mm512_permutex2var_pd(t, idx, h);
 }
 static inline __m512d sc_rotate_f64(__m512d v, size_t k)
 {

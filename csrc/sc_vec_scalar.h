@@ -80,6 +80,8 @@ static inline double sc_loadt_from_f64(const double *p, size_t k) { return k ? 0
 static inline float sc_blend_lanes_f32(float x, float y, size_t k) { return k ? x : y; }
 static inline double sc_blend_lanes_f64(double x, double y, size_t k) { return k ? x : y; }
 static inline float sc_rotate_f32(float v, size_t k) { (void)k; return v; }
+static inline float sc_join_f32(float t, float h, size_t k) { return k ? t : h; }
+static inline double sc_join_f64(double t, double h, size_t k) { return k ? t : h; }
 static inline double sc_rotate_f64(double v, size_t k) { (void)k; return v; }
 
 /* ---- log in double (see sc_vec_avx512.h): libm's, one lane ------------ */
