@@ -135,27 +135,23 @@ static inline __m256 sc_join_f32(__m256 t, __m256 h, size_t k)
     __m256 hs = _mm256_permutevar8x32_ps(h, _mm256_sub_epi32(l, _mm256_set1_epi32((int)k))); /* mod 8 */
     return _mm256_blendv_ps(hs, t, _mm256_castsi256_ps(sc_mask_f32(k)));
 }
+/* The float64 forms: the float32 ones on the same 8 float lanes, a double
+ * lane l being float lanes 2l and 2l + 1. */
 static inline __m256d sc_join_f64(__m256d t, __m256d h, size_t k)
 {
-    const __m256i l = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    __m256 hs = _mm256_permutevar8x32_ps(_mm256_castpd_ps(h),
-                                         _mm256_sub_epi32(l, _mm256_set1_epi32(2 * (int)k)));
-    return _mm256_blendv_pd(_mm256_castps_pd(hs), t, _mm256_castsi256_pd(sc_mask_f64(k)));
+    return _mm256_castps_pd(sc_join_f32(_mm256_castpd_ps(t), _mm256_castpd_ps(h), 2 * k));
 }
 static inline __m256d sc_loadt_from_f64(const double *p, size_t k)
 {
-    return _mm256_maskload_pd(p, _mm256_xor_si256(sc_mask_f64(k), _mm256_set1_epi64x(-1)));
+    return _mm256_castps_pd(sc_loadt_from_f32((const float *)p, 2 * k));
 }
 static inline __m256d sc_blend_lanes_f64(__m256d x, __m256d y, size_t k)
 {
-    return _mm256_blendv_pd(y, x, _mm256_castsi256_pd(sc_mask_f64(k)));
+    return _mm256_castps_pd(sc_blend_lanes_f32(_mm256_castpd_ps(x), _mm256_castpd_ps(y), 2 * k));
 }
 static inline __m256d sc_rotate_f64(__m256d v, size_t k)
 {
-    /* double lane l is float lanes 2l, 2l + 1 */
-    const __m256i l = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    return _mm256_castps_pd(_mm256_permutevar8x32_ps(_mm256_castpd_ps(v),
-                                                     _mm256_add_epi32(l, _mm256_set1_epi32(2 * (int)k))));
+    return _mm256_castps_pd(sc_rotate_f32(_mm256_castpd_ps(v), 2 * k));
 }
 static inline double sc_hsum_f64(__m256d v)
 {
