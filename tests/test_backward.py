@@ -897,6 +897,26 @@ def test_short_rows_in_large_outputs(sc, ref, rng, name, dtype, n):
     _at_every_output_offset(fn, a, b, want)
 
 
+@pytest.mark.parametrize("dtype", F32_F64)
+@pytest.mark.parametrize("name", NAMES)
+def test_4k_rows_at_the_output_offset(sc, ref, rng, name, dtype):
+    """Rows of exactly 4 KiB with every operand at the same offset in a
+    line (NumPy's arrays alike) are streamed without joining the line two
+    rows share: the same bits as at any other offset, in place too."""
+    n = 4096 // np.dtype(dtype).itemsize
+    rows = (4 << 20) // 4096 + 5
+    x = rng.normal(0, 4, (rows, n))
+    a, b = operands(ref, name, x, rng.normal(0.5, 1, x.shape), dtype)
+    b[1, -1] = np.nan
+    fn = getattr(sc, name)
+    want = check(sc, ref, name, a, b, num_threads=1)
+    for k in (1, 4, 7):
+        ao, bo, out = _at(a, k), _at(b, k), _at(np.zeros_like(b), k)
+        assert_array_equal(fn(ao, bo, out=out, num_threads=1), want, err_msg=f"offset {k}")
+        assert_array_equal(fn(ao, bo, out=bo, num_threads=1), want, err_msg=f"offset {k}, in place")
+        assert_array_equal(fn(ao, _at(b, k), num_threads=2), want)
+
+
 # ---------------------------------------------------------------- properties
 
 try:
