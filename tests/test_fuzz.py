@@ -449,7 +449,8 @@ def xent_reference_overflow(built, expected, actual, ref, grad):
     1, weight [6.37, 2.70], "mean": 3.4028235e38 here, inf there.  Where
     the reference's result is not finite, the result is compared instead
     with the reference computed in float64 and rounded to the result
-    dtype.  Returns (loss mask, grad mask or None) of elements not to
+    dtype (for float64 logits: with the exact loss of probability targets,
+    _xent_float64_overflow).  Returns (loss mask, grad mask or None) of elements not to
     compare otherwise."""
     z, t = (np.asarray(v) for v in built.args)
     cdt = _compute_dtype(z.dtype)
@@ -470,8 +471,10 @@ def _xent_float32_overflow(built, want, got, ref, grad):
     """The float32 part of xent_reference_overflow."""
     z, t = (np.asarray(v) for v in built.args)
     cdt = _compute_dtype(z.dtype)
-    if cdt == F64 or all(w is None or np.isfinite(np.asarray(w, np.float64)).all() for w in want):
+    if all(w is None or np.isfinite(np.asarray(w, np.float64)).all() for w in want):
         return None, None
+    if cdt == F64:
+        return _xent_float64_overflow(built, want[0], got[0]), None
     kw = {k: v for k, v in built.kwargs.items() if k not in ("out", "num_threads")}
     if kw["weight"] is not None:
         kw["weight"] = np.asarray(kw["weight"]).astype(cdt).astype(np.float64)
@@ -490,9 +493,56 @@ def _xent_float32_overflow(built, want, got, ref, grad):
         with np.errstate(all="ignore"):
             x = np.asarray(x).astype(g.dtype).astype(np.float64)
             g = g.astype(np.float64)
-            same = (g == x) | (np.isnan(g) & np.isnan(x)) | (np.abs(g - x) <= 1e-4 * np.abs(x))
+            same = ((g == x) | (np.isnan(g) & np.isnan(x))
+                    | (np.isfinite(x) & (np.abs(g - x) <= 1e-4 * np.abs(x))))
         masks.append(~np.isfinite(w) & same)
     return tuple(masks)
+
+
+def _xent_float64_overflow(built, want, got):
+    """The float64 part of xent_reference_overflow, for the loss of
+    probability targets far outside [0, 1] (the API allows any float):
+    with q = 6e307 and -logp = 7 the reference's product q (-logp)
+    overflows, and a sample with terms of both signs sums to inf - inf =
+    NaN, where the kernel's loss, and the exact one, are finite (fuzzing
+    found z ~ 1e-308, q up to 6e307 both signs: 1.047e308 here, NaN
+    there).  Where the reference's loss is not finite it is compared
+    instead with the exact loss, computed in np.longdouble where that has
+    a wider exponent range than float64 (x87 extended, IEEE quad) and
+    rounded to float64.  The kernel adds up each sample's terms, and the
+    samples for "mean"/"sum", in float64: where the magnitudes being added
+    exceed the float64 range an overflow depends on the order, and a
+    non-finite loss there is allowed.  Returns the loss mask, or None."""
+    z, t = (np.asarray(v) for v in built.args)
+    if t.dtype.kind != "f" or not (np.isfinite(z).all() and np.isfinite(t).all()):
+        return None
+    kw = built.kwargs
+    k = int(kw["axis"]) % z.ndim
+    n_cls = z.shape[k]
+    if n_cls == 0:
+        return None
+    ext = np.longdouble if np.finfo(np.longdouble).maxexp > np.finfo(F64).maxexp else F64
+    ls = ext(float(kw["label_smoothing"]))
+    w = (ext(1) if kw["weight"] is None
+         else np.asarray(kw["weight"]).astype(F64).astype(ext))
+    with np.errstate(all="ignore"):
+        zl = np.moveaxis(z.astype(F64), k, -1).astype(ext)
+        q = np.moveaxis(t.astype(F64), k, -1).astype(ext)
+        u = w * (q * (1 - ls) + ls / n_cls)
+        m = np.max(zl, axis=-1, keepdims=True)
+        lse = m + np.log(np.sum(np.exp(zl - m), axis=-1, keepdims=True))
+        terms = u * (lse - zl)
+        loss, mag = np.sum(terms, -1), np.sum(np.abs(terms), -1)
+        if kw["reduction"] != "none":
+            loss, mag = np.sum(loss), np.sum(mag)
+            if kw["reduction"] == "mean":
+                loss = loss / ext(max(zl.size // n_cls, 1))
+        x = np.asarray(loss).astype(F64)
+        g = np.asarray(got, F64)
+        order = np.asarray(mag) > float(np.finfo(F64).max) / (1 if ext is not F64 else 4)
+        same = ((g == x) | (np.isfinite(x) & (np.abs(g - x) <= 1e-4 * np.abs(x)))
+                | (order & ~np.isfinite(g)) | ((ext is F64) & order))
+    return ~np.isfinite(np.asarray(want, F64)) & same
 
 
 # ---------------------------------------------------------------- the check
@@ -1141,6 +1191,34 @@ def test_probability_targets_far_outside_the_unit_interval(sc):
         lse = np.log(2 + 62 * np.exp(-100.0))
         np.testing.assert_allclose(got, [4e38 * lse] * 2, rtol=1e-6)
         assert sc.cross_entropy_grad(z, q, reduction="none", out=z.copy())[0].tolist() == got.tolist()
+        # float64 terms q (-logp) = 1.87e308 of both signs: the reference's
+        # products overflow and it gives inf - inf = NaN; the loss is
+        # log(3) 1e307 (fuzzing found this, CI run of stop 15)
+        z, q = np.zeros((2, 3)), np.array([[1.7e308, -1.7e308, 0.1e308]] * 2)
+        for red in ("mean", "none"):
+            np.testing.assert_allclose(sc.cross_entropy(z, q, reduction=red),
+                                       math.log(3) * 1e307, rtol=1e-14)
+            assert sc.cross_entropy_grad(z, q, reduction=red)[0].tolist() == \
+                sc.cross_entropy(z, q, reduction=red).tolist()
+
+
+def test_reference_overflow_allowance_is_exact():
+    """The harness's allowance for a non-finite reference loss (float64
+    here, _xent_float64_overflow) accepts the exact loss, and the
+    order-dependent overflow only where the magnitudes leave the range: it
+    must not accept any finite value against an infinite exact loss."""
+    z, q = np.zeros((2, 3)), np.array([[1.7e308, -1.7e308, 0.1e308]] * 2)
+    kw = {"axis": -1, "weight": None, "reduction": "none", "label_smoothing": 0.0}
+    nan2 = np.full(2, np.nan)
+    exact = math.log(3) * 1e307
+    assert _xent_float64_overflow(Built((z, q), kw), nan2, np.full(2, exact)).all()
+    assert not _xent_float64_overflow(Built((z, q), kw), nan2, np.full(2, exact * 1.01)).any()
+    q[:, 2] = 1.7e308           # exact loss 1.87e308 per sample: beyond float64
+    for red, got, ok in [("sum", np.inf, True), ("sum", 1e308, False), ("mean", np.nan, True),
+                         ("none", np.full(2, np.inf), True), ("none", np.full(2, 1e308), False)]:
+        kw["reduction"] = red
+        want = np.full(np.shape(got), np.nan)
+        assert np.all(_xent_float64_overflow(Built((z, q), kw), want, got) == ok), (red, got)
 
 
 @pytest.mark.parametrize("n", [40, 300000])   # cache-resident and streamed rows

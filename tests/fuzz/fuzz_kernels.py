@@ -9,7 +9,10 @@ job, with atheris installed (``pip install atheris``; wheels for CPython
 
 Every libFuzzer option works (-runs=N, -jobs=N, -dict=..., -seed=N).  A
 failing input is saved as ./crash-<sha1>; replay it with
-``python tests/fuzz/fuzz_kernels.py crash-<sha1>``.
+``python tests/fuzz/fuzz_kernels.py crash-<sha1>``.  Inputs that once
+failed are kept in tests/fuzz/regressions/ (one file each, named for the
+bug), which CI passes as a second corpus directory: every run replays
+them first.
 
 Each input is decoded with atheris.FuzzedDataProvider into a *recipe* for
 one call -- the function, shapes (empty and 0-d included), dtypes, raw
