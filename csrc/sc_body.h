@@ -1452,18 +1452,38 @@ SC_ALWAYS_INLINE static inline void V(xent_cached_stats)(const SC_T *z, const SC
 }
 
 /* The probability-target loss sum_c u_c ((m - z_c) + log s) term by term,
- * in double.  U log(s) + D is the same sum regrouped, but U = sum u or D
- * overflow (or hold inf * 0 = NaN at the max logit) when u is far outside
- * [0, 1] -- q = 1e308 or inf -- where the terms themselves do not. */
-static double V(xent_loss_terms)(const SC_T *z, const SC_T *q, const SC_T *w, size_t n, double m,
-                                 double log_s, double ls)
+ * in double, the classes at stride ldz in z and ldq in q.  U log(s) + D is
+ * the same sum regrouped, but U = sum u or D overflow (or hold inf * 0 =
+ * NaN at the max logit) when u is far outside [0, 1] -- q = 1e308 or inf --
+ * where the terms themselves do not.  With q past 1e307 a term can itself
+ * overflow, and terms of both signs give inf - inf = NaN where the loss is
+ * finite (q = [1.7e308, -1.7e308, 1e307], z = 0: log(3) 1e307): then the
+ * sum is taken again with u scaled by 2^-64 (exact: the same roundings,
+ * bar u below 2^-958) and scaled back, so that only a loss that is itself
+ * beyond the range overflows (an infinite q_c: that term's infinity, as
+ * the loss is).  Where the scaled sum is NaN too, the NaN stays. */
+static double V(xent_loss_terms_scaled)(const SC_T *z, ptrdiff_t ldz, const SC_T *q,
+                                        ptrdiff_t ldq, const SC_T *w, size_t n, double m,
+                                        double log_s, double ls, double scale)
 {
     double sum = 0.0;
     for (size_t i = 0; i < n; i++) {
-        double u = (double)q[i] * (1.0 - ls) + ls / (double)n;
+        double u = (double)q[(ptrdiff_t)i * ldq] * (1.0 - ls) + ls / (double)n;
         if (w)
             u *= (double)w[i];
-        sum += u * ((m - (double)z[i]) + log_s);
+        sum += (u * scale) * ((m - (double)z[(ptrdiff_t)i * ldz]) + log_s);
+    }
+    return sum;
+}
+
+static double V(xent_loss_terms)(const SC_T *z, ptrdiff_t ldz, const SC_T *q, ptrdiff_t ldq,
+                                 const SC_T *w, size_t n, double m, double log_s, double ls)
+{
+    double sum = V(xent_loss_terms_scaled)(z, ldz, q, ldq, w, n, m, log_s, ls, 1.0);
+    if (!isfinite(sum)) {
+        double small = V(xent_loss_terms_scaled)(z, ldz, q, ldq, w, n, m, log_s, ls, 0x1p-64);
+        if (!isnan(small))
+            sum = small * 0x1p64;
     }
     return sum;
 }
@@ -1552,7 +1572,7 @@ SC_ALWAYS_INLINE static inline void V(xent_row)(const SC_T *z, const SC_T *q, in
             loss->a = U;
             loss->b = D;
         } else { /* targets far outside [0, 1]: term by term (z is unchanged) */
-            sc_xent_loss_known(loss, V(xent_loss_terms)(z, q, w, n, m, sc_logd_1(s), ls));
+            sc_xent_loss_known(loss, V(xent_loss_terms)(z, 1, q, 1, w, n, m, sc_logd_1(s), ls));
         }
         if (cached && g)
             V(xent_scale)(g, q, w, n, p->scale * U / s, p->scale, ls, ls / (double)n, SC_XENT_PROB,
@@ -1835,14 +1855,8 @@ SC_ALWAYS_INLINE static inline void V(xent_cols_nv)(const SC_T *z, ptrdiff_t ldz
             const double U = lane_u[l], D = lane_d[l];
             if (isfinite(U) && isfinite(D)) {
                 L = U * ln_s + D;
-            } else { /* term by term, as xent_loss_terms */
-                L = 0.0;
-                for (size_t i = 0; i < n; i++) {
-                    double u = (double)q[(ptrdiff_t)i * ldq + (ptrdiff_t)l] * (1.0 - ls) + eps;
-                    if (w)
-                        u *= (double)w[i];
-                    L += u * ((ml - (double)z[(ptrdiff_t)i * ldz + (ptrdiff_t)l]) + ln_s);
-                }
+            } else { /* term by term */
+                L = V(xent_loss_terms)(z + l, ldz, q + l, ldq, w, n, ml, ln_s, ls);
             }
             A = p->scale * U / s;
             B = p->scale;

@@ -509,12 +509,13 @@ def _xent_float64_overflow(built, want, got):
     there).  Where the reference's loss is not finite it is compared
     instead with the exact loss, computed in np.longdouble where that has
     a wider exponent range than float64 (x87 extended, IEEE quad) and
-    rounded to float64.  The kernel adds up each sample's terms, and the
-    samples for "mean"/"sum", in float64: where the magnitudes being added
-    exceed the float64 range an overflow depends on the order, and a
+    rounded to float64.  The kernel adds up each sample's terms in float64,
+    scaled down when they overflow (test_probability_target_terms_beyond_
+    the_range), and the samples' losses for "mean"/"sum" in float64: where
+    those exceed the float64 range an overflow depends on the order, and a
     non-finite loss there is allowed.  Returns the loss mask, or None."""
     z, t = (np.asarray(v) for v in built.args)
-    if t.dtype.kind != "f" or not (np.isfinite(z).all() and np.isfinite(t).all()):
+    if t.dtype.kind != "f":
         return None
     kw = built.kwargs
     k = int(kw["axis"]) % z.ndim
@@ -533,16 +534,20 @@ def _xent_float64_overflow(built, want, got):
         lse = m + np.log(np.sum(np.exp(zl - m), axis=-1, keepdims=True))
         terms = u * (lse - zl)
         loss, mag = np.sum(terms, -1), np.sum(np.abs(terms), -1)
+        # samples with a NaN or an infinity are compared as they are
+        finite = np.isfinite(zl).all(-1) & np.isfinite(q).all(-1)
         if kw["reduction"] != "none":
-            loss, mag = np.sum(loss), np.sum(mag)
+            loss, mag, finite = np.sum(loss), np.sum(mag), finite.all()
             if kw["reduction"] == "mean":
                 loss = loss / ext(max(zl.size // n_cls, 1))
         x = np.asarray(loss).astype(F64)
         g = np.asarray(got, F64)
         order = np.asarray(mag) > float(np.finfo(F64).max) / (1 if ext is not F64 else 4)
+        if ext is not F64 and kw["reduction"] == "none":
+            order = False       # each sample's terms: scaled when they overflow
         same = ((g == x) | (np.isfinite(x) & (np.abs(g - x) <= 1e-4 * np.abs(x)))
                 | (order & ~np.isfinite(g)) | ((ext is F64) & order))
-    return ~np.isfinite(np.asarray(want, F64)) & same
+    return ~np.isfinite(np.asarray(want, F64)) & finite & same
 
 
 # ---------------------------------------------------------------- the check
@@ -1200,6 +1205,26 @@ def test_probability_targets_far_outside_the_unit_interval(sc):
                                        math.log(3) * 1e307, rtol=1e-14)
             assert sc.cross_entropy_grad(z, q, reduction=red)[0].tolist() == \
                 sc.cross_entropy(z, q, reduction=red).tolist()
+
+
+@pytest.mark.parametrize("layout", ["rows", "cols"])
+def test_probability_target_terms_beyond_the_range(sc, layout):
+    """Once bug 4: with q = +-1e308 the terms u_c (lse - z_c) themselves
+    overflow, and the term-by-term loss was inf - inf = NaN where the loss
+    is 8e306 (the lanes' sum(u) overflowed when q_0 and q_4 were both
+    1e308, sending the row to the terms).  Such sums are now taken again
+    with u scaled by 2^-64.  A loss beyond the range is still inf."""
+    z = np.array([0.1, 0.2, 0.12, 0.21, 0.3, 0.4, 0.35, 0.4])
+    q = np.array([1, 1, -1, -1, 1, 1, -1, -1]) * 1e308
+    zz, qq = np.stack([z, z, z]), np.stack([q, q, np.full(8, 1.7e308)])   # 3.7e308 each: inf
+    args = (zz, qq) if layout == "rows" else (zz.T.copy(), qq.T.copy())
+    axis = -1 if layout == "rows" else 0
+    with np.errstate(all="ignore"):
+        got = sc.cross_entropy(*args, axis=axis, reduction="none")
+        want = 1e308 * (-0.1 - 0.2 + 0.12 + 0.21 - 0.3 - 0.4 + 0.35 + 0.4)   # 8e306
+        np.testing.assert_allclose(got[:2], want, rtol=1e-13)
+        assert got[2] == np.inf
+        assert sc.cross_entropy_grad(*args, axis=axis, reduction="none")[0].tolist() == got.tolist()
 
 
 def test_reference_overflow_allowance_is_exact():
