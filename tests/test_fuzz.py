@@ -534,8 +534,10 @@ def _xent_float64_overflow(built, want, got):
         lse = m + np.log(np.sum(np.exp(zl - m), axis=-1, keepdims=True))
         terms = u * (lse - zl)
         loss, mag = np.sum(terms, -1), np.sum(np.abs(terms), -1)
-        # samples with a NaN or an infinity are compared as they are
-        finite = np.isfinite(zl).all(-1) & np.isfinite(q).all(-1)
+        # samples with a NaN or a +inf logit are compared as they are; a
+        # -inf logit (lse - z_c = inf) or an infinite q_c makes its term,
+        # and the loss, infinite where u_c != 0
+        finite = ~(np.isnan(zl) | np.isposinf(zl) | np.isnan(q)).any(-1)
         if kw["reduction"] != "none":
             loss, mag, finite = np.sum(loss), np.sum(mag), finite.all()
             if kw["reduction"] == "mean":
@@ -1213,7 +1215,8 @@ def test_probability_target_terms_beyond_the_range(sc, layout):
     overflow, and the term-by-term loss was inf - inf = NaN where the loss
     is 8e306 (the lanes' sum(u) overflowed when q_0 and q_4 were both
     1e308, sending the row to the terms).  Such sums are now taken again
-    with u scaled by 2^-64.  A loss beyond the range is still inf."""
+    with u scaled by 2^-64.  A loss beyond the range is still inf, as is
+    one with a -inf logit."""
     z = np.array([0.1, 0.2, 0.12, 0.21, 0.3, 0.4, 0.35, 0.4])
     q = np.array([1, 1, -1, -1, 1, 1, -1, -1]) * 1e308
     zz, qq = np.stack([z, z, z]), np.stack([q, q, np.full(8, 1.7e308)])   # 3.7e308 each: inf
@@ -1225,6 +1228,10 @@ def test_probability_target_terms_beyond_the_range(sc, layout):
         np.testing.assert_allclose(got[:2], want, rtol=1e-13)
         assert got[2] == np.inf
         assert sc.cross_entropy_grad(*args, axis=axis, reduction="none")[0].tolist() == got.tolist()
+        # a -inf logit: its term, and the loss, is inf (it was NaN: fuzzing)
+        zz[:, 0] = -np.inf
+        args = (zz, qq) if layout == "rows" else (zz.T.copy(), qq.T.copy())
+        assert sc.cross_entropy(*args, axis=axis, reduction="none").tolist() == [np.inf] * 3
 
 
 def test_reference_overflow_allowance_is_exact():
