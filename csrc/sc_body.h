@@ -1457,9 +1457,10 @@ SC_ALWAYS_INLINE static inline void V(xent_cached_stats)(const SC_T *z, const SC
  * NaN at the max logit) when u is far outside [0, 1] -- q = 1e308 or inf --
  * where the terms themselves do not.  With q past 1e307 a term can itself
  * overflow, and terms of both signs give inf - inf = NaN where the loss is
- * finite (q = [1.7e308, -1.7e308, 1e307], z = 0: log(3) 1e307): then the
- * sum is taken again with u scaled by 2^-64 (exact: the same roundings,
- * bar u below 2^-958) and scaled back, so that only a loss that is itself
+ * finite (q = [1.7e308, -1.7e308, 1e307], z = 0: log(3) 1e307), and
+ * q w overflows with a weight w > 1: then the sum is taken again with q
+ * and ls / n scaled by 2^-64 (exact: the same roundings, bar values below
+ * 2^-958) and scaled back, so that only a loss that is itself
  * beyond the range overflows (an infinite q_c: that term's infinity, as
  * the loss is).  Where the scaled sum is NaN too, the NaN stays. */
 static double V(xent_loss_terms_scaled)(const SC_T *z, ptrdiff_t ldz, const SC_T *q,
@@ -1468,10 +1469,10 @@ static double V(xent_loss_terms_scaled)(const SC_T *z, ptrdiff_t ldz, const SC_T
 {
     double sum = 0.0;
     for (size_t i = 0; i < n; i++) {
-        double u = (double)q[(ptrdiff_t)i * ldq] * (1.0 - ls) + ls / (double)n;
+        double u = ((double)q[(ptrdiff_t)i * ldq] * scale) * (1.0 - ls) + (ls / (double)n) * scale;
         if (w)
             u *= (double)w[i];
-        sum += (u * scale) * ((m - (double)z[(ptrdiff_t)i * ldz]) + log_s);
+        sum += u * ((m - (double)z[(ptrdiff_t)i * ldz]) + log_s);
     }
     return sum;
 }

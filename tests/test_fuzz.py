@@ -1228,6 +1228,9 @@ def test_probability_target_terms_beyond_the_range(sc, layout):
         np.testing.assert_allclose(got[:2], want, rtol=1e-13)
         assert got[2] == np.inf
         assert sc.cross_entropy_grad(*args, axis=axis, reduction="none")[0].tolist() == got.tolist()
+        # weights: q w = 2e308 overflows before any term is formed (fuzzing)
+        got_w = sc.cross_entropy(*args, axis=axis, reduction="none", weight=np.full(8, 2.0))
+        np.testing.assert_allclose(got_w[:2], 2 * want, rtol=1e-13)
         # a -inf logit: its term, and the loss, is inf (it was NaN: fuzzing)
         zz[:, 0] = -np.inf
         args = (zz, qq) if layout == "rows" else (zz.T.copy(), qq.T.copy())
