@@ -1203,6 +1203,18 @@ static inline void sc_xent_loss_known(sc_xent_loss_t *l, double loss)
     l->a = 0.0;
     l->b = loss;
 }
+
+/* a log(s) + b.  With probability targets near 1e307, a log(s) alone can
+ * overflow where the loss does not (U = -3.5e307, log s = 5.4, D =
+ * 1.16e308: the loss is -7.5e307): then it is taken again on a and b
+ * scaled by 2^-64 (the same roundings) and scaled back. */
+static inline double sc_xent_loss_value(double a, double ln_s, double b)
+{
+    double loss = a * ln_s + b;
+    if (!isfinite(loss) && isfinite(a) && isfinite(b) && isfinite(ln_s))
+        loss = ((a * 0x1p-64) * ln_s + b * 0x1p-64) * 0x1p64;
+    return loss;
+}
 #endif
 
 SC_ALWAYS_INLINE static inline VEC V(xent_u)(const SC_T *q, const SC_T *w, size_t i, size_t k,
@@ -1637,7 +1649,7 @@ void KFN(xent_rows)(const SC_T *z, ptrdiff_t ldz, const SC_T *q, ptrdiff_t ldq, 
             ln[j] = 1.0;
         sc_logd_n(ln);
         for (size_t j = 0; j < k; j++)
-            loss[(ptrdiff_t)(r0 + j) * ldl] = lt[j].a * ln[j] + lt[j].b;
+            loss[(ptrdiff_t)(r0 + j) * ldl] = sc_xent_loss_value(lt[j].a, ln[j], lt[j].b);
     }
     if (stream)
         sc_sfence();
@@ -1695,7 +1707,7 @@ double KFN(piece_xent_finish)(const SC_T *q, int64_t t, double zt, const SC_T *g
     factors[0] = A;
     factors[1] = B;
     factors[2] = (double)gt;
-    return loss.a * sc_logd_1(loss.s) + loss.b;
+    return sc_xent_loss_value(loss.a, sc_logd_1(loss.s), loss.b);
 }
 
 void KFN(piece_xent_scale)(SC_T *g, const SC_T *q, int64_t t, size_t lo, size_t len, size_t n,
@@ -1855,7 +1867,7 @@ SC_ALWAYS_INLINE static inline void V(xent_cols_nv)(const SC_T *z, ptrdiff_t ldz
         if (q) {
             const double U = lane_u[l], D = lane_d[l];
             if (isfinite(U) && isfinite(D)) {
-                L = U * ln_s + D;
+                L = sc_xent_loss_value(U, ln_s, D);
             } else { /* term by term */
                 L = V(xent_loss_terms)(z + l, ldz, q + l, ldq, w, n, ml, ln_s, ls);
             }
@@ -1871,7 +1883,7 @@ SC_ALWAYS_INLINE static inline void V(xent_cols_nv)(const SC_T *z, ptrdiff_t ldz
             sc_xent_loss_t lt;
             V(xent_finish_index)(lane_t[l], lane_zt[l], NULL, n, ml, s, lane_d[l], p, 1, &lt, &A,
                                  &B, lane_gt + l);
-            L = lt.a * ln_s + lt.b;
+            L = sc_xent_loss_value(lt.a, ln_s, lt.b);
         }
         loss[(ptrdiff_t)l * ldl] = L;
         lane_a[l] = (SC_T)A;

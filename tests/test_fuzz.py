@@ -531,8 +531,9 @@ def _xent_float64_overflow(built, want, got):
         q = np.moveaxis(t.astype(F64), k, -1).astype(ext)
         u = w * (q * (1 - ls) + ls / n_cls)
         m = np.max(zl, axis=-1, keepdims=True)
-        lse = m + np.log(np.sum(np.exp(zl - m), axis=-1, keepdims=True))
-        terms = u * (lse - zl)
+        # lse - z_c as (m - z_c) + log(s): lse itself would round away
+        # log(s) next to z = 1.6e92
+        terms = u * ((m - zl) + np.log(np.sum(np.exp(zl - m), axis=-1, keepdims=True)))
         loss, mag = np.sum(terms, -1), np.sum(np.abs(terms), -1)
         # samples with a NaN or a +inf logit are compared as they are; a
         # -inf logit (lse - z_c = inf) or an infinite q_c makes its term,
@@ -1231,6 +1232,13 @@ def test_probability_target_terms_beyond_the_range(sc, layout):
         # weights: q w = 2e308 overflows before any term is formed (fuzzing)
         got_w = sc.cross_entropy(*args, axis=axis, reduction="none", weight=np.full(8, 2.0))
         np.testing.assert_allclose(got_w[:2], 2 * want, rtol=1e-13)
+        # U log(s) = -2.07e308 overflows, U log(s) + D = -1.07e308 does not
+        # (U = sum u = -3e307, D = 1e308; it was -inf: fuzzing)
+        zb, qb = np.zeros((2, 1000)), np.zeros((2, 1000))
+        zb[:, 1], qb[:, 0], qb[:, 1] = -100, -3.1e307, 1e306
+        bargs = (zb, qb) if layout == "rows" else (zb.T.copy(), qb.T.copy())
+        np.testing.assert_allclose(sc.cross_entropy(*bargs, axis=axis, reduction="none"),
+                                   2 * (-1.5e307 * math.log(999) + 5e307), rtol=1e-13)
         # a -inf logit: its term, and the loss, is inf (it was NaN: fuzzing)
         zz[:, 0] = -np.inf
         args = (zz, qq) if layout == "rows" else (zz.T.copy(), qq.T.copy())
