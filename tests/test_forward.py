@@ -171,6 +171,35 @@ needs_longdouble = pytest.mark.skipif(
 
 # ---------------------------------------------------------------- accuracy, row lengths
 
+@pytest.mark.parametrize("dtype", F32_F64)
+def test_short_rows_alone_and_in_groups(sc, rng, dtype):
+    """Rows of up to two vectors go in groups (log_softmax takes the logs of
+    a group's sums at once): a row has the same bits alone, at any place in
+    a batch, in a strided batch, in place and on two threads; rows with
+    NaN, +-inf, all -inf and huge values among them change no other row
+    (their accuracy: test_row_lengths_contiguous)."""
+    for n in range(1, 34):
+        x = (rng.standard_normal((37, n)) * 30).astype(dtype)
+        x[3, 0] = np.nan
+        x[5] = -np.inf
+        x[6, n // 2] = np.inf
+        x[8] *= np.finfo(dtype).max / 100
+        x[9, -1] = -np.inf
+        for name in FORWARD:
+            whole = call(sc, name, x, num_threads=1)
+            for r in range(x.shape[0]):
+                assert_array_equal(call(sc, name, x[r:r + 1]), whole[r:r + 1],
+                                   err_msg=f"{name} n={n} row {r}")
+            assert_array_equal(call(sc, name, x[3:]), whole[3:])
+            assert_array_equal(call(sc, name, x, num_threads=2), whole)
+            wide = np.zeros((x.shape[0], 2 * n + 3), dtype)
+            wide[:, 1:n + 1] = x
+            assert_array_equal(call(sc, name, wide[:, 1:n + 1]), whole)
+            if name != "logsumexp":
+                y = x.copy()
+                assert_array_equal(getattr(sc, name)(y, out=y), whole)
+
+
 @needs_longdouble
 @pytest.mark.parametrize("dtype", F32_F64)
 @pytest.mark.parametrize("n", ROW_LENGTHS)
