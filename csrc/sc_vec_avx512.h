@@ -196,6 +196,54 @@ static inline __m512d sc_logd_v(__m512d x)
 static inline void sc_logd_n(double *x) { _mm512_storeu_pd(x, sc_logd_v(_mm512_loadu_pd(x))); }
 static inline double sc_logd_1(double x) { return _mm512_cvtsd_f64(sc_logd_v(_mm512_set1_pd(x))); }
 
+/* ---- float32 rows 16 at a time (sc_body.h, log_softmax_rows16) ---------
+ * sc_transpose16_f32: lane i of r[j] becomes lane j of r[i];
+ * sc_lane_f32: lane k of v in every lane;
+ * sc_lo_pd_f32 / sc_hi_pd_f32: lanes 0-7 / 8-15 in double;
+ * sc_from_pd_f32: lo, hi rounded to float32 as lanes 0-7, 8-15. */
+#define SC_HAVE_ROWS16 1
+static inline void sc_transpose16_f32(__m512 r[16])
+{
+    __m512 t[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; i++) {
+        const __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 1]);
+        const __m512d c = _mm512_castps_pd(t[4 * i + 2]), d = _mm512_castps_pd(t[4 * i + 3]);
+        r[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+        r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+        r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+        r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+    }
+    for (int i = 0; i < 4; i++) {
+        t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
+        t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xdd);
+        t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
+        t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xdd);
+    }
+    for (int i = 0; i < 8; i++) {
+        r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+        r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
+    }
+}
+static inline __m512 sc_lane_f32(__m512 v, size_t k)
+{
+    return _mm512_permutexvar_ps(_mm512_set1_epi32((int)k), v);
+}
+static inline __m512d sc_lo_pd_f32(__m512 v) { return _mm512_cvtps_pd(_mm512_castps512_ps256(v)); }
+static inline __m512d sc_hi_pd_f32(__m512 v)
+{
+    return _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+}
+static inline __m512 sc_from_pd_f32(__m512d lo, __m512d hi)
+{
+    const __m512 l = _mm512_castps256_ps512(_mm512_cvtpd_ps(lo));
+    return _mm512_castpd_ps(
+        _mm512_insertf64x4(_mm512_castps_pd(l), _mm256_castps_pd(_mm512_cvtpd_ps(hi)), 1));
+}
+
 /* Orders streaming stores before whatever the caller does next. */
 static inline void sc_sfence(void) { _mm_sfence(); }
 
