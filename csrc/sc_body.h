@@ -619,9 +619,86 @@ SC_ALWAYS_INLINE static inline void V(softmax_rows16)(const SC_T *x, ptrdiff_t l
     }
 }
 
+/* Contiguous rows of n = 1, 2, 4 or 8 elements (m = 16 / n rows to a
+ * vector), 16 m rows at a time: the group's 16 vectors loaded whole and
+ * transposed, so that column r n + e holds element e of rows r, m + r,
+ * 2 m + r, ... in its lanes; softmax (log_softmax when lg) of each of the m
+ * sets of n columns with the rows16 kernels' arithmetic in their order (so
+ * the same bits as there), transposed back and stored whole.  Spares the
+ * rows16 kernels' masked loads and stores of partial rows and their second
+ * read of the input. */
+SC_ALWAYS_INLINE static inline void V(rowsk_group)(const SC_T *x, SC_T *y, const size_t n,
+                                                   const int lg)
+{
+    const size_t m = VN / n;
+    VEC c[16];
+    for (size_t i = 0; i < 16; i++)
+        c[i] = V(load)(x + i * VN);
+    sc_transpose16_f32(c);
+    for (size_t r = 0; r < m; r++) {
+        VEC *cr = c + r * n;
+        VEC mx = V(set1)((SC_T)-INFINITY);
+        for (size_t e = 0; e < n; e++)
+            mx = V(max)(mx, cr[e]);
+        __m512d s0 = _mm512_setzero_pd(), s1 = s0, s2 = s0, s3 = s0;
+        for (size_t e = 0; e < n; e++) {
+            const VEC ev = V(exp_neg)(V(sub)(cr[e], mx));
+            if (e % 2 == 0) {
+                s0 = _mm512_add_pd(s0, sc_lo_pd_f32(ev));
+                s1 = _mm512_add_pd(s1, sc_hi_pd_f32(ev));
+            } else {
+                s2 = _mm512_add_pd(s2, sc_lo_pd_f32(ev));
+                s3 = _mm512_add_pd(s3, sc_hi_pd_f32(ev));
+            }
+            if (!lg)
+                cr[e] = ev;
+        }
+        if (lg) {
+            const VEC lc = sc_from_pd_f32(sc_logd_v(_mm512_add_pd(s0, s2)),
+                                          sc_logd_v(_mm512_add_pd(s1, s3)));
+            for (size_t e = 0; e < n; e++)
+                cr[e] = V(final_op)(cr[e], mx, lc);
+        } else {
+            const VEC rc =
+                sc_from_pd_f32(_mm512_div_pd(_mm512_set1_pd(1.0), _mm512_add_pd(s0, s2)),
+                               _mm512_div_pd(_mm512_set1_pd(1.0), _mm512_add_pd(s1, s3)));
+            for (size_t e = 0; e < n; e++)
+                cr[e] = V(mul)(cr[e], rc);
+        }
+    }
+    sc_transpose16_f32(c);
+    for (size_t i = 0; i < 16; i++)
+        V(store)(y + i * VN, c[i]);
+}
+
+/* The rows of whole groups of rowsk_group, when the rows are contiguous
+ * and n is 1, 2, 4 or 8; how many were done. */
+static size_t V(rowsk)(const SC_T *x, ptrdiff_t ldx, SC_T *y, ptrdiff_t ldy, size_t rows,
+                       size_t n, int lg)
+{
+    if (ldx != (ptrdiff_t)n || ldy != (ptrdiff_t)n || (n != 1 && n != 2 && n != 4 && n != 8))
+        return 0;
+    const size_t per = 16 * (VN / n), done = rows / per * per;
+    for (size_t r0 = 0; r0 < done; r0 += per) {
+        const SC_T *xg = x + r0 * n;
+        SC_T *yg = y + r0 * n;
+        if (n == 8)
+            lg ? V(rowsk_group)(xg, yg, 8, 1) : V(rowsk_group)(xg, yg, 8, 0);
+        else if (n == 4)
+            lg ? V(rowsk_group)(xg, yg, 4, 1) : V(rowsk_group)(xg, yg, 4, 0);
+        else if (n == 2)
+            lg ? V(rowsk_group)(xg, yg, 2, 1) : V(rowsk_group)(xg, yg, 2, 0);
+        else
+            lg ? V(rowsk_group)(xg, yg, 1, 1) : V(rowsk_group)(xg, yg, 1, 0);
+    }
+    return done;
+}
+
 static void V(softmax_short)(const SC_T *x, ptrdiff_t ldx, SC_T *y, ptrdiff_t ldy, size_t rows,
                              size_t n)
 {
+    const size_t done = V(rowsk)(x, ldx, y, ldy, rows, n, 0);
+    x += (ptrdiff_t)done * ldx, y += (ptrdiff_t)done * ldy, rows -= done;
     if (n < VN)
         V(softmax_rows16)(x, ldx, y, ldy, rows, n, 0);
     else
@@ -692,6 +769,8 @@ static void V(log_softmax_short)(const SC_T *x, ptrdiff_t ldx, SC_T *y,
                                  ptrdiff_t ldy, size_t rows, size_t n)
 {
 #if !SC_IS_F64 && defined(SC_HAVE_ROWS16)
+    const size_t done = V(rowsk)(x, ldx, y, ldy, rows, n, 1);
+    x += (ptrdiff_t)done * ldx, y += (ptrdiff_t)done * ldy, rows -= done;
     if (n <= VN)
         V(log_softmax_rows16)(x, ldx, y, ldy, rows, n, 1);
     else

@@ -200,6 +200,30 @@ def test_short_rows_alone_and_in_groups(sc, rng, dtype):
                 assert_array_equal(getattr(sc, name)(y, out=y), whole)
 
 
+@pytest.mark.parametrize("dtype", F32_F64)
+@pytest.mark.parametrize("n", [1, 2, 4, 8])
+def test_contiguous_tiny_rows_in_whole_vectors(sc, rng, dtype, n):
+    """Contiguous rows of 1-8 elements go as whole vectors holding several
+    rows each: the same bits as the same rows strided, alone and in place,
+    on either side of the groups' ends."""
+    x = (rng.standard_normal((600, n)) * 30).astype(dtype)
+    x[3, 0] = np.nan
+    x[70] = -np.inf
+    x[130, -1] = np.inf
+    x[260] *= np.finfo(dtype).max / 100
+    wide = np.zeros((600, n + 3), dtype)
+    wide[:, 1:n + 1] = x
+    for name in ELEMENTWISE:
+        whole = call(sc, name, x)
+        assert_array_equal(call(sc, name, wide[:, 1:n + 1]), whole)
+        for r in (0, 3, 31, 32, 63, 64, 70, 127, 128, 130, 255, 256, 260, 599):
+            assert_array_equal(call(sc, name, x[r:r + 1]), whole[r:r + 1], err_msg=f"row {r}")
+        assert_array_equal(call(sc, name, x[1:]), whole[1:])
+        y = x.copy()
+        assert_array_equal(getattr(sc, name)(y, out=y), whole)
+        assert_array_equal(call(sc, name, x, num_threads=2), whole)
+
+
 @needs_longdouble
 @pytest.mark.parametrize("dtype", F32_F64)
 @pytest.mark.parametrize("n", ROW_LENGTHS)
