@@ -483,25 +483,31 @@ def _xent_float32_overflow(built, want, got, ref, grad):
     with np.errstate(all="ignore"):
         exact = getattr(ref, "cross_entropy_grad" if grad else "cross_entropy")(
             z.astype(cdt).astype(np.float64), t, **kw)
-    # within the float32 computation's own bound of the float64 value: a
-    # loss term w q (-logp) with |logp| << 1 carries an absolute error of
-    # about u in logp, a large relative one (w q = -1e39, logp = -4.5e-6)
+    # or within the float32 computation's own bound (plus the rounding to
+    # the result dtype) of the float64 value: a loss term w q (-logp) with
+    # |logp| << 1 carries an absolute error of about u in logp, a large
+    # relative one (w q = -1e39, logp = -4.5e-6: -4.758e33 for -4.725e33);
+    # a gradient p sum(u) - u_c with |u| ~ 1e25 one of u |u| ~ 1e18 (0.0
+    # for 1.59e16 / N, which a float16 result rounds to inf)
     with np.errstate(all="ignore"):
         lims = bound_xent(built, exact, grad)
     exact, lims = (exact, lims) if grad else ((exact, None), (lims, None))
     masks = []
-    for w, g, x, lim in zip(want, got, exact, lims):
+    for w, g, x64, lim in zip(want, got, exact, lims):
         if w is None:
             masks.append(None)
             continue
         w, g = np.asarray(w, np.float64), np.asarray(g)
         with np.errstate(all="ignore"):
-            x = np.asarray(x).astype(g.dtype).astype(np.float64)
+            x64 = np.asarray(x64, np.float64)
+            x = x64.astype(g.dtype).astype(np.float64)
+            fi = np.finfo(g.dtype)
+            lim = (np.nan_to_num(np.asarray(lim, np.float64), nan=np.inf)
+                   + float(fi.eps) * np.abs(x64) + float(fi.smallest_subnormal))
             g = g.astype(np.float64)
-            lim = np.broadcast_to(np.nan_to_num(np.asarray(lim, np.float64), nan=np.inf),
-                                  g.shape)
             same = ((g == x) | (np.isnan(g) & np.isnan(x))
-                    | (np.isfinite(x) & (np.abs(g - x) <= np.maximum(lim, 1e-4 * np.abs(x)))))
+                    | (np.isfinite(x64)
+                       & (np.abs(g - x64) <= np.maximum(lim, 1e-4 * np.abs(x64)))))
         masks.append(~np.isfinite(w) & same)
     return tuple(masks)
 
