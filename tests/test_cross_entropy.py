@@ -624,6 +624,55 @@ def test_all_targets_ignored(sc, ref, rng, dtype, ignore_index):
                 assert_array_equal(loss, 0)
 
 
+ZERO_WEIGHT_CASES = [((6, 40), -1, 1), ((40, 6), 0, 1), ((6, 40), -1, 2), ((1, 300000), -1, 2)]
+
+
+def _zero_weight_case(rng, shape, axis):
+    """Logits, targets (two ignored) and weights that are 0 on every kept
+    target's class (and not elsewhere)."""
+    k = axis % 2
+    n_cls, n_rows = shape[k], shape[1 - k]
+    logits = rng.normal(0, 3, shape)
+    target = np.arange(n_rows) % 3
+    target[1::4] = -100
+    weight = rng.uniform(0.5, 2, n_cls)
+    weight[:3] = 0.0
+    return logits, target, weight
+
+
+@pytest.mark.parametrize("shape, axis, threads", ZERO_WEIGHT_CASES)
+@pytest.mark.parametrize("smoothing", [0.0, 0.3, 1.0])
+def test_mean_over_zero_target_weight(sc, ref, rng, shape, axis, threads, smoothing):
+    """Kept targets whose weights sum to 0: "mean" is NaN and so is every
+    kept sample's gradient, ignored samples' stay 0 (rows, panels, a row
+    split across threads); "sum" and "none" are as usual.  Found by
+    fuzzing: the reference gave inf (a smoothing term over 0), the kernel
+    NaN."""
+    logits, target, weight = _zero_weight_case(rng, shape, axis)
+    kept = np.broadcast_to(np.expand_dims(target != -100, axis), shape)
+    for fn in (sc, ref):
+        loss, grad = fn.cross_entropy_grad(logits, target, axis=axis, weight=weight,
+                                           label_smoothing=smoothing, num_threads=threads)
+        assert np.isnan(loss) and np.isnan(fn.cross_entropy(
+            logits, target, axis=axis, weight=weight, label_smoothing=smoothing))
+        assert np.isnan(grad[kept]).all() and (grad[~kept] == 0).all()
+    for reduction in ("sum", "none"):
+        check(sc, ref, logits, target, axis=axis, weight=weight, label_smoothing=smoothing,
+              reduction=reduction, num_threads=threads)
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.3, 1.0])
+def test_mean_over_zero_target_weight_as_torch(sc, torch1, rng, smoothing):
+    """The same against PyTorch (non-negative weights): NaN loss, NaN kept
+    rows, zero ignored rows."""
+    logits, target, weight = _zero_weight_case(rng, (6, 40), -1)
+    loss, grad = sc.cross_entropy_grad(logits, target, weight=weight, label_smoothing=smoothing)
+    want_loss, want_grad = torch_expected(torch1, logits, target, weight=weight,
+                                          label_smoothing=smoothing)
+    assert_array_equal(loss, want_loss)
+    assert_array_equal(grad, want_grad)
+
+
 def test_ignored_rows_are_not_read(sc, ref, rng):
     """NaN and inf logits in ignored rows affect nothing: those rows get
     zero loss and gradient, the others are finite."""

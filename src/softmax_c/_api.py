@@ -537,7 +537,10 @@ def _xent(logits, target, axis, weight, ignore_index, reduction, label_smoothing
     wsum = float(n) if w is None else float(np.sum(w, dtype=np.float64))
     scale = 1.0
     if reduction == "mean":
-        scale = 1.0 / denom if denom != 0.0 else float("inf")
+        # no weight to divide by (every target ignored, or the kept ones'
+        # weights sum to 0): the mean is NaN, and so is every kept sample's
+        # gradient (ignored samples' stay 0), whatever signs the weights have
+        scale = 1.0 / denom if denom != 0.0 else float("nan")
 
     grad = None
     loss_k = np.empty(kept, np.float64)
@@ -559,7 +562,7 @@ def _xent(logits, target, axis, weight, ignore_index, reduction, label_smoothing
         loss = per_sample.astype(compute, copy=False)
     elif reduction == "sum":
         loss = compute.type(per_sample.sum())
-    else:  # over no kept target: 0 / 0, NaN as in PyTorch
+    else:  # over no target weight: 0 / 0, NaN as in PyTorch
         total = float(per_sample.sum())
         loss = compute.type(total / denom if denom != 0.0 else float("nan"))
     if not want_grad:
@@ -609,8 +612,9 @@ def cross_entropy(logits, target, *, axis=-1, weight=None, ignore_index=-100,
     -------
     numpy scalar or ndarray
         A scalar of the compute dtype for "mean" and "sum" ("mean" over an
-        empty batch, or with every target ignored, is NaN); for "none" an
-        array of the batch shape, in the compute dtype.
+        empty batch, with every target ignored, or with the kept targets'
+        weights summing to 0, is NaN); for "none" an array of the batch
+        shape, in the compute dtype.
 
     Raises
     ------
@@ -687,8 +691,10 @@ def cross_entropy_grad(logits, target, *, axis=-1, weight=None, ignore_index=-10
     ``eps = ls / C``, a kept sample's gradient is
     ``(1 - ls) w[t] (p - onehot(t)) + eps (p sum(w) - w)`` for index targets
     and ``p sum(u) - u`` with ``u = w (q (1 - ls) + eps)`` for probability
-    targets, times ``1 / denominator`` for "mean".  For one-hot targets and
-    no options it is ``(softmax(z) - onehot) / N``.  The kernel reads each
+    targets, times ``1 / denominator`` for "mean" (with a denominator of
+    0, NaN on every kept sample, as PyTorch gives with non-negative
+    weights).  For one-hot targets and no options it is
+    ``(softmax(z) - onehot) / N``.  The kernel reads each
     row of logits twice (max and sum of exponentials; then the gradient)
     and writes the gradient once.
 

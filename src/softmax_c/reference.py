@@ -409,7 +409,9 @@ def _xent(logits, target, axis, weight, ignore_index, reduction,
             loss = np.asarray(loss_i)
         elif reduction == "sum":
             loss = compute.type(np.sum(loss_i, dtype=compute))
-        else:  # "mean"; a zero denominator gives NaN (0 / 0)
+        elif denom == 0:  # "mean" over no target weight: NaN, as PyTorch's 0 / 0
+            loss = compute.type(np.nan)
+        else:  # "mean"
             loss = compute.type(np.sum(loss_i, dtype=compute) / denom)
     if not want_grad:
         return loss
@@ -460,7 +462,9 @@ def _xent_index(z, t, w, ignore_index, reduction, ls, want_grad):
             wsum = n_classes if w is None else np.sum(w, dtype=dtype)
             dz = dz + eps * (p * wsum - (1 if w is None else w))
         if reduction == "mean":
-            dz = dz / denom
+            # a zero denominator: NaN on every kept sample (PyTorch's NLL
+            # term, -w[t] / 0 with w[t] = 0, makes the whole row NaN)
+            dz = dz / denom if denom != 0 else np.full_like(dz, np.nan)
         dz = np.where(keep[..., None], dz, 0).astype(dtype, copy=False)
     return loss_i, denom, dz
 
@@ -529,7 +533,8 @@ def cross_entropy(logits, target, *, axis=-1, weight=None, ignore_index=-100,
     -------
     scalar or ndarray
         A NumPy scalar of the compute dtype for "mean" and "sum" ("mean"
-        over no kept sample is NaN); an array of the batch shape for "none".
+        over no kept sample, or kept samples whose target weights sum to 0,
+        is NaN); an array of the batch shape for "none".
 
     Raises
     ------

@@ -271,8 +271,8 @@ class CrossEntropy(torch.autograd.Function):
     -------
     torch.Tensor
         The loss, of the dtype of `input`: 0-d for "mean" and "sum" ("mean"
-        with every target ignored is NaN, as in PyTorch), the batch shape
-        for "none".
+        with every target ignored, or the kept targets' weights summing to
+        0, is NaN, as in PyTorch), the batch shape for "none".
 
     Raises
     ------
