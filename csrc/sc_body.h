@@ -210,12 +210,18 @@ SC_ALWAYS_INLINE static inline void V(final_pass)(const SC_T *x, SC_T *y, size_t
     const VEC vm = V(set1)(mx), vc = V(set1)(c);
     size_t i = 0;
     if (stream && VN > 1) {
-        /* head: up to the first vector-aligned element of y */
-        size_t mis = ((size_t)y / sizeof(SC_T)) % VN;
-        size_t head = mis ? VN - mis : 0;
+        /* head: up to the first line-aligned element of y, plain stores; a
+         * line written partly by streaming stores and partly by plain ones
+         * (a row's first line shares with the row before) cost up to 7x
+         * with AVX2 (32768x128 float32 log_softmax at NumPy's 16-byte
+         * offset, vector-aligned streaming: 9.8 ms, plain 2.1) */
+        const size_t lw = SC_LINE / sizeof(SC_T), mis = ((size_t)y / sizeof(SC_T)) % lw;
+        const size_t head = mis ? lw - mis : 0;
         if ((size_t)y % sizeof(SC_T) == 0 && head < n) {
-            if (head)
-                V(storet)(y, V(final_op)(V(loadt)(x, head, (SC_T)0), vm, vc), head);
+            for (; i + VN <= head; i += VN)
+                V(store)(y + i, V(final_op)(V(load)(x + i), vm, vc));
+            if (i < head)
+                V(storet)(y + i, V(final_op)(V(loadt)(x + i, head - i, (SC_T)0), vm, vc), head - i);
             for (i = head; i + 2 * VN <= n; i += 2 * VN) {
                 V(stream)(y + i, V(final_op)(V(load)(x + i), vm, vc));
                 V(stream)(y + i + VN, V(final_op)(V(load)(x + i + VN), vm, vc));
@@ -437,13 +443,13 @@ void KFN(softmax_rows)(const SC_T *x, ptrdiff_t ldx, SC_T *y, ptrdiff_t ldy, siz
  * 262144x16 float32, one thread, out=: 4.6 -> 3.3 ms (PyTorch 3.1);
  * 131072x32 2.7 -> 2.1 ms (PyTorch 2.45): the libm log per row, a call
  * the rows' work could not overlap, was a quarter of the time.
- * kind: 0 n < VN, 1 n == VN, 2 VN < n < 2 VN, 3 n == 2 VN; t lanes in
- * the last vector. */
+ * kind: 0 n < VN, 1 n == VN, 2 VN < n < 2 VN, 3 n == 2 VN, 4 three
+ * vectors, 5 four; t lanes in the last vector. */
 SC_ALWAYS_INLINE static inline void V(lss_stats)(const SC_T *xr, size_t n, size_t t, int kind,
                                                  SC_T *mxo, double *so)
 {
     const VEC ninf = V(set1)((SC_T)-INFINITY), z = V(set1)((SC_T)0);
-    VEC x0, x1 = ninf, m0, m1, a0, a1;
+    VEC x0, x1 = ninf, x2, x3, m0, m1, a0, a1;
     if (kind == 0) {
         x0 = V(loadt)(xr, n, (SC_T)-INFINITY);
         m0 = ninf, m1 = V(max)(ninf, x0);
@@ -453,9 +459,29 @@ SC_ALWAYS_INLINE static inline void V(lss_stats)(const SC_T *xr, size_t n, size_
     } else if (kind == 2) {
         x0 = V(load)(xr), x1 = V(loadt)(xr + VN, t, (SC_T)-INFINITY);
         m0 = V(max)(ninf, x0), m1 = V(max)(ninf, x1);
-    } else {
+    } else if (kind == 3) {
         x0 = V(load)(xr), x1 = V(load)(xr + VN);
         m0 = V(max)(V(max)(ninf, x0), x1), m1 = ninf;
+    } else {
+        /* kind 4, 5: three or four vectors (the last of t lanes), as
+         * row_max's four accumulators and expsum_chunk's */
+        x0 = V(load)(xr), x1 = V(load)(xr + VN);
+        const SC_T *xl = xr + (kind == 4 ? 2 : 3) * VN; /* the last vector */
+        const VEC xt = t == VN ? V(load)(xl) : V(loadt)(xl, t, (SC_T)-INFINITY);
+        x2 = kind == 4 ? xt : V(load)(xr + 2 * VN);
+        x3 = kind == 4 ? ninf : xt;
+        const SC_T mx = V(hmax)(V(max)(V(max)(V(max)(ninf, x0), V(max)(ninf, x1)),
+                                       V(max)(V(max)(ninf, x2), V(max)(ninf, x3))));
+        const VEC vm = V(set1)(mx);
+        const VEC e0 = V(exp_neg)(V(sub)(x0, vm)), e1 = V(exp_neg)(V(sub)(x1, vm));
+        const VEC e2 = V(exp_neg)(V(sub)(x2, vm));
+        a0 = kind == 4 ? V(add)(z, e2) : V(add)(V(add)(z, e2), V(exp_neg)(V(sub)(x3, vm)));
+        double s = 0.0, c = 0.0;
+        sc_two_sum_add(&s, &c, V(hsum)(V(add)(V(add)(V(add)(z, e0), V(add)(z, e1)),
+                                              V(add)(a0, z))));
+        *mxo = mx;
+        *so = s + c;
+        return;
     }
     const SC_T mx = V(hmax)(V(max)(V(max)(m0, m1), V(max)(ninf, ninf)));
     const VEC vm = V(set1)(mx);
@@ -478,7 +504,7 @@ SC_ALWAYS_INLINE static inline void V(lss_stats)(const SC_T *xr, size_t n, size_
 SC_ALWAYS_INLINE static inline void V(lss_rows)(const SC_T *x, ptrdiff_t ldx, SC_T *y,
                                                 ptrdiff_t ldy, size_t rows, size_t n, int kind)
 {
-    const size_t t = n > VN ? n - VN : n; /* lanes of the last vector */
+    const size_t t = n - (n - 1) / VN * VN; /* lanes of the last vector */
     for (size_t r0 = 0; r0 < rows; r0 += SC_LOGD_N) {
         const size_t g = rows - r0 < SC_LOGD_N ? rows - r0 : SC_LOGD_N;
         const SC_T *xg = x + (ptrdiff_t)r0 * ldx;
@@ -501,12 +527,22 @@ SC_ALWAYS_INLINE static inline void V(lss_rows)(const SC_T *x, ptrdiff_t ldx, SC
             const VEC vm = V(set1)(mxs[j]), vc = V(set1)((SC_T)ls[j]);
             if (kind == 0) {
                 V(storet)(yr, V(final_op)(V(loadt)(xr, n, (SC_T)-INFINITY), vm, vc), n);
-            } else {
+            } else if (kind <= 3) {
                 V(store)(yr, V(final_op)(V(load)(xr), vm, vc));
                 if (kind == 3)
                     V(store)(yr + VN, V(final_op)(V(load)(xr + VN), vm, vc));
                 else if (kind == 2)
                     V(storet)(yr + VN, V(final_op)(V(loadt)(xr + VN, t, (SC_T)0), vm, vc), t);
+            } else {
+                const size_t l = kind == 4 ? 2 * VN : 3 * VN; /* the last vector */
+                V(store)(yr, V(final_op)(V(load)(xr), vm, vc));
+                V(store)(yr + VN, V(final_op)(V(load)(xr + VN), vm, vc));
+                if (kind == 5)
+                    V(store)(yr + 2 * VN, V(final_op)(V(load)(xr + 2 * VN), vm, vc));
+                if (t == VN) /* whole: a masked store is slow on some cores */
+                    V(store)(yr + l, V(final_op)(V(load)(xr + l), vm, vc));
+                else
+                    V(storet)(yr + l, V(final_op)(V(loadt)(xr + l, t, (SC_T)0), vm, vc), t);
             }
         }
     }
@@ -787,6 +823,21 @@ static void V(log_softmax_short)(const SC_T *x, ptrdiff_t ldx, SC_T *y,
 #endif
 }
 
+/* Rows of three or four vectors (float32 33-64 elements with AVX-512),
+ * the same way.  One thread, out=, 4 Mi elements, the row-at-a-time form
+ * (its libm log per row and loop setup) -> this, PyTorch 2.13: AVX-512
+ * float32 n = 33 3.70 -> 2.49 ms (3.16), 48 2.45 -> 1.71 (2.10), 64 2.17
+ * -> 1.53 (1.98); float64 n = 24 5.2 -> 3.6 (14.8).  Not inlined, as
+ * log_softmax_short. */
+static void V(log_softmax_4v)(const SC_T *x, ptrdiff_t ldx, SC_T *y, ptrdiff_t ldy, size_t rows,
+                              size_t n)
+{
+    if (n <= 3 * VN)
+        V(lss_rows)(x, ldx, y, ldy, rows, n, 4);
+    else
+        V(lss_rows)(x, ldx, y, ldy, rows, n, 5);
+}
+
 void KFN(log_softmax_rows)(const SC_T *x, ptrdiff_t ldx, SC_T *y, ptrdiff_t ldy, size_t rows,
                            size_t n)
 {
@@ -796,11 +847,16 @@ void KFN(log_softmax_rows)(const SC_T *x, ptrdiff_t ldx, SC_T *y, ptrdiff_t ldy,
         V(log_softmax_short)(x, ldx, y, ldy, rows, n);
         return;
     }
+    if (VN > 1 && n <= 4 * VN) {
+        V(log_softmax_4v)(x, ldx, y, ldy, rows, n);
+        return;
+    }
     if (VN > 1 && sc_pipe_rows(sizeof(SC_T), y, ldy, rows, n, 1)) {
         V(rows_pipe)(x, ldx, y, ldy, rows, n, 1, NULL);
         return;
     }
-    const int stream = rows * n * sizeof(SC_T) >= SC_STREAM_MIN_BYTES;
+    const int stream = rows * n * sizeof(SC_T) >= SC_STREAM_MIN_BYTES &&
+                       n * sizeof(SC_T) >= SC_STREAM_MIN_ROW_BYTES;
     for (size_t r = 0; r < rows; r++) {
         const SC_T *xr = x + (ptrdiff_t)r * ldx;
         SC_T mx = V(row_max)(xr, n);

@@ -37,6 +37,12 @@
  * (non-temporal) stores in their final pass: they would not stay in cache
  * anyway, and streaming skips reading each output line before writing it. */
 #define SC_STREAM_MIN_BYTES (4 * 1024 * 1024)
+/* ... in rows of at least this size: below it the lines that a row shares
+ * with its neighbours (plain stores) are too large a part, and streaming
+ * lost to plain stores even on 64 MiB outputs (log_softmax float32, one
+ * and two threads, AVX-512 and AVX2: n = 64 1.15-1.2x, n = 128 1.07-1.1x;
+ * n = 1000 0.85-0.9x). */
+#define SC_STREAM_MIN_ROW_BYTES 1024
 /* Two-pass row kernels make their second pass last to first on rows of
  * at least this size per operand: the first pass leaves the row's end in
  * L2, where the second then finds it (softmax_vjp 16x262144 float32, one

@@ -93,6 +93,19 @@ for dt in (np.float32, np.float64):
             sub = zz[idx] if axis == -1 else zz[:, idx]
             got = sc.cross_entropy(sub, t0[idx], axis=axis, reduction="none")
             assert np.array_equal(got, loss[idx]), (dt, axis, idx)
+# outputs of 4 MiB and more (streamed final passes) at offsets of the
+# output within a line: bitwise the same rows in calls too small to stream
+for dt, n in ((np.float32, 300), (np.float64, 150), (np.float32, 1000)):
+    rows = (4 << 20) // (n * np.dtype(dt).itemsize) + 2
+    x = rng.normal(0, 5, (rows, n)).astype(dt)
+    x[7, 3] = np.nan
+    base = np.empty(x.size + 16, dt)
+    for op in ("softmax", "log_softmax"):
+        want = np.concatenate([getattr(sc, op)(x[r:r + 50]) for r in range(0, rows, 50)])
+        for off in (0, 1, 4, 7, 15):
+            out = base[off:off + x.size].reshape(x.shape)
+            assert getattr(sc, op)(x, out=out) is out
+            assert np.array_equal(out, want, equal_nan=True), (op, dt, n, off)
 # one row split across threads: bitwise the one-thread result at this level
 # too (the piece cuts follow this level's sum chunk)
 for dt, n in ((np.float32, 300007), (np.float64, 100003)):
