@@ -756,9 +756,10 @@ static void V(softmax_short)(const SC_T *x, ptrdiff_t ldx, SC_T *y, ptrdiff_t ld
  * (2.45), 524288x8 9.3 -> 5.0-5.8 (43). */
 SC_ALWAYS_INLINE static inline void V(log_softmax_rows16)(const SC_T *x, ptrdiff_t ldx, SC_T *y,
                                                        ptrdiff_t ldy, size_t rows, size_t n,
-                                                       const int nb)
+                                                       const int nb, const size_t tc)
 {
-    const size_t t = n - (size_t)(nb - 1) * VN; /* lanes in the last block */
+    /* lanes in the last block: tc when not 0 (a constant: as lse_rows16) */
+    const size_t t = tc ? tc : n - (size_t)(nb - 1) * VN;
     for (size_t r0 = 0; r0 < rows; r0 += 16) {
         const size_t g = rows - r0 < 16 ? rows - r0 : 16;
         const SC_T *xg = x + (ptrdiff_t)r0 * ldx;
@@ -807,10 +808,12 @@ static void V(log_softmax_short)(const SC_T *x, ptrdiff_t ldx, SC_T *y,
 #if !SC_IS_F64 && defined(SC_HAVE_ROWS16)
     const size_t done = V(rowsk)(x, ldx, y, ldy, rows, n, 1);
     x += (ptrdiff_t)done * ldx, y += (ptrdiff_t)done * ldy, rows -= done;
-    if (n <= VN)
-        V(log_softmax_rows16)(x, ldx, y, ldy, rows, n, 1);
+    if (n == VN)
+        V(log_softmax_rows16)(x, ldx, y, ldy, rows, n, 1, VN);
+    else if (n < VN)
+        V(log_softmax_rows16)(x, ldx, y, ldy, rows, n, 1, 0);
     else
-        V(log_softmax_rows16)(x, ldx, y, ldy, rows, n, 2);
+        V(log_softmax_rows16)(x, ldx, y, ldy, rows, n, 2, 0);
 #else
     if (n < VN)
         V(lss_rows)(x, ldx, y, ldy, rows, n, 0);
