@@ -501,6 +501,24 @@ SC_ALWAYS_INLINE static inline void V(lss_stats)(const SC_T *xr, size_t n, size_
     *so = s + c;
 }
 
+/* The maxima and log-sums of a group of g <= SC_LOGD_N rows (two rows
+ * interleaved, then the group's logs at once; lanes past g take log(1)). */
+SC_ALWAYS_INLINE static inline void V(lss_group)(const SC_T *xg, ptrdiff_t ldx, size_t g,
+                                                 size_t n, size_t t, int kind, SC_T *mxs,
+                                                 double *ls)
+{
+    size_t j = 0;
+    for (; j + 2 <= g; j += 2) {
+        V(lss_stats)(xg + (ptrdiff_t)j * ldx, n, t, kind, &mxs[j], &ls[j]);
+        V(lss_stats)(xg + (ptrdiff_t)(j + 1) * ldx, n, t, kind, &mxs[j + 1], &ls[j + 1]);
+    }
+    if (j < g)
+        V(lss_stats)(xg + (ptrdiff_t)j * ldx, n, t, kind, &mxs[j], &ls[j]);
+    for (j = g; j < SC_LOGD_N; j++)
+        ls[j] = 1.0;
+    sc_logd_n(ls);
+}
+
 SC_ALWAYS_INLINE static inline void V(lss_rows)(const SC_T *x, ptrdiff_t ldx, SC_T *y,
                                                 ptrdiff_t ldy, size_t rows, size_t n, int kind)
 {
@@ -511,17 +529,8 @@ SC_ALWAYS_INLINE static inline void V(lss_rows)(const SC_T *x, ptrdiff_t ldx, SC
         SC_T *yg = y + (ptrdiff_t)r0 * ldy;
         SC_T mxs[SC_LOGD_N];
         double ls[SC_LOGD_N];
-        size_t j = 0;
-        for (; j + 2 <= g; j += 2) {
-            V(lss_stats)(xg + (ptrdiff_t)j * ldx, n, t, kind, &mxs[j], &ls[j]);
-            V(lss_stats)(xg + (ptrdiff_t)(j + 1) * ldx, n, t, kind, &mxs[j + 1], &ls[j + 1]);
-        }
-        if (j < g)
-            V(lss_stats)(xg + (ptrdiff_t)j * ldx, n, t, kind, &mxs[j], &ls[j]);
-        for (j = g; j < SC_LOGD_N; j++)
-            ls[j] = 1.0;
-        sc_logd_n(ls);
-        for (j = 0; j < g; j++) {
+        V(lss_group)(xg, ldx, g, n, t, kind, mxs, ls);
+        for (size_t j = 0; j < g; j++) {
             const SC_T *xr = xg + (ptrdiff_t)j * ldx;
             SC_T *yr = yg + (ptrdiff_t)j * ldy;
             const VEC vm = V(set1)(mxs[j]), vc = V(set1)((SC_T)ls[j]);
@@ -891,17 +900,8 @@ SC_ALWAYS_INLINE static inline void V(lse_rows)(const SC_T *x, ptrdiff_t ldx, SC
         const SC_T *xg = x + (ptrdiff_t)r0 * ldx;
         SC_T mxs[SC_LOGD_N];
         double ls[SC_LOGD_N];
-        size_t j = 0;
-        for (; j + 2 <= g; j += 2) {
-            V(lss_stats)(xg + (ptrdiff_t)j * ldx, n, t, kind, &mxs[j], &ls[j]);
-            V(lss_stats)(xg + (ptrdiff_t)(j + 1) * ldx, n, t, kind, &mxs[j + 1], &ls[j + 1]);
-        }
-        if (j < g)
-            V(lss_stats)(xg + (ptrdiff_t)j * ldx, n, t, kind, &mxs[j], &ls[j]);
-        for (j = g; j < SC_LOGD_N; j++)
-            ls[j] = 1.0;
-        sc_logd_n(ls);
-        for (j = 0; j < g; j++) {
+        V(lss_group)(xg, ldx, g, n, t, kind, mxs, ls);
+        for (size_t j = 0; j < g; j++) {
             const SC_T mx = mxs[j];
             out[(ptrdiff_t)(r0 + j) * ldo] =
                 mx > (SC_T)-INFINITY && mx < (SC_T)INFINITY
