@@ -673,6 +673,27 @@ def test_mean_over_zero_target_weight_as_torch(sc, torch1, rng, smoothing):
     assert_array_equal(grad, want_grad)
 
 
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_mean_of_losses_whose_sum_overflows(sc, ref, dtype):
+    """Per-sample losses of 0.6-0.9 times the largest float: their sum
+    overflows, their mean does not and is finite (as the reference's);
+    "sum" is inf only where the sum itself is past the range.  Found by
+    fuzzing: two float64 losses summing to 0.99999999999999997 times the
+    largest float, a few units in the last place apart from the
+    reference's, overflowed the kernel's mean."""
+    big = float(np.finfo(dtype).max)
+    logits = np.array([[0.0, -0.9 * big], [0.0, -0.6 * big], [0.0, 1.0]], dtype)
+    target = np.array([1, 1, 0])
+    for fn in (sc, ref):
+        mean = fn.cross_entropy(logits, target)
+        assert mean.dtype == dtype and np.isfinite(mean)
+        assert math.isclose(float(mean), big / 2, rel_tol=1e-6)  # (0.9 + 0.6) / 3
+        assert fn.cross_entropy(logits, target, reduction="sum") == np.inf
+        loss, grad = fn.cross_entropy_grad(logits, target, weight=np.array([1.0, 1.1]))
+        assert math.isclose(float(loss), big * (1.65 / 3.2), rel_tol=1e-6)
+    check(sc, ref, logits[:2] / 2, target[:2], reduction="sum")
+
 def test_ignored_rows_are_not_read(sc, ref, rng):
     """NaN and inf logits in ignored rows affect nothing: those rows get
     zero loss and gradient, the others are finite."""

@@ -560,11 +560,13 @@ def _xent(logits, target, axis, weight, ignore_index, reduction, label_smoothing
     per_sample = loss_k.reshape(batch)
     if reduction == "none":
         loss = per_sample.astype(compute, copy=False)
-    elif reduction == "sum":
-        loss = compute.type(per_sample.sum())
-    else:  # over no target weight: 0 / 0, NaN as in PyTorch
-        total = float(per_sample.sum())
-        loss = compute.type(total / denom if denom != 0.0 else float("nan"))
+    elif denom == 0.0 and reduction == "mean":  # over no target weight: 0 / 0, NaN as in PyTorch
+        loss = compute.type(np.nan)
+    else:
+        total = reference._reduce_losses(per_sample, np.float64,
+                                         denom if reduction == "mean" else None)
+        with np.errstate(over="ignore"):  # past the compute dtype's range: inf
+            loss = compute.type(total)
     if not want_grad:
         return loss
     if out is None:
