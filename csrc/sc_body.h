@@ -408,7 +408,7 @@ void KFN(softmax_rows_ws)(const SC_T *x, ptrdiff_t ldx, SC_T *y, ptrdiff_t ldy, 
     if (n == 0)
         return;
 #if !SC_IS_F64 && defined(SC_HAVE_ROWS16)
-    if (n <= VN) {
+    if (n <= 2 * VN) {
         V(softmax_short)(x, ldx, y, ldy, rows, n);
         return;
     }
@@ -611,8 +611,7 @@ SC_ALWAYS_INLINE static inline void V(rows16_sum)(const VEC c[16], size_t k, con
  * transposed back and stored.  A group of fewer than 16 rows is copied
  * into 16 rows of zeros first.  One thread, out=, against the row kernel:
  * 1048576x4 15.4 -> 5.5 ms, 524288x8 8.7 -> 4.7 (PyTorch 54), 262144x16
- * 3.4 -> 1.8-2.0 (PyTorch 3.8).  (Rows of two vectors, 17-32 elements,
- * were no faster so: left to the row kernel.)
+ * 3.4 -> 1.8-2.0 (PyTorch 3.8).  (Rows of two vectors: softmax_rows16x2.)
  * sm16_group: 16 rows of xg, t lanes (all when `full`); the first g
  * written to yg. */
 SC_ALWAYS_INLINE static inline void V(sm16_group)(const SC_T *xg, ptrdiff_t ldx, SC_T *yg,
@@ -739,9 +738,60 @@ static size_t V(rowsk)(const SC_T *x, ptrdiff_t ldx, SC_T *y, ptrdiff_t ldy, siz
     return done;
 }
 
+/* softmax of float32 rows of 17-32 elements, 16 rows at a time as
+ * log_softmax_rows16 (maxima, sums in double and their reciprocals lane by
+ * lane, no horizontal max or sum), then each row's exponentials again from
+ * its input (in L1), scaled: an exp more per element than the row kernel,
+ * none of its latency-bound per-row reductions.  One thread, out=, 4 Mi
+ * elements, row kernel -> this (PyTorch 2.13): n = 17 4.0 -> 2.3 ms (7.0),
+ * 24 2.7 -> 1.9, 32 1.8 -> 1.5.  (Keeping the two blocks' exponentials in
+ * registers for the scaling, as sm16_group does with one, spilled: no
+ * faster than the row kernel.  The lss_rows form, with the exponentials
+ * again, was slower than the row kernel at 17-64 elements.) */
+SC_ALWAYS_INLINE static inline void V(softmax_rows16x2)(const SC_T *x, ptrdiff_t ldx, SC_T *y,
+                                                        ptrdiff_t ldy, size_t rows, size_t n)
+{
+    const size_t t = n - VN;
+    for (size_t r0 = 0; r0 < rows; r0 += 16) {
+        const size_t g = rows - r0 < 16 ? rows - r0 : 16;
+        const SC_T *xg = x + (ptrdiff_t)r0 * ldx;
+        SC_T *yg = y + (ptrdiff_t)r0 * ldy;
+        VEC c[16];
+        VEC mx = V(set1)((SC_T)-INFINITY);
+        __m512d s[4] = {_mm512_setzero_pd(), _mm512_setzero_pd(), _mm512_setzero_pd(),
+                        _mm512_setzero_pd()};
+        V(rows16_cols)(xg, ldx, g, 0, VN, c);
+        for (size_t j = 0; j < VN; j++)
+            mx = V(max)(mx, c[j]);
+        V(rows16_cols)(xg, ldx, g, 1, t, c);
+        for (size_t j = 0; j < VN; j++)
+            if (j < t)
+                mx = V(max)(mx, c[j]);
+        V(rows16_expsum)(c, t, mx, s);
+        V(rows16_cols)(xg, ldx, g, 0, VN, c);
+        V(rows16_expsum)(c, VN, mx, s);
+        const VEC rc = sc_from_pd_f32(_mm512_div_pd(_mm512_set1_pd(1.0), _mm512_add_pd(s[0], s[2])),
+                                      _mm512_div_pd(_mm512_set1_pd(1.0), _mm512_add_pd(s[1], s[3])));
+        for (size_t i = 0; i < g; i++) {
+            const SC_T *xr = xg + (ptrdiff_t)i * ldx;
+            SC_T *yr = yg + (ptrdiff_t)i * ldy;
+            const VEC vm = sc_lane_f32(mx, i), vr = sc_lane_f32(rc, i);
+            V(store)(yr, V(mul)(V(exp_neg)(V(sub)(V(load)(xr), vm)), vr));
+            if (t == VN)
+                V(store)(yr + VN, V(mul)(V(exp_neg)(V(sub)(V(load)(xr + VN), vm)), vr));
+            else
+                V(storet)(yr + VN, V(mul)(V(exp_neg)(V(sub)(V(loadt)(xr + VN, t, (SC_T)0), vm)), vr), t);
+        }
+    }
+}
+
 static void V(softmax_short)(const SC_T *x, ptrdiff_t ldx, SC_T *y, ptrdiff_t ldy, size_t rows,
                              size_t n)
 {
+    if (n > VN) {
+        V(softmax_rows16x2)(x, ldx, y, ldy, rows, n);
+        return;
+    }
     const size_t done = V(rowsk)(x, ldx, y, ldy, rows, n, 0);
     x += (ptrdiff_t)done * ldx, y += (ptrdiff_t)done * ldy, rows -= done;
     if (n < VN)
