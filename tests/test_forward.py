@@ -174,11 +174,12 @@ needs_longdouble = pytest.mark.skipif(
 @pytest.mark.parametrize("dtype", F32_F64)
 def test_short_rows_alone_and_in_groups(sc, rng, dtype):
     """Rows of up to four vectors go in groups (log_softmax takes the logs
-    of a group's sums at once): a row has the same bits alone, at any place
-    in a batch, in a strided batch, in place and on two threads; rows with
-    NaN, +-inf, all -inf and huge values among them change no other row
-    (their accuracy: test_row_lengths_contiguous)."""
-    for n in range(1, 66):
+    of a group's sums at once, with AVX-512 up to rows of 1 KiB): a row has
+    the same bits alone, at any place in a batch, in a strided batch, in
+    place and on two threads; rows with NaN, +-inf, all -inf and huge
+    values among them change no other row (their accuracy:
+    test_row_lengths_contiguous)."""
+    for n in [*range(1, 66), 96, 127, 128, 200, 255, 256]:
         x = (rng.standard_normal((37, n)) * 30).astype(dtype)
         x[3, 0] = np.nan
         x[5] = -np.inf
