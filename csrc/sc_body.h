@@ -800,7 +800,7 @@ static void V(softmax_short)(const SC_T *x, ptrdiff_t ldx, SC_T *y, ptrdiff_t ld
         V(softmax_rows16)(x, ldx, y, ldy, rows, n, 1);
 }
 
-/* log_softmax of float32 rows of at most two vectors, 16 rows at a time,
+/* log_softmax of float32 rows of up to 40 elements, 16 rows at a time,
  * lane = row: each block of 16 rows is transposed in registers, so that
  * the maxima, the exponentials and their sums (in double, two accumulators
  * per half) are vertical operations, and the logs of the 16 sums one pair
@@ -827,8 +827,13 @@ SC_ALWAYS_INLINE static inline void V(log_softmax_rows16)(const SC_T *x, ptrdiff
         VEC mx = V(set1)((SC_T)-INFINITY);
         __m512d s[4] = {_mm512_setzero_pd(), _mm512_setzero_pd(), _mm512_setzero_pd(),
                         _mm512_setzero_pd()};
-        if (nb == 2) { /* the first block's max, then the second block kept */
+        if (nb >= 2) { /* the first blocks' max, then the last block kept */
             V(rows16_cols)(xg, ldx, g, 0, VN, c);
+            for (size_t j = 0; j < VN; j++)
+                mx = V(max)(mx, c[j]);
+        }
+        if (nb == 3) {
+            V(rows16_cols)(xg, ldx, g, 1, VN, c);
             for (size_t j = 0; j < VN; j++)
                 mx = V(max)(mx, c[j]);
         }
@@ -837,8 +842,12 @@ SC_ALWAYS_INLINE static inline void V(log_softmax_rows16)(const SC_T *x, ptrdiff
             if (j < t)
                 mx = V(max)(mx, c[j]);
         V(rows16_expsum)(c, t, mx, s);
-        if (nb == 2) {
+        if (nb >= 2) {
             V(rows16_cols)(xg, ldx, g, 0, VN, c);
+            V(rows16_expsum)(c, VN, mx, s);
+        }
+        if (nb == 3) {
+            V(rows16_cols)(xg, ldx, g, 1, VN, c);
             V(rows16_expsum)(c, VN, mx, s);
         }
         const VEC lc = sc_from_pd_f32(sc_logd_v(_mm512_add_pd(s[0], s[2])),
@@ -847,8 +856,10 @@ SC_ALWAYS_INLINE static inline void V(log_softmax_rows16)(const SC_T *x, ptrdiff
             const SC_T *xr = xg + (ptrdiff_t)i * ldx;
             SC_T *yr = yg + (ptrdiff_t)i * ldy;
             const VEC vm = sc_lane_f32(mx, i), vc = sc_lane_f32(lc, i);
-            if (nb == 2)
+            if (nb >= 2)
                 V(store)(yr, V(final_op)(V(load)(xr), vm, vc));
+            if (nb == 3)
+                V(store)(yr + VN, V(final_op)(V(load)(xr + VN), vm, vc));
             if (t == VN)
                 V(store)(yr + (nb - 1) * VN, V(final_op)(V(load)(xr + (nb - 1) * VN), vm, vc));
             else
@@ -889,11 +900,21 @@ static void V(log_softmax_short)(const SC_T *x, ptrdiff_t ldx, SC_T *y,
  * the same way.  One thread, out=, 4 Mi elements, the row-at-a-time form
  * (its libm log per row and loop setup) -> this, PyTorch 2.13: AVX-512
  * float32 n = 33 3.70 -> 2.49 ms (3.16), 48 2.45 -> 1.71 (2.10), 64 2.17
- * -> 1.53 (1.98); float64 n = 24 5.2 -> 3.6 (14.8).  Not inlined, as
- * log_softmax_short. */
+ * -> 1.53 (1.98); float64 n = 24 5.2 -> 3.6 (14.8).  AVX-512 float32 rows
+ * of 33-40 elements then went 16 rows at a time (log_softmax_rows16, three
+ * blocks: five transposes per 16 rows): n = 33 2.32 -> 1.82-2.01 ms, 36
+ * 2.11 -> 1.87-1.98, 38 2.03 -> 1.85, 40 1.91 -> 1.81-1.94; from 42 to 48
+ * that lost up to 10%, and four blocks lost 3-16% at 56-64: those stay
+ * here.  Not inlined, as log_softmax_short. */
 static void V(log_softmax_4v)(const SC_T *x, ptrdiff_t ldx, SC_T *y, ptrdiff_t ldy, size_t rows,
                               size_t n)
 {
+#if !SC_IS_F64 && defined(SC_HAVE_ROWS16)
+    if (n <= 2 * VN + 8) {
+        V(log_softmax_rows16)(x, ldx, y, ldy, rows, n, 3, 0);
+        return;
+    }
+#endif
     if (n <= 3 * VN)
         V(lss_rows)(x, ldx, y, ldy, rows, n, 4);
     else
