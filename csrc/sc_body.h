@@ -606,12 +606,12 @@ SC_ALWAYS_INLINE static inline void V(rows16_sum)(const VEC c[16], size_t k, con
 }
 
 /* softmax of float32 rows of at most one vector, 16 rows at a time, as
- * log_softmax_rows16 (whose helpers it shares): the exponentials kept as
+ * rows16_blocks (whose helpers it shares): the exponentials kept as
  * columns, scaled by their row's (float)(1 / s) (s summed in double),
  * transposed back and stored.  A group of fewer than 16 rows is copied
  * into 16 rows of zeros first.  One thread, out=, against the row kernel:
  * 1048576x4 15.4 -> 5.5 ms, 524288x8 8.7 -> 4.7 (PyTorch 54), 262144x16
- * 3.4 -> 1.8-2.0 (PyTorch 3.8).  (Rows of two vectors: softmax_rows16x2.)
+ * 3.4 -> 1.8-2.0 (PyTorch 3.8).  (Rows of two vectors: rows16_blocks.)
  * sm16_group: 16 rows of xg, t lanes (all when `full`); the first g
  * written to yg. */
 SC_ALWAYS_INLINE static inline void V(sm16_group)(const SC_T *xg, ptrdiff_t ldx, SC_T *yg,
@@ -738,70 +738,45 @@ static size_t V(rowsk)(const SC_T *x, ptrdiff_t ldx, SC_T *y, ptrdiff_t ldy, siz
     return done;
 }
 
-/* softmax of float32 rows of 17-32 elements, 16 rows at a time as
- * log_softmax_rows16 (maxima, sums in double and their reciprocals lane by
- * lane, no horizontal max or sum), then each row's exponentials again from
- * its input (in L1), scaled: an exp more per element than the row kernel,
- * none of its latency-bound per-row reductions.  One thread, out=, 4 Mi
- * elements, row kernel -> this (PyTorch 2.13): n = 17 4.0 -> 2.3 ms (7.0),
- * 24 2.7 -> 1.9, 32 1.8 -> 1.5.  (Keeping the two blocks' exponentials in
- * registers for the scaling, as sm16_group does with one, spilled: no
- * faster than the row kernel.  The lss_rows form, with the exponentials
- * again, was slower than the row kernel at 17-64 elements.) */
-SC_ALWAYS_INLINE static inline void V(softmax_rows16x2)(const SC_T *x, ptrdiff_t ldx, SC_T *y,
-                                                        ptrdiff_t ldy, size_t rows, size_t n)
+/* The maxima (lane = row) of a group of 16 rows of nb blocks (1-3, a
+ * constant; t lanes in the last), and the lane sums of their exponentials
+ * as rows16_expsum: the first blocks' max, then the last block's, kept for
+ * its exponentials, then the first blocks' again. */
+SC_ALWAYS_INLINE static inline void V(rows16_stats)(const SC_T *xg, ptrdiff_t ldx, size_t g,
+                                                    const int nb, size_t t, VEC *pmx,
+                                                    __m512d s[4])
 {
-    const size_t t = n - VN;
-    for (size_t r0 = 0; r0 < rows; r0 += 16) {
-        const size_t g = rows - r0 < 16 ? rows - r0 : 16;
-        const SC_T *xg = x + (ptrdiff_t)r0 * ldx;
-        SC_T *yg = y + (ptrdiff_t)r0 * ldy;
-        VEC c[16];
-        VEC mx = V(set1)((SC_T)-INFINITY);
-        __m512d s[4] = {_mm512_setzero_pd(), _mm512_setzero_pd(), _mm512_setzero_pd(),
-                        _mm512_setzero_pd()};
+    VEC c[16];
+    VEC mx = V(set1)((SC_T)-INFINITY);
+    s[0] = s[1] = s[2] = s[3] = _mm512_setzero_pd();
+    if (nb >= 2) {
         V(rows16_cols)(xg, ldx, g, 0, VN, c);
         for (size_t j = 0; j < VN; j++)
             mx = V(max)(mx, c[j]);
-        V(rows16_cols)(xg, ldx, g, 1, t, c);
+    }
+    if (nb == 3) {
+        V(rows16_cols)(xg, ldx, g, 1, VN, c);
         for (size_t j = 0; j < VN; j++)
-            if (j < t)
-                mx = V(max)(mx, c[j]);
-        V(rows16_expsum)(c, t, mx, s);
+            mx = V(max)(mx, c[j]);
+    }
+    V(rows16_cols)(xg, ldx, g, (size_t)nb - 1, t, c);
+    for (size_t j = 0; j < VN; j++)
+        if (j < t)
+            mx = V(max)(mx, c[j]);
+    V(rows16_expsum)(c, t, mx, s);
+    if (nb >= 2) {
         V(rows16_cols)(xg, ldx, g, 0, VN, c);
         V(rows16_expsum)(c, VN, mx, s);
-        const VEC rc = sc_from_pd_f32(_mm512_div_pd(_mm512_set1_pd(1.0), _mm512_add_pd(s[0], s[2])),
-                                      _mm512_div_pd(_mm512_set1_pd(1.0), _mm512_add_pd(s[1], s[3])));
-        for (size_t i = 0; i < g; i++) {
-            const SC_T *xr = xg + (ptrdiff_t)i * ldx;
-            SC_T *yr = yg + (ptrdiff_t)i * ldy;
-            const VEC vm = sc_lane_f32(mx, i), vr = sc_lane_f32(rc, i);
-            V(store)(yr, V(mul)(V(exp_neg)(V(sub)(V(load)(xr), vm)), vr));
-            if (t == VN)
-                V(store)(yr + VN, V(mul)(V(exp_neg)(V(sub)(V(load)(xr + VN), vm)), vr));
-            else
-                V(storet)(yr + VN, V(mul)(V(exp_neg)(V(sub)(V(loadt)(xr + VN, t, (SC_T)0), vm)), vr), t);
-        }
     }
+    if (nb == 3) {
+        V(rows16_cols)(xg, ldx, g, 1, VN, c);
+        V(rows16_expsum)(c, VN, mx, s);
+    }
+    *pmx = mx;
 }
 
-static void V(softmax_short)(const SC_T *x, ptrdiff_t ldx, SC_T *y, ptrdiff_t ldy, size_t rows,
-                             size_t n)
-{
-    if (n > VN) {
-        V(softmax_rows16x2)(x, ldx, y, ldy, rows, n);
-        return;
-    }
-    const size_t done = V(rowsk)(x, ldx, y, ldy, rows, n, 0);
-    x += (ptrdiff_t)done * ldx, y += (ptrdiff_t)done * ldy, rows -= done;
-    if (n < VN)
-        V(softmax_rows16)(x, ldx, y, ldy, rows, n, 0);
-    else
-        V(softmax_rows16)(x, ldx, y, ldy, rows, n, 1);
-}
-
-/* log_softmax of float32 rows of up to 40 elements, 16 rows at a time,
- * lane = row: each block of 16 rows is transposed in registers, so that
+/* log_softmax (lg 1) of float32 rows of up to 40 elements, 16 rows at a
+ * time, lane = row: each block of 16 rows is transposed in registers, so that
  * the maxima, the exponentials and their sums (in double, two accumulators
  * per half) are vertical operations, and the logs of the 16 sums one pair
  * of vector logs; then each row's output from its input again, with its
@@ -812,10 +787,24 @@ static void V(softmax_short)(const SC_T *x, ptrdiff_t ldx, SC_T *y, ptrdiff_t ld
  * row's arithmetic, so a row has the same bits in any group and alone.
  * One thread, out=, against lss_rows: 262144x16 3.3 -> 1.8-2.0 ms
  * (PyTorch 3.1), 174762x24 3.0 -> 1.8 (3.3), 131072x32 2.1 -> 1.55
- * (2.45), 524288x8 9.3 -> 5.0-5.8 (43). */
-SC_ALWAYS_INLINE static inline void V(log_softmax_rows16)(const SC_T *x, ptrdiff_t ldx, SC_T *y,
-                                                       ptrdiff_t ldy, size_t rows, size_t n,
-                                                       const int nb, const size_t tc)
+ * (2.45), 524288x8 9.3 -> 5.0-5.8 (43).
+ * softmax (lg 0) of rows of 17-32 elements the same way, with the sums'
+ * reciprocals, then each row's exponentials again from its input (in L1),
+ * scaled: an exp more per element than the row kernel, none of its
+ * latency-bound per-row reductions.  One thread, out=, 4 Mi
+ * elements, row kernel -> this (PyTorch 2.13): n = 17 4.0 -> 2.3 ms (7.0),
+ * 24 2.7 -> 1.9, 32 1.8 -> 1.5.  (Keeping the two blocks' exponentials in
+ * registers for the scaling, as sm16_group does with one, spilled: no
+ * faster than the row kernel.  The lss_rows form, with the exponentials
+ * again, was slower than the row kernel at 17-64 elements.) */
+SC_ALWAYS_INLINE static inline VEC V(rows16_out)(VEC xv, VEC vm, VEC vc, const int lg)
+{
+    return lg ? V(final_op)(xv, vm, vc) : V(mul)(V(exp_neg)(V(sub)(xv, vm)), vc);
+}
+
+SC_ALWAYS_INLINE static inline void V(rows16_blocks)(const SC_T *x, ptrdiff_t ldx, SC_T *y,
+                                                     ptrdiff_t ldy, size_t rows, size_t n,
+                                                     const int nb, const size_t tc, const int lg)
 {
     /* lanes in the last block: tc when not 0 (a constant: as lse_rows16) */
     const size_t t = tc ? tc : n - (size_t)(nb - 1) * VN;
@@ -823,51 +812,48 @@ SC_ALWAYS_INLINE static inline void V(log_softmax_rows16)(const SC_T *x, ptrdiff
         const size_t g = rows - r0 < 16 ? rows - r0 : 16;
         const SC_T *xg = x + (ptrdiff_t)r0 * ldx;
         SC_T *yg = y + (ptrdiff_t)r0 * ldy;
-        VEC c[16];
-        VEC mx = V(set1)((SC_T)-INFINITY);
-        __m512d s[4] = {_mm512_setzero_pd(), _mm512_setzero_pd(), _mm512_setzero_pd(),
-                        _mm512_setzero_pd()};
-        if (nb >= 2) { /* the first blocks' max, then the last block kept */
-            V(rows16_cols)(xg, ldx, g, 0, VN, c);
-            for (size_t j = 0; j < VN; j++)
-                mx = V(max)(mx, c[j]);
-        }
-        if (nb == 3) {
-            V(rows16_cols)(xg, ldx, g, 1, VN, c);
-            for (size_t j = 0; j < VN; j++)
-                mx = V(max)(mx, c[j]);
-        }
-        V(rows16_cols)(xg, ldx, g, (size_t)nb - 1, t, c);
-        for (size_t j = 0; j < VN; j++)
-            if (j < t)
-                mx = V(max)(mx, c[j]);
-        V(rows16_expsum)(c, t, mx, s);
-        if (nb >= 2) {
-            V(rows16_cols)(xg, ldx, g, 0, VN, c);
-            V(rows16_expsum)(c, VN, mx, s);
-        }
-        if (nb == 3) {
-            V(rows16_cols)(xg, ldx, g, 1, VN, c);
-            V(rows16_expsum)(c, VN, mx, s);
-        }
-        const VEC lc = sc_from_pd_f32(sc_logd_v(_mm512_add_pd(s[0], s[2])),
-                                      sc_logd_v(_mm512_add_pd(s[1], s[3])));
+        VEC mx;
+        __m512d s[4];
+        V(rows16_stats)(xg, ldx, g, nb, t, &mx, s);
+        const __m512d s0 = _mm512_add_pd(s[0], s[2]), s1 = _mm512_add_pd(s[1], s[3]);
+        const __m512d one = _mm512_set1_pd(1.0);
+        /* log(s) for log_softmax, 1 / s for softmax */
+        const VEC lc = lg ? sc_from_pd_f32(sc_logd_v(s0), sc_logd_v(s1))
+                          : sc_from_pd_f32(_mm512_div_pd(one, s0), _mm512_div_pd(one, s1));
         for (size_t i = 0; i < g; i++) {
             const SC_T *xr = xg + (ptrdiff_t)i * ldx;
             SC_T *yr = yg + (ptrdiff_t)i * ldy;
             const VEC vm = sc_lane_f32(mx, i), vc = sc_lane_f32(lc, i);
             if (nb >= 2)
-                V(store)(yr, V(final_op)(V(load)(xr), vm, vc));
+                V(store)(yr, V(rows16_out)(V(load)(xr), vm, vc, lg));
             if (nb == 3)
-                V(store)(yr + VN, V(final_op)(V(load)(xr + VN), vm, vc));
+                V(store)(yr + VN, V(rows16_out)(V(load)(xr + VN), vm, vc, lg));
             if (t == VN)
-                V(store)(yr + (nb - 1) * VN, V(final_op)(V(load)(xr + (nb - 1) * VN), vm, vc));
+                V(store)(yr + (nb - 1) * VN,
+                         V(rows16_out)(V(load)(xr + (nb - 1) * VN), vm, vc, lg));
             else
                 V(storet)(yr + (nb - 1) * VN,
-                          V(final_op)(V(loadt)(xr + (nb - 1) * VN, t, (SC_T)0), vm, vc), t);
+                          V(rows16_out)(V(loadt)(xr + (nb - 1) * VN, t, (SC_T)0), vm, vc, lg),
+                          t);
         }
     }
 }
+
+static void V(softmax_short)(const SC_T *x, ptrdiff_t ldx, SC_T *y, ptrdiff_t ldy, size_t rows,
+                             size_t n)
+{
+    if (n > VN) {
+        V(rows16_blocks)(x, ldx, y, ldy, rows, n, 2, 0, 0);
+        return;
+    }
+    const size_t done = V(rowsk)(x, ldx, y, ldy, rows, n, 0);
+    x += (ptrdiff_t)done * ldx, y += (ptrdiff_t)done * ldy, rows -= done;
+    if (n < VN)
+        V(softmax_rows16)(x, ldx, y, ldy, rows, n, 0);
+    else
+        V(softmax_rows16)(x, ldx, y, ldy, rows, n, 1);
+}
+
 #endif
 
 /* Not inlined: inlined, it slowed the long-row loop of float64 rows of
@@ -879,11 +865,11 @@ static void V(log_softmax_short)(const SC_T *x, ptrdiff_t ldx, SC_T *y,
     const size_t done = V(rowsk)(x, ldx, y, ldy, rows, n, 1);
     x += (ptrdiff_t)done * ldx, y += (ptrdiff_t)done * ldy, rows -= done;
     if (n == VN)
-        V(log_softmax_rows16)(x, ldx, y, ldy, rows, n, 1, VN);
+        V(rows16_blocks)(x, ldx, y, ldy, rows, n, 1, VN, 1);
     else if (n < VN)
-        V(log_softmax_rows16)(x, ldx, y, ldy, rows, n, 1, 0);
+        V(rows16_blocks)(x, ldx, y, ldy, rows, n, 1, 0, 1);
     else
-        V(log_softmax_rows16)(x, ldx, y, ldy, rows, n, 2, 0);
+        V(rows16_blocks)(x, ldx, y, ldy, rows, n, 2, 0, 1);
 #else
     if (n < VN)
         V(lss_rows)(x, ldx, y, ldy, rows, n, 0);
@@ -901,7 +887,7 @@ static void V(log_softmax_short)(const SC_T *x, ptrdiff_t ldx, SC_T *y,
  * (its libm log per row and loop setup) -> this, PyTorch 2.13: AVX-512
  * float32 n = 33 3.70 -> 2.49 ms (3.16), 48 2.45 -> 1.71 (2.10), 64 2.17
  * -> 1.53 (1.98); float64 n = 24 5.2 -> 3.6 (14.8).  AVX-512 float32 rows
- * of 33-40 elements then went 16 rows at a time (log_softmax_rows16, three
+ * of 33-40 elements then went 16 rows at a time (rows16_blocks, three
  * blocks: five transposes per 16 rows): n = 33 2.32 -> 1.82-2.01 ms, 36
  * 2.11 -> 1.87-1.98, 38 2.03 -> 1.85, 40 1.91 -> 1.81-1.94; from 42 to 48
  * that lost up to 10%, and four blocks lost 3-16% at 56-64: those stay
@@ -911,7 +897,7 @@ static void V(log_softmax_4v)(const SC_T *x, ptrdiff_t ldx, SC_T *y, ptrdiff_t l
 {
 #if !SC_IS_F64 && defined(SC_HAVE_ROWS16)
     if (n <= 2 * VN + 8) {
-        V(log_softmax_rows16)(x, ldx, y, ldy, rows, n, 3, 0);
+        V(rows16_blocks)(x, ldx, y, ldy, rows, n, 3, 0, 1);
         return;
     }
 #endif
@@ -1018,7 +1004,7 @@ SC_ALWAYS_INLINE static inline void V(lse_rows)(const SC_T *x, ptrdiff_t ldx, SC
 
 #if !SC_IS_F64 && defined(SC_HAVE_ROWS16)
 /* logsumexp of float32 rows of at most two vectors with AVX-512, 16 rows at
- * a time as log_softmax_rows16 (lane = row; rows past the last are zeros,
+ * a time as rows16_blocks (lane = row; rows past the last are zeros,
  * not read): mx + log(s) for the 16 rows in double, two vector logs;
  * lanes whose maximum is not finite as in the row kernel.  One thread, 4
  * Mi elements, the row-at-a-time form -> this (PyTorch 2.13): n = 1 56.5
@@ -1035,24 +1021,9 @@ SC_ALWAYS_INLINE static inline void V(lse_rows16)(const SC_T *x, ptrdiff_t ldx, 
     for (size_t r0 = 0; r0 < rows; r0 += 16) {
         const size_t g = rows - r0 < 16 ? rows - r0 : 16;
         const SC_T *xg = x + (ptrdiff_t)r0 * ldx;
-        VEC c[16];
-        VEC mx = V(set1)((SC_T)-INFINITY);
-        __m512d s[4] = {_mm512_setzero_pd(), _mm512_setzero_pd(), _mm512_setzero_pd(),
-                        _mm512_setzero_pd()};
-        if (nb == 2) {
-            V(rows16_cols)(xg, ldx, g, 0, VN, c);
-            for (size_t j = 0; j < VN; j++)
-                mx = V(max)(mx, c[j]);
-        }
-        V(rows16_cols)(xg, ldx, g, (size_t)nb - 1, t, c);
-        for (size_t j = 0; j < VN; j++)
-            if (j < t)
-                mx = V(max)(mx, c[j]);
-        V(rows16_expsum)(c, t, mx, s);
-        if (nb == 2) {
-            V(rows16_cols)(xg, ldx, g, 0, VN, c);
-            V(rows16_expsum)(c, VN, mx, s);
-        }
+        VEC mx;
+        __m512d s[4];
+        V(rows16_stats)(xg, ldx, g, nb, t, &mx, s);
         const VEC res = sc_from_pd_f32(
             _mm512_add_pd(sc_lo_pd_f32(mx), sc_logd_v(_mm512_add_pd(s[0], s[2]))),
             _mm512_add_pd(sc_hi_pd_f32(mx), sc_logd_v(_mm512_add_pd(s[1], s[3]))));
