@@ -1789,6 +1789,44 @@ static inline void sc_xent_loss_known(sc_xent_loss_t *l, double loss)
     l->b = loss;
 }
 
+/* The online sweep's running state: max m, exp sum s + c (two-sum),
+ * U and D against m. */
+typedef struct {
+    double m, s, c, U, D;
+} sc_xent_sweep_t;
+
+/* At a chunk whose max is cm: a larger max rescales the sums to it. */
+static inline void sc_xent_sweep_max(sc_xent_sweep_t *st, double cm)
+{
+    if (cm > st->m) {
+        double f = st->m == -INFINITY ? 0.0 : exp(st->m - cm);
+        st->s *= f;
+        st->c *= f;
+        if (st->U != 0.0)
+            st->D += st->U * (cm - st->m);
+        st->m = cm;
+    }
+}
+
+/* Then the chunk's sums (xent_sweep_chunk) are added in.  A chunk of -inf
+ * only adds nothing, unless a NaN hides in it. */
+static inline void sc_xent_sweep_add(sc_xent_sweep_t *st, double cm, double es, double cu,
+                                     double cd, int kind)
+{
+    if (cm == -INFINITY) {
+        if (isnan(es))
+            st->s = NAN;
+        if (kind == SC_XENT_PLAIN)
+            return;
+    }
+    if (!(st->m == -INFINITY))
+        sc_two_sum_add(&st->s, &st->c, es);
+    if (kind != SC_XENT_PLAIN) {
+        st->U += cu;
+        st->D += cd;
+    }
+}
+
 /* a log(s) + b.  With probability targets near 1e307, a log(s) alone can
  * overflow where the loss does not (U = -3.5e307, log s = 5.4, D =
  * 1.16e308: the loss is -7.5e307): then it is taken again on a and b
@@ -1815,60 +1853,80 @@ SC_ALWAYS_INLINE static inline VEC V(xent_u)(const SC_T *q, const SC_T *w, size_
     return u;
 }
 
+/* One chunk (len <= SC_CHUNK) of U and D (the cached path's step 2): the lane sums of u and of
+ * u (m - z), each reduced in double.  Lanes past the end count 0 (u is
+ * masked: there it would be ls/n or w's fill). */
+static const SC_T V(ones)[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+
+SC_ALWAYS_INLINE static inline void V(xent_ud_chunk)(const SC_T *z, const SC_T *q, const SC_T *w,
+                                                     size_t len, VEC vref, SC_T m, VEC a, VEC b,
+                                                     int kind, double *cu, double *cd)
+{
+    VEC su = V(set1)((SC_T)0), sd = su;
+    size_t j = 0;
+    for (; j + VN <= len; j += VN) {
+        VEC u = V(xent_u)(q, w, j, VN, a, b, kind);
+        su = V(add)(su, u);
+        sd = V(fma)(u, V(sub)(vref, V(load)(z + j)), sd);
+    }
+    if (j < len) {
+        VEC u = V(mul)(V(xent_u)(q, w, j, len - j, a, b, kind), V(loadt)(V(ones), len - j, (SC_T)0));
+        su = V(add)(su, u);
+        sd = V(fma)(u, V(sub)(vref, V(loadt)(z + j, len - j, m)), sd);
+    }
+    *cu = V(hsum)(su);
+    *cd = V(hsum)(sd);
+}
+
+/* The online sweep's sums on one chunk whose max is cm, against the
+ * running max m: es = sum exp(z - m) (0 while m is -inf; NaN for a chunk
+ * of -inf and NaN, whose max is -inf), and for kinds other than PLAIN the
+ * chunk's U and D terms against m (0 while m is -inf: any finite reference
+ * gives the same u * (+inf) terms). */
+SC_ALWAYS_INLINE static inline void V(xent_sweep_chunk)(const SC_T *z, const SC_T *q, const SC_T *w,
+                                                        size_t len, double m, SC_T cm, VEC a,
+                                                        VEC b, int kind, double *es, double *cu,
+                                                        double *cd)
+{
+    *es = *cu = *cd = 0.0;
+    if (cm == (SC_T)-INFINITY) {
+        if (V(has_nan)(z, 1, len))
+            *es = NAN;
+        if (kind == SC_XENT_PLAIN)
+            return;
+    }
+    if (!(m == -INFINITY) && !isnan(*es))
+        *es = V(hsum)(V(expsum_chunk)(z, NULL, len, V(set1)((SC_T)m)));
+    if (kind != SC_XENT_PLAIN) {
+        const SC_T ref = m == -INFINITY ? (SC_T)0 : (SC_T)m;
+        V(xent_ud_chunk)(z, q, w, len, V(set1)(ref), ref, a, b, kind, cu, cd);
+    }
+}
+
 /* Pass 1: m, s = sum exp(z - m), and for kinds other than PLAIN
- * U = sum u and D = sum u (m - z). */
+ * U = sum u and D = sum u (m - z), chunk by chunk: the chunk's max
+ * (sc_xent_sweep_max), its sums against the running max
+ * (xent_sweep_chunk), added in (sc_xent_sweep_add).  A row split across
+ * threads takes the same three steps per chunk (the pieces below). */
 SC_ALWAYS_INLINE static inline void V(xent_stats)(const SC_T *z, const SC_T *q, const SC_T *w,
                                                   size_t n, double ls, int kind, double *pm,
                                                   double *ps, double *pu, double *pd)
 {
-    double m = -INFINITY, s = 0.0, c = 0.0, U = 0.0, D = 0.0;
+    sc_xent_sweep_t st = {-INFINITY, 0.0, 0.0, 0.0, 0.0};
     const VEC a = V(set1)((SC_T)(1.0 - ls)), b = V(set1)((SC_T)(n ? ls / (double)n : 0.0));
+    double es, cu, cd;
     for (size_t i = 0; i < n; i += SC_CHUNK) {
         size_t len = n - i < SC_CHUNK ? n - i : SC_CHUNK;
         SC_T cm = V(row_max)(z + i, len);
-        if ((double)cm > m) {
-            double f = m == -INFINITY ? 0.0 : exp(m - (double)cm);
-            s *= f;
-            c *= f;
-            if (U != 0.0)
-                D += U * ((double)cm - m);
-            m = (double)cm;
-        } else if (cm == (SC_T)-INFINITY) {
-            /* a chunk of -inf only adds nothing, unless a NaN hides in it */
-            if (V(has_nan)(z + i, 1, len))
-                s = NAN;
-            if (kind == SC_XENT_PLAIN)
-                continue;
-        }
-        if (!(m == -INFINITY))
-            sc_two_sum_add(&s, &c, V(hsum)(V(expsum_chunk)(z + i, NULL, len, V(set1)((SC_T)m))));
-        if (kind != SC_XENT_PLAIN) {
-            /* u (m - z) and u.  While every logit so far is -inf, any
-             * finite reference gives the same u * (+inf) terms. */
-            const double ref = m == -INFINITY ? 0.0 : m;
-            const VEC vref = V(set1)((SC_T)ref);
-            VEC su = V(set1)((SC_T)0), sd = su;
-            size_t j = 0;
-            for (; j + VN <= len; j += VN) {
-                VEC u = V(xent_u)(q ? q + i : NULL, w ? w + i : NULL, j, VN, a, b, kind);
-                su = V(add)(su, u);
-                sd = V(fma)(u, V(sub)(vref, V(load)(z + i + j)), sd);
-            }
-            for (; j < len; j++) {
-                double u = kind == SC_XENT_PROB ? (double)q[i + j] * (1.0 - ls) + ls / (double)n : 1.0;
-                if (w)
-                    u *= (double)w[i + j];
-                U += u;
-                D += u * (ref - (double)z[i + j]);
-            }
-            U += V(hsum)(su);
-            D += V(hsum)(sd);
-        }
+        sc_xent_sweep_max(&st, (double)cm);
+        V(xent_sweep_chunk)(z + i, q ? q + i : NULL, w ? w + i : NULL, len, st.m, cm, a, b, kind,
+                            &es, &cu, &cd);
+        sc_xent_sweep_add(&st, (double)cm, es, cu, cd, kind);
     }
-    *pm = m;
-    *ps = s + c;
-    *pu = U;
-    *pd = D;
+    *pm = st.m;
+    *ps = st.s + st.c;
+    *pu = st.U;
+    *pd = st.D;
 }
 
 /* Pass 2: g = A exp(z - m) - B u, streaming when asked. */
@@ -1897,12 +1955,12 @@ SC_ALWAYS_INLINE static inline VEC V(xent_gt)(const SC_T *z, const SC_T *q, cons
  * separate scalar store after the streaming stores would read the line
  * back from memory (a miss per row: 3x the time of 128-class rows). */
 SC_ALWAYS_INLINE static inline void V(xent_grad)(const SC_T *z, const SC_T *q, const SC_T *w,
-                                                 SC_T *g, size_t n, double m, double A, double B,
-                                                 double ls, int kind, int stream, size_t t,
-                                                 SC_T gt)
+                                                 SC_T *g, size_t n, size_t ncls, double m,
+                                                 double A, double B, double ls, int kind,
+                                                 int stream, size_t t, SC_T gt)
 {
     const VEC vm = V(set1)((SC_T)m), va = V(set1)((SC_T)A), vb = V(set1)((SC_T)B);
-    const VEC a = V(set1)((SC_T)(1.0 - ls)), b = V(set1)((SC_T)(n ? ls / (double)n : 0.0));
+    const VEC a = V(set1)((SC_T)(1.0 - ls)), b = V(set1)((SC_T)(ncls ? ls / (double)ncls : 0.0));
     size_t i = 0;
     if (stream && VN > 1 && (size_t)g % sizeof(SC_T) == 0) {
         size_t mis = ((size_t)g / sizeof(SC_T)) % VN;
@@ -1939,31 +1997,6 @@ static inline void V(fill_row)(SC_T *g, size_t n, SC_T c)
  * half the exponentials.  g may be z: z is not read after step 3.  For the
  * loss alone (g NULL), steps 1-3 without the stores. */
 #define SC_XENT_CACHED_MAX_BYTES (1024 * 1024)
-
-/* One chunk (len <= SC_CHUNK) of step 2: the lane sums of u and of
- * u (m - z), each reduced in double.  Lanes past the end count 0 (u is
- * masked: there it would be ls/n or w's fill). */
-static const SC_T V(ones)[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
-
-SC_ALWAYS_INLINE static inline void V(xent_ud_chunk)(const SC_T *z, const SC_T *q, const SC_T *w,
-                                                     size_t len, VEC vref, SC_T m, VEC a, VEC b,
-                                                     int kind, double *cu, double *cd)
-{
-    VEC su = V(set1)((SC_T)0), sd = su;
-    size_t j = 0;
-    for (; j + VN <= len; j += VN) {
-        VEC u = V(xent_u)(q, w, j, VN, a, b, kind);
-        su = V(add)(su, u);
-        sd = V(fma)(u, V(sub)(vref, V(load)(z + j)), sd);
-    }
-    if (j < len) {
-        VEC u = V(mul)(V(xent_u)(q, w, j, len - j, a, b, kind), V(loadt)(V(ones), len - j, (SC_T)0));
-        su = V(add)(su, u);
-        sd = V(fma)(u, V(sub)(vref, V(loadt)(z + j, len - j, m)), sd);
-    }
-    *cu = V(hsum)(su);
-    *cd = V(hsum)(sd);
-}
 
 /* Step 2 of a row: U = sum u and D = sum u (m - z), chunk by chunk in
  * order (the pieces of a split row give the same chunk values). */
@@ -2176,7 +2209,7 @@ SC_ALWAYS_INLINE static inline void V(xent_row)(const SC_T *z, const SC_T *q, in
             V(xent_scale)(g, q, w, n, p->scale * U / s, p->scale, ls, ls / (double)n, SC_XENT_PROB,
                           (size_t)-1, (SC_T)0);
         else if (g)
-            V(xent_grad)(z, q, w, g, n, m, p->scale * U / s, p->scale, ls, SC_XENT_PROB, stream,
+            V(xent_grad)(z, q, w, g, n, n, m, p->scale * U / s, p->scale, ls, SC_XENT_PROB, stream,
                          (size_t)-1, (SC_T)0);
         return;
     }
@@ -2202,9 +2235,9 @@ SC_ALWAYS_INLINE static inline void V(xent_row)(const SC_T *z, const SC_T *q, in
         else if (cached)
             V(xent_scale)(g, NULL, w, n, A, B, ls, eps, SC_XENT_INDEX_SMOOTH, (size_t)t, gt);
         else if (kind == SC_XENT_PLAIN)
-            V(xent_grad)(z, NULL, w, g, n, m, A, B, ls, SC_XENT_PLAIN, stream, (size_t)t, gt);
+            V(xent_grad)(z, NULL, w, g, n, n, m, A, B, ls, SC_XENT_PLAIN, stream, (size_t)t, gt);
         else
-            V(xent_grad)(z, NULL, w, g, n, m, A, B, ls, SC_XENT_INDEX_SMOOTH, stream, (size_t)t, gt);
+            V(xent_grad)(z, NULL, w, g, n, n, m, A, B, ls, SC_XENT_INDEX_SMOOTH, stream, (size_t)t, gt);
     }
 }
 
@@ -2313,6 +2346,119 @@ void KFN(piece_xent_scale)(SC_T *g, const SC_T *q, int64_t t, size_t lo, size_t 
                       gt);
     else
         V(xent_scale)(g, NULL, w, len, factors[0], factors[1], ls, eps, SC_XENT_PLAIN, tl, gt);
+}
+
+/* ---- cross-entropy of one long row in pieces: the online sweep ------------
+ * Rows past SC_XENT_CACHED_MAX_BYTES take the online sweep (xent_stats,
+ * then xent_grad).  Its chunk steps split: the chunks' maxima (any piece
+ * order), each chunk's sums against the running max at that chunk (which
+ * a piece finds by scanning the maxima before it), then the sweep's scalar
+ * steps replayed over the chunks in order, on one thread: the very values
+ * and operations of the one-thread sweep.  ws holds 4 K doubles, K the
+ * row's chunks: maxima, exp sums, U terms, D terms. */
+void KFN(piece_xent_sweep_max)(const SC_T *z, size_t lo, size_t len, double *ws)
+{
+    z += lo;
+    ws += lo / SC_CHUNK;
+    for (size_t i = 0, k = 0; i < len; i += SC_CHUNK, k++)
+        ws[k] = (double)V(row_max)(z + i, len - i < SC_CHUNK ? len - i : SC_CHUNK);
+}
+
+void KFN(piece_xent_sweep_sums)(const SC_T *z, const SC_T *q, size_t lo, size_t len, size_t n,
+                                const sc_xent_params *p, double *ws)
+{
+    const int kind = V(xent_kind)(q, n, p);
+    const size_t K = (n + SC_CHUNK - 1) / SC_CHUNK, k0 = lo / SC_CHUNK;
+    const SC_T *w = p->weight ? (const SC_T *)p->weight + lo : NULL;
+    const double ls = p->label_smoothing;
+    const VEC a = V(set1)((SC_T)(1.0 - ls)), b = V(set1)((SC_T)(ls / (double)n));
+    double m = -INFINITY;
+    for (size_t k = 0; k < k0; k++) /* the running max as sc_xent_sweep_max keeps it */
+        if (ws[k] > m)
+            m = ws[k];
+    z += lo;
+    q = q ? q + lo : NULL;
+    for (size_t i = 0, k = k0; i < len; i += SC_CHUNK, k++) {
+        size_t cl = len - i < SC_CHUNK ? len - i : SC_CHUNK;
+        if (ws[k] > m)
+            m = ws[k];
+        if (kind == SC_XENT_PROB)
+            V(xent_sweep_chunk)(z + i, q + i, w ? w + i : NULL, cl, m, (SC_T)ws[k], a, b,
+                                SC_XENT_PROB, ws + K + k, ws + 2 * K + k, ws + 3 * K + k);
+        else if (kind == SC_XENT_INDEX_SMOOTH)
+            V(xent_sweep_chunk)(z + i, NULL, w ? w + i : NULL, cl, m, (SC_T)ws[k], a, b,
+                                SC_XENT_INDEX_SMOOTH, ws + K + k, ws + 2 * K + k, ws + 3 * K + k);
+        else
+            V(xent_sweep_chunk)(z + i, NULL, NULL, cl, m, (SC_T)ws[k], a, b, SC_XENT_PLAIN,
+                                ws + K + k, ws + 2 * K + k, ws + 3 * K + k);
+    }
+}
+
+int KFN(piece_xent_sweep_finish)(const SC_T *z, const SC_T *q, int64_t t, size_t n,
+                                 const sc_xent_params *p, const double *ws, int want_g,
+                                 double *loss, double *factors)
+{
+    const int kind = V(xent_kind)(q, n, p);
+    const size_t K = (n + SC_CHUNK - 1) / SC_CHUNK;
+    sc_xent_sweep_t st = {-INFINITY, 0.0, 0.0, 0.0, 0.0};
+    if (n == 0 || (q == NULL && (t < 0 || (uint64_t)t >= (uint64_t)n)))
+        return 1;
+    for (size_t k = 0; k < K; k++) {
+        sc_xent_sweep_max(&st, ws[k]);
+        sc_xent_sweep_add(&st, ws[k], ws[K + k], ws[2 * K + k], ws[3 * K + k], kind);
+    }
+    const double m = st.m, s = st.s + st.c;
+    double A, B;
+    SC_T gt = (SC_T)0;
+    if (q) {
+        if (!(isfinite(st.U) && isfinite(st.D)))
+            return 1; /* the row kernel's sums in double, or term by term */
+        *loss = sc_xent_loss_value(st.U, sc_logd_1(s), st.D);
+        A = p->scale * st.U / s;
+        B = p->scale;
+    } else {
+        sc_xent_loss_t l;
+        if (kind != SC_XENT_PLAIN && !isfinite(st.D))
+            return 1;
+        V(xent_finish_index)(t, (double)z[t], NULL, n, m, s, st.D, p, want_g, &l, &A, &B, &gt);
+        *loss = sc_xent_loss_value(l.a, sc_logd_1(l.s), l.b);
+    }
+    factors[0] = A;
+    factors[1] = B;
+    factors[2] = (double)gt;
+    factors[3] = m;
+    return 0;
+}
+
+void KFN(piece_xent_sweep_grad)(const SC_T *z, const SC_T *q, int64_t t, SC_T *g, size_t lo,
+                                size_t len, size_t n, const sc_xent_params *p,
+                                const double *factors)
+{
+    const int kind = V(xent_kind)(q, n, p);
+    const SC_T *w = p->weight ? (const SC_T *)p->weight + lo : NULL;
+    const double ls = p->label_smoothing, A = factors[0], B = factors[1], m = factors[3];
+    const SC_T gt = (SC_T)factors[2];
+    const size_t tl = q == NULL && t >= 0 && (uint64_t)t >= lo && (uint64_t)t - lo < len
+                          ? (size_t)t - lo
+                          : (size_t)-1;
+    const int stream = n * sizeof(SC_T) >= SC_STREAM_MIN_BYTES;
+    z += lo;
+    g += lo;
+    q = q ? q + lo : NULL;
+    if (kind == SC_XENT_PROB && stream)
+        V(xent_grad)(z, q, w, g, len, n, m, A, B, ls, SC_XENT_PROB, 1, tl, gt);
+    else if (kind == SC_XENT_PROB)
+        V(xent_grad)(z, q, w, g, len, n, m, A, B, ls, SC_XENT_PROB, 0, tl, gt);
+    else if (kind == SC_XENT_INDEX_SMOOTH && stream)
+        V(xent_grad)(z, NULL, w, g, len, n, m, A, B, ls, SC_XENT_INDEX_SMOOTH, 1, tl, gt);
+    else if (kind == SC_XENT_INDEX_SMOOTH)
+        V(xent_grad)(z, NULL, w, g, len, n, m, A, B, ls, SC_XENT_INDEX_SMOOTH, 0, tl, gt);
+    else if (stream)
+        V(xent_grad)(z, NULL, w, g, len, n, m, A, B, ls, SC_XENT_PLAIN, 1, tl, gt);
+    else
+        V(xent_grad)(z, NULL, w, g, len, n, m, A, B, ls, SC_XENT_PLAIN, 0, tl, gt);
+    if (stream)
+        sc_sfence();
 }
 
 /* ---- cross-entropy panels (cols) -------------------------------------------

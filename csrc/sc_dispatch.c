@@ -48,7 +48,15 @@ typedef struct {
     double (*piece_xent_finish_##s)(const T *, int64_t, double, const T *, size_t, T, double, \
                                     double, double, const sc_xent_params *, double *); \
     void (*piece_xent_scale_##s)(T *, const T *, int64_t, size_t, size_t, size_t, \
-                                 const sc_xent_params *, const double *);
+                                 const sc_xent_params *, const double *);      \
+    void (*piece_xent_sweep_max_##s)(const T *, size_t, size_t, double *);        \
+    void (*piece_xent_sweep_sums_##s)(const T *, const T *, size_t, size_t, size_t, \
+                                      const sc_xent_params *, double *);        \
+    int (*piece_xent_sweep_finish_##s)(const T *, const T *, int64_t, size_t,       \
+                                       const sc_xent_params *, const double *, int, double *, \
+                                       double *);                               \
+    void (*piece_xent_sweep_grad_##s)(const T *, const T *, int64_t, T *, size_t, size_t, \
+                                      size_t, const sc_xent_params *, const double *);
     SC_PIECE_FIELDS(f32, float)
     SC_PIECE_FIELDS(f64, double)
 #undef SC_PIECE_FIELDS
@@ -70,7 +78,9 @@ typedef struct {
     sc_piece_scale_##s##__##isa, sc_piece_log_softmax_##s##__##isa,          \
     sc_piece_bwd_chunk_##s##__##isa, sc_piece_bwd_sums_##s##__##isa, sc_piece_bwd_out_##s##__##isa, \
     sc_piece_xent_max_bytes_##s##__##isa, sc_piece_xent_ud_##s##__##isa,       \
-    sc_piece_xent_finish_##s##__##isa, sc_piece_xent_scale_##s##__##isa,
+    sc_piece_xent_finish_##s##__##isa, sc_piece_xent_scale_##s##__##isa,       \
+    sc_piece_xent_sweep_max_##s##__##isa, sc_piece_xent_sweep_sums_##s##__##isa, \
+    sc_piece_xent_sweep_finish_##s##__##isa, sc_piece_xent_sweep_grad_##s##__##isa,
 #define SC_ENTRY_(name, isa) sc_##name##_f32__##isa, sc_##name##_f64__##isa,
 #define SC_ENTRY_scalar(name) SC_ENTRY_(name, scalar)
 #define SC_ENTRY_avx2(name) SC_ENTRY_(name, avx2)
@@ -258,6 +268,28 @@ SC_XENT_WRAPPERS(xent_cols)
                                  const sc_xent_params *p, const double *factors) \
     {                                                                          \
         sc_table_get()->piece_xent_scale_##s(g, q, t, lo, len, n, p, factors); \
+    }                                                                          \
+    void sc_piece_xent_sweep_max_##s(const T *z, size_t lo, size_t len, double *ws) \
+    {                                                                          \
+        sc_table_get()->piece_xent_sweep_max_##s(z, lo, len, ws);              \
+    }                                                                          \
+    void sc_piece_xent_sweep_sums_##s(const T *z, const T *q, size_t lo, size_t len, size_t n, \
+                                      const sc_xent_params *p, double *ws)      \
+    {                                                                          \
+        sc_table_get()->piece_xent_sweep_sums_##s(z, q, lo, len, n, p, ws);    \
+    }                                                                          \
+    int sc_piece_xent_sweep_finish_##s(const T *z, const T *q, int64_t t, size_t n, \
+                                       const sc_xent_params *p, const double *ws, int want_g, \
+                                       double *loss, double *factors)           \
+    {                                                                          \
+        return sc_table_get()->piece_xent_sweep_finish_##s(z, q, t, n, p, ws, want_g, loss, \
+                                                           factors);            \
+    }                                                                          \
+    void sc_piece_xent_sweep_grad_##s(const T *z, const T *q, int64_t t, T *g, size_t lo, \
+                                      size_t len, size_t n, const sc_xent_params *p, \
+                                      const double *factors)                    \
+    {                                                                          \
+        sc_table_get()->piece_xent_sweep_grad_##s(z, q, t, g, lo, len, n, p, factors); \
     }
 SC_PIECE_WRAPPERS(f32, float)
 SC_PIECE_WRAPPERS(f64, double)
@@ -316,6 +348,10 @@ static const sc_api sc_api_table = {
     sc_piece_xent_scale_f32, sc_piece_xent_scale_f64,
     sc_softmax_rows_work_f32, sc_softmax_rows_work_f64,
     sc_softmax_rows_ws_f32, sc_softmax_rows_ws_f64,
+    sc_piece_xent_sweep_max_f32, sc_piece_xent_sweep_max_f64,
+    sc_piece_xent_sweep_sums_f32, sc_piece_xent_sweep_sums_f64,
+    sc_piece_xent_sweep_finish_f32, sc_piece_xent_sweep_finish_f64,
+    sc_piece_xent_sweep_grad_f32, sc_piece_xent_sweep_grad_f64,
 };
 
 const sc_api *sc_get_api(void) { return &sc_api_table; }

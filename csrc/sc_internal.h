@@ -134,7 +134,16 @@ static inline size_t sc_pipe_work(size_t esz, size_t n)
                                              double, double, double, const sc_xent_params *, \
                                              double *);                          \
     void sc_piece_xent_scale_##s##__##isa(T *, const T *, int64_t, size_t, size_t, size_t, \
-                                          const sc_xent_params *, const double *);
+                                          const sc_xent_params *, const double *);       \
+    void sc_piece_xent_sweep_max_##s##__##isa(const T *, size_t, size_t, double *);        \
+    void sc_piece_xent_sweep_sums_##s##__##isa(const T *, const T *, size_t, size_t, size_t, \
+                                               const sc_xent_params *, double *);        \
+    int sc_piece_xent_sweep_finish_##s##__##isa(const T *, const T *, int64_t, size_t,       \
+                                                const sc_xent_params *, const double *, int, \
+                                                double *, double *);                     \
+    void sc_piece_xent_sweep_grad_##s##__##isa(const T *, const T *, int64_t, T *, size_t,  \
+                                               size_t, size_t, const sc_xent_params *,   \
+                                               const double *);
 
 #define SC_DECL_UNARY(name, s, T, isa)                                         \
     void sc_##name##_##s##__##isa(const T *, ptrdiff_t, T *, ptrdiff_t, size_t, size_t);

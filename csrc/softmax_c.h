@@ -187,8 +187,8 @@ void sc_piece_bwd_out_f32(int op, const float *a, const float *b, float *out, si
 void sc_piece_bwd_out_f64(int op, const double *a, const double *b, double *out, size_t n, double d);
 
 /* The cross-entropy of one row (sc_xent_rows, rows = 1) in pieces, by the
- * same recipe, for rows of at most sc_piece_xent_max_bytes_*() bytes (the
- * row kernel takes another path above): z, q, g point at the row's start;
+ * same recipe, for rows of at most sc_piece_xent_max_bytes_*() bytes (for
+ * longer rows, the sweep pieces below): z, q, g point at the row's start;
  * a piece is [lo, lo + len), lo a multiple of sc_piece_chunk_*().
  *   0. index targets: t < 0 (ignored) or t >= n, use the row kernel.
  *   1. mx = the max of sc_piece_max over the pieces; not finite: the row
@@ -221,6 +221,38 @@ void sc_piece_xent_scale_f32(float *g, const float *q, int64_t t, size_t lo, siz
                              const sc_xent_params *p, const double *factors);
 void sc_piece_xent_scale_f64(double *g, const double *q, int64_t t, size_t lo, size_t len, size_t n,
                              const sc_xent_params *p, const double *factors);
+
+/* The cross-entropy of one row of more than sc_piece_xent_max_bytes_*()
+ * bytes in pieces (the row kernel's one-sweep path; bitwise its results):
+ * z, q, g point at the row's start, a piece is [lo, lo + len), lo a
+ * multiple of sc_piece_chunk_*(); ws holds 4 K doubles, K = the row's
+ * chunks.
+ *   1. per piece sc_piece_xent_sweep_max(z, lo, len, ws);
+ *   2. per piece sc_piece_xent_sweep_sums(z, q, lo, len, n, p, ws);
+ *   3. sc_piece_xent_sweep_finish(z, q, t, n, p, ws, want_g, &loss, f),
+ *      f: 4 doubles (the gradient's factors); it returns 0, or 1 for a row
+ *      the row kernel must take whole (an index target ignored or out of
+ *      range, sums that need the kernel's slower forms);
+ *   4. with a gradient, per piece sc_piece_xent_sweep_grad(z, q, t, g, lo,
+ *      len, n, p, f).  g may be z: step 4 writes what it has read. */
+void sc_piece_xent_sweep_max_f32(const float *z, size_t lo, size_t len, double *ws);
+void sc_piece_xent_sweep_max_f64(const double *z, size_t lo, size_t len, double *ws);
+void sc_piece_xent_sweep_sums_f32(const float *z, const float *q, size_t lo, size_t len, size_t n,
+                                  const sc_xent_params *p, double *ws);
+void sc_piece_xent_sweep_sums_f64(const double *z, const double *q, size_t lo, size_t len,
+                                  size_t n, const sc_xent_params *p, double *ws);
+int sc_piece_xent_sweep_finish_f32(const float *z, const float *q, int64_t t, size_t n,
+                                   const sc_xent_params *p, const double *ws, int want_g,
+                                   double *loss, double *factors);
+int sc_piece_xent_sweep_finish_f64(const double *z, const double *q, int64_t t, size_t n,
+                                   const sc_xent_params *p, const double *ws, int want_g,
+                                   double *loss, double *factors);
+void sc_piece_xent_sweep_grad_f32(const float *z, const float *q, int64_t t, float *g, size_t lo,
+                                  size_t len, size_t n, const sc_xent_params *p,
+                                  const double *factors);
+void sc_piece_xent_sweep_grad_f64(const double *z, const double *q, int64_t t, double *g,
+                                  size_t lo, size_t len, size_t n, const sc_xent_params *p,
+                                  const double *factors);
 
 /* SIMD levels, lowest first. */
 enum sc_simd_level { SC_SIMD_SCALAR = 0, SC_SIMD_AVX2 = 1, SC_SIMD_AVX512F = 2 };
@@ -335,6 +367,23 @@ typedef struct {
                                 size_t);
     void (*softmax_rows_ws_f64)(const double *, ptrdiff_t, double *, ptrdiff_t, size_t, size_t,
                                 double *, size_t);
+    /* appended later: the cross-entropy of one long row in pieces */
+    void (*piece_xent_sweep_max_f32)(const float *, size_t, size_t, double *);
+    void (*piece_xent_sweep_max_f64)(const double *, size_t, size_t, double *);
+    void (*piece_xent_sweep_sums_f32)(const float *, const float *, size_t, size_t, size_t,
+                                      const sc_xent_params *, double *);
+    void (*piece_xent_sweep_sums_f64)(const double *, const double *, size_t, size_t, size_t,
+                                      const sc_xent_params *, double *);
+    int (*piece_xent_sweep_finish_f32)(const float *, const float *, int64_t, size_t,
+                                       const sc_xent_params *, const double *, int, double *,
+                                       double *);
+    int (*piece_xent_sweep_finish_f64)(const double *, const double *, int64_t, size_t,
+                                       const sc_xent_params *, const double *, int, double *,
+                                       double *);
+    void (*piece_xent_sweep_grad_f32)(const float *, const float *, int64_t, float *, size_t,
+                                      size_t, size_t, const sc_xent_params *, const double *);
+    void (*piece_xent_sweep_grad_f64)(const double *, const double *, int64_t, double *, size_t,
+                                      size_t, size_t, const sc_xent_params *, const double *);
 } sc_api;
 
 /* The table (a static object: never freed, never changes). */

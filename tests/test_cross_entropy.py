@@ -936,8 +936,8 @@ def test_one_long_row_split_is_bitwise_the_one_thread_result(sc, ref, rng, dtype
     cross-entropy of one row in pieces"); loss and gradient are the
     one-thread bits, for every kind of target and option, in place, the
     loss alone too, and rows the recipe leaves to the row kernel (an
-    ignored or infinite row, targets far outside [0, 1], rows past the
-    pieces' size limit)."""
+    ignored or infinite row, targets far outside [0, 1]).  Rows past 1 MiB
+    (262144 float64, 300001) take the one-sweep pieces."""
     for n in (40000, 100003, 262144, 300001):
         z = rng.normal(0, 3, (1, n)).astype(dtype)
         t = np.array([n - 7])
@@ -965,6 +965,54 @@ def test_one_long_row_split_is_bitwise_the_one_thread_result(sc, ref, rng, dtype
             assert_array_equal(three[0], one[0], err_msg=label)
             assert_array_equal(inplace, one[1], err_msg=label)
         check(sc, ref, z, t, weight=w, label_smoothing=0.1, num_threads=2)
+
+
+@pytest.mark.parametrize("dtype", F32_F64)
+def test_one_sweep_row_split_replays_the_sweep(sc, ref, rng, dtype):
+    """Rows past 1 MiB take one sweep with a running max; split across 2 or
+    3 threads (pieces of unequal chunk counts), the chunk maxima and sums
+    are formed per piece and the sweep's rescalings replayed in order:
+    the one-thread bits where the running max rises at every chunk, where
+    it stays -inf over leading chunks (with a NaN hidden among them, or
+    not), with a NaN or inf inside, targets at the ends and at a cut, a
+    row of -inf only, and probability targets on -inf logits."""
+    n = 300001 if dtype == np.float32 else 150001
+    base = rng.normal(0, 3, (1, n)).astype(dtype)
+    rising = np.linspace(-80, 80, n, dtype=dtype)[None] + base / 8
+    lead = base.copy()
+    lead[0, :40000] = -np.inf
+    leadnan = lead.copy()
+    leadnan[0, 1234] = np.nan
+    mid = base.copy()
+    mid[0, n // 2 + 3] = np.nan
+    pinf = base.copy()
+    pinf[0, 77777] = np.inf
+    allinf = np.full((1, n), -np.inf, dtype)
+    w = rng.uniform(0.5, 2, n)
+    q = rng.random((1, n))
+    q = (q / q.sum()).astype(dtype)
+    kws = [{}, dict(label_smoothing=0.1), dict(weight=w, label_smoothing=0.3),
+           dict(weight=w, reduction="sum")]
+    for name, zz in (("rising", rising), ("lead", lead), ("leadnan", leadnan), ("mid", mid),
+                     ("pinf", pinf), ("allinf", allinf)):
+        for tt in (np.array([0]), np.array([n - 1]), np.array([n // 2]), np.array([n // 3]), q):
+            for kw in kws:
+                with np.errstate(all="ignore"):
+                    one = sc.cross_entropy_grad(zz, tt, num_threads=1, **kw)
+                    lone = sc.cross_entropy(zz, tt, num_threads=1, **kw)
+                    for nt in (2, 3):
+                        two = sc.cross_entropy_grad(zz, tt, num_threads=nt, **kw)
+                        loss = sc.cross_entropy(zz, tt, num_threads=nt, **kw)
+                        inplace = zz.copy()
+                        sc.cross_entropy_grad(inplace, tt, num_threads=nt, out=inplace, **kw)
+                        label = f"{name} t={tt.ravel()[:1]} {list(kw)} nt={nt}"
+                        assert_array_equal(two[0], one[0], err_msg=label)
+                        assert_array_equal(two[1], one[1], err_msg=label)
+                        assert_array_equal(loss, lone, err_msg=label)
+                        assert_array_equal(inplace, one[1], err_msg=label)
+    for zz in (rising, lead):
+        check(sc, ref, zz, np.array([n - 1]), weight=w, label_smoothing=0.1, num_threads=2)
+        check(sc, ref, zz, q, label_smoothing=0.2, num_threads=3)
 
 
 def test_threads_against_reference(sc, ref, rng):

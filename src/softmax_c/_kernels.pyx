@@ -446,9 +446,6 @@ cdef int _execute(const Job *job, char **base, const Plan *p, int nthreads,
     cdef int *pfailed = &failed
     cdef Py_ssize_t off[MAXA]
     nt = _split_threads(job.op, rows, p.n, sizeof(floating), nthreads) if p.mode == ROWS else 1
-    if nt > 1 and job.op == XENT and p.n * <Py_ssize_t>sizeof(floating) > \
-            <Py_ssize_t>sck.piece_xent_max_bytes(dummy):
-        nt = 1      # longer rows take a one-sweep path that has no pieces
     if nt > 1:
         with nogil:
             for r in range(rows):
@@ -850,6 +847,9 @@ cdef void _split_row_xent(const Job *job, const floating *z, const floating *q,
     cdef floating mx
     cdef double U = 0.0, D = 0.0, zt = 0.0, s
     cdef double f[3]
+    if n * <Py_ssize_t>sizeof(floating) > <Py_ssize_t>sck.piece_xent_max_bytes(z[0]):
+        _split_row_xent_sweep(job, z, q, tp, g, loss, n, nt)
+        return
     if n > 0 and (q != NULL or 0 <= target < n):
         sums = <double *>malloc(3 * K * sizeof(double) + nt * sizeof(floating))
     if sums == NULL:
@@ -889,6 +889,44 @@ cdef void _split_row_xent(const Job *job, const floating *z, const floating *q,
             lo = _cut(K, ch, n, t, nt)
             hi = _cut(K, ch, n, t + 1, nt)
             sck.piece_xent_scale(g, q, target, lo, hi - lo, n, &job.prm, f)
+
+
+cdef void _split_row_xent_sweep(const Job *job, const floating *z, const floating *q,
+                                const int64_t *tp, floating *g, double *loss, Py_ssize_t n,
+                                int nt) noexcept nogil:
+    """A row past the cached path's size on nt threads, by softmax_c.h's
+    recipe ("one row of more than sc_piece_xent_max_bytes"): the one-sweep
+    path's chunk maxima and chunk sums per piece, its running sums replayed
+    in order on one thread, the gradient per piece; bitwise the one-thread
+    result."""
+    cdef Py_ssize_t ch = <Py_ssize_t>sck.piece_chunk(z[0])
+    cdef Py_ssize_t K = (n + ch - 1) // ch, t, lo = 0, hi = 0
+    cdef int64_t target = 0 if q != NULL else tp[0]
+    cdef double *ws = NULL
+    cdef double f[4]
+    if q != NULL or 0 <= target < n:
+        ws = <double *>malloc(4 * K * sizeof(double))
+    if ws == NULL:
+        _serial_xent(job, z, q, tp, g, loss, n)
+        return
+    for t in prange(nt, schedule='static', num_threads=nt):
+        lo = _cut(K, ch, n, t, nt)
+        hi = _cut(K, ch, n, t + 1, nt)
+        sck.piece_xent_sweep_max(z, lo, hi - lo, ws)
+    for t in prange(nt, schedule='static', num_threads=nt):
+        lo = _cut(K, ch, n, t, nt)
+        hi = _cut(K, ch, n, t + 1, nt)
+        sck.piece_xent_sweep_sums(z, q, lo, hi - lo, n, &job.prm, ws)
+    if sck.piece_xent_sweep_finish(z, q, target, n, &job.prm, ws, g != NULL, loss, f):
+        free(ws)
+        _serial_xent(job, z, q, tp, g, loss, n)
+        return
+    free(ws)
+    if g != NULL:
+        for t in prange(nt, schedule='static', num_threads=nt):
+            lo = _cut(K, ch, n, t, nt)
+            hi = _cut(K, ch, n, t + 1, nt)
+            sck.piece_xent_sweep_grad(z, q, target, g, lo, hi - lo, n, &job.prm, f)
 
 
 cdef inline void _serial_xent(const Job *job, const floating *z, const floating *q,

@@ -28,7 +28,9 @@
 #                                        params.scale * d loss / d z
 #   piece_max, piece_chunk, piece_expsum, piece_total, piece_scale,
 #   piece_log_softmax, piece_bwd_chunk, piece_bwd_sums, piece_bwd_out,
-#   piece_xent_max_bytes, piece_xent_ud, piece_xent_finish, piece_xent_scale
+#   piece_xent_max_bytes, piece_xent_ud, piece_xent_finish, piece_xent_scale,
+#   piece_xent_sweep_max, piece_xent_sweep_sums, piece_xent_sweep_finish,
+#   piece_xent_sweep_grad
 #                                        pieces for one row split across
 #                                        threads, bitwise equal to the row
 #                                        kernels (fused only; softmax_c.h)
@@ -122,6 +124,14 @@ cdef extern from "softmax_c.h" nogil:
         size_t (*softmax_rows_work_f64)(const double *, ptrdiff_t, size_t, size_t) noexcept nogil
         void (*softmax_rows_ws_f32)(const float *, ptrdiff_t, float *, ptrdiff_t, size_t, size_t, float *, size_t) noexcept nogil
         void (*softmax_rows_ws_f64)(const double *, ptrdiff_t, double *, ptrdiff_t, size_t, size_t, double *, size_t) noexcept nogil
+        void (*piece_xent_sweep_max_f32)(const float *, size_t, size_t, double *) noexcept nogil
+        void (*piece_xent_sweep_max_f64)(const double *, size_t, size_t, double *) noexcept nogil
+        void (*piece_xent_sweep_sums_f32)(const float *, const float *, size_t, size_t, size_t, const sc_xent_params *, double *) noexcept nogil
+        void (*piece_xent_sweep_sums_f64)(const double *, const double *, size_t, size_t, size_t, const sc_xent_params *, double *) noexcept nogil
+        int (*piece_xent_sweep_finish_f32)(const float *, const float *, int64_t, size_t, const sc_xent_params *, const double *, int, double *, double *) noexcept nogil
+        int (*piece_xent_sweep_finish_f64)(const double *, const double *, int64_t, size_t, const sc_xent_params *, const double *, int, double *, double *) noexcept nogil
+        void (*piece_xent_sweep_grad_f32)(const float *, const float *, int64_t, float *, size_t, size_t, size_t, const sc_xent_params *, const double *) noexcept nogil
+        void (*piece_xent_sweep_grad_f64)(const double *, const double *, int64_t, double *, size_t, size_t, size_t, const sc_xent_params *, const double *) noexcept nogil
 
     enum sc_bwd_op:
         SC_SOFTMAX_JVP
@@ -280,6 +290,30 @@ cdef inline void piece_xent_scale(floating *g, const floating *q, int64_t t, siz
         get_api().piece_xent_scale_f32(g, q, t, lo, length, n, p, factors)
     else:
         get_api().piece_xent_scale_f64(g, q, t, lo, length, n, p, factors)
+
+cdef inline void piece_xent_sweep_max(const floating *z, size_t lo, size_t length, double *ws) noexcept nogil:
+    if floating is float:
+        get_api().piece_xent_sweep_max_f32(z, lo, length, ws)
+    else:
+        get_api().piece_xent_sweep_max_f64(z, lo, length, ws)
+
+cdef inline void piece_xent_sweep_sums(const floating *z, const floating *q, size_t lo, size_t length, size_t n, const sc_xent_params *p, double *ws) noexcept nogil:
+    if floating is float:
+        get_api().piece_xent_sweep_sums_f32(z, q, lo, length, n, p, ws)
+    else:
+        get_api().piece_xent_sweep_sums_f64(z, q, lo, length, n, p, ws)
+
+cdef inline int piece_xent_sweep_finish(const floating *z, const floating *q, int64_t t, size_t n, const sc_xent_params *p, const double *ws, int want_g, double *loss, double *factors) noexcept nogil:
+    if floating is float:
+        return get_api().piece_xent_sweep_finish_f32(z, q, t, n, p, ws, want_g, loss, factors)
+    else:
+        return get_api().piece_xent_sweep_finish_f64(z, q, t, n, p, ws, want_g, loss, factors)
+
+cdef inline void piece_xent_sweep_grad(const floating *z, const floating *q, int64_t t, floating *g, size_t lo, size_t length, size_t n, const sc_xent_params *p, const double *factors) noexcept nogil:
+    if floating is float:
+        get_api().piece_xent_sweep_grad_f32(z, q, t, g, lo, length, n, p, factors)
+    else:
+        get_api().piece_xent_sweep_grad_f64(z, q, t, g, lo, length, n, p, factors)
 
 # ---- one contiguous row --------------------------------------------------
 
