@@ -47,8 +47,11 @@
  * at least this size per operand: the first pass leaves the row's end in
  * L2, where the second then finds it (softmax_vjp 16x262144 float32, one
  * thread: 1.3 -> 1.03 ms; 1.55x -> 1.27x np.add).  On short rows the
- * reversed order cost 3x (32768x128 with streaming stores). */
-#define SC_REVERSE_MIN_BYTES (256 * 1024)
+ * reversed order cost 3x (32768x128 with streaming stores); on an Intel
+ * Xeon (2 MiB L2) rows of 256-512 KiB, which stay in L2 either way, took
+ * 1.2-1.7x as long reversed (one row of 65536, float32 12.5 -> 15.8-19 us,
+ * float64 25 -> 36-42 us, its output at NumPy's offsets). */
+#define SC_REVERSE_MIN_BYTES (1024 * 1024)
 /* The backward row kernels prefetch the next row during the write pass of
  * rows from this size up to SC_PREFETCH_MAX_BYTES, when streaming: the
  * next reduction then reads from cache while this row's output drains
