@@ -84,7 +84,6 @@ def full_small_run(tmp_path_factory):
     return proc, json.loads(path.read_text()) if path.exists() else None
 
 
-@pytest.mark.xdist_group("bench_cli")   # one run of the module fixture
 def test_table_is_printed(full_small_run):
     proc, _ = full_small_run
     assert proc.returncode == 0, proc.stderr
@@ -97,7 +96,6 @@ def test_table_is_printed(full_small_run):
     assert "geometric mean" in out
 
 
-@pytest.mark.xdist_group("bench_cli")
 def test_json_schema(full_small_run):
     _, doc = full_small_run
     assert doc is not None
@@ -115,7 +113,6 @@ def test_json_schema(full_small_run):
             assert r["speedup_vs_numpy"] > 0
 
 
-@pytest.mark.xdist_group("bench_cli")
 def test_every_op_and_the_reference_are_there(full_small_run):
     _, doc = full_small_run
     ops = {r["op"] for r in doc["results"]}
@@ -127,7 +124,6 @@ def test_every_op_and_the_reference_are_there(full_small_run):
         assert rows["softmax_c"]["error"] is None, rows["softmax_c"]["error"]
 
 
-@pytest.mark.xdist_group("bench_cli")
 def test_torch_rows_iff_torch_importable(full_small_run):
     _, doc = full_small_run
     torch_rows = [r for r in doc["results"] if r["impl"].startswith("torch")]

@@ -340,14 +340,12 @@ def _run_check(d, simd=None):
     return proc.stdout.split()
 
 
-@pytest.mark.xdist_group("downstream")   # `built` once under pytest -n --dist loadgroup
 def test_downstream_extensions_match_reference(built):
     levels = _run_check(built)
     # both extensions run the kernels the package itself chose
     assert levels[0] == levels[1] == levels[2]
 
 
-@pytest.mark.xdist_group("downstream")
 @pytest.mark.parametrize("level", ["scalar", "avx2"])
 def test_downstream_dispatch_follows_the_cap(built, level):
     if level not in sc.build_info()["simd_compiled"]:

@@ -18,8 +18,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# One pytest-xdist worker runs the module (--dist loadgroup): `dist` is built once.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("packaging")]
+pytestmark = pytest.mark.slow
 
 if not (ROOT / "pyproject.toml").is_file() or not (ROOT / "csrc").is_dir():
     pytest.skip("needs the source tree", allow_module_level=True)

@@ -688,7 +688,6 @@ def big_buffer(sc):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("8gib")   # one worker, one shared buffer (pytest -n --dist loadgroup)
 class TestMoreThan2To31Elements:
     """Each shape is a prefix of the same buffer, which holds the input of
     _fill before each call and the call's result after it: the results are
