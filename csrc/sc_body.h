@@ -2267,10 +2267,140 @@ SC_ALWAYS_INLINE static inline void V(xent_row)(const SC_T *z, const SC_T *q, in
     }
 }
 
-void KFN(xent_rows)(const SC_T *z, ptrdiff_t ldz, const SC_T *q, ptrdiff_t ldq, const int64_t *t,
-                    ptrdiff_t ldt, SC_T *g, ptrdiff_t ldg, double *loss, ptrdiff_t ldl,
-                    size_t rows, size_t n, const sc_xent_params *p)
+/* Elements [j0, j1) of a gradient row from its stored e (step 4, xent_ge),
+ * through streaming stores from `head` on (y + head is vector-aligned),
+ * plain stores before it and in a last partial vector. */
+SC_ALWAYS_INLINE static inline void V(xent_piece)(const SC_T *src, SC_T *y, size_t j0, size_t j1,
+                                                  size_t head, const SC_T *w, VEC va, VEC vb,
+                                                  VEC a, VEC b, int kind, size_t t, SC_T gt)
 {
+    size_t j = j0;
+    if (j < head) {
+        size_t e = head < j1 ? head : j1;
+        V(storet)(y + j, V(xent_ge)(src, NULL, w, j, e - j, va, vb, a, b, kind, t, gt), e - j);
+        j = e;
+    }
+    for (; j + VN <= j1; j += VN)
+        V(stream)(y + j, V(xent_ge)(src, NULL, w, j, VN, va, vb, a, b, kind, t, gt));
+    if (j < j1)
+        V(storet)(y + j, V(xent_ge)(src, NULL, w, j, j1 - j, va, vb, a, b, kind, t, gt), j1 - j);
+}
+
+/* The gradient row a pipelined call has yet to write (step 4). */
+typedef struct {
+    const SC_T *src; /* its stored e, in a scratch row */
+    SC_T *y;
+    size_t head, t;
+    SC_T gt;
+    VEC va, vb;
+} V(xent_pending);
+
+/* Cross-entropy rows with class indices and a gradient, in a large
+ * output, pipelined over rows as softmax's rows_pipe: steps 1-3 of a row
+ * store e to a scratch row, and while its exponentials are summed, chunk
+ * by chunk, the previous row's gradient (step 4) is written from its
+ * scratch row with streaming stores.  The gradient's lines are then never
+ * read, and its writes drain while exp computes.  The same bits as
+ * xent_row's cached path: the same steps on the same values.  `work`
+ * holds sc_pipe_work elements. */
+static void V(xent_rows_pipe)(const SC_T *z, ptrdiff_t ldz, const int64_t *t, ptrdiff_t ldt,
+                              SC_T *g, ptrdiff_t ldg, double *loss, ptrdiff_t ldl, size_t rows,
+                              size_t n, const sc_xent_params *p, SC_T *work)
+{
+    const SC_T *w = (const SC_T *)p->weight;
+    const double ls = p->label_smoothing, eps = ls / (double)n;
+    const int kind = eps != 0.0 ? SC_XENT_INDEX_SMOOTH : SC_XENT_PLAIN;
+    const VEC a = V(set1)((SC_T)(1.0 - ls)), b = V(set1)((SC_T)eps);
+    const size_t lw = SC_LINE / sizeof(SC_T), np = (n + lw - 1) / lw * lw;
+    SC_T *cur = work + (lw - ((uintptr_t)work / sizeof(SC_T)) % lw) % lw, *prev = cur + np;
+    V(xent_pending) pd = {0};
+    int pending = 0;
+    sc_xent_loss_t lt[SC_LOGD_N];
+    double ln[SC_LOGD_N];
+    for (size_t r0 = 0; r0 < rows; r0 += SC_LOGD_N) {
+        const size_t k = rows - r0 < SC_LOGD_N ? rows - r0 : SC_LOGD_N;
+        for (size_t j = 0; j < k; j++) {
+            const size_t r = r0 + j;
+            const SC_T *zr = z + (ptrdiff_t)r * ldz;
+            const int64_t tr = t[(ptrdiff_t)r * ldt];
+            SC_T *gr = g + (ptrdiff_t)r * ldg;
+            if ((uint64_t)tr >= (uint64_t)n) { /* ignored, or no such class: as xent_row */
+                if (pending)
+                    V(xent_piece)(pd.src, pd.y, 0, n, pd.head, w, pd.va, pd.vb, a, b, kind, pd.t,
+                                  pd.gt);
+                pending = 0;
+                V(xent_row)(zr, NULL, tr, gr, lt + j, n, p, 0);
+                ln[j] = lt[j].s;
+                continue;
+            }
+            const SC_T *pf = r + 1 < rows ? zr + ldz : NULL;
+            const SC_T mx = V(row_max)(zr, n);
+            double U = 0.0, D = 0.0;
+            if (kind != SC_XENT_PLAIN) {
+                V(xent_ud)(zr, NULL, w, n, (double)mx, ls, kind, &U, &D);
+                if (!(isfinite(U) && isfinite(D)))
+                    V(xent_ud_double)(zr, NULL, w, n, (double)mx, ls, kind, &U, &D);
+            }
+            const VEC vm = V(set1)(mx);
+            double s = 0.0, c = 0.0;
+            for (size_t i = 0, q = 0; i < n; i += SC_CHUNK, q++) {
+                size_t len = n - i < SC_CHUNK ? n - i : SC_CHUNK;
+                if (pf) {
+                    for (size_t e = 0; e < len; e += lw)
+                        SC_PREFETCH(pf + i + e);
+                }
+                sc_two_sum_add(&s, &c, V(hsum)(V(expsum_chunk)(zr + i, cur + i, len, vm)));
+                if (pending) {
+                    size_t j0 = q ? pd.head + q * SC_CHUNK : 0, j1 = pd.head + (q + 1) * SC_CHUNK;
+                    if (j1 > n)
+                        j1 = n;
+                    if (j0 < j1)
+                        V(xent_piece)(pd.src, pd.y, j0, j1, pd.head, w, pd.va, pd.vb, a, b, kind,
+                                      pd.t, pd.gt);
+                }
+            }
+            double A, B;
+            SC_T gt;
+            V(xent_finish_index)(tr, (double)zr[tr], cur, n, (double)mx, s + c, D, p, 1, lt + j,
+                                 &A, &B, &gt);
+            ln[j] = lt[j].s;
+            SC_T *tmp = prev;
+            prev = cur;
+            cur = tmp;
+            pd.src = prev;
+            pd.y = gr;
+            pd.head = (VN - ((size_t)gr / sizeof(SC_T)) % VN) % VN;
+            pd.t = (size_t)tr;
+            pd.gt = gt;
+            pd.va = V(set1)((SC_T)A);
+            pd.vb = V(set1)((SC_T)B);
+            pending = 1;
+            if (r + 1 < rows) {
+                SC_PREFETCH_W(gr + ldg);
+                SC_PREFETCH_W(gr + ldg + n - 1);
+            }
+        }
+        for (size_t j = k; j < SC_LOGD_N; j++)
+            ln[j] = 1.0;
+        sc_logd_n(ln);
+        for (size_t j = 0; j < k; j++)
+            loss[(ptrdiff_t)(r0 + j) * ldl] = sc_xent_loss_value(lt[j].a, ln[j], lt[j].b);
+    }
+    if (pending)
+        V(xent_piece)(pd.src, pd.y, 0, n, pd.head, w, pd.va, pd.vb, a, b, kind, pd.t, pd.gt);
+    sc_sfence();
+}
+
+void KFN(xent_rows_ws)(const SC_T *z, ptrdiff_t ldz, const SC_T *q, ptrdiff_t ldq,
+                       const int64_t *t, ptrdiff_t ldt, SC_T *g, ptrdiff_t ldg, double *loss,
+                       ptrdiff_t ldl, size_t rows, size_t n, const sc_xent_params *p,
+                       SC_T *work, size_t work_len)
+{
+    if (VN > 1 && q == NULL && g != NULL && work != NULL &&
+        work_len >= sc_pipe_work(sizeof(SC_T), n) && sc_xent_pipe_rows(sizeof(SC_T), g, ldg, rows, n)) {
+        V(xent_rows_pipe)(z, ldz, t, ldt, g, ldg, loss, ldl, rows, n, p, work);
+        return;
+    }
     const int stream = g != NULL && rows * n * sizeof(SC_T) >= SC_STREAM_MIN_BYTES;
     /* rows in groups of SC_LOGD_N, whose logs are taken together */
     sc_xent_loss_t lt[SC_LOGD_N];
@@ -2297,6 +2427,13 @@ void KFN(xent_rows)(const SC_T *z, ptrdiff_t ldz, const SC_T *q, ptrdiff_t ldq, 
     }
     if (stream)
         sc_sfence();
+}
+
+void KFN(xent_rows)(const SC_T *z, ptrdiff_t ldz, const SC_T *q, ptrdiff_t ldq, const int64_t *t,
+                    ptrdiff_t ldt, SC_T *g, ptrdiff_t ldg, double *loss, ptrdiff_t ldl,
+                    size_t rows, size_t n, const sc_xent_params *p)
+{
+    KFN(xent_rows_ws)(z, ldz, q, ldq, t, ldt, g, ldg, loss, ldl, rows, n, p, NULL, 0);
 }
 
 /* ---- cross-entropy of one row in pieces (softmax_c.h) ---------------------

@@ -64,6 +64,12 @@ typedef struct {
                                 size_t);
     void (*softmax_rows_ws_f64)(const double *, ptrdiff_t, double *, ptrdiff_t, size_t, size_t,
                                 double *, size_t);
+    void (*xent_rows_ws_f32)(const float *, ptrdiff_t, const float *, ptrdiff_t, const int64_t *,
+                             ptrdiff_t, float *, ptrdiff_t, double *, ptrdiff_t, size_t, size_t,
+                             const sc_xent_params *, float *, size_t);
+    void (*xent_rows_ws_f64)(const double *, ptrdiff_t, const double *, ptrdiff_t, const int64_t *,
+                             ptrdiff_t, double *, ptrdiff_t, double *, ptrdiff_t, size_t, size_t,
+                             const sc_xent_params *, double *, size_t);
     int level;
 } sc_table;
 
@@ -71,7 +77,7 @@ typedef struct {
     static const sc_table sc_table_##isa = {                                   \
         SC_UNARY_KERNELS(SC_ENTRY_##isa) SC_BINARY_KERNELS(SC_ENTRY_##isa)     \
         SC_ENTRY_(xent_rows, isa) SC_ENTRY_(xent_cols, isa) SC_PIECES_(f32, isa) SC_PIECES_(f64, isa) \
-        SC_ENTRY_(softmax_rows_ws, isa) lvl                                    \
+        SC_ENTRY_(softmax_rows_ws, isa) SC_ENTRY_(xent_rows_ws, isa) lvl                                    \
     };
 #define SC_PIECES_(s, isa)                                                     \
     sc_piece_max_##s##__##isa, sc_piece_chunk_##s##__##isa, sc_piece_expsum_##s##__##isa, \
@@ -315,6 +321,21 @@ double sc_piece_total(const double *sums, size_t k)
         if (sc_table_get()->level == SC_SIMD_SCALAR || !sc_pipe_rows(sizeof(T), y, ldy, rows, n, 0)) \
             return 0;                                                          \
         return sc_pipe_work(sizeof(T), n);                                     \
+    }                                                                          \
+    void sc_xent_rows_ws_##s(const T *z, ptrdiff_t ldz, const T *q, ptrdiff_t ldq,       \
+                             const int64_t *t, ptrdiff_t ldt, T *g, ptrdiff_t ldg,       \
+                             double *loss, ptrdiff_t ldl, size_t rows, size_t n,         \
+                             const sc_xent_params *p, T *work, size_t work_len)          \
+    {                                                                          \
+        sc_table_get()->xent_rows_ws_##s(z, ldz, q, ldq, t, ldt, g, ldg, loss, ldl, rows, n, p, \
+                                         work, work_len);                      \
+    }                                                                          \
+    size_t sc_xent_rows_work_##s(const T *g, ptrdiff_t ldg, size_t rows, size_t n)      \
+    {                                                                          \
+        if (sc_table_get()->level == SC_SIMD_SCALAR || g == NULL ||           \
+            !sc_xent_pipe_rows(sizeof(T), g, ldg, rows, n))                    \
+            return 0;                                                          \
+        return sc_pipe_work(sizeof(T), n);                                     \
     }
 SC_WS_WRAPPERS(f32, float)
 SC_WS_WRAPPERS(f64, double)
@@ -352,6 +373,8 @@ static const sc_api sc_api_table = {
     sc_piece_xent_sweep_sums_f32, sc_piece_xent_sweep_sums_f64,
     sc_piece_xent_sweep_finish_f32, sc_piece_xent_sweep_finish_f64,
     sc_piece_xent_sweep_grad_f32, sc_piece_xent_sweep_grad_f64,
+    sc_xent_rows_work_f32, sc_xent_rows_work_f64,
+    sc_xent_rows_ws_f32, sc_xent_rows_ws_f64,
 };
 
 const sc_api *sc_get_api(void) { return &sc_api_table; }

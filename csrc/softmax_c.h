@@ -125,6 +125,23 @@ void sc_xent_rows_f32(const float *z, ptrdiff_t ldz, const float *q, ptrdiff_t l
 void sc_xent_rows_f64(const double *z, ptrdiff_t ldz, const double *q, ptrdiff_t ldq, const int64_t *t,
                       ptrdiff_t ldt, double *g, ptrdiff_t ldg, double *loss, ptrdiff_t ldl, size_t rows,
                       size_t n, const sc_xent_params *p);
+/* The same with scratch space, as sc_softmax_rows_ws: given `work` of at
+ * least sc_xent_rows_work(g, ldg, rows, n) elements (0 where it would not
+ * help), the gradients of large outputs (4 MiB or more, rows of 8-256 KiB)
+ * with class-index targets (q NULL) are written a row behind through
+ * streaming stores, from the scratch.  Without enough work it is
+ * sc_xent_rows.  The same results either way (bitwise); work must not
+ * overlap the operands and holds nothing afterwards. */
+size_t sc_xent_rows_work_f32(const float *g, ptrdiff_t ldg, size_t rows, size_t n);
+size_t sc_xent_rows_work_f64(const double *g, ptrdiff_t ldg, size_t rows, size_t n);
+void sc_xent_rows_ws_f32(const float *z, ptrdiff_t ldz, const float *q, ptrdiff_t ldq,
+                         const int64_t *t, ptrdiff_t ldt, float *g, ptrdiff_t ldg, double *loss,
+                         ptrdiff_t ldl, size_t rows, size_t n, const sc_xent_params *p,
+                         float *work, size_t work_len);
+void sc_xent_rows_ws_f64(const double *z, ptrdiff_t ldz, const double *q, ptrdiff_t ldq,
+                         const int64_t *t, ptrdiff_t ldt, double *g, ptrdiff_t ldg, double *loss,
+                         ptrdiff_t ldl, size_t rows, size_t n, const sc_xent_params *p,
+                         double *work, size_t work_len);
 /* The same over a panel: n classes (stride ldz) by m contiguous columns,
  * one sample per column -- the layout of PyTorch's (N, C, d1, ...) along
  * axis 1 -- with t[j*ldt] and loss[j*ldl] per column and q, g panels like z
@@ -384,6 +401,15 @@ typedef struct {
                                       size_t, size_t, const sc_xent_params *, const double *);
     void (*piece_xent_sweep_grad_f64)(const double *, const double *, int64_t, double *, size_t,
                                       size_t, size_t, const sc_xent_params *, const double *);
+    /* appended later: cross-entropy rows with scratch (check size before use) */
+    size_t (*xent_rows_work_f32)(const float *, ptrdiff_t, size_t, size_t);
+    size_t (*xent_rows_work_f64)(const double *, ptrdiff_t, size_t, size_t);
+    void (*xent_rows_ws_f32)(const float *, ptrdiff_t, const float *, ptrdiff_t, const int64_t *,
+                             ptrdiff_t, float *, ptrdiff_t, double *, ptrdiff_t, size_t, size_t,
+                             const sc_xent_params *, float *, size_t);
+    void (*xent_rows_ws_f64)(const double *, ptrdiff_t, const double *, ptrdiff_t, const int64_t *,
+                             ptrdiff_t, double *, ptrdiff_t, double *, ptrdiff_t, size_t, size_t,
+                             const sc_xent_params *, double *, size_t);
 } sc_api;
 
 /* The table (a static object: never freed, never changes). */

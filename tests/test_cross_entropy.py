@@ -930,6 +930,49 @@ def test_thread_counts_give_identical_results(sc, rng, dtype, kind):
 
 
 @pytest.mark.parametrize("dtype", F32_F64)
+def test_large_gradients_are_the_rows_alone(sc, rng, dtype):
+    """Gradients of 4 MiB or more in rows of 8-256 KiB with class indices
+    are written a row behind from scratch rows (sc_xent_rows_ws): each row's
+    loss and gradient are bitwise those of the row alone, for every option,
+    around ignored rows and rows of -inf, +inf and NaN, into fresh,
+    misaligned and in-place outputs, on one thread and on two."""
+    esz = np.dtype(dtype).itemsize
+    for n in (2048, 2049, 4099, 32000):
+        if n * esz < 8192:
+            continue
+        rows = (4 << 20) // (n * esz) + 3
+        z = rng.normal(0, 4, (rows, n)).astype(dtype)
+        t = rng.integers(0, n, rows)
+        t[[1, 2, rows - 2]] = -100
+        t[3], t[4] = 0, n - 1
+        z[5] = -np.inf
+        z[6, 9] = np.inf
+        z[7, 3] = np.nan
+        w = rng.uniform(0.5, 2, n).astype(dtype)
+        for kw in ({}, dict(label_smoothing=0.1), dict(weight=w),
+                   dict(weight=w, label_smoothing=0.3)):
+            label = f"n={n} {list(kw)}"
+            with np.errstate(all="ignore"):
+                loss, grad = sc.cross_entropy_grad(z, t, reduction="none", num_threads=1, **kw)
+                for r in range(rows):
+                    lr, gr = sc.cross_entropy_grad(z[r:r + 1], t[r:r + 1], reduction="none", **kw)
+                    assert_array_equal(loss[r:r + 1], lr, err_msg=f"{label} row {r}")
+                    assert_array_equal(grad[r:r + 1], gr, err_msg=f"{label} row {r}")
+                buf = np.empty(z.size + 1, dtype)
+                odd = buf[1:].reshape(z.shape)   # rows start off the vector boundary
+                sc.cross_entropy_grad(z, t, reduction="none", out=odd, num_threads=1, **kw)
+                assert_array_equal(odd, grad, err_msg=label)
+                inplace = z.copy()
+                sc.cross_entropy_grad(inplace, t, reduction="none", out=inplace, num_threads=1,
+                                      **kw)
+                assert_array_equal(inplace, grad, err_msg=label)
+                z2, t2 = np.concatenate([z, z]), np.concatenate([t, t])
+                loss2, grad2 = sc.cross_entropy_grad(z2, t2, reduction="none", num_threads=2, **kw)
+            assert_array_equal(loss2, np.concatenate([loss, loss]), err_msg=label)
+            assert_array_equal(grad2, np.concatenate([grad, grad]), err_msg=label)
+
+
+@pytest.mark.parametrize("dtype", F32_F64)
 def test_one_long_row_split_is_bitwise_the_one_thread_result(sc, ref, rng, dtype):
     """Fewer rows than threads: each long row is cut into pieces at
     multiples of the sum chunk and shared out (softmax_c.h, "the

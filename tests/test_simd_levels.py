@@ -106,6 +106,22 @@ for dt, n in ((np.float32, 300), (np.float64, 150), (np.float32, 1000)):
             out = base[off:off + x.size].reshape(x.shape)
             assert getattr(sc, op)(x, out=out) is out
             assert np.array_equal(out, want, equal_nan=True), (op, dt, n, off)
+# cross-entropy gradients of 4 MiB and more in rows of 8 KiB and more (written a
+# row behind, sc_xent_rows_ws): the rows of calls too small for it
+for dt, n in ((np.float32, 2049), (np.float64, 4100)):
+    rows = (4 << 20) // (n * np.dtype(dt).itemsize) + 2
+    z = rng.normal(0, 5, (rows, n)).astype(dt)
+    t = rng.integers(0, n, rows)
+    t[3] = -100
+    base = np.empty(z.size + 16, dt)
+    for kw in ({}, {"label_smoothing": 0.1}):
+        wl, wg = zip(*(sc.cross_entropy_grad(z[r:r + 50], t[r:r + 50], reduction="none", **kw)
+                       for r in range(0, rows, 50)))
+        for off in (0, 1, 7):
+            out = base[off:off + z.size].reshape(z.shape)
+            loss, g = sc.cross_entropy_grad(z, t, reduction="none", out=out, **kw)
+            assert np.array_equal(loss, np.concatenate(wl)), ("xent rows", dt, kw, off)
+            assert np.array_equal(g, np.concatenate(wg)), ("xent rows", dt, kw, off)
 # one row split across threads: bitwise the one-thread result at this level
 # too (the piece cuts follow this level's sum chunk)
 for dt, n in ((np.float32, 300007), (np.float64, 100003)):

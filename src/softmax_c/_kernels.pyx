@@ -246,7 +246,27 @@ cdef inline void _xent_kernel(const Job *job, char **p, const Py_ssize_t *ld, Py
     classes by b columns): operands logits, q, grad, target, loss."""
     cdef const floating *q = <floating *>p[1] if job.has_q else NULL
     cdef floating *g = <floating *>p[2] if job.has_g else NULL
-    if floating is float:
+    cdef size_t w = 0
+    cdef void *work = NULL
+    if not panel and q == NULL and g != NULL:
+        # scratch rows for large gradients (sc_xent_rows_ws); without them
+        # (w == 0, or no memory) the same results, a little slower
+        if floating is float:
+            w = sc_xent_rows_work_f32(<float *>g, ld[2], a, b)
+        else:
+            w = sc_xent_rows_work_f64(<double *>g, ld[2], a, b)
+        work = malloc(w * sizeof(floating)) if w else NULL
+    if work != NULL:
+        if floating is float:
+            sc_xent_rows_ws_f32(<float *>p[0], ld[0], NULL, ld[1], <int64_t *>p[3], ld[3],
+                                <float *>g, ld[2], <double *>p[4], ld[4], a, b, &job.prm,
+                                <float *>work, w)
+        else:
+            sc_xent_rows_ws_f64(<double *>p[0], ld[0], NULL, ld[1], <int64_t *>p[3], ld[3],
+                                <double *>g, ld[2], <double *>p[4], ld[4], a, b, &job.prm,
+                                <double *>work, w)
+        free(work)
+    elif floating is float:
         (sc_xent_cols_f32 if panel else sc_xent_rows_f32)(
             <float *>p[0], ld[0], q, ld[1], <int64_t *>p[3], ld[3], g, ld[2], <double *>p[4],
             ld[4], a, b, &job.prm)

@@ -37,6 +37,9 @@
 #   softmax_rows_work(y, ldy, rows, n), softmax_rows_ws(x, ldx, y, ldy, rows,
 #   n, work, work_len)                   softmax_rows with caller's scratch
 #                                        (softmax_c.h)
+#   xent_rows_work_f32/_f64(g, ldg, rows, n), xent_rows_ws_f32/_f64(...,
+#   work, work_len)                      xent_rows with caller's scratch
+#                                        (softmax_c.h)
 #   softmax_rows(x, ldx, y, ldy, rows, n) ... the batch forms: `rows` rows of
 #   n contiguous elements, row r at x + r*ldx (strides in elements), and the
 #   _cols forms over the columns of an n-by-m panel -- exactly the functions
@@ -132,6 +135,10 @@ cdef extern from "softmax_c.h" nogil:
         int (*piece_xent_sweep_finish_f64)(const double *, const double *, int64_t, size_t, const sc_xent_params *, const double *, int, double *, double *) noexcept nogil
         void (*piece_xent_sweep_grad_f32)(const float *, const float *, int64_t, float *, size_t, size_t, size_t, const sc_xent_params *, const double *) noexcept nogil
         void (*piece_xent_sweep_grad_f64)(const double *, const double *, int64_t, double *, size_t, size_t, size_t, const sc_xent_params *, const double *) noexcept nogil
+        size_t (*xent_rows_work_f32)(const float *, ptrdiff_t, size_t, size_t) noexcept nogil
+        size_t (*xent_rows_work_f64)(const double *, ptrdiff_t, size_t, size_t) noexcept nogil
+        void (*xent_rows_ws_f32)(const float *, ptrdiff_t, const float *, ptrdiff_t, const int64_t *, ptrdiff_t, float *, ptrdiff_t, double *, ptrdiff_t, size_t, size_t, const sc_xent_params *, float *, size_t) noexcept nogil
+        void (*xent_rows_ws_f64)(const double *, ptrdiff_t, const double *, ptrdiff_t, const int64_t *, ptrdiff_t, double *, ptrdiff_t, double *, ptrdiff_t, size_t, size_t, const sc_xent_params *, double *, size_t) noexcept nogil
 
     enum sc_bwd_op:
         SC_SOFTMAX_JVP
@@ -207,6 +214,14 @@ cdef inline void xent_rows_f32(const float *z, ptrdiff_t ldz, const float *q, pt
     get_api().xent_rows_f32(z, ldz, q, ldq, t, ldt, g, ldg, loss, ldl, rows, n, p)
 cdef inline void xent_rows_f64(const double *z, ptrdiff_t ldz, const double *q, ptrdiff_t ldq, const int64_t *t, ptrdiff_t ldt, double *g, ptrdiff_t ldg, double *loss, ptrdiff_t ldl, size_t rows, size_t n, const sc_xent_params *p) noexcept nogil:
     get_api().xent_rows_f64(z, ldz, q, ldq, t, ldt, g, ldg, loss, ldl, rows, n, p)
+cdef inline size_t xent_rows_work_f32(const float *g, ptrdiff_t ldg, size_t rows, size_t n) noexcept nogil:
+    return get_api().xent_rows_work_f32(g, ldg, rows, n)
+cdef inline size_t xent_rows_work_f64(const double *g, ptrdiff_t ldg, size_t rows, size_t n) noexcept nogil:
+    return get_api().xent_rows_work_f64(g, ldg, rows, n)
+cdef inline void xent_rows_ws_f32(const float *z, ptrdiff_t ldz, const float *q, ptrdiff_t ldq, const int64_t *t, ptrdiff_t ldt, float *g, ptrdiff_t ldg, double *loss, ptrdiff_t ldl, size_t rows, size_t n, const sc_xent_params *p, float *work, size_t work_len) noexcept nogil:
+    get_api().xent_rows_ws_f32(z, ldz, q, ldq, t, ldt, g, ldg, loss, ldl, rows, n, p, work, work_len)
+cdef inline void xent_rows_ws_f64(const double *z, ptrdiff_t ldz, const double *q, ptrdiff_t ldq, const int64_t *t, ptrdiff_t ldt, double *g, ptrdiff_t ldg, double *loss, ptrdiff_t ldl, size_t rows, size_t n, const sc_xent_params *p, double *work, size_t work_len) noexcept nogil:
+    get_api().xent_rows_ws_f64(z, ldz, q, ldq, t, ldt, g, ldg, loss, ldl, rows, n, p, work, work_len)
 cdef inline void xent_cols_f32(const float *z, ptrdiff_t ldz, const float *q, ptrdiff_t ldq, const int64_t *t, ptrdiff_t ldt, float *g, ptrdiff_t ldg, double *loss, ptrdiff_t ldl, size_t n, size_t m, const sc_xent_params *p) noexcept nogil:
     get_api().xent_cols_f32(z, ldz, q, ldq, t, ldt, g, ldg, loss, ldl, n, m, p)
 cdef inline void xent_cols_f64(const double *z, ptrdiff_t ldz, const double *q, ptrdiff_t ldq, const int64_t *t, ptrdiff_t ldt, double *g, ptrdiff_t ldg, double *loss, ptrdiff_t ldl, size_t n, size_t m, const sc_xent_params *p) noexcept nogil:
