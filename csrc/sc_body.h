@@ -2396,7 +2396,10 @@ void KFN(xent_rows_ws)(const SC_T *z, ptrdiff_t ldz, const SC_T *q, ptrdiff_t ld
                        ptrdiff_t ldl, size_t rows, size_t n, const sc_xent_params *p,
                        SC_T *work, size_t work_len)
 {
-    if (VN > 1 && q == NULL && g != NULL && work != NULL &&
+    /* not in place: the row just read is in cache, where streaming stores
+     * over it would only evict it (out=logits, 4096x4096 float32, one
+     * thread: 7.8 -> 11.9 ms) */
+    if (VN > 1 && q == NULL && g != NULL && (const void *)g != (const void *)z && work != NULL &&
         work_len >= sc_pipe_work(sizeof(SC_T), n) && sc_xent_pipe_rows(sizeof(SC_T), g, ldg, rows, n)) {
         V(xent_rows_pipe)(z, ldz, t, ldt, g, ldg, loss, ldl, rows, n, p, work);
         return;

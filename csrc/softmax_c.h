@@ -128,8 +128,8 @@ void sc_xent_rows_f64(const double *z, ptrdiff_t ldz, const double *q, ptrdiff_t
 /* The same with scratch space, as sc_softmax_rows_ws: given `work` of at
  * least sc_xent_rows_work(g, ldg, rows, n) elements (0 where it would not
  * help), the gradients of large outputs (4 MiB or more, rows of 8-256 KiB)
- * with class-index targets (q NULL) are written a row behind through
- * streaming stores, from the scratch.  Without enough work it is
+ * with class-index targets (q NULL), not in place (g != z), are written a
+ * row behind through streaming stores, from the scratch.  Without enough work it is
  * sc_xent_rows.  The same results either way (bitwise); work must not
  * overlap the operands and holds nothing afterwards. */
 size_t sc_xent_rows_work_f32(const float *g, ptrdiff_t ldg, size_t rows, size_t n);

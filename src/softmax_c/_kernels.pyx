@@ -248,7 +248,7 @@ cdef inline void _xent_kernel(const Job *job, char **p, const Py_ssize_t *ld, Py
     cdef floating *g = <floating *>p[2] if job.has_g else NULL
     cdef size_t w = 0
     cdef void *work = NULL
-    if not panel and q == NULL and g != NULL:
+    if not panel and q == NULL and g != NULL and <void *>g != <void *>p[0]:
         # scratch rows for large gradients (sc_xent_rows_ws); without them
         # (w == 0, or no memory) the same results, a little slower
         if floating is float:
