@@ -2267,6 +2267,20 @@ SC_ALWAYS_INLINE static inline void V(xent_row)(const SC_T *z, const SC_T *q, in
     }
 }
 
+/* The losses of a group of k <= SC_LOGD_N rows from their statistics, the
+ * logs taken together (lane by lane: a row's bits do not depend on its
+ * group), into loss[j*ldl]. */
+static inline void V(xent_group_loss)(const sc_xent_loss_t *lt, size_t k, double *loss,
+                                       ptrdiff_t ldl)
+{
+    double ln[SC_LOGD_N];
+    for (size_t j = 0; j < SC_LOGD_N; j++)
+        ln[j] = j < k ? lt[j].s : 1.0;
+    sc_logd_n(ln);
+    for (size_t j = 0; j < k; j++)
+        loss[(ptrdiff_t)j * ldl] = sc_xent_loss_value(lt[j].a, ln[j], lt[j].b);
+}
+
 /* Elements [j0, j1) of a gradient row from its stored e (step 4, xent_ge),
  * through streaming stores from `head` on (y + head is vector-aligned),
  * plain stores before it and in a last partial vector. */
@@ -2316,7 +2330,6 @@ static void V(xent_rows_pipe)(const SC_T *z, ptrdiff_t ldz, const int64_t *t, pt
     V(xent_pending) pd = {0};
     int pending = 0;
     sc_xent_loss_t lt[SC_LOGD_N];
-    double ln[SC_LOGD_N];
     for (size_t r0 = 0; r0 < rows; r0 += SC_LOGD_N) {
         const size_t k = rows - r0 < SC_LOGD_N ? rows - r0 : SC_LOGD_N;
         for (size_t j = 0; j < k; j++) {
@@ -2330,7 +2343,6 @@ static void V(xent_rows_pipe)(const SC_T *z, ptrdiff_t ldz, const int64_t *t, pt
                                   pd.gt);
                 pending = 0;
                 V(xent_row)(zr, NULL, tr, gr, lt + j, n, p, 0);
-                ln[j] = lt[j].s;
                 continue;
             }
             const SC_T *pf = r + 1 < rows ? zr + ldz : NULL;
@@ -2363,7 +2375,6 @@ static void V(xent_rows_pipe)(const SC_T *z, ptrdiff_t ldz, const int64_t *t, pt
             SC_T gt;
             V(xent_finish_index)(tr, (double)zr[tr], cur, n, (double)mx, s + c, D, p, 1, lt + j,
                                  &A, &B, &gt);
-            ln[j] = lt[j].s;
             SC_T *tmp = prev;
             prev = cur;
             cur = tmp;
@@ -2380,11 +2391,7 @@ static void V(xent_rows_pipe)(const SC_T *z, ptrdiff_t ldz, const int64_t *t, pt
                 SC_PREFETCH_W(gr + ldg + n - 1);
             }
         }
-        for (size_t j = k; j < SC_LOGD_N; j++)
-            ln[j] = 1.0;
-        sc_logd_n(ln);
-        for (size_t j = 0; j < k; j++)
-            loss[(ptrdiff_t)(r0 + j) * ldl] = sc_xent_loss_value(lt[j].a, ln[j], lt[j].b);
+        V(xent_group_loss)(lt, k, loss + (ptrdiff_t)r0 * ldl, ldl);
     }
     if (pending)
         V(xent_piece)(pd.src, pd.y, 0, n, pd.head, w, pd.va, pd.vb, a, b, kind, pd.t, pd.gt);
@@ -2407,7 +2414,6 @@ void KFN(xent_rows_ws)(const SC_T *z, ptrdiff_t ldz, const SC_T *q, ptrdiff_t ld
     const int stream = g != NULL && rows * n * sizeof(SC_T) >= SC_STREAM_MIN_BYTES;
     /* rows in groups of SC_LOGD_N, whose logs are taken together */
     sc_xent_loss_t lt[SC_LOGD_N];
-    double ln[SC_LOGD_N];
     for (size_t r0 = 0; r0 < rows; r0 += SC_LOGD_N) {
         const size_t k = rows - r0 < SC_LOGD_N ? rows - r0 : SC_LOGD_N;
         for (size_t j = 0; j < k; j++) {
@@ -2420,13 +2426,8 @@ void KFN(xent_rows_ws)(const SC_T *z, ptrdiff_t ldz, const SC_T *q, ptrdiff_t ld
                 V(xent_row)(zr, qr, tr, gr, lt + j, n, p, 1);
             else
                 V(xent_row)(zr, qr, tr, gr, lt + j, n, p, 0);
-            ln[j] = lt[j].s;
         }
-        for (size_t j = k; j < SC_LOGD_N; j++)
-            ln[j] = 1.0;
-        sc_logd_n(ln);
-        for (size_t j = 0; j < k; j++)
-            loss[(ptrdiff_t)(r0 + j) * ldl] = sc_xent_loss_value(lt[j].a, ln[j], lt[j].b);
+        V(xent_group_loss)(lt, k, loss + (ptrdiff_t)r0 * ldl, ldl);
     }
     if (stream)
         sc_sfence();
