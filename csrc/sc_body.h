@@ -329,6 +329,34 @@ SC_ALWAYS_INLINE static inline void V(pipe_piece)(const SC_T *src, SC_T *y, size
     }
 }
 
+/* Chunk [i, i + SC_CHUNK) of a pipelined row's exp sweep: the same lines
+ * of the next row (pf, if any) prefetched, e stored to dst (if any), the
+ * chunk's sum added in as expsum adds it. */
+SC_ALWAYS_INLINE static inline void V(pipe_expsum)(const SC_T *x, SC_T *dst, const SC_T *pf,
+                                                   size_t i, size_t n, VEC vm, double *s,
+                                                   double *c)
+{
+    const size_t len = n - i < SC_CHUNK ? n - i : SC_CHUNK;
+    if (pf) {
+        for (size_t q = 0; q < len; q += SC_LINE / sizeof(SC_T))
+            SC_PREFETCH(pf + i + q);
+    }
+    sc_two_sum_add(s, c, V(hsum)(V(expsum_chunk)(x + i, dst ? dst + i : NULL, len, vm)));
+}
+
+/* The span [*j0, *j1) of the previous row written beside chunk k of a
+ * pipelined row (its head, up to the first aligned vector, goes with chunk
+ * 0); 0 when it is empty. */
+SC_ALWAYS_INLINE static inline int V(pipe_span)(size_t head, size_t k, size_t n, size_t *j0,
+                                                size_t *j1)
+{
+    *j0 = k ? head + k * SC_CHUNK : 0;
+    *j1 = head + (k + 1) * SC_CHUNK;
+    if (*j1 > n)
+        *j1 = n;
+    return *j0 < *j1;
+}
+
 /* Softmax (lg = 0) and log_softmax (lg = 1) rows of a large output,
  * pipelined over rows: while a row's exponentials are summed, chunk by
  * chunk, the previous row is written out with streaming stores, from a
@@ -361,19 +389,10 @@ SC_ALWAYS_INLINE static inline void V(rows_pipe)(const SC_T *x, ptrdiff_t ldx, S
         const VEC vm = V(set1)(mx);
         double s = 0.0, c = 0.0;
         for (size_t i = 0, k = 0; i < n; i += SC_CHUNK, k++) {
-            size_t len = n - i < SC_CHUNK ? n - i : SC_CHUNK;
-            if (pf) {
-                for (size_t q = 0; q < len; q += lw)
-                    SC_PREFETCH(pf + i + q);
-            }
-            sc_two_sum_add(&s, &c, V(hsum)(V(expsum_chunk)(xr + i, lg ? NULL : cur + i, len, vm)));
-            if (py) {
-                size_t j0 = k ? phead + k * SC_CHUNK : 0, j1 = phead + (k + 1) * SC_CHUNK;
-                if (j1 > n)
-                    j1 = n;
-                if (j0 < j1)
-                    V(pipe_piece)(psrc, py, j0, j1, phead, p0, p1, lg, carry, &ncarry, 0);
-            }
+            V(pipe_expsum)(xr, lg ? NULL : cur, pf, i, n, vm, &s, &c);
+            size_t j0, j1;
+            if (py && V(pipe_span)(phead, k, n, &j0, &j1))
+                V(pipe_piece)(psrc, py, j0, j1, phead, p0, p1, lg, carry, &ncarry, 0);
         }
         if (lg) {
             psrc = xr;
@@ -2356,20 +2375,11 @@ static void V(xent_rows_pipe)(const SC_T *z, ptrdiff_t ldz, const int64_t *t, pt
             const VEC vm = V(set1)(mx);
             double s = 0.0, c = 0.0;
             for (size_t i = 0, q = 0; i < n; i += SC_CHUNK, q++) {
-                size_t len = n - i < SC_CHUNK ? n - i : SC_CHUNK;
-                if (pf) {
-                    for (size_t e = 0; e < len; e += lw)
-                        SC_PREFETCH(pf + i + e);
-                }
-                sc_two_sum_add(&s, &c, V(hsum)(V(expsum_chunk)(zr + i, cur + i, len, vm)));
-                if (pending) {
-                    size_t j0 = q ? pd.head + q * SC_CHUNK : 0, j1 = pd.head + (q + 1) * SC_CHUNK;
-                    if (j1 > n)
-                        j1 = n;
-                    if (j0 < j1)
-                        V(xent_piece)(pd.src, pd.y, j0, j1, pd.head, w, pd.va, pd.vb, a, b, kind,
-                                      pd.t, pd.gt);
-                }
+                V(pipe_expsum)(zr, cur, pf, i, n, vm, &s, &c);
+                size_t j0, j1;
+                if (pending && V(pipe_span)(pd.head, q, n, &j0, &j1))
+                    V(xent_piece)(pd.src, pd.y, j0, j1, pd.head, w, pd.va, pd.vb, a, b, kind,
+                                  pd.t, pd.gt);
             }
             double A, B;
             SC_T gt;
