@@ -7,7 +7,9 @@ arrays are ordinary (they own their data, any code may free them, resize
 them, pickle them, hand them to PyTorch), every value is right whatever the
 reused block held before, nothing grows without bound over many calls,
 threads and fork are safe, and the limit (SOFTMAX_C_OUTPUT_CACHE_MB) is
-honoured.
+honoured.  Last, the choice of streaming stores for large outputs
+(sc_stream_bytes: by default a sixth of the L3 cache, SOFTMAX_C_STREAM_MB):
+its default, its variable, and the same bits either way.
 """
 import ctypes
 import multiprocessing
@@ -293,3 +295,109 @@ def test_the_environment_variable_sets_the_limit(value, limit_bytes, warns):
     else:
         assert 0 < stats["limit"] <= 256 << 20
     assert any("SOFTMAX_C_OUTPUT_CACHE_MB" in m and value in m for m in messages) == warns
+
+
+def _fresh_import(env_value):
+    """stream_bytes and the warnings of an import in a fresh process, with
+    SOFTMAX_C_STREAM_MB set to env_value (None: unset)."""
+    code = ("import warnings, json\n"
+            "with warnings.catch_warnings(record=True) as w:\n"
+            "    warnings.simplefilter('always')\n"
+            "    import softmax_c\n"
+            "from softmax_c import _kernels\n"
+            "assert softmax_c.build_info()['stream_bytes'] == _kernels.stream_bytes()\n"
+            "print(json.dumps([_kernels.stream_bytes(), [str(x.message) for x in w]]))\n")
+    env = dict(os.environ)
+    env.pop("SOFTMAX_C_STREAM_MB", None)
+    if env_value is not None:
+        env["SOFTMAX_C_STREAM_MB"] = env_value
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    import json
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def _l3_bytes():
+    """What glibc's sysconf(_SC_LEVEL3_CACHE_SIZE) reports (its value 194 in
+    glibc's <bits/confname.h>), or None off glibc."""
+    import platform
+    if sys.platform != "linux" or platform.libc_ver()[0] != "glibc":
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.sysconf.restype = ctypes.c_long
+    return max(int(libc.sysconf(194)), 0)
+
+
+def test_streaming_starts_at_a_sixth_of_the_l3_cache_by_default():
+    value, messages = _fresh_import(None)
+    assert messages == []
+    l3 = _l3_bytes()
+    if l3 is None:
+        assert value >= 0
+    else:
+        assert value == l3 // 6, (value, l3)
+
+
+@pytest.mark.parametrize("text, want, warns", [
+    ("0", 0, False), ("12", 12 << 20, False), (" 3 ", 3 << 20, False), ("lots", None, True),
+    ("-1", None, True), ("1.5", None, True)])
+def test_the_environment_variable_sets_where_streaming_starts(text, want, warns):
+    value, messages = _fresh_import(text)
+    if want is None:
+        want = _fresh_import(None)[0]
+    assert value == want
+    assert any("SOFTMAX_C_STREAM_MB" in m and text.strip() in m for m in messages) == warns
+
+
+@pytest.fixture
+def stream_bytes():
+    """Sets _kernels.set_stream_bytes for a test, and puts it back after."""
+    before = _kernels.stream_bytes()
+    yield _kernels.set_stream_bytes
+    _kernels.set_stream_bytes(before)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_streamed_and_plain_stores_write_the_same_bits(stream_bytes, dtype, threads):
+    """Outputs of 4 MiB and more, every form that streams them (rows a row
+    behind, long rows, short rows, the backward rows, the cross-entropy
+    gradient with indices and probabilities, in place, one row in pieces),
+    with streaming from 4 MiB on and with it never: the same bits."""
+    rng = np.random.default_rng(11)
+    esz = np.dtype(dtype).itemsize
+    cases = []
+    for n in (4096, 300, 70000):          # pipelined rows, short rows, rows past 256 KiB
+        rows = (5 << 20) // (n * esz) + 1
+        cases.append(rng.normal(0, 4, (rows, n)).astype(dtype))
+    one_row = rng.normal(0, 4, (1, (5 << 20) // esz)).astype(dtype)
+
+    def run():
+        got = []
+        for x in cases:
+            y = sc.softmax(x, num_threads=threads)
+            got += [y, sc.log_softmax(x, num_threads=threads)]
+            v = rng_v.normal(size=x.shape).astype(dtype)
+            got.append(sc.softmax_vjp(y, v, num_threads=threads))
+            got.append(sc.log_softmax_vjp(np.log(y), v.copy(), out=None, num_threads=threads))
+            t = rng_v.integers(0, x.shape[1], x.shape[0])
+            got += list(sc.cross_entropy_grad(x, t, reduction="none", num_threads=threads))
+            got += list(sc.cross_entropy_grad(x, t, label_smoothing=0.1, num_threads=threads))
+            got += list(sc.cross_entropy_grad(x, y, num_threads=threads))
+            inplace = x.copy()
+            got.append(sc.softmax(inplace, out=inplace, num_threads=threads))
+        got.append(sc.softmax(one_row, num_threads=threads))
+        tt = np.array([3])
+        got += list(sc.cross_entropy_grad(one_row, tt, num_threads=threads))
+        return [np.asarray(a).copy() for a in got]
+
+    stream_bytes(0)
+    rng_v = np.random.default_rng(5)
+    streamed = run()
+    stream_bytes(1 << 62)
+    rng_v = np.random.default_rng(5)
+    plain = run()
+    assert len(streamed) == len(plain)
+    for i, (a, b) in enumerate(zip(streamed, plain)):
+        assert np.array_equal(a, b, equal_nan=True), i
