@@ -433,7 +433,7 @@ void KFN(softmax_rows_ws)(const SC_T *x, ptrdiff_t ldx, SC_T *y, ptrdiff_t ldy, 
     }
 #endif
     if (VN > 1 && work != NULL && work_len >= sc_pipe_work(sizeof(SC_T), n) &&
-        sc_pipe_rows(sizeof(SC_T), y, ldy, rows, n, x == y ? 1 : 2)) {
+        sc_pipe_rows(sizeof(SC_T), y, ldy, rows, n, 0, x == y ? 1 : 2)) {
         V(rows_pipe)(x, ldx, y, ldy, rows, n, 0, work);
         return;
     }
@@ -973,11 +973,12 @@ void KFN(log_softmax_rows)(const SC_T *x, ptrdiff_t ldx, SC_T *y, ptrdiff_t ldy,
         V(log_softmax_grouped)(x, ldx, y, ldy, rows, n);
         return;
     }
-    if (VN > 1 && sc_log_pipe_rows(sizeof(SC_T), y, ldy, rows, n)) {
+    const size_t ops = x == y ? 1 : 2, bytes = rows * n * sizeof(SC_T);
+    if (VN > 1 && sc_pipe_rows(sizeof(SC_T), y, ldy, rows, n, 1, ops)) {
         V(rows_pipe)(x, ldx, y, ldy, rows, n, 1, NULL);
         return;
     }
-    const int stream = sc_stream_rows(sizeof(SC_T), rows, n, x == y ? 1 : 2) &&
+    const int stream = sc_stream_out(bytes, ops * bytes * sc_team()) &&
                        n * sizeof(SC_T) >= SC_STREAM_MIN_ROW_BYTES;
     for (size_t r = 0; r < rows; r++) {
         const SC_T *xr = x + (ptrdiff_t)r * ldx;
@@ -1625,7 +1626,8 @@ SC_ALWAYS_INLINE static inline void V(bwd_rows)(const SC_T *a, ptrdiff_t lda, co
         V(bwd_short_rows)(a, lda, b, ldb, out, ldo, rows, n, op);
         return;
     }
-    if (sc_stream_rows(sizeof(SC_T), rows, n, out == a || out == b ? 2 : 3)) {
+    const size_t ops = out == a || out == b ? 2 : 3, bytes = rows * n * sizeof(SC_T);
+    if (sc_stream_out(bytes, ops * bytes * sc_team())) {
         const int pf = n * sizeof(SC_T) >= SC_BWD_PREFETCH_MIN_BYTES &&
                        n * sizeof(SC_T) <= SC_PREFETCH_MAX_BYTES;
         /* output rows that follow each other share lines: each is written
@@ -2434,8 +2436,9 @@ void KFN(xent_rows_ws)(const SC_T *z, ptrdiff_t ldz, const SC_T *q, ptrdiff_t ld
         V(xent_rows_pipe)(z, ldz, t, ldt, g, ldg, loss, ldl, rows, n, p, work);
         return;
     }
-    const int stream = g != NULL && sc_stream_rows(sizeof(SC_T), rows, n,
-                                                   (q ? 3 : 2) - ((const void *)g == (const void *)z));
+    const size_t ops = (q ? 3 : 2) - ((const void *)g == (const void *)z),
+                 bytes = rows * n * sizeof(SC_T);
+    const int stream = g != NULL && sc_stream_out(bytes, ops * bytes * sc_team());
     /* rows in groups of SC_LOGD_N, whose logs are taken together */
     sc_xent_loss_t lt[SC_LOGD_N];
     for (size_t r0 = 0; r0 < rows; r0 += SC_LOGD_N) {
@@ -2632,7 +2635,9 @@ void KFN(piece_xent_sweep_grad)(const SC_T *z, const SC_T *q, int64_t t, SC_T *g
     const size_t tl = q == NULL && t >= 0 && (uint64_t)t >= lo && (uint64_t)t - lo < len
                           ? (size_t)t - lo
                           : (size_t)-1;
-    const int stream = sc_stream_rows(sizeof(SC_T), 1, n, 2); /* a long row: from 4 MiB */
+    /* the pieces of one row (z, q, g) share out n elements */
+    const int stream = sc_stream_out(n * sizeof(SC_T),
+                                     ((q ? 3 : 2) - (g == z)) * n * sizeof(SC_T));
     z += lo;
     g += lo;
     q = q ? q + lo : NULL;

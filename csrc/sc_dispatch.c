@@ -356,7 +356,7 @@ double sc_piece_total(const double *sums, size_t k)
     }                                                                          \
     size_t sc_softmax_rows_work_##s(const T *y, ptrdiff_t ldy, size_t rows, size_t n) \
     {                                                                          \
-        if (sc_table_get()->level == SC_SIMD_SCALAR || !sc_pipe_rows(sizeof(T), y, ldy, rows, n, 2)) \
+        if (sc_table_get()->level == SC_SIMD_SCALAR || !sc_pipe_rows(sizeof(T), y, ldy, rows, n, 0, 2)) \
             return 0;                                                          \
         return sc_pipe_work(sizeof(T), n);                                     \
     }                                                                          \

@@ -48,15 +48,19 @@
 #define SC_STREAM_MIN_ROW_BYTES 1024
 /* ... and only when the call's operands span sc_stream_bytes() or more
  * (sc_dispatch.c: a sixth of the L3 cache by default; set before any
- * kernel runs): smaller ones stay in the caches from call to call.  Rows
- * past SC_PREFETCH_MAX_BYTES stream whatever the call's size: a row's
- * sweeps find it in L2 only if its output does not pass through there
- * (16x262144 with plain stores, out=, Intel Xeon, one thread: softmax_vjp
- * float32 1.42x the streamed time, cross-entropy gradient float64 1.20x,
- * log_softmax float64 1.09x). */
+ * kernel runs): smaller ones stay in the caches from call to call. */
 extern size_t sc_stream_ws;
 
-/* The threads of the OpenMP team this thread is in (1 outside one). */
+/* Whether an output of `out` bytes, in a call whose operands (all of its
+ * threads') span `ws` bytes, is streamed. */
+static inline int sc_stream_out(size_t out, size_t ws)
+{
+    return out >= SC_STREAM_MIN_BYTES && ws >= __atomic_load_n(&sc_stream_ws, __ATOMIC_RELAXED);
+}
+
+/* The threads of the OpenMP team this thread is in (1 outside one): a
+ * kernel given a thread's share of a call's rows (the Python layer shares
+ * them out evenly) reckons the call's operands as its own times this. */
 static inline size_t sc_team(void)
 {
 #ifdef _OPENMP
@@ -64,18 +68,6 @@ static inline size_t sc_team(void)
 #else
     return 1;
 #endif
-}
-
-/* Whether `rows` rows of n elements of esz bytes, a thread's share of a
- * call whose operands are `ops` arrays of that size, are written with
- * streaming stores.  The Python layer shares a call's rows out evenly
- * among the team: the call spans the team size times this share. */
-static inline int sc_stream_rows(size_t esz, size_t rows, size_t n, size_t ops)
-{
-    const size_t out = rows * n * esz;
-    return out >= SC_STREAM_MIN_BYTES &&
-           (n * esz > SC_PREFETCH_MAX_BYTES ||
-            ops * out * sc_team() >= __atomic_load_n(&sc_stream_ws, __ATOMIC_RELAXED));
 }
 
 /* Two-pass row kernels make their second pass last to first on rows of
@@ -109,37 +101,20 @@ static inline int sc_stream_rows(size_t esz, size_t rows, size_t n, size_t ops)
  * 1.30-1.33x -> 1.10-1.34x).  32768x128 (512-byte rows) was 10% slower. */
 #define SC_PIPE_FLAT_MIN_BYTES 1024
 
-/* Whether rows of n elements of esz bytes into y have the pipelined
- * form's shape (sc_body.h, rows_pipe) on a vector ISA: rows of
- * SC_PIPE_MIN_BYTES to SC_PREFETCH_MAX_BYTES (softmax, lg = 0: from
+/* Whether rows of n elements of esz bytes into y take the pipelined form
+ * (sc_body.h, rows_pipe) on a vector ISA: large outputs (as for streaming),
+ * rows of SC_PIPE_MIN_BYTES to SC_PREFETCH_MAX_BYTES (softmax, lg = 0: from
  * SC_PIPE_FLAT_MIN_BYTES when they follow each other; log_softmax, whose
  * last sweep already streamed, lost there: 16384x1024 float32 1.10x ->
  * 1.28x np.copyto). */
-static inline int sc_pipe_shape(size_t esz, const void *y, ptrdiff_t ldy, size_t rows, size_t n,
-                                int lg)
+static inline int sc_pipe_rows(size_t esz, const void *y, ptrdiff_t ldy, size_t rows, size_t n,
+                               int lg, size_t ops)
 {
     const size_t rb = n * esz;
-    return rows >= 2 && rb <= SC_PREFETCH_MAX_BYTES &&
+    return rows >= 2 && sc_stream_out(rows * rb, ops * rows * rb * sc_team()) &&
+           rb <= SC_PREFETCH_MAX_BYTES &&
            (rb >= SC_PIPE_MIN_BYTES || (!lg && ldy == (ptrdiff_t)n && rb >= SC_PIPE_FLAT_MIN_BYTES)) &&
            (size_t)y % esz == 0;
-}
-
-/* Whether softmax rows (ops operands: 2, 1 in place) take it: in calls
- * that stream.  log_softmax's take it from SC_STREAM_MIN_BYTES whatever
- * sc_stream_bytes() is: with plain stores instead, out=, on the Intel
- * Xeon (480 MiB of L3), its rows of 8-256 KiB took 0.93-1.25x the
- * pipelined time (2048x2048 and 128x32000, float32 and float64, 1 and 2
- * threads, four runs), while its shorter rows, which do not pipeline,
- * gained from plain stores (8192x1024 float32 0.79-0.88x). */
-static inline int sc_pipe_rows(size_t esz, const void *y, ptrdiff_t ldy, size_t rows, size_t n,
-                               size_t ops)
-{
-    return sc_pipe_shape(esz, y, ldy, rows, n, 0) && sc_stream_rows(esz, rows, n, ops);
-}
-
-static inline int sc_log_pipe_rows(size_t esz, const void *y, ptrdiff_t ldy, size_t rows, size_t n)
-{
-    return sc_pipe_shape(esz, y, ldy, rows, n, 1) && rows * n * esz >= SC_STREAM_MIN_BYTES;
 }
 
 /* Whether cross-entropy rows with a gradient g take the pipelined form
@@ -153,7 +128,7 @@ static inline int sc_log_pipe_rows(size_t esz, const void *y, ptrdiff_t ldy, siz
  * stores bypass (now such calls, under sc_stream_bytes(), take neither). */
 static inline int sc_xent_pipe_rows(size_t esz, const void *g, ptrdiff_t ldg, size_t rows, size_t n)
 {
-    return sc_pipe_shape(esz, g, ldg, rows, n, 1) && sc_stream_rows(esz, rows, n, 2);
+    return sc_pipe_rows(esz, g, ldg, rows, n, 1, 2);
 }
 
 /* Elements of scratch softmax's pipeline takes: two rows, each rounded up

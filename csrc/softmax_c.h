@@ -284,11 +284,10 @@ int sc_simd_supported(void);
 int sc_simd_compiled(void);
 
 /* Large outputs are written with streaming (non-temporal) stores, which
- * bypass the caches, once the output is 4 MiB or more and either its rows
- * pass 256 KiB or the operands of the call (inputs and output, over all
- * threads of the OpenMP team that makes it) span at least
- * sc_stream_bytes() bytes: below that the caches keep them from call to
- * call, and a plain store is the faster.  By
+ * bypass the caches, once the output is 4 MiB or more and the operands of
+ * the call (inputs and output, over all threads of the OpenMP team that
+ * makes it) span at least sc_stream_bytes() bytes: below that the caches
+ * keep them from call to call, and a plain store is the faster.  By
  * default a sixth of the L3 cache the OS reports (0 where it reports
  * none: every output of 4 MiB or more streams).  Results are the same
  * bits either way.  sc_set_stream_bytes sets it for the process (the
