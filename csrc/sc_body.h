@@ -433,7 +433,7 @@ void KFN(softmax_rows_ws)(const SC_T *x, ptrdiff_t ldx, SC_T *y, ptrdiff_t ldy, 
     }
 #endif
     if (VN > 1 && work != NULL && work_len >= sc_pipe_work(sizeof(SC_T), n) &&
-        sc_pipe_rows(sizeof(SC_T), y, ldy, rows, n, 0, x == y ? 1 : 2)) {
+        sc_pipe_rows(sizeof(SC_T), y, ldy, rows, n, 0)) {
         V(rows_pipe)(x, ldx, y, ldy, rows, n, 0, work);
         return;
     }
@@ -973,12 +973,11 @@ void KFN(log_softmax_rows)(const SC_T *x, ptrdiff_t ldx, SC_T *y, ptrdiff_t ldy,
         V(log_softmax_grouped)(x, ldx, y, ldy, rows, n);
         return;
     }
-    const size_t ops = x == y ? 1 : 2, bytes = rows * n * sizeof(SC_T);
-    if (VN > 1 && sc_pipe_rows(sizeof(SC_T), y, ldy, rows, n, 1, ops)) {
+    if (VN > 1 && sc_pipe_rows(sizeof(SC_T), y, ldy, rows, n, 1)) {
         V(rows_pipe)(x, ldx, y, ldy, rows, n, 1, NULL);
         return;
     }
-    const int stream = sc_stream_out(bytes, ops * bytes * sc_team()) &&
+    const int stream = rows * n * sizeof(SC_T) >= SC_STREAM_MIN_BYTES &&
                        n * sizeof(SC_T) >= SC_STREAM_MIN_ROW_BYTES;
     for (size_t r = 0; r < rows; r++) {
         const SC_T *xr = x + (ptrdiff_t)r * ldx;
@@ -1626,8 +1625,7 @@ SC_ALWAYS_INLINE static inline void V(bwd_rows)(const SC_T *a, ptrdiff_t lda, co
         V(bwd_short_rows)(a, lda, b, ldb, out, ldo, rows, n, op);
         return;
     }
-    const size_t ops = out == a || out == b ? 2 : 3, bytes = rows * n * sizeof(SC_T);
-    if (sc_stream_out(bytes, ops * bytes * sc_team())) {
+    if (rows * n * sizeof(SC_T) >= SC_STREAM_MIN_BYTES) {
         const int pf = n * sizeof(SC_T) >= SC_BWD_PREFETCH_MIN_BYTES &&
                        n * sizeof(SC_T) <= SC_PREFETCH_MAX_BYTES;
         /* output rows that follow each other share lines: each is written
@@ -2436,9 +2434,7 @@ void KFN(xent_rows_ws)(const SC_T *z, ptrdiff_t ldz, const SC_T *q, ptrdiff_t ld
         V(xent_rows_pipe)(z, ldz, t, ldt, g, ldg, loss, ldl, rows, n, p, work);
         return;
     }
-    const size_t ops = (q ? 3 : 2) - ((const void *)g == (const void *)z),
-                 bytes = rows * n * sizeof(SC_T);
-    const int stream = g != NULL && sc_stream_out(bytes, ops * bytes * sc_team());
+    const int stream = g != NULL && rows * n * sizeof(SC_T) >= SC_STREAM_MIN_BYTES;
     /* rows in groups of SC_LOGD_N, whose logs are taken together */
     sc_xent_loss_t lt[SC_LOGD_N];
     for (size_t r0 = 0; r0 < rows; r0 += SC_LOGD_N) {
@@ -2635,9 +2631,7 @@ void KFN(piece_xent_sweep_grad)(const SC_T *z, const SC_T *q, int64_t t, SC_T *g
     const size_t tl = q == NULL && t >= 0 && (uint64_t)t >= lo && (uint64_t)t - lo < len
                           ? (size_t)t - lo
                           : (size_t)-1;
-    /* the pieces of one row (z, q, g) share out n elements */
-    const int stream = sc_stream_out(n * sizeof(SC_T),
-                                     ((q ? 3 : 2) - (g == z)) * n * sizeof(SC_T));
+    const int stream = n * sizeof(SC_T) >= SC_STREAM_MIN_BYTES;
     z += lo;
     g += lo;
     q = q ? q + lo : NULL;

@@ -11,7 +11,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "sc_internal.h"
 
@@ -168,34 +167,8 @@ static int sc_env_cap(void)
 
 static const sc_table *sc_active = NULL;
 
-size_t sc_stream_ws = (size_t)-1; /* not yet set */
-
-/* The default of sc_stream_bytes: a sixth of the L3 cache the OS reports.
- * Where plain stores beat streaming ones, measured (out=, alternated
- * builds): on the project's Zen 4 machines (32 MiB of L3 per CCX) outputs
- * of 4 MiB and more streamed faster (softmax 256x32000 float32 1.20-1.38x
- * -> 0.95-1.07x np.copyto); on an Intel Xeon VM that reports 480 MiB
- * (2 cores of the socket) plain stores won wherever the call's operands
- * spanned 64 MiB or less (softmax 256x32000 float32 0.91x the streamed
- * time, 8192x1024 0.84x, cross-entropy gradient 0.84-0.88x; 16 MiB
- * outputs alike) and lost from 96 MiB up (softmax_vjp 256x32000 float32,
- * three operands, 1.21x; every case of 128 MiB, 1.03-1.9x).  A sixth is
- * 80 MiB there, and below the 8 MiB every streamed call spans on Zen 4. */
-static size_t sc_stream_default(void)
-{
-#ifdef _SC_LEVEL3_CACHE_SIZE
-    const long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);
-    if (l3 > 0)
-        return (size_t)l3 / 6;
-#endif
-    return 0;
-}
-
 static const sc_table *sc_select(void)
 {
-    size_t unset = (size_t)-1; /* the default, unless sc_set_stream_bytes came first */
-    __atomic_compare_exchange_n(&sc_stream_ws, &unset, sc_stream_default(), 0, __ATOMIC_RELAXED,
-                                __ATOMIC_RELAXED);
     int level = sc_simd_supported();
     int cap = sc_env_cap();
     if (cap < level)
@@ -220,17 +193,6 @@ static inline const sc_table *sc_table_get(void)
 }
 
 int sc_simd_level(void) { return sc_table_get()->level; }
-
-size_t sc_stream_bytes(void)
-{
-    sc_table_get();
-    return __atomic_load_n(&sc_stream_ws, __ATOMIC_RELAXED);
-}
-
-void sc_set_stream_bytes(size_t bytes)
-{
-    __atomic_store_n(&sc_stream_ws, bytes == (size_t)-1 ? bytes - 1 : bytes, __ATOMIC_RELAXED);
-}
 
 #define SC_WRAPPER(name)                                                       \
     void sc_##name##_f32(const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t a, size_t b) \
@@ -356,7 +318,7 @@ double sc_piece_total(const double *sums, size_t k)
     }                                                                          \
     size_t sc_softmax_rows_work_##s(const T *y, ptrdiff_t ldy, size_t rows, size_t n) \
     {                                                                          \
-        if (sc_table_get()->level == SC_SIMD_SCALAR || !sc_pipe_rows(sizeof(T), y, ldy, rows, n, 0, 2)) \
+        if (sc_table_get()->level == SC_SIMD_SCALAR || !sc_pipe_rows(sizeof(T), y, ldy, rows, n, 0)) \
             return 0;                                                          \
         return sc_pipe_work(sizeof(T), n);                                     \
     }                                                                          \
@@ -413,7 +375,6 @@ static const sc_api sc_api_table = {
     sc_piece_xent_sweep_grad_f32, sc_piece_xent_sweep_grad_f64,
     sc_xent_rows_work_f32, sc_xent_rows_work_f64,
     sc_xent_rows_ws_f32, sc_xent_rows_ws_f64,
-    sc_stream_bytes, sc_set_stream_bytes,
 };
 
 const sc_api *sc_get_api(void) { return &sc_api_table; }

@@ -12,9 +12,6 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "softmax_c.h"
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #define SC_X86 1
@@ -46,30 +43,6 @@
  * and two threads, AVX-512 and AVX2: n = 64 1.15-1.2x, n = 128 1.07-1.1x;
  * n = 1000 0.85-0.9x). */
 #define SC_STREAM_MIN_ROW_BYTES 1024
-/* ... and only when the call's operands span sc_stream_bytes() or more
- * (sc_dispatch.c: a sixth of the L3 cache by default; set before any
- * kernel runs): smaller ones stay in the caches from call to call. */
-extern size_t sc_stream_ws;
-
-/* Whether an output of `out` bytes, in a call whose operands (all of its
- * threads') span `ws` bytes, is streamed. */
-static inline int sc_stream_out(size_t out, size_t ws)
-{
-    return out >= SC_STREAM_MIN_BYTES && ws >= __atomic_load_n(&sc_stream_ws, __ATOMIC_RELAXED);
-}
-
-/* The threads of the OpenMP team this thread is in (1 outside one): a
- * kernel given a thread's share of a call's rows (the Python layer shares
- * them out evenly) reckons the call's operands as its own times this. */
-static inline size_t sc_team(void)
-{
-#ifdef _OPENMP
-    return (size_t)omp_get_num_threads();
-#else
-    return 1;
-#endif
-}
-
 /* Two-pass row kernels make their second pass last to first on rows of
  * at least this size per operand: the first pass leaves the row's end in
  * L2, where the second then finds it (softmax_vjp 16x262144 float32, one
@@ -108,11 +81,10 @@ static inline size_t sc_team(void)
  * last sweep already streamed, lost there: 16384x1024 float32 1.10x ->
  * 1.28x np.copyto). */
 static inline int sc_pipe_rows(size_t esz, const void *y, ptrdiff_t ldy, size_t rows, size_t n,
-                               int lg, size_t ops)
+                               int lg)
 {
     const size_t rb = n * esz;
-    return rows >= 2 && sc_stream_out(rows * rb, ops * rows * rb * sc_team()) &&
-           rb <= SC_PREFETCH_MAX_BYTES &&
+    return rows >= 2 && rows * rb >= SC_STREAM_MIN_BYTES && rb <= SC_PREFETCH_MAX_BYTES &&
            (rb >= SC_PIPE_MIN_BYTES || (!lg && ldy == (ptrdiff_t)n && rb >= SC_PIPE_FLAT_MIN_BYTES)) &&
            (size_t)y % esz == 0;
 }
@@ -125,10 +97,10 @@ static inline int sc_pipe_rows(size_t esz, const void *y, ptrdiff_t ldy, size_t 
  * 17.2 ms, float64 256x32000 9.1 -> 8.6 ms; but float32 256x32000 3.35 ->
  * 3.78 ms, as softmax's pipeline there (3.19 -> 3.54 ms): that machine
  * keeps a 32 MiB output in its large L3 between calls, which streaming
- * stores bypass (now such calls, under sc_stream_bytes(), take neither). */
+ * stores bypass. */
 static inline int sc_xent_pipe_rows(size_t esz, const void *g, ptrdiff_t ldg, size_t rows, size_t n)
 {
-    return sc_pipe_rows(esz, g, ldg, rows, n, 1, 2);
+    return sc_pipe_rows(esz, g, ldg, rows, n, 1);
 }
 
 /* Elements of scratch softmax's pipeline takes: two rows, each rounded up

@@ -283,19 +283,6 @@ int sc_simd_supported(void);
 /* Bit mask of the levels compiled into this build (1 << level). */
 int sc_simd_compiled(void);
 
-/* Large outputs are written with streaming (non-temporal) stores, which
- * bypass the caches, once the output is 4 MiB or more and the operands of
- * the call (inputs and output, over all threads of the OpenMP team that
- * makes it) span at least sc_stream_bytes() bytes: below that the caches
- * keep them from call to call, and a plain store is the faster.  By
- * default a sixth of the L3 cache the OS reports (0 where it reports
- * none: every output of 4 MiB or more streams).  Results are the same
- * bits either way.  sc_set_stream_bytes sets it for the process (the
- * Python package does at import, from SOFTMAX_C_STREAM_MB when set);
- * not while kernels run in other threads. */
-size_t sc_stream_bytes(void);
-void sc_set_stream_bytes(size_t bytes);
-
 /* ---- The same functions as a table -----------------------------------
  * For code that cannot link against the kernels: they live inside the
  * Python extension module softmax_c.kernels, which publishes this table as
@@ -423,9 +410,6 @@ typedef struct {
     void (*xent_rows_ws_f64)(const double *, ptrdiff_t, const double *, ptrdiff_t, const int64_t *,
                              ptrdiff_t, double *, ptrdiff_t, double *, ptrdiff_t, size_t, size_t,
                              const sc_xent_params *, double *, size_t);
-    /* appended later: the streaming threshold (check size before use) */
-    size_t (*stream_bytes)(void);
-    void (*set_stream_bytes)(size_t);
 } sc_api;
 
 /* The table (a static object: never freed, never changes). */

@@ -12,15 +12,6 @@ import pytest
 
 MODULE_UNDER_TEST = os.environ.get("SOFTMAX_C_TEST_MODULE", "softmax_c")
 
-# Outputs of 4 MiB and more are written with streaming stores once a
-# call's operands span a sixth of the L3 cache (sc_stream_bytes): on a
-# machine that reports 480 MiB, only calls of 80 MiB and more.  The suite
-# streams from 4 MiB on whatever the machine (its subprocesses too), so
-# that every streamed form is tested at the sizes the tests use; plain
-# stores are those of every smaller call.  test_outputs.py tests the
-# default itself, and that both give the same bits.
-os.environ.setdefault("SOFTMAX_C_STREAM_MB", "0")
-
 try:
     from numpy.exceptions import AxisError
 except ImportError:  # NumPy < 1.25

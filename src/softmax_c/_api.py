@@ -44,29 +44,6 @@ def _output_cache_limit():
 
 _kernels.set_output_cache_limit(_output_cache_limit())
 
-STREAM_ENV = "SOFTMAX_C_STREAM_MB"
-
-
-def _set_stream_bytes():
-    """The SOFTMAX_C_STREAM_MB environment variable (MiB), if set, for the
-    span of a call's operands from which large outputs are streamed (see
-    sc_stream_bytes in softmax_c.h: by default a sixth of the L3 cache)."""
-    text = os.environ.get(STREAM_ENV, "").strip()
-    if not text:
-        return
-    try:
-        mib = int(text)
-        if mib < 0:
-            raise ValueError
-    except ValueError:
-        warnings.warn(f"{STREAM_ENV} must be a whole number of MiB >= 0, got {text!r}; "
-                      f"using the default", RuntimeWarning, stacklevel=2)
-        return
-    _kernels.set_stream_bytes(min(mib, 1 << 40) << 20)
-
-
-_set_stream_bytes()
-
 
 # ---------------------------------------------------------------- threads
 

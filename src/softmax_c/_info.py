@@ -39,7 +39,6 @@ def build_info():
         "cflags": facts["cflags"],
         "num_threads": get_num_threads(),
         "output_cache": _kernels.output_cache_stats()["limit"],
-        "stream_bytes": _kernels.stream_bytes(),
         "platform": f"{platform.system()} {platform.machine()}, Python {sys.version.split()[0]}",
     }
 

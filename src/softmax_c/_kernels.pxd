@@ -42,8 +42,6 @@ from softmax_c.kernels cimport (
     simd_name as sc_simd_name,
     simd_supported as sc_simd_supported,
     simd_compiled as sc_simd_compiled,
-    stream_bytes as sc_stream_bytes,
-    set_stream_bytes as sc_set_stream_bytes,
 )
 
 cdef extern from "_omp.h" nogil:

@@ -617,17 +617,6 @@ def set_output_cache_limit(size_t nbytes):
     sc_ob_set_limit(nbytes)
 
 
-def stream_bytes():
-    """The span of a call's operands (bytes) from which its output, if of
-    4 MiB or more, is written with streaming stores (softmax_c.h)."""
-    return sc_stream_bytes()
-
-
-def set_stream_bytes(size_t nbytes):
-    """Set stream_bytes() for the process."""
-    sc_set_stream_bytes(nbytes)
-
-
 def output_cache_stats():
     """The output blocks' state: limit, bytes kept, blocks kept, reuses,
     new mappings (all 0 where they are not used)."""

@@ -40,9 +40,6 @@
 #   xent_rows_work_f32/_f64(g, ldg, rows, n), xent_rows_ws_f32/_f64(...,
 #   work, work_len)                      xent_rows with caller's scratch
 #                                        (softmax_c.h)
-#   stream_bytes(), set_stream_bytes(b)  the span of a call's operands from
-#                                        which large outputs are streamed
-#                                        (softmax_c.h)
 #   softmax_rows(x, ldx, y, ldy, rows, n) ... the batch forms: `rows` rows of
 #   n contiguous elements, row r at x + r*ldx (strides in elements), and the
 #   _cols forms over the columns of an n-by-m panel -- exactly the functions
@@ -142,8 +139,6 @@ cdef extern from "softmax_c.h" nogil:
         size_t (*xent_rows_work_f64)(const double *, ptrdiff_t, size_t, size_t) noexcept nogil
         void (*xent_rows_ws_f32)(const float *, ptrdiff_t, const float *, ptrdiff_t, const int64_t *, ptrdiff_t, float *, ptrdiff_t, double *, ptrdiff_t, size_t, size_t, const sc_xent_params *, float *, size_t) noexcept nogil
         void (*xent_rows_ws_f64)(const double *, ptrdiff_t, const double *, ptrdiff_t, const int64_t *, ptrdiff_t, double *, ptrdiff_t, double *, ptrdiff_t, size_t, size_t, const sc_xent_params *, double *, size_t) noexcept nogil
-        size_t (*stream_bytes)() noexcept nogil
-        void (*set_stream_bytes)(size_t) noexcept nogil
 
     enum sc_bwd_op:
         SC_SOFTMAX_JVP
@@ -240,10 +235,6 @@ cdef inline int simd_supported() noexcept nogil:
     return get_api().simd_supported()
 cdef inline int simd_compiled() noexcept nogil:
     return get_api().simd_compiled()
-cdef inline size_t stream_bytes() noexcept nogil:
-    return get_api().stream_bytes()
-cdef inline void set_stream_bytes(size_t b) noexcept nogil:
-    get_api().set_stream_bytes(b)
 
 # ---- one row across threads: the pieces (see softmax_c.h for the recipe) ----
 
