@@ -95,9 +95,12 @@ static inline int sc_pipe_rows(size_t esz, const void *y, ptrdiff_t ldy, size_t 
  * One thread, out=, float32, against the three steps on an Intel Xeon:
  * 4096x4096 10.0 -> 7.6 ms (1.92x -> 1.46x np.copyto), 16384x2048 22.9 ->
  * 17.2 ms, float64 256x32000 9.1 -> 8.6 ms; but float32 256x32000 3.35 ->
- * 3.78 ms, as softmax's pipeline there (3.19 -> 3.54 ms): that machine
- * keeps a 32 MiB output in its large L3 between calls, which streaming
- * stores bypass. */
+ * 3.78 ms, as softmax's pipeline there (3.19 -> 3.54 ms): in a loop over
+ * the same arrays that machine keeps a 32 MiB call in its large L3, which
+ * streaming stores bypass.  With the caches evicted between calls (as a
+ * model's other work does) plain stores lost there: 1.11-1.18x the
+ * pipelined time (softmax and this gradient, 256x32000 float32, one and
+ * two threads; 8192x1024 softmax 1.40x). */
 static inline int sc_xent_pipe_rows(size_t esz, const void *g, ptrdiff_t ldg, size_t rows, size_t n)
 {
     return sc_pipe_rows(esz, g, ldg, rows, n, 1);
