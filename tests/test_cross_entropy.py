@@ -471,6 +471,33 @@ def test_class_counts(sc, ref, rng, n, dtype):
 
 
 @pytest.mark.parametrize("dtype", F32_F64)
+def test_gradient_at_every_offset_in_a_line(sc, rng, dtype):
+    """The gradient is stored vector-aligned after a partial head: into an
+    output at every element offset from a line, the same bits as into a
+    fresh one and nothing written outside it; in place (out = logits) the
+    same bits as the logits at that offset into a fresh output."""
+    lanes = 64 // np.dtype(dtype).itemsize
+    for n in [1, 3, lanes - 1, lanes + 1, 100, 2048 // np.dtype(dtype).itemsize + 3, 4099]:
+        x = _rows(rng, n, dtype)
+        for t, kw in [(rng.integers(0, n, 8), dict()),
+                      (_target(rng, x.shape, -1, "prob", np.float64), dict(label_smoothing=0.1))]:
+            want = sc.cross_entropy_grad(x, t, num_threads=1, **kw)[1]
+            base = np.full(x.size + 2 * lanes, 7.0, dtype)
+            start = (-base.ctypes.data % 64) // base.itemsize
+            for off in range(lanes):
+                base[...] = 7.0
+                out = base[start + off:start + off + x.size].reshape(x.shape)
+                assert sc.cross_entropy_grad(x, t, out=out, num_threads=1, **kw)[1] is out
+                assert_array_equal(out, want, err_msg=f"n={n} offset {off}")
+                assert np.all(base[:start + off] == 7)
+                assert np.all(base[start + off + x.size:] == 7)
+                out[...] = x
+                wanted = sc.cross_entropy_grad(out, t, num_threads=1, **kw)[1]
+                sc.cross_entropy_grad(out, t, out=out, num_threads=1, **kw)
+                assert_array_equal(out, wanted, err_msg=f"n={n} in place at offset {off}")
+
+
+@pytest.mark.parametrize("dtype", F32_F64)
 @pytest.mark.parametrize("m", [1, 7, 8, 15, 16, 17, 31, 33, 63, 64, 65, 130])
 def test_panel_column_counts(sc, ref, rng, m, dtype):
     """Along a strided class axis with a contiguous inner axis (PyTorch's

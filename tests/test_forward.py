@@ -862,6 +862,36 @@ def test_out_is_x_in_place(sc, ref, rng, name, dtype):
 
 
 @pytest.mark.parametrize("dtype", F32_F64)
+@pytest.mark.parametrize("name", ELEMENTWISE)
+def test_out_at_every_offset_in_a_line(sc, rng, name, dtype):
+    """The write passes store vector-aligned after a partial head (rows
+    shorter than the head, rows around the 2 KiB from which softmax's
+    in-place scaling aligns too): into an output at every element offset
+    from a line, the same bits as into a fresh one, nothing written outside
+    it; in place (out = x) the same bits as x at that offset into a fresh
+    output."""
+    fn = getattr(sc, name)
+    lanes = 64 // np.dtype(dtype).itemsize
+    for n in [1, 3, lanes - 1, lanes + 1, 2 * lanes + 5, 100,
+              2048 // np.dtype(dtype).itemsize - 1, 2048 // np.dtype(dtype).itemsize + 3, 4099]:
+        x = rng.normal(0, 6, (3, n)).astype(dtype)
+        x[1, n // 2] = np.inf
+        want = fn(x, num_threads=1)
+        base = np.full(x.size + 2 * lanes, 7.0, dtype)
+        start = (-base.ctypes.data % 64) // base.itemsize
+        for off in range(lanes):
+            base[...] = 7.0
+            out = base[start + off:start + off + x.size].reshape(x.shape)
+            assert fn(x, out=out, num_threads=1) is out
+            assert_array_equal(out, want, err_msg=f"n={n} offset {off}")
+            assert np.all(base[:start + off] == 7) and np.all(base[start + off + x.size:] == 7)
+            out[...] = x
+            wanted = fn(out, num_threads=1)
+            fn(out, out=out, num_threads=1)
+            assert_array_equal(out, wanted, err_msg=f"n={n} in place at offset {off}")
+
+
+@pytest.mark.parametrize("dtype", F32_F64)
 @pytest.mark.parametrize("n", [128, 129, 255, 2048, 4099, 8192 + 13, 16384 + 3])
 @pytest.mark.parametrize("name", ELEMENTWISE)
 def test_large_outputs_rows_pipelined(sc, ref, rng, name, n, dtype):
