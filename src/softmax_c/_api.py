@@ -565,8 +565,11 @@ def _xent(logits, target, axis, weight, ignore_index, reduction, label_smoothing
     else:
         total = reference._reduce_losses(per_sample, np.float64,
                                          denom if reduction == "mean" else None)
-        with np.errstate(over="ignore"):  # past the compute dtype's range: inf
-            loss = compute.type(total)
+        if compute == np.float64:  # already in its dtype
+            loss = total
+        else:
+            with np.errstate(over="ignore"):  # past the compute dtype's range: inf
+                loss = compute.type(total)
     if not want_grad:
         return loss
     if out is None:

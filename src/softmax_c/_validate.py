@@ -44,6 +44,8 @@ REDUCTIONS = ("mean", "sum", "none")
 
 def _is_int(value):
     """True for Python and NumPy integers, False for bools."""
+    if type(value) is int:  # the common case, without the ABC checks below
+        return True
     return (isinstance(value, (numbers.Integral, np.integer))
             and not isinstance(value, (bool, np.bool_)))
 
@@ -298,7 +300,8 @@ def check_label_smoothing(label_smoothing):
     ValueError
         Outside [0, 1] or NaN.
     """
-    if (not isinstance(label_smoothing, (numbers.Real, np.floating, np.integer))
+    if type(label_smoothing) is not float and (  # a float: no ABC checks
+            not isinstance(label_smoothing, (numbers.Real, np.floating, np.integer))
             or isinstance(label_smoothing, (bool, np.bool_))):
         raise TypeError(
             f"`label_smoothing` must be a float in [0, 1], got {label_smoothing!r}")

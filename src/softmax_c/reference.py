@@ -24,6 +24,8 @@ Choices where API.md is silent, shared with the fast functions:
   ``out=logits`` works for every accepted dtype.  Rows whose target is
   ``ignore_index`` get a zero gradient and are never read.
 """
+import math
+
 import numpy as np
 
 from ._validate import (
@@ -510,11 +512,11 @@ def _reduce_losses(losses, dtype, denom=None):
     dtype = np.dtype(dtype)
     a = np.asarray(losses, dtype).ravel()
     with np.errstate(over="ignore", invalid="ignore"):
-        total = np.sum(a, dtype=dtype)
+        total = np.add.reduce(a, dtype=dtype)  # np.sum's own call, without its wrapper
         scale = dtype.type(1)
-        if not np.isfinite(total) and np.isfinite(a).all():
+        if not math.isfinite(total) and np.isfinite(a).all():
             scale = dtype.type(2.0 ** a.size.bit_length())
-            total = np.sum(a / scale, dtype=dtype)
+            total = np.add.reduce(a / scale, dtype=dtype)
         if denom is not None:
             total = dtype.type(total / denom)
         return dtype.type(total * scale)
