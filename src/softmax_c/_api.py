@@ -509,7 +509,8 @@ def _xent(logits, target, axis, weight, ignore_index, reduction, label_smoothing
                       else float(np.sum(w.astype(np.float64)[tk[keep]])))
         else:  # one pass in C
             tk, _, w_kept, bad = _kernels.xent_targets(
-                np.require(t, np.int64, ["C", "A"]), n, ignore_index,  # aligned too
+                t if t.dtype == np.int64 and t.flags.c_contiguous and t.flags.aligned
+                else np.require(t, np.int64, ["C", "A"]), n, ignore_index,  # aligned too
                 None if w is None else np.ascontiguousarray(w, np.float64))
             if bad is not None:
                 _validate.check_target_range(t, n, ignore_index)  # raises, naming it

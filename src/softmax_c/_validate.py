@@ -239,7 +239,7 @@ def check_target(target, logits_shape, axis):
     """
     kind = target.dtype.kind
     if kind in "iu":
-        expected = tuple(s for d, s in enumerate(logits_shape) if d != axis)
+        expected = tuple(logits_shape[:axis]) + tuple(logits_shape[axis + 1:])
         what = "class indices (integer dtype): the logits' shape without the class axis"
         ttype = "index"
     elif kind == "f" and target.dtype.itemsize <= 8:
