@@ -18,6 +18,7 @@ rounded differently in the streaming, the cached and the tail loops, so a
 result depended on alignment and thread count.  The kernels' FMAs are
 explicit.
 """
+import glob
 import os
 import shutil
 import subprocess
@@ -125,8 +126,15 @@ def _extensions():
     # softmax_c.kernels holds the C kernels (once) and exports them to other
     # extensions (kernels.pxd, softmax_c_api.h); _kernels, the loops behind
     # the Python API, cimports them from there like any other user.
+    # Every header the kernels and the Cython modules include: setuptools
+    # rebuilds an object only when a listed dependency is newer than it.
+    depends = sorted(glob.glob(os.path.join(CSRC, "*.h")) + glob.glob(os.path.join(CSRC, "*", "*.h"))
+                     + glob.glob(os.path.join(CSRC, "*.def"))
+                     + glob.glob("src/softmax_c/*.h") + glob.glob("src/softmax_c/*.pxd")
+                     + glob.glob("src/softmax_c/*.pxi"))
     common = dict(
         include_dirs=[CSRC, "src/softmax_c", numpy.get_include()],
+        depends=depends,
         # 1.22: the memory handler API (NEP 49) that _outbuf.h uses
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_22_API_VERSION"),
                        ("NPY_TARGET_VERSION", "NPY_1_22_API_VERSION")],
