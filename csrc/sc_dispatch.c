@@ -18,79 +18,20 @@
 #include <cpuid.h>
 #endif
 
+/* A level's kernels: one pointer per K row of sc_kernels.def. */
+#define SC_TABLE_MEMBER(family, name, dt, sig) SC_MEMBER(name##_##dt, SC_SIG(sig, dt))
 typedef struct {
-#define SC_FIELD(name)                                                         \
-    void (*name##_f32)(const float *, ptrdiff_t, float *, ptrdiff_t, size_t, size_t); \
-    void (*name##_f64)(const double *, ptrdiff_t, double *, ptrdiff_t, size_t, size_t);
-    SC_UNARY_KERNELS(SC_FIELD)
-#undef SC_FIELD
-#define SC_FIELDB(name)                                                        \
-    void (*name##_f32)(const float *, ptrdiff_t, const float *, ptrdiff_t, float *, ptrdiff_t, size_t, size_t); \
-    void (*name##_f64)(const double *, ptrdiff_t, const double *, ptrdiff_t, double *, ptrdiff_t, size_t, size_t);
-    SC_BINARY_KERNELS(SC_FIELDB)
-#undef SC_FIELDB
-    sc_xent_f32_fn *xent_rows_f32;
-    sc_xent_f64_fn *xent_rows_f64;
-    sc_xent_f32_fn *xent_cols_f32;
-    sc_xent_f64_fn *xent_cols_f64;
-#define SC_PIECE_FIELDS(s, T)                                                  \
-    T (*piece_max_##s)(const T *, size_t);                                           \
-    size_t (*piece_chunk_##s)(void);                                             \
-    void (*piece_expsum_##s)(const T *, T *, size_t, T, double *);            \
-    void (*piece_scale_##s)(T *, size_t, T);                                         \
-    void (*piece_log_softmax_##s)(const T *, T *, size_t, T, T);              \
-    size_t (*piece_bwd_chunk_##s)(void);                                       \
-    void (*piece_bwd_sums_##s)(int, const T *, const T *, size_t, double *);    \
-    void (*piece_bwd_out_##s)(int, const T *, const T *, T *, size_t, T);      \
-    size_t (*piece_xent_max_bytes_##s)(void);                                  \
-    void (*piece_xent_ud_##s)(const T *, const T *, size_t, size_t, size_t, T, \
-                              const sc_xent_params *, double *, double *);     \
-    double (*piece_xent_finish_##s)(const T *, int64_t, double, const T *, size_t, T, double, \
-                                    double, double, const sc_xent_params *, double *); \
-    void (*piece_xent_scale_##s)(T *, const T *, int64_t, size_t, size_t, size_t, \
-                                 const sc_xent_params *, const double *);      \
-    void (*piece_xent_sweep_max_##s)(const T *, size_t, size_t, double *);        \
-    void (*piece_xent_sweep_sums_##s)(const T *, const T *, size_t, size_t, size_t, \
-                                      const sc_xent_params *, double *);        \
-    int (*piece_xent_sweep_finish_##s)(const T *, const T *, int64_t, size_t,       \
-                                       const sc_xent_params *, const double *, int, double *, \
-                                       double *);                               \
-    void (*piece_xent_sweep_grad_##s)(const T *, const T *, int64_t, T *, size_t, size_t, \
-                                      size_t, const sc_xent_params *, const double *);
-    SC_PIECE_FIELDS(f32, float)
-    SC_PIECE_FIELDS(f64, double)
-#undef SC_PIECE_FIELDS
-    void (*softmax_rows_ws_f32)(const float *, ptrdiff_t, float *, ptrdiff_t, size_t, size_t, float *,
-                                size_t);
-    void (*softmax_rows_ws_f64)(const double *, ptrdiff_t, double *, ptrdiff_t, size_t, size_t,
-                                double *, size_t);
-    void (*xent_rows_ws_f32)(const float *, ptrdiff_t, const float *, ptrdiff_t, const int64_t *,
-                             ptrdiff_t, float *, ptrdiff_t, double *, ptrdiff_t, size_t, size_t,
-                             const sc_xent_params *, float *, size_t);
-    void (*xent_rows_ws_f64)(const double *, ptrdiff_t, const double *, ptrdiff_t, const int64_t *,
-                             ptrdiff_t, double *, ptrdiff_t, double *, ptrdiff_t, size_t, size_t,
-                             const sc_xent_params *, double *, size_t);
+    SC_MANIFEST(SC_TABLE_MEMBER, SC_NOTHING3, SC_NOTHING2)
     int level;
 } sc_table;
 
+#define SC_TABLE_scalar(family, name, dt, sig) SC_LEVEL_FN(name, dt, scalar),
+#define SC_TABLE_avx2(family, name, dt, sig) SC_LEVEL_FN(name, dt, avx2),
+#define SC_TABLE_avx512f(family, name, dt, sig) SC_LEVEL_FN(name, dt, avx512f),
 #define SC_TABLE(isa, lvl)                                                     \
     static const sc_table sc_table_##isa = {                                   \
-        SC_UNARY_KERNELS(SC_ENTRY_##isa) SC_BINARY_KERNELS(SC_ENTRY_##isa)     \
-        SC_ENTRY_(xent_rows, isa) SC_ENTRY_(xent_cols, isa) SC_PIECES_(f32, isa) SC_PIECES_(f64, isa) \
-        SC_ENTRY_(softmax_rows_ws, isa) SC_ENTRY_(xent_rows_ws, isa) lvl                                    \
+        SC_MANIFEST(SC_TABLE_##isa, SC_NOTHING3, SC_NOTHING2) lvl              \
     };
-#define SC_PIECES_(s, isa)                                                     \
-    sc_piece_max_##s##__##isa, sc_piece_chunk_##s##__##isa, sc_piece_expsum_##s##__##isa, \
-    sc_piece_scale_##s##__##isa, sc_piece_log_softmax_##s##__##isa,          \
-    sc_piece_bwd_chunk_##s##__##isa, sc_piece_bwd_sums_##s##__##isa, sc_piece_bwd_out_##s##__##isa, \
-    sc_piece_xent_max_bytes_##s##__##isa, sc_piece_xent_ud_##s##__##isa,       \
-    sc_piece_xent_finish_##s##__##isa, sc_piece_xent_scale_##s##__##isa,       \
-    sc_piece_xent_sweep_max_##s##__##isa, sc_piece_xent_sweep_sums_##s##__##isa, \
-    sc_piece_xent_sweep_finish_##s##__##isa, sc_piece_xent_sweep_grad_##s##__##isa,
-#define SC_ENTRY_(name, isa) sc_##name##_f32__##isa, sc_##name##_f64__##isa,
-#define SC_ENTRY_scalar(name) SC_ENTRY_(name, scalar)
-#define SC_ENTRY_avx2(name) SC_ENTRY_(name, avx2)
-#define SC_ENTRY_avx512f(name) SC_ENTRY_(name, avx512f)
 
 SC_TABLE(scalar, SC_SIMD_SCALAR)
 #if SC_X86
@@ -194,111 +135,10 @@ static inline const sc_table *sc_table_get(void)
 
 int sc_simd_level(void) { return sc_table_get()->level; }
 
-#define SC_WRAPPER(name)                                                       \
-    void sc_##name##_f32(const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t a, size_t b) \
-    {                                                                          \
-        sc_table_get()->name##_f32(x, ldx, y, ldy, a, b);                      \
-    }                                                                          \
-    void sc_##name##_f64(const double *x, ptrdiff_t ldx, double *y, ptrdiff_t ldy, size_t a, size_t b) \
-    {                                                                          \
-        sc_table_get()->name##_f64(x, ldx, y, ldy, a, b);                      \
-    }
-SC_UNARY_KERNELS(SC_WRAPPER)
-
-#define SC_WRAPPER_B(name)                                                     \
-    void sc_##name##_f32(const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb, float *out, \
-                         ptrdiff_t ldo, size_t p, size_t q)                    \
-    {                                                                          \
-        sc_table_get()->name##_f32(a, lda, b, ldb, out, ldo, p, q);            \
-    }                                                                          \
-    void sc_##name##_f64(const double *a, ptrdiff_t lda, const double *b, ptrdiff_t ldb, double *out, \
-                         ptrdiff_t ldo, size_t p, size_t q)                    \
-    {                                                                          \
-        sc_table_get()->name##_f64(a, lda, b, ldb, out, ldo, p, q);            \
-    }
-SC_BINARY_KERNELS(SC_WRAPPER_B)
-
-#define SC_XENT_WRAPPERS(name)                                                 \
-    void sc_##name##_f32(const float *z, ptrdiff_t ldz, const float *q, ptrdiff_t ldq, \
-                         const int64_t *t, ptrdiff_t ldt, float *g, ptrdiff_t ldg, double *loss, \
-                         ptrdiff_t ldl, size_t a, size_t b, const sc_xent_params *p) \
-    {                                                                          \
-        sc_table_get()->name##_f32(z, ldz, q, ldq, t, ldt, g, ldg, loss, ldl, a, b, p); \
-    }                                                                          \
-    void sc_##name##_f64(const double *z, ptrdiff_t ldz, const double *q, ptrdiff_t ldq, \
-                         const int64_t *t, ptrdiff_t ldt, double *g, ptrdiff_t ldg, double *loss, \
-                         ptrdiff_t ldl, size_t a, size_t b, const sc_xent_params *p) \
-    {                                                                          \
-        sc_table_get()->name##_f64(z, ldz, q, ldq, t, ldt, g, ldg, loss, ldl, a, b, p); \
-    }
-SC_XENT_WRAPPERS(xent_rows)
-SC_XENT_WRAPPERS(xent_cols)
-
-#define SC_PIECE_WRAPPERS(s, T)                                                \
-    T sc_piece_max_##s(const T *x, size_t n) { return sc_table_get()->piece_max_##s(x, n); } \
-    size_t sc_piece_chunk_##s(void) { return sc_table_get()->piece_chunk_##s(); }   \
-    void sc_piece_expsum_##s(const T *x, T *y, size_t n, T mx, double *sums)  \
-    {                                                                          \
-        sc_table_get()->piece_expsum_##s(x, y, n, mx, sums);                  \
-    }                                                                          \
-    void sc_piece_scale_##s(T *y, size_t n, T a) { sc_table_get()->piece_scale_##s(y, n, a); } \
-    void sc_piece_log_softmax_##s(const T *x, T *y, size_t n, T mx, T c)        \
-    {                                                                          \
-        sc_table_get()->piece_log_softmax_##s(x, y, n, mx, c);                  \
-    }                                                                          \
-    size_t sc_piece_bwd_chunk_##s(void) { return sc_table_get()->piece_bwd_chunk_##s(); } \
-    void sc_piece_bwd_sums_##s(int op, const T *a, const T *b, size_t n, double *sums) \
-    {                                                                          \
-        sc_table_get()->piece_bwd_sums_##s(op, a, b, n, sums);                 \
-    }                                                                          \
-    void sc_piece_bwd_out_##s(int op, const T *a, const T *b, T *out, size_t n, T d) \
-    {                                                                          \
-        sc_table_get()->piece_bwd_out_##s(op, a, b, out, n, d);                \
-    }                                                                          \
-    size_t sc_piece_xent_max_bytes_##s(void)                                   \
-    {                                                                          \
-        return sc_table_get()->piece_xent_max_bytes_##s();                     \
-    }                                                                          \
-    void sc_piece_xent_ud_##s(const T *z, const T *q, size_t lo, size_t len, size_t n, T mx, \
-                              const sc_xent_params *p, double *usums, double *dsums) \
-    {                                                                          \
-        sc_table_get()->piece_xent_ud_##s(z, q, lo, len, n, mx, p, usums, dsums); \
-    }                                                                          \
-    double sc_piece_xent_finish_##s(const T *q, int64_t t, double zt, const T *g, size_t n, T mx, \
-                                    double s, double U, double D, const sc_xent_params *p, \
-                                    double *factors)                           \
-    {                                                                          \
-        return sc_table_get()->piece_xent_finish_##s(q, t, zt, g, n, mx, s, U, D, p, factors); \
-    }                                                                          \
-    void sc_piece_xent_scale_##s(T *g, const T *q, int64_t t, size_t lo, size_t len, size_t n, \
-                                 const sc_xent_params *p, const double *factors) \
-    {                                                                          \
-        sc_table_get()->piece_xent_scale_##s(g, q, t, lo, len, n, p, factors); \
-    }                                                                          \
-    void sc_piece_xent_sweep_max_##s(const T *z, size_t lo, size_t len, double *ws) \
-    {                                                                          \
-        sc_table_get()->piece_xent_sweep_max_##s(z, lo, len, ws);              \
-    }                                                                          \
-    void sc_piece_xent_sweep_sums_##s(const T *z, const T *q, size_t lo, size_t len, size_t n, \
-                                      const sc_xent_params *p, double *ws)      \
-    {                                                                          \
-        sc_table_get()->piece_xent_sweep_sums_##s(z, q, lo, len, n, p, ws);    \
-    }                                                                          \
-    int sc_piece_xent_sweep_finish_##s(const T *z, const T *q, int64_t t, size_t n, \
-                                       const sc_xent_params *p, const double *ws, int want_g, \
-                                       double *loss, double *factors)           \
-    {                                                                          \
-        return sc_table_get()->piece_xent_sweep_finish_##s(z, q, t, n, p, ws, want_g, loss, \
-                                                           factors);            \
-    }                                                                          \
-    void sc_piece_xent_sweep_grad_##s(const T *z, const T *q, int64_t t, T *g, size_t lo, \
-                                      size_t len, size_t n, const sc_xent_params *p, \
-                                      const double *factors)                    \
-    {                                                                          \
-        sc_table_get()->piece_xent_sweep_grad_##s(z, q, t, g, lo, len, n, p, factors); \
-    }
-SC_PIECE_WRAPPERS(f32, float)
-SC_PIECE_WRAPPERS(f64, double)
+/* The public function of every K row: the level's kernel, through the table. */
+#define SC_PUBLIC(family, name, dt, sig)                                       \
+    SC_FORWARD(sc_##name##_##dt, sc_table_get()->name##_##dt, SC_SIG(sig, dt))
+SC_MANIFEST(SC_PUBLIC, SC_NOTHING3, SC_NOTHING2)
 
 /* The same order and the same compensation as the row kernels' sums
  * (and, as the backward kernels, the total alone once it is not finite). */
@@ -310,25 +150,14 @@ double sc_piece_total(const double *sums, size_t k)
     return isfinite(s) ? s + c : s;
 }
 
-#define SC_WS_WRAPPERS(s, T)                                                   \
-    void sc_softmax_rows_ws_##s(const T *x, ptrdiff_t ldx, T *y, ptrdiff_t ldy, size_t rows, \
-                                size_t n, T *work, size_t work_len)            \
-    {                                                                          \
-        sc_table_get()->softmax_rows_ws_##s(x, ldx, y, ldy, rows, n, work, work_len); \
-    }                                                                          \
+/* The scratch each pipelined form takes (softmax_c.h), 0 where the level
+ * in use would not pipeline the call. */
+#define SC_WORK_FNS(s, T)                                                      \
     size_t sc_softmax_rows_work_##s(const T *y, ptrdiff_t ldy, size_t rows, size_t n) \
     {                                                                          \
         if (sc_table_get()->level == SC_SIMD_SCALAR || !sc_pipe_rows(sizeof(T), y, ldy, rows, n, 0)) \
             return 0;                                                          \
         return sc_pipe_work(sizeof(T), n);                                     \
-    }                                                                          \
-    void sc_xent_rows_ws_##s(const T *z, ptrdiff_t ldz, const T *q, ptrdiff_t ldq,       \
-                             const int64_t *t, ptrdiff_t ldt, T *g, ptrdiff_t ldg,       \
-                             double *loss, ptrdiff_t ldl, size_t rows, size_t n,         \
-                             const sc_xent_params *p, T *work, size_t work_len)          \
-    {                                                                          \
-        sc_table_get()->xent_rows_ws_##s(z, ldz, q, ldq, t, ldt, g, ldg, loss, ldl, rows, n, p, \
-                                         work, work_len);                      \
     }                                                                          \
     size_t sc_xent_rows_work_##s(const T *g, ptrdiff_t ldg, size_t rows, size_t n)      \
     {                                                                          \
@@ -337,44 +166,16 @@ double sc_piece_total(const double *sums, size_t k)
             return 0;                                                          \
         return sc_pipe_work(sizeof(T), n);                                     \
     }
-SC_WS_WRAPPERS(f32, float)
-SC_WS_WRAPPERS(f64, double)
+SC_WORK_FNS(f32, float)
+SC_WORK_FNS(f64, double)
 
+#define SC_FILL_K(family, name, dt, sig) sc_##name##_##dt,
+#define SC_FILL_P(name, dt, sig) sc_##name##_##dt,
+#define SC_FILL_P0(name, sig) sc_##name,
 static const sc_api sc_api_table = {
     SC_API_VERSION,
     (unsigned int)sizeof(sc_api),
-    sc_softmax_rows_f32, sc_softmax_rows_f64,
-    sc_log_softmax_rows_f32, sc_log_softmax_rows_f64,
-    sc_logsumexp_rows_f32, sc_logsumexp_rows_f64,
-    sc_softmax_cols_f32, sc_softmax_cols_f64,
-    sc_log_softmax_cols_f32, sc_log_softmax_cols_f64,
-    sc_logsumexp_cols_f32, sc_logsumexp_cols_f64,
-    sc_softmax_jvp_rows_f32, sc_softmax_jvp_rows_f64,
-    sc_log_softmax_jvp_rows_f32, sc_log_softmax_jvp_rows_f64,
-    sc_log_softmax_vjp_rows_f32, sc_log_softmax_vjp_rows_f64,
-    sc_softmax_jvp_cols_f32, sc_softmax_jvp_cols_f64,
-    sc_log_softmax_jvp_cols_f32, sc_log_softmax_jvp_cols_f64,
-    sc_log_softmax_vjp_cols_f32, sc_log_softmax_vjp_cols_f64,
-    sc_xent_rows_f32, sc_xent_rows_f64,
-    sc_simd_level, sc_simd_name, sc_simd_supported, sc_simd_compiled,
-    sc_piece_max_f32, sc_piece_max_f64, sc_piece_chunk_f32, sc_piece_chunk_f64,
-    sc_piece_expsum_f32, sc_piece_expsum_f64, sc_piece_total,
-    sc_piece_scale_f32, sc_piece_scale_f64, sc_piece_log_softmax_f32, sc_piece_log_softmax_f64,
-    sc_piece_bwd_chunk_f32, sc_piece_bwd_chunk_f64, sc_piece_bwd_sums_f32, sc_piece_bwd_sums_f64,
-    sc_piece_bwd_out_f32, sc_piece_bwd_out_f64,
-    sc_xent_cols_f32, sc_xent_cols_f64,
-    sc_piece_xent_max_bytes_f32, sc_piece_xent_max_bytes_f64,
-    sc_piece_xent_ud_f32, sc_piece_xent_ud_f64,
-    sc_piece_xent_finish_f32, sc_piece_xent_finish_f64,
-    sc_piece_xent_scale_f32, sc_piece_xent_scale_f64,
-    sc_softmax_rows_work_f32, sc_softmax_rows_work_f64,
-    sc_softmax_rows_ws_f32, sc_softmax_rows_ws_f64,
-    sc_piece_xent_sweep_max_f32, sc_piece_xent_sweep_max_f64,
-    sc_piece_xent_sweep_sums_f32, sc_piece_xent_sweep_sums_f64,
-    sc_piece_xent_sweep_finish_f32, sc_piece_xent_sweep_finish_f64,
-    sc_piece_xent_sweep_grad_f32, sc_piece_xent_sweep_grad_f64,
-    sc_xent_rows_work_f32, sc_xent_rows_work_f64,
-    sc_xent_rows_ws_f32, sc_xent_rows_ws_f64,
+    SC_MANIFEST(SC_FILL_K, SC_FILL_P, SC_FILL_P0)
 };
 
 const sc_api *sc_get_api(void) { return &sc_api_table; }

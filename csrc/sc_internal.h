@@ -2,9 +2,9 @@
  * sc_internal.h - what the kernel units and the dispatcher share; not
  * installed for users (softmax_c.h is the public header).
  *
- * Adding a kernel: write it in sc_body.h, add its name to the list below
- * and its declaration to softmax_c.h.  The per-ISA symbols, the dispatch
- * table and the public wrapper all come from the list.
+ * Adding a kernel: one row in sc_kernels.def and its body in the family's
+ * file; the per-level declarations below, the dispatch table, the public
+ * functions and the sc_api table all come from that row.
  */
 #ifndef SC_INTERNAL_H
 #define SC_INTERNAL_H
@@ -114,91 +114,17 @@ static inline size_t sc_pipe_work(size_t esz, size_t n)
     return 2 * ((n + lw - 1) / lw * lw) + lw;
 }
 
-/* Kernels of signature (const T *x, ptrdiff_t ldx, T *y, ptrdiff_t ldy,
- * size_t a, size_t b), per dtype. */
-#define SC_UNARY_KERNELS(X)                                                    \
-    X(softmax_rows) X(log_softmax_rows) X(logsumexp_rows)                      \
-    X(softmax_cols) X(log_softmax_cols) X(logsumexp_cols)
+/* Each SIMD level's body of every K row of sc_kernels.def:
+ * sc_<name>_<dt>__<isa>, defined by the level's unit (sc_kern_<isa>.c). */
+#define SC_LEVEL_FN(name, dt, isa) sc_##name##_##dt##__##isa
+#define SC_DECL_LEVEL_scalar(family, name, dt, sig) SC_DECLARE(SC_LEVEL_FN(name, dt, scalar), SC_SIG(sig, dt))
+#define SC_DECL_LEVEL_avx2(family, name, dt, sig) SC_DECLARE(SC_LEVEL_FN(name, dt, avx2), SC_SIG(sig, dt))
+#define SC_DECL_LEVEL_avx512f(family, name, dt, sig) SC_DECLARE(SC_LEVEL_FN(name, dt, avx512f), SC_SIG(sig, dt))
 
-/* Kernels of signature (const T *a, ptrdiff_t lda, const T *b, ptrdiff_t ldb,
- * T *out, ptrdiff_t ldo, size_t p, size_t q), per dtype. */
-#define SC_BINARY_KERNELS(X)                                                   \
-    X(softmax_jvp_rows) X(log_softmax_jvp_rows) X(log_softmax_vjp_rows)        \
-    X(softmax_jvp_cols) X(log_softmax_jvp_cols) X(log_softmax_vjp_cols)
-
-#define SC_DECLARE_ISA(isa)                                                    \
-    SC_UNARY_KERNELS(SC_DECL_F32_##isa) SC_UNARY_KERNELS(SC_DECL_F64_##isa)    \
-    SC_BINARY_KERNELS(SC_DECLB_F32_##isa) SC_BINARY_KERNELS(SC_DECLB_F64_##isa)  \
-    SC_DECL_XENT(isa) SC_DECL_PIECES(f32, float, isa) SC_DECL_PIECES(f64, double, isa) \
-    SC_DECL_WS(f32, float, isa) SC_DECL_WS(f64, double, isa)
-
-/* softmax_rows and xent_rows with scratch (softmax_c.h, sc_softmax_rows_ws,
- * sc_xent_rows_ws). */
-#define SC_DECL_WS(s, T, isa)                                                  \
-    void sc_softmax_rows_ws_##s##__##isa(const T *, ptrdiff_t, T *, ptrdiff_t, size_t, size_t, \
-                                         T *, size_t);                                       \
-    void sc_xent_rows_ws_##s##__##isa(const T *, ptrdiff_t, const T *, ptrdiff_t, const int64_t *, \
-                                      ptrdiff_t, T *, ptrdiff_t, double *, ptrdiff_t, size_t, \
-                                      size_t, const sc_xent_params *, T *, size_t);
-
-/* The row pieces (softmax_c.h, "one row across threads"). */
-#define SC_DECL_PIECES(s, T, isa)                                              \
-    T sc_piece_max_##s##__##isa(const T *, size_t);                                  \
-    size_t sc_piece_chunk_##s##__##isa(void);                                    \
-    void sc_piece_expsum_##s##__##isa(const T *, T *, size_t, T, double *);   \
-    void sc_piece_scale_##s##__##isa(T *, size_t, T);                                \
-    void sc_piece_log_softmax_##s##__##isa(const T *, T *, size_t, T, T);          \
-    size_t sc_piece_bwd_chunk_##s##__##isa(void);                              \
-    void sc_piece_bwd_sums_##s##__##isa(int, const T *, const T *, size_t, double *); \
-    void sc_piece_bwd_out_##s##__##isa(int, const T *, const T *, T *, size_t, T);     \
-    size_t sc_piece_xent_max_bytes_##s##__##isa(void);                         \
-    void sc_piece_xent_ud_##s##__##isa(const T *, const T *, size_t, size_t, size_t, T, \
-                                       const sc_xent_params *, double *, double *); \
-    double sc_piece_xent_finish_##s##__##isa(const T *, int64_t, double, const T *, size_t, T, \
-                                             double, double, double, const sc_xent_params *, \
-                                             double *);                          \
-    void sc_piece_xent_scale_##s##__##isa(T *, const T *, int64_t, size_t, size_t, size_t, \
-                                          const sc_xent_params *, const double *);       \
-    void sc_piece_xent_sweep_max_##s##__##isa(const T *, size_t, size_t, double *);        \
-    void sc_piece_xent_sweep_sums_##s##__##isa(const T *, const T *, size_t, size_t, size_t, \
-                                               const sc_xent_params *, double *);        \
-    int sc_piece_xent_sweep_finish_##s##__##isa(const T *, const T *, int64_t, size_t,       \
-                                                const sc_xent_params *, const double *, int, \
-                                                double *, double *);                     \
-    void sc_piece_xent_sweep_grad_##s##__##isa(const T *, const T *, int64_t, T *, size_t,  \
-                                               size_t, size_t, const sc_xent_params *,   \
-                                               const double *);
-
-#define SC_DECL_UNARY(name, s, T, isa)                                         \
-    void sc_##name##_##s##__##isa(const T *, ptrdiff_t, T *, ptrdiff_t, size_t, size_t);
-#define SC_DECL_BINARY(name, s, T, isa)                                        \
-    void sc_##name##_##s##__##isa(const T *, ptrdiff_t, const T *, ptrdiff_t, T *, ptrdiff_t, \
-                                  size_t, size_t);
-#define SC_DECLB_F32_scalar(name) SC_DECL_BINARY(name, f32, float, scalar)
-#define SC_DECLB_F64_scalar(name) SC_DECL_BINARY(name, f64, double, scalar)
-#define SC_DECLB_F32_avx2(name) SC_DECL_BINARY(name, f32, float, avx2)
-#define SC_DECLB_F64_avx2(name) SC_DECL_BINARY(name, f64, double, avx2)
-#define SC_DECLB_F32_avx512f(name) SC_DECL_BINARY(name, f32, float, avx512f)
-#define SC_DECLB_F64_avx512f(name) SC_DECL_BINARY(name, f64, double, avx512f)
-#define SC_DECL_XENT(isa) SC_DECL_XENT_(xent_rows, isa) SC_DECL_XENT_(xent_cols, isa)
-#define SC_DECL_XENT_(name, isa)                                               \
-    void sc_##name##_f32__##isa(const float *, ptrdiff_t, const float *, ptrdiff_t, const int64_t *, \
-                                ptrdiff_t, float *, ptrdiff_t, double *, ptrdiff_t, size_t, size_t, \
-                                const sc_xent_params *);                       \
-    void sc_##name##_f64__##isa(const double *, ptrdiff_t, const double *, ptrdiff_t, const int64_t *, \
-                                ptrdiff_t, double *, ptrdiff_t, double *, ptrdiff_t, size_t, size_t, \
-                                const sc_xent_params *);
-#define SC_DECL_F32_scalar(name) SC_DECL_UNARY(name, f32, float, scalar)
-#define SC_DECL_F64_scalar(name) SC_DECL_UNARY(name, f64, double, scalar)
-#define SC_DECL_F32_avx2(name) SC_DECL_UNARY(name, f32, float, avx2)
-#define SC_DECL_F64_avx2(name) SC_DECL_UNARY(name, f64, double, avx2)
-#define SC_DECL_F32_avx512f(name) SC_DECL_UNARY(name, f32, float, avx512f)
-#define SC_DECL_F64_avx512f(name) SC_DECL_UNARY(name, f64, double, avx512f)
-
-SC_DECLARE_ISA(scalar)
+SC_MANIFEST(SC_DECL_LEVEL_scalar, SC_NOTHING3, SC_NOTHING2)
 #if SC_X86
-SC_DECLARE_ISA(avx2)
-SC_DECLARE_ISA(avx512f)
+SC_MANIFEST(SC_DECL_LEVEL_avx2, SC_NOTHING3, SC_NOTHING2)
+SC_MANIFEST(SC_DECL_LEVEL_avx512f, SC_NOTHING3, SC_NOTHING2)
 #endif
 
 /* s + c += v, error-free (Knuth's two-sum): the compensated accumulator of

@@ -37,48 +37,40 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sc_kernels.def"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* y[r*ldy + i] = exp(x_i - max) / sum_j exp(x_j - max) over slice r. */
-void sc_softmax_rows_f32(const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t rows, size_t n);
-void sc_softmax_rows_f64(const double *x, ptrdiff_t ldx, double *y, ptrdiff_t ldy, size_t rows, size_t n);
+/* sc_softmax_rows_<dt>(x, ldx, y, ldy, rows, n):
+ *   y[r*ldy + i] = exp(x_i - max) / sum_j exp(x_j - max) over slice r. */
 
-/* The same with scratch space: given `work` of at least
+/* sc_softmax_rows_ws_<dt>(x, ldx, y, ldy, rows, n, work, work_len),
+ * sc_softmax_rows_work_<dt>(y, ldy, rows, n):
+ * the same with scratch space: given `work` of at least
  * sc_softmax_rows_work(y, ldy, rows, n) elements (a number that is 0 where
  * it would not help), large outputs (4 MiB or more, rows of 1-256 KiB) are
  * written a row behind through streaming stores, from the scratch, so that
- * no line of y is read before it is written: about 1.2x -> 1.0x the time of
- * a memory copy on one core.  Without enough work (NULL, work_len too
+ * no line of y is read before it is written.  Without enough work (NULL, work_len too
  * small) it is sc_softmax_rows.  The same results either way; work must not
  * overlap x or y and holds nothing afterwards. */
-size_t sc_softmax_rows_work_f32(const float *y, ptrdiff_t ldy, size_t rows, size_t n);
-size_t sc_softmax_rows_work_f64(const double *y, ptrdiff_t ldy, size_t rows, size_t n);
-void sc_softmax_rows_ws_f32(const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t rows,
-                            size_t n, float *work, size_t work_len);
-void sc_softmax_rows_ws_f64(const double *x, ptrdiff_t ldx, double *y, ptrdiff_t ldy, size_t rows,
-                            size_t n, double *work, size_t work_len);
 
-/* y[r*ldy + i] = x_i - logsumexp(slice r). */
-void sc_log_softmax_rows_f32(const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t rows, size_t n);
-void sc_log_softmax_rows_f64(const double *x, ptrdiff_t ldx, double *y, ptrdiff_t ldy, size_t rows, size_t n);
+/* sc_log_softmax_rows_<dt>(x, ldx, y, ldy, rows, n):
+ *   y[r*ldy + i] = x_i - logsumexp(slice r). */
 
-/* out[r*ldo] = log(sum_i exp(x_i)) over slice r. */
-void sc_logsumexp_rows_f32(const float *x, ptrdiff_t ldx, float *out, ptrdiff_t ldo, size_t rows, size_t n);
-void sc_logsumexp_rows_f64(const double *x, ptrdiff_t ldx, double *out, ptrdiff_t ldo, size_t rows, size_t n);
+/* sc_logsumexp_rows_<dt>(x, ldx, out, ldo, rows, n):
+ *   out[r*ldo] = log(sum_i exp(x_i)) over slice r. */
 
-/* The same three over the columns of an n-by-m panel (see Layouts);
- * logsumexp_cols writes out[j*ldo] for each column j. */
-void sc_softmax_cols_f32(const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t n, size_t m);
-void sc_softmax_cols_f64(const double *x, ptrdiff_t ldx, double *y, ptrdiff_t ldy, size_t n, size_t m);
-void sc_log_softmax_cols_f32(const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t n, size_t m);
-void sc_log_softmax_cols_f64(const double *x, ptrdiff_t ldx, double *y, ptrdiff_t ldy, size_t n, size_t m);
-void sc_logsumexp_cols_f32(const float *x, ptrdiff_t ldx, float *out, ptrdiff_t ldo, size_t n, size_t m);
-void sc_logsumexp_cols_f64(const double *x, ptrdiff_t ldx, double *out, ptrdiff_t ldo, size_t n, size_t m);
+/* sc_softmax_cols_<dt>, sc_log_softmax_cols_<dt>, sc_logsumexp_cols_<dt>
+ * (x, ldx, y, ldy, n, m): the same three over the columns of an n-by-m
+ * panel (see Layouts); logsumexp_cols writes out[j*ldo] for each column j. */
 
-/* Backward products, per slice (rows: slice r at a + r*lda, b + r*ldb,
- * out + r*ldo; cols: an n-by-m panel as above):
+/* sc_<op>_rows_<dt>(a, lda, b, ldb, out, ldo, rows, n) and
+ * sc_<op>_cols_<dt>(a, lda, b, ldb, out, ldo, n, m), <op> one of
+ * softmax_jvp, log_softmax_jvp, log_softmax_vjp: the backward products,
+ * per slice (rows: slice r at a + r*lda, b + r*ldb, out + r*ldo; cols: an
+ * n-by-m panel as above):
  *   softmax_jvp(y, v)       out = y * (v - sum(y * v))   (also the VJP: the
  *                           Jacobian diag(y) - y y^T is symmetric)
  *   log_softmax_jvp(lp, v)  out = v - sum(exp(lp) * v)
@@ -88,20 +80,9 @@ void sc_logsumexp_cols_f64(const double *x, ptrdiff_t ldx, double *out, ptrdiff_
  * result NaN.  lp are log-probabilities (<= 0); exp(lp) saturates to +inf
  * above about 88 (f32) / 709 (f64).  out may be b (same strides), for
  * in-place use. */
-void sc_softmax_jvp_rows_f32(const float *y, ptrdiff_t ldy, const float *v, ptrdiff_t ldv, float *out, ptrdiff_t ldo, size_t rows, size_t n);
-void sc_softmax_jvp_rows_f64(const double *y, ptrdiff_t ldy, const double *v, ptrdiff_t ldv, double *out, ptrdiff_t ldo, size_t rows, size_t n);
-void sc_log_softmax_jvp_rows_f32(const float *lp, ptrdiff_t ldl, const float *v, ptrdiff_t ldv, float *out, ptrdiff_t ldo, size_t rows, size_t n);
-void sc_log_softmax_jvp_rows_f64(const double *lp, ptrdiff_t ldl, const double *v, ptrdiff_t ldv, double *out, ptrdiff_t ldo, size_t rows, size_t n);
-void sc_log_softmax_vjp_rows_f32(const float *lp, ptrdiff_t ldl, const float *g, ptrdiff_t ldg, float *out, ptrdiff_t ldo, size_t rows, size_t n);
-void sc_log_softmax_vjp_rows_f64(const double *lp, ptrdiff_t ldl, const double *g, ptrdiff_t ldg, double *out, ptrdiff_t ldo, size_t rows, size_t n);
-void sc_softmax_jvp_cols_f32(const float *y, ptrdiff_t ldy, const float *v, ptrdiff_t ldv, float *out, ptrdiff_t ldo, size_t n, size_t m);
-void sc_softmax_jvp_cols_f64(const double *y, ptrdiff_t ldy, const double *v, ptrdiff_t ldv, double *out, ptrdiff_t ldo, size_t n, size_t m);
-void sc_log_softmax_jvp_cols_f32(const float *lp, ptrdiff_t ldl, const float *v, ptrdiff_t ldv, float *out, ptrdiff_t ldo, size_t n, size_t m);
-void sc_log_softmax_jvp_cols_f64(const double *lp, ptrdiff_t ldl, const double *v, ptrdiff_t ldv, double *out, ptrdiff_t ldo, size_t n, size_t m);
-void sc_log_softmax_vjp_cols_f32(const float *lp, ptrdiff_t ldl, const float *g, ptrdiff_t ldg, float *out, ptrdiff_t ldo, size_t n, size_t m);
-void sc_log_softmax_vjp_cols_f64(const double *lp, ptrdiff_t ldl, const double *g, ptrdiff_t ldg, double *out, ptrdiff_t ldo, size_t n, size_t m);
 
-/* Fused cross-entropy, PyTorch's semantics (torch.nn.functional.
+/* sc_xent_rows_<dt>(z, ldz, q, ldq, t, ldt, g, ldg, loss, ldl, rows, n, p):
+ * fused cross-entropy, PyTorch's semantics (torch.nn.functional.
  * cross_entropy), one row of n class logits at a time: the per-row loss
  * (in double, before any reduction) and, when g is not NULL, its gradient
  * times `scale` -- in one read sweep over the logits for the loss and one
@@ -119,40 +100,22 @@ typedef struct {
     double weight_sum;      /* sum of the weights; n without weights */
 } sc_xent_params;
 
-void sc_xent_rows_f32(const float *z, ptrdiff_t ldz, const float *q, ptrdiff_t ldq, const int64_t *t,
-                      ptrdiff_t ldt, float *g, ptrdiff_t ldg, double *loss, ptrdiff_t ldl, size_t rows,
-                      size_t n, const sc_xent_params *p);
-void sc_xent_rows_f64(const double *z, ptrdiff_t ldz, const double *q, ptrdiff_t ldq, const int64_t *t,
-                      ptrdiff_t ldt, double *g, ptrdiff_t ldg, double *loss, ptrdiff_t ldl, size_t rows,
-                      size_t n, const sc_xent_params *p);
-/* The same with scratch space, as sc_softmax_rows_ws: given `work` of at
+/* sc_xent_rows_ws_<dt>(z, ldz, q, ldq, t, ldt, g, ldg, loss, ldl, rows, n, p,
+ * work, work_len), sc_xent_rows_work_<dt>(g, ldg, rows, n): the same with
+ * scratch space, as sc_softmax_rows_ws: given `work` of at
  * least sc_xent_rows_work(g, ldg, rows, n) elements (0 where it would not
  * help), the gradients of large outputs (4 MiB or more, rows of 8-256 KiB)
  * with class-index targets (q NULL), not in place (g != z), are written a
  * row behind through streaming stores, from the scratch.  Without enough work it is
  * sc_xent_rows.  The same results either way (bitwise); work must not
  * overlap the operands and holds nothing afterwards. */
-size_t sc_xent_rows_work_f32(const float *g, ptrdiff_t ldg, size_t rows, size_t n);
-size_t sc_xent_rows_work_f64(const double *g, ptrdiff_t ldg, size_t rows, size_t n);
-void sc_xent_rows_ws_f32(const float *z, ptrdiff_t ldz, const float *q, ptrdiff_t ldq,
-                         const int64_t *t, ptrdiff_t ldt, float *g, ptrdiff_t ldg, double *loss,
-                         ptrdiff_t ldl, size_t rows, size_t n, const sc_xent_params *p,
-                         float *work, size_t work_len);
-void sc_xent_rows_ws_f64(const double *z, ptrdiff_t ldz, const double *q, ptrdiff_t ldq,
-                         const int64_t *t, ptrdiff_t ldt, double *g, ptrdiff_t ldg, double *loss,
-                         ptrdiff_t ldl, size_t rows, size_t n, const sc_xent_params *p,
-                         double *work, size_t work_len);
-/* The same over a panel: n classes (stride ldz) by m contiguous columns,
+
+/* sc_xent_cols_<dt>(z, ldz, q, ldq, t, ldt, g, ldg, loss, ldl, n, m, p): the
+ * same over a panel: n classes (stride ldz) by m contiguous columns,
  * one sample per column -- the layout of PyTorch's (N, C, d1, ...) along
  * axis 1 -- with t[j*ldt] and loss[j*ldl] per column and q, g panels like z
  * (strides ldq, ldg; g may be z).  Results within the same bounds as the
  * row kernel's, not bitwise the same (the sums run per lane). */
-void sc_xent_cols_f32(const float *z, ptrdiff_t ldz, const float *q, ptrdiff_t ldq, const int64_t *t,
-                      ptrdiff_t ldt, float *g, ptrdiff_t ldg, double *loss, ptrdiff_t ldl, size_t n,
-                      size_t m, const sc_xent_params *p);
-void sc_xent_cols_f64(const double *z, ptrdiff_t ldz, const double *q, ptrdiff_t ldq, const int64_t *t,
-                      ptrdiff_t ldt, double *g, ptrdiff_t ldg, double *loss, ptrdiff_t ldl, size_t n,
-                      size_t m, const sc_xent_params *p);
 
 /* ---- One row across threads ---------------------------------------------
  * The pieces the row kernels are made of, for splitting one long row
@@ -173,35 +136,23 @@ void sc_xent_cols_f64(const double *z, ptrdiff_t ldz, const double *q, ptrdiff_t
  *      logsumexp:   (T)((double)mx + log(s)).
  * sc_piece_max may skip a NaN; the NaN still reaches every result through
  * the sums.  y may be x (in place). */
-float sc_piece_max_f32(const float *x, size_t n);      /* -inf for n == 0 */
-double sc_piece_max_f64(const double *x, size_t n);
-size_t sc_piece_chunk_f32(void);
-size_t sc_piece_chunk_f64(void);
-/* sums[k] = sum of exp(x_i - mx) over chunk k (elements k*chunk on),
- * y_i = exp(x_i - mx) when y != NULL; needs mx >= every x_i. */
-void sc_piece_expsum_f32(const float *x, float *y, size_t n, float mx, double *sums);
-void sc_piece_expsum_f64(const double *x, double *y, size_t n, double mx, double *sums);
-/* The compensated sum of sums[0..k), in order. */
-double sc_piece_total(const double *sums, size_t k);
-/* y *= a. */
-void sc_piece_scale_f32(float *y, size_t n, float a);
-void sc_piece_scale_f64(double *y, size_t n, double a);
-/* y = (x - mx) - c. */
-void sc_piece_log_softmax_f32(const float *x, float *y, size_t n, float mx, float c);
-void sc_piece_log_softmax_f64(const double *x, double *y, size_t n, double mx, double c);
+/* sc_piece_max_<dt>(x, n): the max, -inf for n == 0.
+ * sc_piece_chunk_<dt>(): the chunk length.
+ * sc_piece_expsum_<dt>(x, y, n, mx, sums): sums[k] = sum of exp(x_i - mx)
+ *   over chunk k (elements k*chunk on), y_i = exp(x_i - mx) when y != NULL;
+ *   needs mx >= every x_i.
+ * sc_piece_total(sums, k): the compensated sum of sums[0..k), in order.
+ * sc_piece_scale_<dt>(y, n, a): y *= a.
+ * sc_piece_log_softmax_<dt>(x, y, n, mx, c): y = (x - mx) - c. */
 
 /* The backward products in pieces, by the same recipe: the reduction d of
  * a row is d = (T)sc_piece_total(sums, chunks) over the chunk sums that
  * sc_piece_bwd_sums writes for each piece (cut at multiples of
  * sc_piece_bwd_chunk_*() elements), then sc_piece_bwd_out writes each
- * piece of the output; bitwise the _rows kernels' results.  `op` is one of: */
+ * piece of the output; bitwise the _rows kernels' results:
+ *   sc_piece_bwd_chunk_<dt>(), sc_piece_bwd_sums_<dt>(op, a, b, n, sums),
+ *   sc_piece_bwd_out_<dt>(op, a, b, out, n, d); `op` is one of: */
 enum sc_bwd_op { SC_SOFTMAX_JVP = 0, SC_LOG_SOFTMAX_JVP = 1, SC_LOG_SOFTMAX_VJP = 2 };
-size_t sc_piece_bwd_chunk_f32(void);
-size_t sc_piece_bwd_chunk_f64(void);
-void sc_piece_bwd_sums_f32(int op, const float *a, const float *b, size_t n, double *sums);
-void sc_piece_bwd_sums_f64(int op, const double *a, const double *b, size_t n, double *sums);
-void sc_piece_bwd_out_f32(int op, const float *a, const float *b, float *out, size_t n, float d);
-void sc_piece_bwd_out_f64(int op, const double *a, const double *b, double *out, size_t n, double d);
 
 /* The cross-entropy of one row (sc_xent_rows, rows = 1) in pieces, by the
  * same recipe, for rows of at most sc_piece_xent_max_bytes_*() bytes (for
@@ -222,22 +173,6 @@ void sc_piece_bwd_out_f64(int op, const double *a, const double *b, double *out,
  *      f: 3 doubles (the gradient's factors);
  *   6. with a gradient, per piece sc_piece_xent_scale(g, q, t, lo, len, n,
  *      p, f).  p->scale as for sc_xent_rows. */
-size_t sc_piece_xent_max_bytes_f32(void);
-size_t sc_piece_xent_max_bytes_f64(void);
-void sc_piece_xent_ud_f32(const float *z, const float *q, size_t lo, size_t len, size_t n, float mx,
-                          const sc_xent_params *p, double *usums, double *dsums);
-void sc_piece_xent_ud_f64(const double *z, const double *q, size_t lo, size_t len, size_t n,
-                          double mx, const sc_xent_params *p, double *usums, double *dsums);
-double sc_piece_xent_finish_f32(const float *q, int64_t t, double zt, const float *g, size_t n,
-                                float mx, double s, double U, double D, const sc_xent_params *p,
-                                double *factors);
-double sc_piece_xent_finish_f64(const double *q, int64_t t, double zt, const double *g, size_t n,
-                                double mx, double s, double U, double D, const sc_xent_params *p,
-                                double *factors);
-void sc_piece_xent_scale_f32(float *g, const float *q, int64_t t, size_t lo, size_t len, size_t n,
-                             const sc_xent_params *p, const double *factors);
-void sc_piece_xent_scale_f64(double *g, const double *q, int64_t t, size_t lo, size_t len, size_t n,
-                             const sc_xent_params *p, const double *factors);
 
 /* The cross-entropy of one row of more than sc_piece_xent_max_bytes_*()
  * bytes in pieces (the row kernel's one-sweep path; bitwise its results):
@@ -252,36 +187,27 @@ void sc_piece_xent_scale_f64(double *g, const double *q, int64_t t, size_t lo, s
  *      range, sums that need the kernel's slower forms);
  *   4. with a gradient, per piece sc_piece_xent_sweep_grad(z, q, t, g, lo,
  *      len, n, p, f).  g may be z: step 4 writes what it has read. */
-void sc_piece_xent_sweep_max_f32(const float *z, size_t lo, size_t len, double *ws);
-void sc_piece_xent_sweep_max_f64(const double *z, size_t lo, size_t len, double *ws);
-void sc_piece_xent_sweep_sums_f32(const float *z, const float *q, size_t lo, size_t len, size_t n,
-                                  const sc_xent_params *p, double *ws);
-void sc_piece_xent_sweep_sums_f64(const double *z, const double *q, size_t lo, size_t len,
-                                  size_t n, const sc_xent_params *p, double *ws);
-int sc_piece_xent_sweep_finish_f32(const float *z, const float *q, int64_t t, size_t n,
-                                   const sc_xent_params *p, const double *ws, int want_g,
-                                   double *loss, double *factors);
-int sc_piece_xent_sweep_finish_f64(const double *z, const double *q, int64_t t, size_t n,
-                                   const sc_xent_params *p, const double *ws, int want_g,
-                                   double *loss, double *factors);
-void sc_piece_xent_sweep_grad_f32(const float *z, const float *q, int64_t t, float *g, size_t lo,
-                                  size_t len, size_t n, const sc_xent_params *p,
-                                  const double *factors);
-void sc_piece_xent_sweep_grad_f64(const double *z, const double *q, int64_t t, double *g,
-                                  size_t lo, size_t len, size_t n, const sc_xent_params *p,
-                                  const double *factors);
 
 /* SIMD levels, lowest first. */
 enum sc_simd_level { SC_SIMD_SCALAR = 0, SC_SIMD_AVX2 = 1, SC_SIMD_AVX512F = 2 };
 
-/* The level in use (selecting it on first call). */
-int sc_simd_level(void);
-/* Its name: "scalar", "avx2" or "avx512f". */
-const char *sc_simd_name(int level);
-/* The highest level this CPU and OS support, ignoring SOFTMAX_C_SIMD. */
-int sc_simd_supported(void);
-/* Bit mask of the levels compiled into this build (1 << level). */
-int sc_simd_compiled(void);
+/* sc_simd_level(): the level in use (selecting it on first call).
+ * sc_simd_name(level): its name, "scalar", "avx2" or "avx512f".
+ * sc_simd_supported(): the highest level this CPU and OS support, ignoring
+ *   SOFTMAX_C_SIMD.
+ * sc_simd_compiled(): bit mask of the levels compiled into this build
+ *   (1 << level). */
+
+/* ---- The declarations -------------------------------------------------
+ * Every function above, declared from the one list of entry points,
+ * sc_kernels.def: a row K(family, name, dt, sig) or P(name, dt, sig) is
+ * sc_<name>_<dt> with the signature SC_SIG_<sig> there (S and C the
+ * dtype's storage and compute types, float or double); P0(name, sig) is
+ * sc_<name>. */
+#define SC_DECL_K(family, name, dt, sig) SC_DECLARE(sc_##name##_##dt, SC_SIG(sig, dt))
+#define SC_DECL_P(name, dt, sig) SC_DECLARE(sc_##name##_##dt, SC_SIG(sig, dt))
+#define SC_DECL_P0(name, sig) SC_DECLARE(sc_##name, SC_SIG0(sig))
+SC_MANIFEST(SC_DECL_K, SC_DECL_P, SC_DECL_P0)
 
 /* ---- The same functions as a table -----------------------------------
  * For code that cannot link against the kernels: they live inside the
@@ -295,121 +221,24 @@ int sc_simd_compiled(void);
  * meaning, `size` is sizeof(sc_api) in the build that filled the table. */
 #define SC_API_VERSION 1
 
-typedef void sc_unary_f32_fn(const float *, ptrdiff_t, float *, ptrdiff_t, size_t, size_t);
-typedef void sc_unary_f64_fn(const double *, ptrdiff_t, double *, ptrdiff_t, size_t, size_t);
-typedef void sc_binary_f32_fn(const float *, ptrdiff_t, const float *, ptrdiff_t, float *, ptrdiff_t,
-                              size_t, size_t);
-typedef void sc_binary_f64_fn(const double *, ptrdiff_t, const double *, ptrdiff_t, double *,
-                              ptrdiff_t, size_t, size_t);
-typedef void sc_xent_f32_fn(const float *, ptrdiff_t, const float *, ptrdiff_t, const int64_t *,
-                            ptrdiff_t, float *, ptrdiff_t, double *, ptrdiff_t, size_t, size_t,
-                            const sc_xent_params *);
-typedef void sc_xent_f64_fn(const double *, ptrdiff_t, const double *, ptrdiff_t, const int64_t *,
-                            ptrdiff_t, double *, ptrdiff_t, double *, ptrdiff_t, size_t, size_t,
-                            const sc_xent_params *);
+#define SC_FN_TYPE_(fname, sigx) typedef SC_RET(sigx) fname SC_PARAMS(sigx);
+#define SC_FN_TYPE(kind, dt, sig) SC_FN_TYPE_(sc_##kind##_##dt##_fn, SC_SIG(sig, dt))
+SC_FN_TYPE(unary, f32, UNARY)
+SC_FN_TYPE(unary, f64, UNARY)
+SC_FN_TYPE(binary, f32, BINARY)
+SC_FN_TYPE(binary, f64, BINARY)
+SC_FN_TYPE(xent, f32, XENT)
+SC_FN_TYPE(xent, f64, XENT)
 
+/* One member per row of sc_kernels.def, in its order: sc_api.<name>_<dt>
+ * (sc_api.<name> for the rows without a dtype). */
+#define SC_API_K(family, name, dt, sig) SC_MEMBER(name##_##dt, SC_SIG(sig, dt))
+#define SC_API_P(name, dt, sig) SC_MEMBER(name##_##dt, SC_SIG(sig, dt))
+#define SC_API_P0(name, sig) SC_MEMBER(name, SC_SIG0(sig))
 typedef struct {
     unsigned int version; /* SC_API_VERSION of the build that filled it */
     unsigned int size;    /* sizeof(sc_api) there */
-    sc_unary_f32_fn *softmax_rows_f32;
-    sc_unary_f64_fn *softmax_rows_f64;
-    sc_unary_f32_fn *log_softmax_rows_f32;
-    sc_unary_f64_fn *log_softmax_rows_f64;
-    sc_unary_f32_fn *logsumexp_rows_f32;
-    sc_unary_f64_fn *logsumexp_rows_f64;
-    sc_unary_f32_fn *softmax_cols_f32;
-    sc_unary_f64_fn *softmax_cols_f64;
-    sc_unary_f32_fn *log_softmax_cols_f32;
-    sc_unary_f64_fn *log_softmax_cols_f64;
-    sc_unary_f32_fn *logsumexp_cols_f32;
-    sc_unary_f64_fn *logsumexp_cols_f64;
-    sc_binary_f32_fn *softmax_jvp_rows_f32;
-    sc_binary_f64_fn *softmax_jvp_rows_f64;
-    sc_binary_f32_fn *log_softmax_jvp_rows_f32;
-    sc_binary_f64_fn *log_softmax_jvp_rows_f64;
-    sc_binary_f32_fn *log_softmax_vjp_rows_f32;
-    sc_binary_f64_fn *log_softmax_vjp_rows_f64;
-    sc_binary_f32_fn *softmax_jvp_cols_f32;
-    sc_binary_f64_fn *softmax_jvp_cols_f64;
-    sc_binary_f32_fn *log_softmax_jvp_cols_f32;
-    sc_binary_f64_fn *log_softmax_jvp_cols_f64;
-    sc_binary_f32_fn *log_softmax_vjp_cols_f32;
-    sc_binary_f64_fn *log_softmax_vjp_cols_f64;
-    sc_xent_f32_fn *xent_rows_f32;
-    sc_xent_f64_fn *xent_rows_f64;
-    int (*simd_level)(void);
-    const char *(*simd_name)(int level);
-    int (*simd_supported)(void);
-    int (*simd_compiled)(void);
-    /* one row across threads */
-    float (*piece_max_f32)(const float *, size_t);
-    double (*piece_max_f64)(const double *, size_t);
-    size_t (*piece_chunk_f32)(void);
-    size_t (*piece_chunk_f64)(void);
-    void (*piece_expsum_f32)(const float *, float *, size_t, float, double *);
-    void (*piece_expsum_f64)(const double *, double *, size_t, double, double *);
-    double (*piece_total)(const double *, size_t);
-    void (*piece_scale_f32)(float *, size_t, float);
-    void (*piece_scale_f64)(double *, size_t, double);
-    void (*piece_log_softmax_f32)(const float *, float *, size_t, float, float);
-    void (*piece_log_softmax_f64)(const double *, double *, size_t, double, double);
-    size_t (*piece_bwd_chunk_f32)(void);
-    size_t (*piece_bwd_chunk_f64)(void);
-    void (*piece_bwd_sums_f32)(int, const float *, const float *, size_t, double *);
-    void (*piece_bwd_sums_f64)(int, const double *, const double *, size_t, double *);
-    void (*piece_bwd_out_f32)(int, const float *, const float *, float *, size_t, float);
-    void (*piece_bwd_out_f64)(int, const double *, const double *, double *, size_t, double);
-    /* appended later: cross-entropy panels and pieces (check size before use) */
-    sc_xent_f32_fn *xent_cols_f32;
-    sc_xent_f64_fn *xent_cols_f64;
-    size_t (*piece_xent_max_bytes_f32)(void);
-    size_t (*piece_xent_max_bytes_f64)(void);
-    void (*piece_xent_ud_f32)(const float *, const float *, size_t, size_t, size_t, float,
-                              const sc_xent_params *, double *, double *);
-    void (*piece_xent_ud_f64)(const double *, const double *, size_t, size_t, size_t, double,
-                              const sc_xent_params *, double *, double *);
-    double (*piece_xent_finish_f32)(const float *, int64_t, double, const float *, size_t, float,
-                                    double, double, double, const sc_xent_params *, double *);
-    double (*piece_xent_finish_f64)(const double *, int64_t, double, const double *, size_t,
-                                    double, double, double, double, const sc_xent_params *,
-                                    double *);
-    void (*piece_xent_scale_f32)(float *, const float *, int64_t, size_t, size_t, size_t,
-                                 const sc_xent_params *, const double *);
-    void (*piece_xent_scale_f64)(double *, const double *, int64_t, size_t, size_t, size_t,
-                                 const sc_xent_params *, const double *);
-    /* appended later: softmax rows with scratch (check size before use) */
-    size_t (*softmax_rows_work_f32)(const float *, ptrdiff_t, size_t, size_t);
-    size_t (*softmax_rows_work_f64)(const double *, ptrdiff_t, size_t, size_t);
-    void (*softmax_rows_ws_f32)(const float *, ptrdiff_t, float *, ptrdiff_t, size_t, size_t, float *,
-                                size_t);
-    void (*softmax_rows_ws_f64)(const double *, ptrdiff_t, double *, ptrdiff_t, size_t, size_t,
-                                double *, size_t);
-    /* appended later: the cross-entropy of one long row in pieces */
-    void (*piece_xent_sweep_max_f32)(const float *, size_t, size_t, double *);
-    void (*piece_xent_sweep_max_f64)(const double *, size_t, size_t, double *);
-    void (*piece_xent_sweep_sums_f32)(const float *, const float *, size_t, size_t, size_t,
-                                      const sc_xent_params *, double *);
-    void (*piece_xent_sweep_sums_f64)(const double *, const double *, size_t, size_t, size_t,
-                                      const sc_xent_params *, double *);
-    int (*piece_xent_sweep_finish_f32)(const float *, const float *, int64_t, size_t,
-                                       const sc_xent_params *, const double *, int, double *,
-                                       double *);
-    int (*piece_xent_sweep_finish_f64)(const double *, const double *, int64_t, size_t,
-                                       const sc_xent_params *, const double *, int, double *,
-                                       double *);
-    void (*piece_xent_sweep_grad_f32)(const float *, const float *, int64_t, float *, size_t,
-                                      size_t, size_t, const sc_xent_params *, const double *);
-    void (*piece_xent_sweep_grad_f64)(const double *, const double *, int64_t, double *, size_t,
-                                      size_t, size_t, const sc_xent_params *, const double *);
-    /* appended later: cross-entropy rows with scratch (check size before use) */
-    size_t (*xent_rows_work_f32)(const float *, ptrdiff_t, size_t, size_t);
-    size_t (*xent_rows_work_f64)(const double *, ptrdiff_t, size_t, size_t);
-    void (*xent_rows_ws_f32)(const float *, ptrdiff_t, const float *, ptrdiff_t, const int64_t *,
-                             ptrdiff_t, float *, ptrdiff_t, double *, ptrdiff_t, size_t, size_t,
-                             const sc_xent_params *, float *, size_t);
-    void (*xent_rows_ws_f64)(const double *, ptrdiff_t, const double *, ptrdiff_t, const int64_t *,
-                             ptrdiff_t, double *, ptrdiff_t, double *, ptrdiff_t, size_t, size_t,
-                             const sc_xent_params *, double *, size_t);
+    SC_MANIFEST(SC_API_K, SC_API_P, SC_API_P0)
 } sc_api;
 
 /* The table (a static object: never freed, never changes). */
