@@ -2,8 +2,9 @@
  * sc_internal.h - what the kernel units and the dispatcher share; not
  * installed for users (softmax_c.h is the public header).
  *
- * Adding a kernel: write it in sc_body.h, add its name to the list below
- * and its declaration to softmax_c.h.  The per-ISA symbols, the dispatch
+ * Adding a kernel: write it in its family's file (csrc/family/, listed in
+ * family/list.h), add its name to the list below and its declaration to
+ * softmax_c.h.  The per-ISA symbols, the dispatch
  * table and the public wrapper all come from the list.
  */
 #ifndef SC_INTERNAL_H
@@ -60,7 +61,7 @@
  * with it. */
 #define SC_BWD_PREFETCH_MIN_BYTES (32 * 1024)
 /* Softmax rows from this size up to SC_PREFETCH_MAX_BYTES, in outputs of
- * SC_STREAM_MIN_BYTES or more, are pipelined (sc_body.h, rows_pipe; with
+ * SC_STREAM_MIN_BYTES or more, are pipelined (family/pipe.h, rows_pipe; with
  * the caller's scratch, sc_softmax_rows_ws): one
  * thread, out=, vs np.copyto, alternated builds: 256x32000 float32
  * 1.20-1.38x -> 0.95-1.07x, 4096x4096 float32 1.28-1.29x -> 1.13-1.20x,
@@ -75,7 +76,7 @@
 #define SC_PIPE_FLAT_MIN_BYTES 1024
 
 /* Whether rows of n elements of esz bytes into y take the pipelined form
- * (sc_body.h, rows_pipe) on a vector ISA: large outputs (as for streaming),
+ * (family/pipe.h, rows_pipe) on a vector ISA: large outputs (as for streaming),
  * rows of SC_PIPE_MIN_BYTES to SC_PREFETCH_MAX_BYTES (softmax, lg = 0: from
  * SC_PIPE_FLAT_MIN_BYTES when they follow each other; log_softmax, whose
  * last sweep already streamed, lost there: 16384x1024 float32 1.10x ->
@@ -90,7 +91,7 @@ static inline int sc_pipe_rows(size_t esz, const void *y, ptrdiff_t ldy, size_t 
 }
 
 /* Whether cross-entropy rows with a gradient g take the pipelined form
- * (sc_body.h, xent_rows_pipe; class-index targets only): as log_softmax,
+ * (family/xent_rows.h, xent_rows_pipe; class-index targets only): as log_softmax,
  * rows of SC_PIPE_MIN_BYTES to SC_PREFETCH_MAX_BYTES in large outputs.
  * One thread, out=, float32, against the three steps on an Intel Xeon:
  * 4096x4096 10.0 -> 7.6 ms (1.92x -> 1.46x np.copyto), 16384x2048 22.9 ->
