@@ -49,10 +49,9 @@ void sc_softmax_rows_f64(const double *x, ptrdiff_t ldx, double *y, ptrdiff_t ld
  * sc_softmax_rows_work(y, ldy, rows, n) elements (a number that is 0 where
  * it would not help), large outputs (4 MiB or more, rows of 1-256 KiB) are
  * written a row behind through streaming stores, from the scratch, so that
- * no line of y is read before it is written: about 1.2x -> 1.0x the time of
- * a memory copy on one core.  Without enough work (NULL, work_len too
- * small) it is sc_softmax_rows.  The same results either way; work must not
- * overlap x or y and holds nothing afterwards. */
+ * no line of y is read before it is written.  Without enough work (NULL,
+ * work_len too small) it is sc_softmax_rows.  The same results either way;
+ * work must not overlap x or y and holds nothing afterwards. */
 size_t sc_softmax_rows_work_f32(const float *y, ptrdiff_t ldy, size_t rows, size_t n);
 size_t sc_softmax_rows_work_f64(const double *y, ptrdiff_t ldy, size_t rows, size_t n);
 void sc_softmax_rows_ws_f32(const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t rows,

@@ -54,15 +54,13 @@ SC_ALWAYS_INLINE static inline VEC V(bwd_acc)(VEC s, VEC a, VEC b, int op)
 /* The lane sums of one chunk of at most SC_BWD_CHUNK elements: eight
  * accumulators, so that each lane still adds at most 8 terms (as the
  * forward's 4 accumulators over SC_CHUNK), over chunks twice as long: the
- * chunk's horizontal sum and two-sum step cost 20% of a 32000-element
- * float32 row at SC_CHUNK. */
+ * chunk's horizontal sum and two-sum step weigh on long rows. */
 #define SC_BWD_CHUNK (2 * SC_CHUNK)
 /* bwd_chunk over operands that sit k elements past a line boundary reads
  * a from line-aligned loads, and b at the same logical places (from
  * line-aligned loads too when b sits at the same k; one stream of loads
  * that straddle lines instead of two when both sit off a line by different
- * amounts: one row of 32000 float64 in L2 at 16, 48 and 0 bytes past a
- * line, reduction 4.3 -> 3.5 us).  Aligned vector J (at a - k + J*VN)
+ * amounts).  Aligned vector J (at a - k + J*VN)
  * holds the first VN - k lanes of logical vector J in its lanes >= k
  * and the last k lanes of logical vector J - 1 in its lanes < k, each lane
  * k places along.  Summed whole into t[J % 8] (the chunk's first and last
@@ -70,9 +68,7 @@ SC_ALWAYS_INLINE static inline VEC V(bwd_acc)(VEC s, VEC a, VEC b, int op)
  * logical accumulator s[u] and its lower lanes are s[u - 1], every lane
  * with the same terms in the same order as the plain loads give: blending
  * and rotating back by k lanes afterwards gives the same bits.  Loads that
- * straddle two lines took 1.4x the time streaming from memory (the
- * reduction of softmax_vjp 4096x1024 float32 at NumPy's 16-byte offset:
- * 0.57-0.61 ms, 0.43-0.45 this way, 0.39-0.42 line-aligned; one thread). */
+ * straddle two lines are slower streaming from memory. */
 #define SC_BWD_AL(t, u)                                                        \
     t = V(bwd_acc)(t, V(load)(pa + i + (u) * VN), V(load)(pb + i + (u) * VN), op)
 SC_ALWAYS_INLINE static inline VEC V(bwd_chunk)(const SC_T *a, const SC_T *b, size_t n, int op)
@@ -137,10 +133,7 @@ SC_ALWAYS_INLINE static inline VEC V(bwd_chunk)(const SC_T *a, const SC_T *b, si
  * rows (SC_REVERSE_MIN_BYTES).  (pa, pb), when not NULL, are the next
  * row's operands, prefetched while streaming this row's output.  Stores
  * are vector-aligned (a partial head first), streamed or not: a store
- * that straddles two lines costs more than a load that does (one row of
- * 32000 float64 in L2, operands and output 16 bytes past a line, one
- * thread: 9.9 -> 8.6 us, the time with all three on line boundaries;
- * rows of 1000 float32 1.1-1.2x faster). */
+ * that straddles two lines costs more than a load that does. */
 /* The last partial vector of a streamed output row, kept to be written
  * with the next row's head as one whole line (rows that follow each other). */
 typedef struct {
@@ -171,8 +164,7 @@ SC_ALWAYS_INLINE static inline void V(bwd_apply)(const SC_T *a, const SC_T *b, S
         VEC h = V(bwd_out)(V(loadt)(a, lo, (SC_T)0), V(loadt)(b, lo, (SC_T)0), d, op);
         if (cy && cy->k + lo == VN) {
             /* joined in registers: a line built on the stack and read
-             * back whole waits for the stores before it (4096x1024 float32,
-             * all at NumPy's 16-byte offset: 1.28-1.32 -> 1.23-1.24 ms) */
+             * back whole waits for the stores before it */
             V(stream)(out - cy->k, V(join)(cy->v, h, cy->k));
             cy->k = 0;
         } else {
@@ -237,12 +229,11 @@ SC_ALWAYS_INLINE static inline void V(bwd_row)(const SC_T *a, const SC_T *b, SC_
 
 /* Rows of at most two vectors: bwd_row's arithmetic without its per-row
  * setup (chunks, eight accumulators, the compensated total, the store
- * plan).  Same bits: below 8 VN elements bwd_chunk sums the whole vectors
- * into s0 in turn and the partial one into s1, the other accumulators stay
- * 0 (adding 0 changes none: none is ever -0), and the total of one chunk
- * is its own sum.  Plain stores: a row is at most two lines.
- * softmax_vjp 262144x16 float32, one thread: 3.0 -> 0.95 ms; 131072x32
- * 1.8 -> 0.9 ms (PyTorch 1.0-1.3 ms on both). */
+ * plan), which dominates such rows.  Same bits: below 8 VN elements
+ * bwd_chunk sums the whole vectors into s0 in turn and the partial one
+ * into s1, the other accumulators stay 0 (adding 0 changes none: none is
+ * ever -0), and the total of one chunk is its own sum.  Plain stores: a
+ * row is at most two lines. */
 SC_ALWAYS_INLINE static inline void V(bwd_short_rows)(const SC_T *a, ptrdiff_t lda, const SC_T *b,
                                                       ptrdiff_t ldb, SC_T *out, ptrdiff_t ldo,
                                                       size_t rows, size_t n, int op)
@@ -291,13 +282,9 @@ SC_ALWAYS_INLINE static inline void V(bwd_rows)(const SC_T *a, ptrdiff_t lda, co
         const int pf = n * sizeof(SC_T) >= SC_BWD_PREFETCH_MIN_BYTES &&
                        n * sizeof(SC_T) <= SC_PREFETCH_MAX_BYTES;
         /* output rows that follow each other share lines: each is written
-         * whole (32768x128 float32 into a 16-byte-offset buffer, one thread:
-         * 1.0 -> 0.75 ms, the time into a line-aligned one).  Except rows of
-         * exactly 4 KiB whose operands sit at the output's offset in a line
-         * (NumPy arrays alike): there the joined line slowed them to 1.3-1.4x
-         * the plain stores' time (4096x1024 float32, 2048x512 float64), while
-         * it helps the same rows when only the output is off the line
-         * (0.75x), and rows of 2, 8, 12 or 20 KiB either way. */
+         * whole.  Except rows of exactly 4 KiB whose operands sit at the
+         * output's offset in a line (NumPy arrays alike), where the joined
+         * line was slower than plain stores. */
         const int rows_4k = n * sizeof(SC_T) == 4096 && lda == ldo && ldb == ldo &&
                             ((size_t)a - (size_t)out) % SC_LINE == 0 &&
                             ((size_t)b - (size_t)out) % SC_LINE == 0;
@@ -320,28 +307,21 @@ SC_ALWAYS_INLINE static inline void V(bwd_rows)(const SC_T *a, ptrdiff_t lda, co
 /* Column panels (m <= SC_COLS_MAX columns): the reduction per lane over n
  * rows, 8-row chunks into a two-sum accumulator per column vector, then the
  * element-wise pass.  Every row is taken whole (all its column vectors) before
- * the next, so each cache line is read once per pass: sweeping the rows once
- * per column vector cost 4x the time at 32 columns and 6x at 64. */
+ * the next, so each cache line is read once per pass, not once per column
+ * vector. */
 #define SC_COLS_MAX 64
 
 /* One block of nv column vectors (the last of kl lanes).  Inlined with a
  * constant nv (1-4 below), the loops over v unroll and the accumulators
  * stay in registers (with a run-time nv they went through the stack); two
- * accumulators per vector (even and odd rows) halve the add chain.
- * softmax_vjp 64x1000x32 float32 along axis 1, one thread: 2.2x -> 1.9x
- * the time of np.add on the same arrays.  The reduction pass also
- * prefetches the output's lines for writing, so that the write pass does
- * not wait for them: 1.9x -> 1.45x, 2 threads 0.4 -> 0.2 ms.  Where the
- * panel's rows are whole rows of a C-contiguous array (lda = ldb = m, a
- * panel of (N, C, d) along C), the next panel follows it in memory: the
- * write pass prefetches it row by row, so that the next reduction reads
- * it from cache (on an Intel Xeon, where the panels come from memory:
- * 64x1000x32 float32 one thread 1085 -> 870 us, 1.29x -> 1.04x np.add,
- * two threads 556 -> 450 us; float64 2170 -> 1820 us; on Zen 4, where
- * they sat in L3, an earlier measurement found no gain).  (Measured slower: streaming
- * stores for the write pass when the call's whole output passes 4 MiB, by
- * a flat sweep over contiguous panels, at one and two threads in float32;
- * and a panel alone cannot know the call's size.) */
+ * accumulators per vector (even and odd rows) halve the add chain.  The
+ * reduction pass also prefetches the output's lines for writing, so that
+ * the write pass does not wait for them.  Where the panel's rows are whole
+ * rows of a C-contiguous array (lda = ldb = m, a panel of (N, C, d) along
+ * C), the next panel follows it in memory: the write pass prefetches it
+ * row by row, so that the next reduction reads it from cache.  (Streaming
+ * stores for the write pass lost; and a panel alone cannot know the call's
+ * size.) */
 SC_ALWAYS_INLINE static inline void V(bwd_cols_nv)(const SC_T *a, ptrdiff_t lda, const SC_T *b,
                                                    ptrdiff_t ldb, SC_T *out, ptrdiff_t ldo,
                                                    size_t n, size_t nv, size_t kl, int op)

@@ -41,9 +41,8 @@ SC_ALWAYS_INLINE static inline void V(col_stats)(const SC_T *x, ptrdiff_t ldx, S
  * max; exp (stored for softmax) summed per lane as col_stats does; scale,
  * or x - max - log(s).  With nv a constant (1-4 below) the accumulators
  * stay in registers.  Per lane the arithmetic is col_stats', in the same
- * order, so the same bits as sweeping the rows once per vector, which took
- * 740 us on 64x1000x32 float32 along axis 1 (one thread) against 446 us
- * for the same data laid out as rows; this takes 477 us. */
+ * order, so the same bits as sweeping the rows once per vector, which
+ * reads every line once per vector instead of once. */
 #define SC_FWD_COLS_MAX 64
 
 /* The panel step shared by the forward and cross-entropy panels: per lane
@@ -95,10 +94,7 @@ SC_ALWAYS_INLINE static inline void V(fwd_cols_nv)(const SC_T *x, ptrdiff_t ldx,
     }
     /* log_softmax: where the panel's rows are whole rows (see below), the
      * exp sweep, which reads x from cache, prefetches the next panel (in
-     * its last sweep, as softmax's, it cost float64 up to 7%): on
-     * an Intel Xeon, 64x1000x32 along axis 1, alternated, one thread:
-     * float32 968-985 -> 815-831 us, float64 2208-2259 -> 1791-1883 us; two
-     * threads 0.84x. */
+     * its last sweep, as softmax's, it cost float64 time) */
     const int next_x = log_form && ldx == (ptrdiff_t)((nv - 1) * VN + kl);
     V(cols_expsum)(x, ldx, log_form ? NULL : y, ldy, n, nv, kl, mx, hi, lo,
                    next_x ? x + (ptrdiff_t)n * ldx : NULL);
@@ -122,11 +118,9 @@ SC_ALWAYS_INLINE static inline void V(fwd_cols_nv)(const SC_T *x, ptrdiff_t ldx,
     } else {
         /* Where the panel's rows are whole rows (ldx = the block's width, a
          * C-contiguous (N, C, d) along C), the next panel follows: the
-         * scaling sweep, which reads y from cache, prefetches it (on an
-         * Intel Xeon, 64x1000x32 one thread, four runs each: float32
-         * 756-807 -> 732-761 us, float64 1716-1754 -> 1561-1702 us).
+         * scaling sweep, which reads y from cache, prefetches it.
          * log_softmax's last sweep reads x: there the prefetch cost
-         * float64 up to 7%. */
+         * float64 time. */
         const int next = ldx == (ptrdiff_t)((nv - 1) * VN + kl);
         const SC_T *xn = x + (ptrdiff_t)n * ldx;
         for (size_t v = 0; v < nv; v++)

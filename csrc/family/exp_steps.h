@@ -156,9 +156,7 @@ SC_ALWAYS_INLINE static inline double V(expsum)(const SC_T *x, SC_T *y, size_t n
 /* Step 3 of softmax: y *= a; vector-aligned on rows of 2 KiB or more.
  * Shorter rows are still in the store buffer from step 2, whose stores
  * sit where the row starts: aligned loads, which straddle two of them,
- * cannot take their data from it (128 float32 elements 16 bytes past a
- * line: 1.05-1.10x the time; rows of 1000 float32 0.96x, 32000 float32
- * 0.97-0.98x). */
+ * cannot take their data from it. */
 static inline void V(scale)(SC_T *y, size_t n, SC_T a)
 {
     const VEC va = V(set1)(a);
@@ -194,9 +192,7 @@ SC_ALWAYS_INLINE static inline void V(final_pass)(const SC_T *x, SC_T *y, size_t
     if (stream && VN > 1) {
         /* head: up to the first line-aligned element of y, plain stores; a
          * line written partly by streaming stores and partly by plain ones
-         * (a row's first line shares with the row before) cost up to 7x
-         * with AVX2 (32768x128 float32 log_softmax at NumPy's 16-byte
-         * offset, vector-aligned streaming: 9.8 ms, plain 2.1) */
+         * (a row's first line shares with the row before) is very slow */
         const size_t lw = SC_LINE / sizeof(SC_T), mis = ((size_t)y / sizeof(SC_T)) % lw;
         const size_t head = mis ? lw - mis : 0;
         if ((size_t)y % sizeof(SC_T) == 0 && head < n) {

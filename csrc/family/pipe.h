@@ -100,10 +100,8 @@ SC_ALWAYS_INLINE static inline int V(pipe_span)(size_t head, size_t k, size_t n,
  * ownership), and its writes drain while exp computes.  The same bits as
  * the row kernels' sweeps.  The lines an output row shares with its
  * neighbours are written whole when the rows follow each other (ldy = n),
- * else with plain stores, prefetched for writing a row ahead (4096x4096
- * float32 softmax into NumPy's 16-byte-offset buffers: 1.24x -> 1.16x
- * np.copyto).  softmax's two scratch rows are in `work`
- * (sc_pipe_work elements). */
+ * else with plain stores, prefetched for writing a row ahead.  softmax's
+ * two scratch rows are in `work` (sc_pipe_work elements). */
 SC_ALWAYS_INLINE static inline void V(rows_pipe)(const SC_T *x, ptrdiff_t ldx, SC_T *y,
                                                  ptrdiff_t ldy, size_t rows, size_t n, int lg,
                                                  SC_T *work)

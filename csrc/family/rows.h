@@ -7,12 +7,10 @@
  */
 
 /* Softmax rows: the three steps, exp stored while summing and scaled in
- * place, the next row prefetched during the exp sweep.  (A variant for
- * large float32 outputs that summed without storing and recomputed exp in
- * a write-only streaming pass, to spare the read for ownership of each
- * output line, measured 1.74-1.84x np.copyto on 4096x4096 and 256x32000
- * against 1.42-1.54x for the three steps, and no better on rows larger
- * than L2: this machine's exp costs more than that read.) */
+ * place, the next row prefetched during the exp sweep.  (A variant that
+ * summed without storing and recomputed exp in a write-only streaming
+ * pass, to spare the read for ownership of each output line, lost: exp
+ * costs more than that read.) */
 void KFN(softmax_rows_ws)(const SC_T *x, ptrdiff_t ldx, SC_T *y, ptrdiff_t ldy, size_t rows,
                           size_t n, SC_T *work, size_t work_len)
 {
@@ -43,11 +41,8 @@ void KFN(softmax_rows)(const SC_T *x, ptrdiff_t ldx, SC_T *y, ptrdiff_t ldy, siz
  * 65-255 elements with AVX-512): the row steps, the logs of SC_LOGD_N
  * rows' sums at once (sc_logd_n, lane by lane: a row's bits do not depend
  * on its group) instead of a libm log per row, each group's final passes
- * reading its rows again from L1.  One thread, out=, 4 Mi elements, before
- * -> after: float32 n = 65 2.03 -> 1.80 ms, 96 1.38 -> 1.22, 128 1.18 ->
- * 1.06, 200 1.05 -> 0.96, 255 1.10 -> 1.01; float64 n = 33 4.4 -> 4.0, 64
- * 2.78 -> 2.64, 96-127 +-3%.  With AVX2, 3-6% slower at float32 96-128:
- * AVX-512 only.  Not inlined, as log_softmax_short. */
+ * reading its rows again from L1.  AVX-512 only: with AVX2 it lost.  Not
+ * inlined, as log_softmax_short. */
 static void V(log_softmax_grouped)(const SC_T *x, ptrdiff_t ldx, SC_T *y, ptrdiff_t ldy,
                                    size_t rows, size_t n)
 {

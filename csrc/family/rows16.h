@@ -59,9 +59,7 @@ SC_ALWAYS_INLINE static inline void V(rows16_sum)(const VEC c[16], size_t k, con
  * rows16_blocks (whose helpers it shares): the exponentials kept as
  * columns, scaled by their row's (float)(1 / s) (s summed in double),
  * transposed back and stored.  A group of fewer than 16 rows is copied
- * into 16 rows of zeros first.  One thread, out=, against the row kernel:
- * 1048576x4 15.4 -> 5.5 ms, 524288x8 8.7 -> 4.7 (PyTorch 54), 262144x16
- * 3.4 -> 1.8-2.0 (PyTorch 3.8).  (Rows of two vectors: rows16_blocks.)
+ * into 16 rows of zeros first.  (Rows of two vectors: rows16_blocks.)
  * sm16_group: 16 rows of xg, t lanes (all when `full`); the first g
  * written to yg. */
 SC_ALWAYS_INLINE static inline void V(sm16_group)(const SC_T *xg, ptrdiff_t ldx, SC_T *yg,
@@ -232,18 +230,13 @@ SC_ALWAYS_INLINE static inline void V(rows16_stats)(const SC_T *xg, ptrdiff_t ld
  * of vector logs; then each row's output from its input again, with its
  * maximum and log taken from their lanes.  Per row, this takes none of the
  * horizontal max and sum of the row-at-a-time form (lss_rows), whose
- * latency bound it to about 50 cycles a row of 16 elements.  A group of
+ * latency bounds it.  A group of
  * fewer than 16 rows is padded with rows of zeros: every lane is its own
  * row's arithmetic, so a row has the same bits in any group and alone.
- * One thread, out=, against lss_rows: 262144x16 3.3 -> 1.8-2.0 ms
- * (PyTorch 3.1), 174762x24 3.0 -> 1.8 (3.3), 131072x32 2.1 -> 1.55
- * (2.45), 524288x8 9.3 -> 5.0-5.8 (43).
  * softmax (lg 0) of rows of 17-32 elements the same way, with the sums'
  * reciprocals, then each row's exponentials again from its input (in L1),
  * scaled: an exp more per element than the row kernel, none of its
- * latency-bound per-row reductions.  One thread, out=, 4 Mi
- * elements, row kernel -> this (PyTorch 2.13): n = 17 4.0 -> 2.3 ms (7.0),
- * 24 2.7 -> 1.9, 32 1.8 -> 1.5.  (Keeping the two blocks' exponentials in
+ * latency-bound per-row reductions.  (Keeping the two blocks' exponentials in
  * registers for the scaling, as sm16_group does with one, spilled: no
  * faster than the row kernel.  The lss_rows form, with the exponentials
  * again, was slower than the row kernel at 17-64 elements.) */
@@ -307,10 +300,7 @@ static void V(softmax_short)(const SC_T *x, ptrdiff_t ldx, SC_T *y, ptrdiff_t ld
 /* logsumexp of float32 rows of at most two vectors with AVX-512, 16 rows at
  * a time as rows16_blocks (lane = row; rows past the last are zeros,
  * not read): mx + log(s) for the 16 rows in double, two vector logs;
- * lanes whose maximum is not finite as in the row kernel.  One thread, 4
- * Mi elements, the row-at-a-time form -> this (PyTorch 2.13): n = 1 56.5
- * -> 11 ms (20), 4 18.6 -> 4.8 (12.9), 8 9.3 -> 4.1 (10.0), 16 4.5 -> 1.3
- * (8.7), 24 3.5 -> 1.6-1.8 (9.1), 32 2.5 -> 1.2-2.2 (4.8). */
+ * lanes whose maximum is not finite as in the row kernel. */
 SC_ALWAYS_INLINE static inline void V(lse_rows16)(const SC_T *x, ptrdiff_t ldx, SC_T *out,
                                                  ptrdiff_t ldo, size_t rows, size_t n,
                                                  const int nb, const size_t tc)

@@ -13,10 +13,8 @@
  * whole group in the vector layer's log (sc_logd_n; lane by lane, so a row
  * has the same bits in any group, and alone), then the outputs from the
  * inputs again (in L1).  The length's case is resolved once per call, not
- * per row.  Plain stores: a row is at most two lines.
- * 262144x16 float32, one thread, out=: 4.6 -> 3.3 ms (PyTorch 3.1);
- * 131072x32 2.7 -> 2.1 ms (PyTorch 2.45): the libm log per row, a call
- * the rows' work could not overlap, was a quarter of the time.
+ * per row.  Plain stores: a row is at most two lines.  A libm log per
+ * row, a call the rows' work could not overlap, weighed on such rows.
  * kind: 0 n < VN, 1 n == VN, 2 VN < n < 2 VN, 3 n == 2 VN, 4 three
  * vectors, 5 four; t lanes in the last vector. */
 SC_ALWAYS_INLINE static inline void V(lss_stats)(const SC_T *xr, size_t n, size_t t, int kind,
@@ -132,7 +130,7 @@ SC_ALWAYS_INLINE static inline void V(lss_rows)(const SC_T *x, ptrdiff_t ldx, SC
 }
 
 /* Not inlined: inlined, it slowed the long-row loop of float64 rows of
- * 24-64 elements by 1.6x (code layout). */
+ * 24-64 elements (code layout). */
 static void V(log_softmax_short)(const SC_T *x, ptrdiff_t ldx, SC_T *y,
                                  ptrdiff_t ldy, size_t rows, size_t n)
 {
@@ -149,15 +147,10 @@ static void V(log_softmax_short)(const SC_T *x, ptrdiff_t ldx, SC_T *y,
 }
 
 /* Rows of three or four vectors (float32 33-64 elements with AVX-512),
- * the same way.  One thread, out=, 4 Mi elements, the row-at-a-time form
- * (its libm log per row and loop setup) -> this, PyTorch 2.13: AVX-512
- * float32 n = 33 3.70 -> 2.49 ms (3.16), 48 2.45 -> 1.71 (2.10), 64 2.17
- * -> 1.53 (1.98); float64 n = 24 5.2 -> 3.6 (14.8).  AVX-512 float32 rows
- * of 33-40 elements then went 16 rows at a time (rows16_blocks, three
- * blocks: five transposes per 16 rows): n = 33 2.32 -> 1.82-2.01 ms, 36
- * 2.11 -> 1.87-1.98, 38 2.03 -> 1.85, 40 1.91 -> 1.81-1.94; from 42 to 48
- * that lost up to 10%, and four blocks lost 3-16% at 56-64: those stay
- * here.  Not inlined, as log_softmax_short. */
+ * the same way, sparing the row-at-a-time form's libm log per row and
+ * loop setup.  AVX-512 float32 rows of up to 40 elements go 16 rows at a
+ * time (V(rows16)); longer ones stay here, where they lost less.  Not
+ * inlined, as log_softmax_short. */
 static void V(log_softmax_4v)(const SC_T *x, ptrdiff_t ldx, SC_T *y, ptrdiff_t ldy, size_t rows,
                               size_t n)
 {
@@ -171,12 +164,8 @@ static void V(log_softmax_4v)(const SC_T *x, ptrdiff_t ldx, SC_T *y, ptrdiff_t l
 
 /* logsumexp of rows of at most four vectors: lss_rows' maxima and sums,
  * a group's logs at once, mx + log(s) in double; a row whose maximum is
- * not finite as below.  One thread, 4 Mi elements, the row-at-a-time
- * form (a libm log per row) -> this, PyTorch 2.13 beside: float64 n = 8
- * 9.1 -> 5.5 ms (26), 32 3.35 -> 2.56 (22); AVX2 float32 n = 8 8.1 ->
- * 5.9 (10.1); AVX-512 float32 n = 33 2.94 -> 2.17 (4.9), 64 1.47 -> 1.22
- * (4.6).  The kind's case resolved once per call; not inlined, as
- * log_softmax_short. */
+ * not finite as below.  The kind's case resolved once per call; not
+ * inlined, as log_softmax_short. */
 SC_ALWAYS_INLINE static inline void V(lse_rows)(const SC_T *x, ptrdiff_t ldx, SC_T *out,
                                                 ptrdiff_t ldo, size_t rows, size_t n, int kind)
 {

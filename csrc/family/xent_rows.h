@@ -207,9 +207,8 @@ SC_ALWAYS_INLINE static inline VEC V(xent_gt)(const SC_T *z, const SC_T *q, cons
 
 /* Pass 2.  The target's element goes into its vector before the store: a
  * separate scalar store after the streaming stores would read the line
- * back from memory (a miss per row: 3x the time of 128-class rows).
- * Vector-aligned stores after a partial head, streamed or not, as
- * bwd_apply's (1x32000 float32 0.97x, 1x4000 0.93x, one thread). */
+ * back from memory (a miss per row).  Vector-aligned stores after a
+ * partial head, streamed or not, as bwd_apply's. */
 SC_ALWAYS_INLINE static inline void V(xent_grad)(const SC_T *z, const SC_T *q, const SC_T *w,
                                                  SC_T *g, size_t n, size_t ncls, double m,
                                                  double A, double B, double ls, int kind,
@@ -242,11 +241,10 @@ static inline void V(fill_row)(SC_T *g, size_t n, SC_T c)
  * (1) m = max(z); (2) for the smoothing and probability kinds, U = sum u
  * and D = sum u (m - z); (3) e = exp(z - m) stored to g while summing s;
  * (4) g = A e - B u in place.  Steps 2-4 read the row from cache (up to
- * 1 MiB, the L2 size: 16x262144 float32 measured 1.36 ms this way, 1.60 ms
- * with the online sweep), so this
- * moves the row from memory once, as the online sweep does, but evaluates
- * half the exponentials.  g may be z: z is not read after step 3.  For the
- * loss alone (g NULL), steps 1-3 without the stores. */
+ * 1 MiB, the L2 size), so this moves the row from memory once, as the
+ * online sweep does, but evaluates half the exponentials.  g may be z: z
+ * is not read after step 3.  For the loss alone (g NULL), steps 1-3
+ * without the stores. */
 #define SC_XENT_CACHED_MAX_BYTES (1024 * 1024)
 
 /* Step 2 of a row: U = sum u and D = sum u (m - z), chunk by chunk in
@@ -622,8 +620,7 @@ void KFN(xent_rows_ws)(const SC_T *z, ptrdiff_t ldz, const SC_T *q, ptrdiff_t ld
                        SC_T *work, size_t work_len)
 {
     /* not in place: the row just read is in cache, where streaming stores
-     * over it would only evict it (out=logits, 4096x4096 float32, one
-     * thread: 7.8 -> 11.9 ms) */
+     * over it would only evict it */
     if (VN > 1 && q == NULL && g != NULL && (const void *)g != (const void *)z && work != NULL &&
         work_len >= sc_pipe_work(sizeof(SC_T), n) && sc_xent_pipe_rows(sizeof(SC_T), g, ldg, rows, n)) {
         V(xent_rows_pipe)(z, ldz, t, ldt, g, ldg, loss, ldl, rows, n, p, work);
