@@ -14,7 +14,7 @@ mp.mp.dps = 50
 HALF_LN2 = mp.log(2) / 2 * (1 + mp.mpf("1e-6"))   # the reduced range, with the rounding of n
 
 
-# Range reduction (sc_body.h): log2(e); the magic add that rounds x log2(e)
+# Range reduction (family/exp_steps.h): log2(e); the magic add that rounds x log2(e)
 # and leaves n + bias in the low mantissa bits; ln 2 in two parts (HI with
 # trailing zeros, so n * HI is exact); below CUTOFF the result is not
 # normal and is flushed to 0; above XMAX exp_sat gives +inf.

@@ -2,9 +2,10 @@
  * sc_internal.h - what the kernel units and the dispatcher share; not
  * installed for users (softmax_c.h is the public header).
  *
- * Adding a kernel: one row in sc_kernels.def and its body in the family's
- * file; the per-level declarations below, the dispatch table, the public
- * functions and the sc_api table all come from that row.
+ * Adding a kernel: one row in sc_kernels.def and its body in its family's
+ * file (csrc/family/, listed in family/list.h); the per-level declarations
+ * below, the dispatch table, the public functions and the sc_api table all
+ * come from that row.
  */
 #ifndef SC_INTERNAL_H
 #define SC_INTERNAL_H
@@ -39,47 +40,33 @@
 #define SC_STREAM_MIN_BYTES (4 * 1024 * 1024)
 /* ... in rows of at least this size: below it the lines that a row shares
  * with its neighbours (plain stores) are too large a part, and streaming
- * lost to plain stores even on 64 MiB outputs (log_softmax float32, one
- * and two threads, AVX-512 and AVX2: n = 64 1.15-1.2x, n = 128 1.07-1.1x;
- * n = 1000 0.85-0.9x). */
+ * lost to plain stores even on the largest outputs. */
 #define SC_STREAM_MIN_ROW_BYTES 1024
 /* Two-pass row kernels make their second pass last to first on rows of
  * at least this size per operand: the first pass leaves the row's end in
- * L2, where the second then finds it (softmax_vjp 16x262144 float32, one
- * thread: 1.3 -> 1.03 ms; 1.55x -> 1.27x np.add).  On short rows the
- * reversed order cost 3x (32768x128 with streaming stores); on an Intel
- * Xeon (2 MiB L2) rows of 256-512 KiB, which stay in L2 either way, took
- * 1.2-1.7x as long reversed (one row of 65536, float32 12.5 -> 15.8-19 us,
- * float64 25 -> 36-42 us, its output at NumPy's offsets). */
+ * L2, where the second then finds it.  On shorter rows, which stay in L2
+ * either way or are too short to matter, the reversed order lost. */
 #define SC_REVERSE_MIN_BYTES (1024 * 1024)
 /* The backward row kernels prefetch the next row during the write pass of
  * rows from this size up to SC_PREFETCH_MAX_BYTES, when streaming: the
- * next reduction then reads from cache while this row's output drains
- * (softmax_vjp 256x32000 float32, 1.04x -> 0.93x np.add on one thread,
- * 0.83x -> 0.74x on two).  Rows of 512 bytes (32768x128) took 3x as long
- * with it. */
+ * next reduction then reads from cache while this row's output drains.
+ * Short rows lost with it. */
 #define SC_BWD_PREFETCH_MIN_BYTES (32 * 1024)
 /* Softmax rows from this size up to SC_PREFETCH_MAX_BYTES, in outputs of
- * SC_STREAM_MIN_BYTES or more, are pipelined (sc_body.h, rows_pipe; with
- * the caller's scratch, sc_softmax_rows_ws): one
- * thread, out=, vs np.copyto, alternated builds: 256x32000 float32
- * 1.20-1.38x -> 0.95-1.07x, 4096x4096 float32 1.28-1.29x -> 1.13-1.20x,
- * float64 1.30-1.38x -> 1.28x.  On rows of 0.5-4 KiB with an output
- * that is not line-aligned (NumPy's) it was 1.5-2x slower: every row then
- * starts and ends in a partly written line. */
+ * SC_STREAM_MIN_BYTES or more, are pipelined (family/pipe.h, rows_pipe;
+ * with the caller's scratch, sc_softmax_rows_ws).  Shorter rows into an
+ * output that is not line-aligned (NumPy's) lost: every row then starts
+ * and ends in a partly written line. */
 #define SC_PIPE_MIN_BYTES (8 * 1024)
 /* ... and from this size when the output rows follow each other (ldy = n):
- * the lines rows share are then written whole (one thread, out=, vs
- * np.copyto: 16384x1024 float32 1.11-1.19x -> 0.99-1.10x, 32768x256
- * 1.30-1.33x -> 1.10-1.34x).  32768x128 (512-byte rows) was 10% slower. */
+ * the lines rows share are then written whole.  Shorter rows lost. */
 #define SC_PIPE_FLAT_MIN_BYTES 1024
 
 /* Whether rows of n elements of esz bytes into y take the pipelined form
- * (sc_body.h, rows_pipe) on a vector ISA: large outputs (as for streaming),
+ * (family/pipe.h, rows_pipe) on a vector ISA: large outputs (as for streaming),
  * rows of SC_PIPE_MIN_BYTES to SC_PREFETCH_MAX_BYTES (softmax, lg = 0: from
- * SC_PIPE_FLAT_MIN_BYTES when they follow each other; log_softmax, whose
- * last sweep already streamed, lost there: 16384x1024 float32 1.10x ->
- * 1.28x np.copyto). */
+ * SC_PIPE_FLAT_MIN_BYTES when they follow each other; not log_softmax,
+ * whose last sweep already streamed, and which lost there). */
 static inline int sc_pipe_rows(size_t esz, const void *y, ptrdiff_t ldy, size_t rows, size_t n,
                                int lg)
 {
@@ -90,17 +77,11 @@ static inline int sc_pipe_rows(size_t esz, const void *y, ptrdiff_t ldy, size_t 
 }
 
 /* Whether cross-entropy rows with a gradient g take the pipelined form
- * (sc_body.h, xent_rows_pipe; class-index targets only): as log_softmax,
- * rows of SC_PIPE_MIN_BYTES to SC_PREFETCH_MAX_BYTES in large outputs.
- * One thread, out=, float32, against the three steps on an Intel Xeon:
- * 4096x4096 10.0 -> 7.6 ms (1.92x -> 1.46x np.copyto), 16384x2048 22.9 ->
- * 17.2 ms, float64 256x32000 9.1 -> 8.6 ms; but float32 256x32000 3.35 ->
- * 3.78 ms, as softmax's pipeline there (3.19 -> 3.54 ms): in a loop over
- * the same arrays that machine keeps a 32 MiB call in its large L3, which
- * streaming stores bypass.  With the caches evicted between calls (as a
- * model's other work does) plain stores lost there: 1.11-1.18x the
- * pipelined time (softmax and this gradient, 256x32000 float32, one and
- * two threads; 8192x1024 softmax 1.40x). */
+ * (family/xent_rows.h, xent_rows_pipe; class-index targets only): as
+ * log_softmax, rows of SC_PIPE_MIN_BYTES to SC_PREFETCH_MAX_BYTES in large
+ * outputs.  Where a machine's L3 holds the whole call in a loop over the
+ * same arrays, plain stores win; with the caches evicted between calls,
+ * as a model's other work does, the pipeline wins. */
 static inline int sc_xent_pipe_rows(size_t esz, const void *g, ptrdiff_t ldg, size_t rows, size_t n)
 {
     return sc_pipe_rows(esz, g, ldg, rows, n, 1);

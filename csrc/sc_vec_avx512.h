@@ -5,13 +5,13 @@
  * AVX-512F and FMA for the rest of that translation unit.  Every helper is
  * `static inline`, so the same names in the other ISA layers never clash.
  *
- * The generic kernels in sc_body.h use only what is defined here:
+ * The generic kernels in csrc/family/ use only what is defined here:
  *   sc_vec_S, SC_VN_S                         vector type and lane count
  *   sc_load/_store_S (unaligned), sc_stream_S (aligned, non-temporal) and
  *   sc_sfence, sc_loadt_S/sc_storet_S (first k < VN lanes,
  *   the other lanes of a load filled with `fill`), sc_set1, add, sub, mul,
  *   div, fma (a*b + c), max, select_lt (a < b ? x : y, false on NaN),
- *   sc_pow2i_S (2^n from the magic-biased value of sc_body.h's exp),
+ *   sc_pow2i_S (2^n from the magic-biased value of family/exp_steps.h's exp),
  *   sc_setlane_S (lane j < VN replaced),
  *   sc_hmax_S (horizontal max), sc_hsum_S (horizontal sum, in double),
  *   sc_loadt_from_S (lanes k.. of the vector at p, the first k lanes 0 and
@@ -157,7 +157,7 @@ static inline __m512d sc_rotate_f64(__m512d v, size_t k)
 
 /* ---- log in double, SC_LOGD_N lanes at a time -------------------------
  * The cross-entropy's log(s) per row, evaluated for a group of rows at
- * once (sc_body.h, "log in double").  sc_logd_n works in place on
+ * once (family/xent_rows.h; the short rows' logs too).  sc_logd_n works in place on
  * SC_LOGD_N doubles; sc_logd_1 is the same lanes' arithmetic on one value,
  * so a row's loss has the same bits whichever of the two computed it. */
 enum { SC_LOGD_N = 8 };
@@ -196,7 +196,7 @@ static inline __m512d sc_logd_v(__m512d x)
 static inline void sc_logd_n(double *x) { _mm512_storeu_pd(x, sc_logd_v(_mm512_loadu_pd(x))); }
 static inline double sc_logd_1(double x) { return _mm512_cvtsd_f64(sc_logd_v(_mm512_set1_pd(x))); }
 
-/* ---- float32 rows 16 at a time (sc_body.h, log_softmax_rows16) ---------
+/* ---- float32 rows 16 at a time (family/rows16.h) -----------------------
  * sc_transpose16_f32: lane i of r[j] becomes lane j of r[i];
  * sc_lane_f32: lane k of v in every lane;
  * sc_lo_pd_f32 / sc_hi_pd_f32: lanes 0-7 / 8-15 in double;

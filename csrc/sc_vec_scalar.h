@@ -6,7 +6,7 @@
  * take their tail path, so sc_loadt/sc_storet only have to be correct for
  * k == 0.  fma is written as a*b + c: a software fma() would be far slower
  * on CPUs without the instruction, and the kernels' error bounds hold
- * without the fused rounding (see sc_body.h).
+ * without the fused rounding (see family/exp_steps.h).
  */
 #ifndef SC_VEC_SCALAR_H
 #define SC_VEC_SCALAR_H

@@ -52,9 +52,9 @@ extern "C" {
  * sc_softmax_rows_work(y, ldy, rows, n) elements (a number that is 0 where
  * it would not help), large outputs (4 MiB or more, rows of 1-256 KiB) are
  * written a row behind through streaming stores, from the scratch, so that
- * no line of y is read before it is written.  Without enough work (NULL, work_len too
- * small) it is sc_softmax_rows.  The same results either way; work must not
- * overlap x or y and holds nothing afterwards. */
+ * no line of y is read before it is written.  Without enough work (NULL,
+ * work_len too small) it is sc_softmax_rows.  The same results either way;
+ * work must not overlap x or y and holds nothing afterwards. */
 
 /* sc_log_softmax_rows_<dt>(x, ldx, y, ldy, rows, n):
  *   y[r*ldy + i] = x_i - logsumexp(slice r). */

@@ -388,7 +388,7 @@ def backward_unbounded(name, built, expected, actual):
     compute dtype's range): whether a partial sum overflows depends on the
     order of summation, so a finite result on one side may be infinite (or
     NaN, from inf - inf) on the other (test_backward_sum_overflow_gives_
-    the_formulas_inf pins the kernel's own behaviour).  Also not a bug but documented (csrc/sc_body.h exp_sat): the log-softmax
+    the_formulas_inf pins the kernel's own behaviour).  Also not a bug but documented (csrc/family/exp_steps.h exp_sat): the log-softmax
     products' exp saturates to +inf above logp = 88 (float32) / 709
     (float64), a little before it overflows, far outside valid
     log-probabilities.
@@ -819,7 +819,7 @@ def bound_backward(name, built, expected):
             err = np.abs(a) * (u * np.abs(b) + (n * u + tol) * s_abs)
         elif name == "log_softmax_jvp":
             # exp results below the smallest normal are flushed to 0
-            # (csrc/sc_body.h exp_neg): up to tiny |v_j| each
+            # (csrc/family/exp_steps.h exp_neg): up to tiny |v_j| each
             p = np.exp(a)
             s_abs = np.sum(np.abs(p * b), axis=axis, keepdims=True)
             err = u * np.abs(b) + (n * u + tol) * s_abs + tiny * np.sum(

@@ -1,0 +1,425 @@
+/*
+ * family/backward.h - the backward products (softmax_jvp,
+ * log_softmax_jvp, log_softmax_vjp) on rows and on panels.  The row
+ * kernels pick the short-row form, or the chunked reduction then the
+ * fused write pass, streaming on large outputs.
+ */
+
+/* ---- backward kernels ------------------------------------------------------
+ * Each reads its operands at most twice and writes once: a compensated
+ * reduction over the row (as the forward sum: chunked lane sums, each
+ * chunk reduced in double into a two-sum total), then one fused
+ * element-wise pass.
+ *   softmax_jvp       d = sum(y v)          out = y (v - d)
+ *   log_softmax_jvp   d = sum(exp(lp) v)    out = v - d
+ *   log_softmax_vjp   d = sum(g)            out = g - exp(lp) d
+ * (a, b) below are (y, v), (lp, v) and (lp, g). */
+/* (SC_SOFTMAX_JVP, SC_LOG_SOFTMAX_JVP, SC_LOG_SOFTMAX_VJP: softmax_c.h) */
+
+/* The term summed by `op`; lanes past the end are loaded as a = -inf
+ * (exp -> 0) for the exp form and a = b = 0 otherwise, so they add 0. */
+SC_ALWAYS_INLINE static inline VEC V(bwd_term)(VEC a, VEC b, int op)
+{
+    if (op == SC_SOFTMAX_JVP)
+        return V(mul)(a, b);
+    if (op == SC_LOG_SOFTMAX_JVP)
+        return V(mul)(V(exp_sat)(a), b);
+    return b;
+}
+
+SC_ALWAYS_INLINE static inline VEC V(bwd_out)(VEC a, VEC b, VEC d, int op)
+{
+    if (op == SC_SOFTMAX_JVP)
+        return V(mul)(a, V(sub)(b, d));
+    if (op == SC_LOG_SOFTMAX_JVP)
+        return V(sub)(b, d);
+    return V(sub)(b, V(mul)(V(exp_sat)(a), d));
+}
+
+SC_ALWAYS_INLINE static inline SC_T V(bwd_fill)(int op)
+{
+    return op == SC_LOG_SOFTMAX_JVP ? (SC_T)-INFINITY : (SC_T)0;
+}
+
+/* s + the term of `op` at (a, b): one FMA for the products. */
+SC_ALWAYS_INLINE static inline VEC V(bwd_acc)(VEC s, VEC a, VEC b, int op)
+{
+    if (op == SC_SOFTMAX_JVP)
+        return V(fma)(a, b, s);
+    if (op == SC_LOG_SOFTMAX_JVP)
+        return V(fma)(V(exp_sat)(a), b, s);
+    return V(add)(s, b);
+}
+
+/* The lane sums of one chunk of at most SC_BWD_CHUNK elements: eight
+ * accumulators, so that each lane still adds at most 8 terms (as the
+ * forward's 4 accumulators over SC_CHUNK), over chunks twice as long: the
+ * chunk's horizontal sum and two-sum step weigh on long rows. */
+#define SC_BWD_CHUNK (2 * SC_CHUNK)
+/* bwd_chunk over operands that sit k elements past a line boundary reads
+ * a from line-aligned loads, and b at the same logical places (from
+ * line-aligned loads too when b sits at the same k; one stream of loads
+ * that straddle lines instead of two when both sit off a line by different
+ * amounts).  Aligned vector J (at a - k + J*VN)
+ * holds the first VN - k lanes of logical vector J in its lanes >= k
+ * and the last k lanes of logical vector J - 1 in its lanes < k, each lane
+ * k places along.  Summed whole into t[J % 8] (the chunk's first and last
+ * aligned vectors masked to the chunk), the upper lanes of t[u] are the
+ * logical accumulator s[u] and its lower lanes are s[u - 1], every lane
+ * with the same terms in the same order as the plain loads give: blending
+ * and rotating back by k lanes afterwards gives the same bits.  Loads that
+ * straddle two lines are slower streaming from memory. */
+#define SC_BWD_AL(t, u)                                                        \
+    t = V(bwd_acc)(t, V(load)(pa + i + (u) * VN), V(load)(pb + i + (u) * VN), op)
+SC_ALWAYS_INLINE static inline VEC V(bwd_chunk)(const SC_T *a, const SC_T *b, size_t n, int op)
+{
+    VEC s0 = V(set1)((SC_T)0), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0, s6 = s0, s7 = s0;
+    size_t i = 0;
+    const size_t k = ((size_t)a / sizeof(SC_T)) % VN, kb = ((size_t)b / sizeof(SC_T)) % VN;
+    if (VN > 1 && k && kb && 8 * VN <= n && (size_t)a % sizeof(SC_T) == 0 &&
+        (size_t)b % sizeof(SC_T) == 0) {
+        /* a's line start, and b as far before b (as integers, not pointer
+         * arithmetic) */
+        const SC_T *pa = (const SC_T *)((size_t)a - k * sizeof(SC_T));
+        const SC_T *pb = (const SC_T *)((size_t)b - k * sizeof(SC_T));
+        /* aligned vector 0: the lanes before a are 0, not read (adding 0
+         * changes no accumulator: none is ever -0) */
+        s0 = V(bwd_acc)(s0, V(loadt_from)(pa, k), V(loadt_from)(pb, k), op);
+        for (; i + 8 * VN <= n; i += 8 * VN) {
+            SC_BWD_AL(s1, 1);
+            SC_BWD_AL(s2, 2);
+            SC_BWD_AL(s3, 3);
+            SC_BWD_AL(s4, 4);
+            SC_BWD_AL(s5, 5);
+            SC_BWD_AL(s6, 6);
+            SC_BWD_AL(s7, 7);
+            if (i + 16 * VN <= n)
+                SC_BWD_AL(s0, 8);
+            else /* the block's last: its lanes past the blocks are 0, not read */
+                s0 = V(bwd_acc)(s0, V(loadt)(pa + i + 8 * VN, k, V(bwd_fill)(op)),
+                                V(loadt)(pb + i + 8 * VN, k, (SC_T)0), op);
+        }
+        const VEC t0 = s0, t1 = s1, t2 = s2, t3 = s3, t4 = s4, t5 = s5, t6 = s6, t7 = s7;
+        s0 = V(rotate)(V(blend_lanes)(t1, t0, k), k);
+        s1 = V(rotate)(V(blend_lanes)(t2, t1, k), k);
+        s2 = V(rotate)(V(blend_lanes)(t3, t2, k), k);
+        s3 = V(rotate)(V(blend_lanes)(t4, t3, k), k);
+        s4 = V(rotate)(V(blend_lanes)(t5, t4, k), k);
+        s5 = V(rotate)(V(blend_lanes)(t6, t5, k), k);
+        s6 = V(rotate)(V(blend_lanes)(t7, t6, k), k);
+        s7 = V(rotate)(V(blend_lanes)(t0, t7, k), k);
+    }
+    for (; i + 8 * VN <= n; i += 8 * VN) {
+        s0 = V(bwd_acc)(s0, V(load)(a + i), V(load)(b + i), op);
+        s1 = V(bwd_acc)(s1, V(load)(a + i + VN), V(load)(b + i + VN), op);
+        s2 = V(bwd_acc)(s2, V(load)(a + i + 2 * VN), V(load)(b + i + 2 * VN), op);
+        s3 = V(bwd_acc)(s3, V(load)(a + i + 3 * VN), V(load)(b + i + 3 * VN), op);
+        s4 = V(bwd_acc)(s4, V(load)(a + i + 4 * VN), V(load)(b + i + 4 * VN), op);
+        s5 = V(bwd_acc)(s5, V(load)(a + i + 5 * VN), V(load)(b + i + 5 * VN), op);
+        s6 = V(bwd_acc)(s6, V(load)(a + i + 6 * VN), V(load)(b + i + 6 * VN), op);
+        s7 = V(bwd_acc)(s7, V(load)(a + i + 7 * VN), V(load)(b + i + 7 * VN), op);
+    }
+    for (; i + VN <= n; i += VN)
+        s0 = V(bwd_acc)(s0, V(load)(a + i), V(load)(b + i), op);
+    if (i < n)
+        s1 = V(bwd_acc)(s1, V(loadt)(a + i, n - i, V(bwd_fill)(op)), V(loadt)(b + i, n - i, (SC_T)0),
+                        op);
+    return V(add)(V(add)(V(add)(s0, s1), V(add)(s2, s3)), V(add)(V(add)(s4, s5), V(add)(s6, s7)));
+}
+#undef SC_BWD_AL
+
+/* The fused element-wise pass with the row's reduction d, element by
+ * element, so that it may write over b (out = g).  Last to first on long
+ * rows (SC_REVERSE_MIN_BYTES).  (pa, pb), when not NULL, are the next
+ * row's operands, prefetched while streaming this row's output.  Stores
+ * are vector-aligned (a partial head first), streamed or not: a store
+ * that straddles two lines costs more than a load that does. */
+/* The last partial vector of a streamed output row, kept to be written
+ * with the next row's head as one whole line (rows that follow each other). */
+typedef struct {
+    VEC v; /* lanes [0, k) */
+    size_t k;
+} V(carry_t);
+
+SC_ALWAYS_INLINE static inline void V(bwd_apply)(const SC_T *a, const SC_T *b, SC_T *out, size_t n,
+                                                 SC_T dd, int op, int stream,
+                                                 const SC_T *pa, const SC_T *pb, V(carry_t) *cy,
+                                                 int last)
+{
+    const VEC d = V(set1)(dd);
+    const int rev = n * sizeof(SC_T) >= SC_REVERSE_MIN_BYTES;
+    /* [lo, hi) whole vectors, with a partial head [0, lo) (aligned
+     * stores) and a partial tail [hi, n) */
+    size_t lo = 0, hi;
+    if (VN > 1 && (size_t)out % sizeof(SC_T) == 0) {
+        size_t mis = ((size_t)out / sizeof(SC_T)) % VN;
+        lo = mis ? VN - mis : 0;
+        if (lo >= n)
+            lo = 0, stream = 0;
+    } else {
+        stream = 0;
+    }
+    hi = lo + (n - lo) / VN * VN;
+    if (lo) {
+        VEC h = V(bwd_out)(V(loadt)(a, lo, (SC_T)0), V(loadt)(b, lo, (SC_T)0), d, op);
+        if (cy && cy->k + lo == VN) {
+            /* joined in registers: a line built on the stack and read
+             * back whole waits for the stores before it */
+            V(stream)(out - cy->k, V(join)(cy->v, h, cy->k));
+            cy->k = 0;
+        } else {
+            V(storet)(out, h, lo);
+        }
+    }
+    if (cy && cy->k) { /* not reached while the rows stream */
+        V(storet)(out - cy->k, cy->v, cy->k);
+        cy->k = 0;
+    }
+    if (hi < n) {
+        VEC t = V(bwd_out)(V(loadt)(a + hi, n - hi, (SC_T)0), V(loadt)(b + hi, n - hi, (SC_T)0), d, op);
+        if (cy && !last) {
+            cy->v = t;
+            cy->k = n - hi;
+        } else {
+            V(storet)(out + hi, t, n - hi);
+        }
+    }
+#define SC_BWD_AT(STORE, i) STORE(out + (i), V(bwd_out)(V(load)(a + (i)), V(load)(b + (i)), d, op))
+    if (stream && rev) {
+        for (size_t i = hi; i > lo; i -= VN)
+            SC_BWD_AT(V(stream), i - VN);
+    } else if (stream && pa) {
+        for (size_t i = lo; i < hi; i += VN) {
+            if ((i * sizeof(SC_T)) % SC_LINE < VN * sizeof(SC_T)) {
+                SC_PREFETCH(pa + i);
+                SC_PREFETCH(pb + i);
+            }
+            SC_BWD_AT(V(stream), i);
+        }
+    } else if (stream) {
+        for (size_t i = lo; i < hi; i += VN)
+            SC_BWD_AT(V(stream), i);
+    } else if (rev) {
+        for (size_t i = hi; i > lo; i -= VN)
+            SC_BWD_AT(V(store), i - VN);
+    } else {
+        size_t i = lo;
+        for (; i + 2 * VN <= hi; i += 2 * VN) {
+            SC_BWD_AT(V(store), i);
+            SC_BWD_AT(V(store), i + VN);
+        }
+        if (i < hi)
+            SC_BWD_AT(V(store), i);
+    }
+#undef SC_BWD_AT
+}
+
+SC_ALWAYS_INLINE static inline void V(bwd_row)(const SC_T *a, const SC_T *b, SC_T *out, size_t n,
+                                               int op, int stream, const SC_T *pa, const SC_T *pb,
+                                               V(carry_t) *cy, int last)
+{
+    double s = 0.0, c = 0.0;
+    for (size_t i = 0; i < n; i += SC_BWD_CHUNK) {
+        size_t len = n - i < SC_BWD_CHUNK ? n - i : SC_BWD_CHUNK;
+        sc_two_sum_add(&s, &c, V(hsum)(V(bwd_chunk)(a + i, b + i, len, op)));
+    }
+    /* c is NaN (inf - inf) once s overflows or holds an infinity */
+    V(bwd_apply)(a, b, out, n, (SC_T)(isfinite(s) ? s + c : s), op, stream, pa, pb, cy, last);
+}
+
+/* Rows of at most two vectors: bwd_row's arithmetic without its per-row
+ * setup (chunks, eight accumulators, the compensated total, the store
+ * plan), which dominates such rows.  Same bits: below 8 VN elements
+ * bwd_chunk sums the whole vectors into s0 in turn and the partial one
+ * into s1, the other accumulators stay 0 (adding 0 changes none: none is
+ * ever -0), and the total of one chunk is its own sum.  Plain stores: a
+ * row is at most two lines. */
+SC_ALWAYS_INLINE static inline void V(bwd_short_rows)(const SC_T *a, ptrdiff_t lda, const SC_T *b,
+                                                      ptrdiff_t ldb, SC_T *out, ptrdiff_t ldo,
+                                                      size_t rows, size_t n, int op)
+{
+    const VEC z = V(set1)((SC_T)0);
+    if (n < VN) {
+        for (size_t r = 0; r < rows; r++, a += lda, b += ldb, out += ldo) {
+            VEC x = V(loadt)(a, n, V(bwd_fill)(op)), y = V(loadt)(b, n, (SC_T)0);
+            VEC d = V(set1)((SC_T)V(hsum)(V(bwd_acc)(z, x, y, op)));
+            V(storet)(out, V(bwd_out)(x, y, d, op), n);
+        }
+    } else if (n == VN) {
+        for (size_t r = 0; r < rows; r++, a += lda, b += ldb, out += ldo) {
+            VEC x = V(load)(a), y = V(load)(b);
+            VEC d = V(set1)((SC_T)V(hsum)(V(bwd_acc)(z, x, y, op)));
+            V(store)(out, V(bwd_out)(x, y, d, op));
+        }
+    } else if (n < 2 * VN) {
+        const size_t t = n - VN;
+        for (size_t r = 0; r < rows; r++, a += lda, b += ldb, out += ldo) {
+            VEC x0 = V(load)(a), y0 = V(load)(b);
+            VEC x1 = V(loadt)(a + VN, t, V(bwd_fill)(op)), y1 = V(loadt)(b + VN, t, (SC_T)0);
+            VEC d = V(set1)((SC_T)V(hsum)(V(add)(V(bwd_acc)(z, x0, y0, op), V(bwd_acc)(z, x1, y1, op))));
+            V(store)(out, V(bwd_out)(x0, y0, d, op));
+            V(storet)(out + VN, V(bwd_out)(x1, y1, d, op), t);
+        }
+    } else {
+        for (size_t r = 0; r < rows; r++, a += lda, b += ldb, out += ldo) {
+            VEC x0 = V(load)(a), y0 = V(load)(b), x1 = V(load)(a + VN), y1 = V(load)(b + VN);
+            VEC d = V(set1)((SC_T)V(hsum)(V(bwd_acc)(V(bwd_acc)(z, x0, y0, op), x1, y1, op)));
+            V(store)(out, V(bwd_out)(x0, y0, d, op));
+            V(store)(out + VN, V(bwd_out)(x1, y1, d, op));
+        }
+    }
+}
+
+SC_ALWAYS_INLINE static inline void V(bwd_rows)(const SC_T *a, ptrdiff_t lda, const SC_T *b,
+                                                ptrdiff_t ldb, SC_T *out, ptrdiff_t ldo,
+                                                size_t rows, size_t n, int op)
+{
+    if (VN > 1 && n <= 2 * VN) {
+        V(bwd_short_rows)(a, lda, b, ldb, out, ldo, rows, n, op);
+        return;
+    }
+    if (rows * n * sizeof(SC_T) >= SC_STREAM_MIN_BYTES) {
+        const int pf = n * sizeof(SC_T) >= SC_BWD_PREFETCH_MIN_BYTES &&
+                       n * sizeof(SC_T) <= SC_PREFETCH_MAX_BYTES;
+        /* output rows that follow each other share lines: each is written
+         * whole.  Except rows of exactly 4 KiB whose operands sit at the
+         * output's offset in a line (NumPy arrays alike), where the joined
+         * line was slower than plain stores. */
+        const int rows_4k = n * sizeof(SC_T) == 4096 && lda == ldo && ldb == ldo &&
+                            ((size_t)a - (size_t)out) % SC_LINE == 0 &&
+                            ((size_t)b - (size_t)out) % SC_LINE == 0;
+        const int join = ldo == (ptrdiff_t)n && !rows_4k;
+        V(carry_t) cy;
+        cy.k = 0;
+        for (size_t r = 0; r < rows; r++)
+            V(bwd_row)(a + (ptrdiff_t)r * lda, b + (ptrdiff_t)r * ldb, out + (ptrdiff_t)r * ldo, n, op, 1,
+                       pf && r + 1 < rows ? a + (ptrdiff_t)(r + 1) * lda : NULL,
+                       pf && r + 1 < rows ? b + (ptrdiff_t)(r + 1) * ldb : NULL,
+                       join ? &cy : NULL, r + 1 == rows);
+        sc_sfence();
+    } else {
+        for (size_t r = 0; r < rows; r++)
+            V(bwd_row)(a + (ptrdiff_t)r * lda, b + (ptrdiff_t)r * ldb, out + (ptrdiff_t)r * ldo, n, op, 0,
+                       NULL, NULL, NULL, 1);
+    }
+}
+
+/* Column panels (m <= SC_COLS_MAX columns): the reduction per lane over n
+ * rows, 8-row chunks into a two-sum accumulator per column vector, then the
+ * element-wise pass.  Every row is taken whole (all its column vectors) before
+ * the next, so each cache line is read once per pass, not once per column
+ * vector. */
+#define SC_COLS_MAX 64
+
+/* One block of nv column vectors (the last of kl lanes).  Inlined with a
+ * constant nv (1-4 below), the loops over v unroll and the accumulators
+ * stay in registers (with a run-time nv they went through the stack); two
+ * accumulators per vector (even and odd rows) halve the add chain.  The
+ * reduction pass also prefetches the output's lines for writing, so that
+ * the write pass does not wait for them.  Where the panel's rows are whole
+ * rows of a C-contiguous array (lda = ldb = m, a panel of (N, C, d) along
+ * C), the next panel follows it in memory: the write pass prefetches it
+ * row by row, so that the next reduction reads it from cache.  (Streaming
+ * stores for the write pass lost; and a panel alone cannot know the call's
+ * size.) */
+SC_ALWAYS_INLINE static inline void V(bwd_cols_nv)(const SC_T *a, ptrdiff_t lda, const SC_T *b,
+                                                   ptrdiff_t ldb, SC_T *out, ptrdiff_t ldo,
+                                                   size_t n, size_t nv, size_t kl, int op)
+{
+    enum { NV = SC_COLS_MAX / VN };
+    VEC hi[NV], lo[NV], acc[NV], acc2[NV];
+    for (size_t v = 0; v < nv; v++)
+        hi[v] = lo[v] = V(set1)((SC_T)0);
+    for (size_t i0 = 0; i0 < n; i0 += 8) {
+        size_t i1 = n - i0 < 8 ? n : i0 + 8, i = i0;
+        for (size_t v = 0; v < nv; v++)
+            acc[v] = acc2[v] = V(set1)((SC_T)0);
+        for (; i + 2 <= i1; i += 2) {
+            const SC_T *ai = a + (ptrdiff_t)i * lda, *bi = b + (ptrdiff_t)i * ldb;
+            for (size_t v = 0; v < nv; v++) {
+                SC_PREFETCH_W(out + (ptrdiff_t)i * ldo + v * VN);
+                SC_PREFETCH_W(out + (ptrdiff_t)(i + 1) * ldo + v * VN);
+            }
+            for (size_t v = 0; v < nv; v++) {
+                size_t k = v + 1 < nv ? VN : kl;
+                acc[v] = V(add)(acc[v], V(bwd_term)(V(ldk)(ai + v * VN, k, V(bwd_fill)(op)),
+                                                    V(ldk)(bi + v * VN, k, (SC_T)0), op));
+                acc2[v] = V(add)(acc2[v], V(bwd_term)(V(ldk)(ai + lda + v * VN, k, V(bwd_fill)(op)),
+                                                      V(ldk)(bi + ldb + v * VN, k, (SC_T)0), op));
+            }
+        }
+        if (i < i1) {
+            const SC_T *ai = a + (ptrdiff_t)i * lda, *bi = b + (ptrdiff_t)i * ldb;
+            for (size_t v = 0; v < nv; v++) {
+                size_t k = v + 1 < nv ? VN : kl;
+                acc[v] = V(add)(acc[v], V(bwd_term)(V(ldk)(ai + v * VN, k, V(bwd_fill)(op)),
+                                                    V(ldk)(bi + v * VN, k, (SC_T)0), op));
+            }
+        }
+        for (size_t v = 0; v < nv; v++)
+            V(two_sum)(&hi[v], &lo[v], V(add)(acc[v], acc2[v]));
+    }
+    for (size_t v = 0; v < nv; v++)
+        /* d of each column vector; lo is NaN once hi is not finite */
+        acc[v] = V(select_lt)(V(sub)(hi[v], hi[v]), V(set1)((SC_T)1), V(add)(hi[v], lo[v]), hi[v]);
+    const ptrdiff_t m = (ptrdiff_t)((nv - 1) * VN + kl);
+    const int next = lda == m && ldb == m; /* the next panel follows this one */
+    for (size_t i = 0; i < n; i++) {
+        const SC_T *ai = a + (ptrdiff_t)i * lda, *bi = b + (ptrdiff_t)i * ldb;
+        SC_T *oi = out + (ptrdiff_t)i * ldo;
+        if (next) {
+            for (size_t v = 0; v < nv; v++) {
+                SC_PREFETCH(ai + (ptrdiff_t)n * lda + v * VN);
+                SC_PREFETCH(bi + (ptrdiff_t)n * ldb + v * VN);
+            }
+        }
+        for (size_t v = 0; v < nv; v++) {
+            size_t k = v + 1 < nv ? VN : kl;
+            V(stk)(oi + v * VN, V(bwd_out)(V(ldk)(ai + v * VN, k, (SC_T)0),
+                                           V(ldk)(bi + v * VN, k, (SC_T)0), acc[v], op), k);
+        }
+    }
+}
+
+SC_ALWAYS_INLINE static inline void V(bwd_cols_block)(const SC_T *a, ptrdiff_t lda,
+                                                      const SC_T *b, ptrdiff_t ldb, SC_T *out,
+                                                      ptrdiff_t ldo, size_t n, size_t m, int op)
+{
+    if (m == 0)
+        return;
+    const size_t nv = (m + VN - 1) / VN, kl = m - (nv - 1) * VN; /* lanes of the last */
+    switch (nv) {
+    case 1: V(bwd_cols_nv)(a, lda, b, ldb, out, ldo, n, 1, kl, op); break;
+    case 2: V(bwd_cols_nv)(a, lda, b, ldb, out, ldo, n, 2, kl, op); break;
+    case 3: V(bwd_cols_nv)(a, lda, b, ldb, out, ldo, n, 3, kl, op); break;
+    case 4: V(bwd_cols_nv)(a, lda, b, ldb, out, ldo, n, 4, kl, op); break;
+    default: V(bwd_cols_nv)(a, lda, b, ldb, out, ldo, n, nv, kl, op); break;
+    }
+}
+
+/* Any m: blocks of SC_COLS_MAX columns. */
+SC_ALWAYS_INLINE static inline void V(bwd_cols)(const SC_T *a, ptrdiff_t lda, const SC_T *b,
+                                                ptrdiff_t ldb, SC_T *out, ptrdiff_t ldo,
+                                                size_t n, size_t m, int op)
+{
+    for (size_t j = 0; j < m; j += SC_COLS_MAX)
+        V(bwd_cols_block)(a + j, lda, b + j, ldb, out + j, ldo, n,
+                          m - j < SC_COLS_MAX ? m - j : SC_COLS_MAX, op);
+}
+
+#define SC_BWD_KERNELS(name, OP)                                                              \
+    void KFN(name##_rows)(const SC_T *a, ptrdiff_t lda, const SC_T *b, ptrdiff_t ldb, SC_T *out, \
+                          ptrdiff_t ldo, size_t rows, size_t n)                                 \
+    {                                                                                         \
+        V(bwd_rows)(a, lda, b, ldb, out, ldo, rows, n, OP);                                   \
+    }                                                                                         \
+    void KFN(name##_cols)(const SC_T *a, ptrdiff_t lda, const SC_T *b, ptrdiff_t ldb, SC_T *out, \
+                          ptrdiff_t ldo, size_t n, size_t m)                                    \
+    {                                                                                         \
+        V(bwd_cols)(a, lda, b, ldb, out, ldo, n, m, OP);                                      \
+    }
+
+SC_BWD_KERNELS(softmax_jvp, SC_SOFTMAX_JVP)
+SC_BWD_KERNELS(log_softmax_jvp, SC_LOG_SOFTMAX_JVP)
+SC_BWD_KERNELS(log_softmax_vjp, SC_LOG_SOFTMAX_VJP)
+#undef SC_BWD_KERNELS

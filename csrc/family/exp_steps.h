@@ -1,0 +1,221 @@
+/*
+ * family/exp_steps.h - the exponential and the three steps of a row, on
+ * which every other family is built.
+ *
+ * A softmax row is three named steps (as in XNNPACK's raddstoreexpminusmax):
+ *   1. mx = max(x)
+ *   2. e_i = exp(x_i - mx) stored to y while summing s = sum(e_i)
+ *   3. y_i = e_i * (1/s)
+ * log_softmax replaces 2 and 3 by a sum without store, then
+ * y_i = (x_i - mx) - log(s); logsumexp returns mx + log(s).
+ *
+ * Accuracy.  The terms e_i are summed in SC_CHUNK-element chunks: inside a
+ * chunk in four vector accumulators (8 additions per lane), each chunk's
+ * lanes reduced in double and added to a compensated (two-sum) double
+ * total.  The sum's relative error is then about 10 u whatever the row
+ * length (rows of 2^20 and more), instead of growing with n.  The panel
+ * (cols) kernels do the same per lane with 8-row chunks and a two-sum
+ * accumulator in the working precision.
+ *
+ * Special values need no branch in the hot loop: a NaN or +inf anywhere,
+ * or a row of -inf only, makes s NaN, so the whole row comes out NaN.
+ * logsumexp alone treats +inf / all -inf rows apart (SciPy semantics).
+ */
+
+/* ---- exp on (-inf, 0] -------------------------------------------------
+ * exp(x) = 2^n * exp(r), n = round(x / ln 2), r = x - n ln 2 in
+ * [-ln2/2, ln2/2] (Cody-Waite: ln 2 = LN2_HI + LN2_LO, LN2_HI with enough
+ * trailing zeros that n * LN2_HI is exact).  n comes from the magic add
+ * t = x log2(e) + (1.5 * 2^p + bias): the low mantissa bits of t then hold
+ * n + bias, and shifting them into the exponent field gives 2^n directly.
+ * exp(r) is a minimax polynomial (sc_expcoef.h) evaluated by Horner.
+ *
+ * Valid for x <= 0 (what softmax feeds it: x - max).  Max error about
+ * 1 ulp for results >= the smallest normal; results below it (x < CUTOFF)
+ * are flushed to +0, as is exp(-inf).  exp(NaN) = NaN. */
+#include "sc_expcoef.h"
+
+#if SC_IS_F64
+#define C_(name) SC_PASTE(SC_EXP64_, name)
+#else
+#define C_(name) SC_PASTE(SC_EXP32_, name)
+#endif
+
+SC_ALWAYS_INLINE static inline VEC V(exp_neg)(VEC x)
+{
+    const VEC magic = V(set1)(C_(MAGIC));
+    VEC t = V(fma)(x, V(set1)(C_(LOG2E)), magic);
+    VEC s = V(pow2i)(t);                              /* 2^n */
+    VEC n = V(sub)(t, magic);
+    VEC r = V(fma)(n, V(set1)(-C_(LN2_HI)), x);
+    r = V(fma)(n, V(set1)(-C_(LN2_LO)), r);
+    VEC p = V(set1)(C_(CTOP));
+#if SC_IS_F64
+    p = V(fma)(p, r, V(set1)(C_(C10)));
+    p = V(fma)(p, r, V(set1)(C_(C9)));
+    p = V(fma)(p, r, V(set1)(C_(C8)));
+    p = V(fma)(p, r, V(set1)(C_(C7)));
+    p = V(fma)(p, r, V(set1)(C_(C6)));
+#endif
+    p = V(fma)(p, r, V(set1)(C_(C5)));
+    p = V(fma)(p, r, V(set1)(C_(C4)));
+    p = V(fma)(p, r, V(set1)(C_(C3)));
+    p = V(fma)(p, r, V(set1)(C_(C2)));
+    p = V(fma)(p, r, V(set1)(C_(C1)));
+    p = V(fma)(p, r, V(set1)((SC_T)1));
+    return V(select_lt)(x, V(set1)(C_(CUTOFF)), V(set1)((SC_T)0), V(mul)(p, s));
+}
+
+/* exp for any x: exp_neg, with +inf above C_(XMAX) (about 88 for float32,
+ * 709 for float64, where 2^n would leave the exponent range; the exact
+ * result there is within a factor 2 of overflow).  The backward kernels
+ * use it on log-probabilities, which are <= 0 when valid. */
+SC_ALWAYS_INLINE static inline VEC V(exp_sat)(VEC x)
+{
+    const VEC hi = V(set1)(C_(XMAX));
+    return V(select_lt)(hi, x, V(set1)((SC_T)INFINITY), V(exp_neg)(x));
+}
+
+/* ---- row steps ---------------------------------------------------------- */
+
+/* Step 1: the row maximum, four independent accumulators. */
+static inline SC_T V(row_max)(const SC_T *x, size_t n)
+{
+    VEC m0 = V(set1)((SC_T)-INFINITY), m1 = m0, m2 = m0, m3 = m0;
+    size_t i = 0;
+    for (; i + 4 * VN <= n; i += 4 * VN) {
+        m0 = V(max)(m0, V(load)(x + i));
+        m1 = V(max)(m1, V(load)(x + i + VN));
+        m2 = V(max)(m2, V(load)(x + i + 2 * VN));
+        m3 = V(max)(m3, V(load)(x + i + 3 * VN));
+    }
+    for (; i + VN <= n; i += VN)
+        m0 = V(max)(m0, V(load)(x + i));
+    if (i < n)
+        m1 = V(max)(m1, V(loadt)(x + i, n - i, (SC_T)-INFINITY));
+    return V(hmax)(V(max)(V(max)(m0, m1), V(max)(m2, m3)));
+}
+
+/* Step 2 on one chunk of at most SC_CHUNK elements: the lane sums of
+ * exp(x_i - mx), each term also stored to y unless y is NULL.  Lanes past
+ * the end load -inf, so they add exp(-inf) = 0. */
+SC_ALWAYS_INLINE static inline VEC V(expsum_chunk)(const SC_T *x, SC_T *y, size_t n, VEC vm)
+{
+    VEC a0 = V(set1)((SC_T)0), a1 = a0, a2 = a0, a3 = a0;
+    size_t i = 0;
+    for (; i + 4 * VN <= n; i += 4 * VN) {
+        VEC e0 = V(exp_neg)(V(sub)(V(load)(x + i), vm));
+        VEC e1 = V(exp_neg)(V(sub)(V(load)(x + i + VN), vm));
+        VEC e2 = V(exp_neg)(V(sub)(V(load)(x + i + 2 * VN), vm));
+        VEC e3 = V(exp_neg)(V(sub)(V(load)(x + i + 3 * VN), vm));
+        if (y) {
+            V(store)(y + i, e0);
+            V(store)(y + i + VN, e1);
+            V(store)(y + i + 2 * VN, e2);
+            V(store)(y + i + 3 * VN, e3);
+        }
+        a0 = V(add)(a0, e0);
+        a1 = V(add)(a1, e1);
+        a2 = V(add)(a2, e2);
+        a3 = V(add)(a3, e3);
+    }
+    for (; i + VN <= n; i += VN) {
+        VEC e = V(exp_neg)(V(sub)(V(load)(x + i), vm));
+        if (y)
+            V(store)(y + i, e);
+        a0 = V(add)(a0, e);
+    }
+    if (i < n) {
+        VEC e = V(exp_neg)(V(sub)(V(loadt)(x + i, n - i, (SC_T)-INFINITY), vm));
+        if (y)
+            V(storet)(y + i, e, n - i);
+        a1 = V(add)(a1, e);
+    }
+    return V(add)(V(add)(a0, a1), V(add)(a2, a3));
+}
+
+/* Step 2 on a whole row: chunk sums added with two-sum compensation.
+ * `pf`, when not NULL, is the next row: it is prefetched while this row's
+ * exponentials are computed, so the next max sweep reads from cache. */
+SC_ALWAYS_INLINE static inline double V(expsum)(const SC_T *x, SC_T *y, size_t n, SC_T mx,
+                                                const SC_T *pf)
+{
+    const VEC vm = V(set1)(mx);
+    double s = 0.0, c = 0.0;
+    for (size_t i = 0; i < n; i += SC_CHUNK) {
+        size_t len = n - i < SC_CHUNK ? n - i : SC_CHUNK;
+        if (pf) {
+            for (size_t k = 0; k < len; k += SC_LINE / sizeof(SC_T))
+                SC_PREFETCH(pf + i + k);
+        }
+        sc_two_sum_add(&s, &c, V(hsum)(V(expsum_chunk)(x + i, y ? y + i : NULL, len, vm)));
+    }
+    return s + c;
+}
+
+/* Step 3 of softmax: y *= a; vector-aligned on rows of 2 KiB or more.
+ * Shorter rows are still in the store buffer from step 2, whose stores
+ * sit where the row starts: aligned loads, which straddle two of them,
+ * cannot take their data from it. */
+static inline void V(scale)(SC_T *y, size_t n, SC_T a)
+{
+    const VEC va = V(set1)(a);
+    size_t i = n * sizeof(SC_T) >= 2048 ? V(head)(y, n) : 0;
+    if (i)
+        V(storet)(y, V(mul)(V(loadt)(y, i, (SC_T)0), va), i);
+    for (; i + 4 * VN <= n; i += 4 * VN) {
+        V(store)(y + i, V(mul)(V(load)(y + i), va));
+        V(store)(y + i + VN, V(mul)(V(load)(y + i + VN), va));
+        V(store)(y + i + 2 * VN, V(mul)(V(load)(y + i + 2 * VN), va));
+        V(store)(y + i + 3 * VN, V(mul)(V(load)(y + i + 3 * VN), va));
+    }
+    for (; i + VN <= n; i += VN)
+        V(store)(y + i, V(mul)(V(load)(y + i), va));
+    if (i < n)
+        V(storet)(y + i, V(mul)(V(loadt)(y + i, n - i, (SC_T)0), va), n - i);
+}
+
+/* The final, write-only pass of log_softmax over a row: y = (x - mx) - c
+ * (subtracting mx first keeps the result exact to rounding even when |mx|
+ * is huge).  With `stream`, the aligned body of the row goes through
+ * streaming stores (the caller fences). */
+SC_ALWAYS_INLINE static inline VEC V(final_op)(VEC xv, VEC vm, VEC vc)
+{
+    return V(sub)(V(sub)(xv, vm), vc);
+}
+
+SC_ALWAYS_INLINE static inline void V(final_pass)(const SC_T *x, SC_T *y, size_t n, SC_T mx,
+                                                  SC_T c, int stream)
+{
+    const VEC vm = V(set1)(mx), vc = V(set1)(c);
+    size_t i = 0;
+    if (stream && VN > 1) {
+        /* head: up to the first line-aligned element of y, plain stores; a
+         * line written partly by streaming stores and partly by plain ones
+         * (a row's first line shares with the row before) is very slow */
+        const size_t lw = SC_LINE / sizeof(SC_T), mis = ((size_t)y / sizeof(SC_T)) % lw;
+        const size_t head = mis ? lw - mis : 0;
+        if ((size_t)y % sizeof(SC_T) == 0 && head < n) {
+            for (; i + VN <= head; i += VN)
+                V(store)(y + i, V(final_op)(V(load)(x + i), vm, vc));
+            if (i < head)
+                V(storet)(y + i, V(final_op)(V(loadt)(x + i, head - i, (SC_T)0), vm, vc), head - i);
+            for (i = head; i + 2 * VN <= n; i += 2 * VN) {
+                V(stream)(y + i, V(final_op)(V(load)(x + i), vm, vc));
+                V(stream)(y + i + VN, V(final_op)(V(load)(x + i + VN), vm, vc));
+            }
+        }
+    } else {
+        i = V(head)(y, n);
+        if (i)
+            V(storet)(y, V(final_op)(V(loadt)(x, i, (SC_T)0), vm, vc), i);
+        for (; i + 2 * VN <= n; i += 2 * VN) {
+            V(store)(y + i, V(final_op)(V(load)(x + i), vm, vc));
+            V(store)(y + i + VN, V(final_op)(V(load)(x + i + VN), vm, vc));
+        }
+    }
+    for (; i + VN <= n; i += VN)
+        V(store)(y + i, V(final_op)(V(load)(x + i), vm, vc));
+    if (i < n)
+        V(storet)(y + i, V(final_op)(V(loadt)(x + i, n - i, (SC_T)0), vm, vc), n - i);
+}
