@@ -4,10 +4,27 @@ the header naming the machine, and the figures drawn with ``--plot``.
 Everything here reads result dicts as :func:`softmax_c.bench.run` returns
 them (or as ``--json`` saved them) and measures nothing.
 """
+import json
 import math
 
 # the peers' display names, in the order the header lists them
 PEER_NAMES = {"scipy": "SciPy", "torch": "PyTorch", "jax": "JAX"}
+
+
+def load_json(path):
+    """The document a ``--json`` run saved: a dict with "machine" (the
+    machine's description), "settings" and "results" (a list of result
+    dicts).  Raises OSError if it cannot be read, ValueError if it is not
+    such a document."""
+    with open(path) as f:
+        try:
+            doc = json.load(f)
+        except ValueError as e:  # JSONDecodeError, UnicodeDecodeError
+            raise ValueError(f"not JSON ({e})") from None
+    if not (isinstance(doc, dict) and isinstance(doc.get("machine"), dict)
+            and isinstance(doc.get("results"), list)):
+        raise ValueError("not the JSON of a bench run (no \"machine\" and \"results\")")
+    return doc
 
 
 def _fmt_time(t):
@@ -106,55 +123,105 @@ def format_header(info):
             + (f" (not installed: {missing})" if missing else ""))
 
 
-def plot(results, path):
-    """A bar chart of the speed-ups over the NumPy reference (log scale):
-    one panel per operation, one group of bars per case, one colour per
-    implementation; the line at 1 is the reference."""
+def speedup_cases(results, op):
+    """softmax_c's speed-ups (fresh output) on the cases of `op`, fastest
+    last: a list of ``(label, speed-up)``, the speed-up over the fastest
+    peer; over the NumPy reference instead when no peer ran any case of the
+    results (then the second value of the return is "numpy", else "peer").
+    """
+    base = baseline_of(results)
+    key = "speedup_vs_peer" if base == "peer" else "speedup_vs_numpy"
+    rows = [(_case_label(r), r[key]) for r in results
+            if r["op"] == op and r["impl"] == "softmax_c" and r.get(key)]
+    return sorted(rows, key=lambda c: c[1])
+
+
+def baseline_of(results):
+    """"peer" if softmax_c was timed against a peer anywhere in `results`,
+    else "numpy"."""
+    return "peer" if any(r["impl"] == "softmax_c" and r.get("speedup_vs_peer")
+                         for r in results) else "numpy"
+
+
+def _case_label(r):
+    dt = {"float32": "f32", "float64": "f64"}.get(r["dtype"], r["dtype"])
+    return f"{r['shape']}  {dt}  {r['threads']}t"
+
+
+def _peer_names(results):
+    """The implementations that were softmax_c's fastest peer somewhere, by
+    display name."""
+    names = [r["fastest_peer"] for r in results
+             if r["impl"] == "softmax_c" and r.get("fastest_peer")]
+    shown = []
+    for name in dict.fromkeys(names):
+        base, out = name.split("(")[0], name.endswith("(out=)")
+        shown.append(PEER_NAMES.get(base, base) + (" out=" if out else ""))
+    return shown
+
+
+def plot(results, path, title=None):
+    """softmax_c's speed-up over the fastest peer, one panel per operation
+    (two panels a row), one horizontal bar per case (shape, dtype, threads;
+    softmax_c with a fresh output), sorted, on a log scale with a line at
+    1x: right of it softmax_c is faster.  Without any peer in `results` the
+    speed-ups are over the NumPy reference.  Drawn 900 pixels wide, for a
+    README column."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter, LogLocator
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
-    ops = list(dict.fromkeys(r["op"] for r in results))
-    impls = list(dict.fromkeys(r["impl"] for r in results if r["impl"] != "numpy"))
-    colours = {name: plt.get_cmap("tab10")(i % 10) for i, name in enumerate(impls)}
-
-    def case_of(r):
-        return r["shape"], r["dtype"], r["threads"]
-    ncase = max(len({case_of(r) for r in results if r["op"] == op}) for op in ops)
-    width = min(max(8.0, 0.16 * ncase * len(impls) + 2.0), 60.0)
-    height = 3.4 * len(ops) + 0.6
-    fig, axes = plt.subplots(len(ops), 1, figsize=(width, height), squeeze=False)
-    bw = 0.8 / max(len(impls), 1)
-    for ax, op in zip(axes[:, 0], ops):
-        rows = [r for r in results if r["op"] == op]
-        cases = list(dict.fromkeys(case_of(r) for r in rows))
-        where = {c: i for i, c in enumerate(cases)}
-        ys_all = []
-        for j, name in enumerate(impls):
-            pts = [(where[case_of(r)] - 0.4 + bw * (j + 0.5), r["speedup_vs_numpy"])
-                   for r in rows if r["impl"] == name and r["speedup_vs_numpy"]]
-            if pts:
-                xs, ys = zip(*pts)
-                ax.bar(xs, ys, bw, color=colours[name], label=name)
-                ys_all += ys
-        ax.axhline(1.0, color="black", linewidth=0.9)
-        ax.set_yscale("log")
-        if ys_all:  # room above the tallest bar and below the shortest
-            ax.set_ylim(min(min(ys_all), 1.0) / 1.5, max(max(ys_all), 1.0) * 1.5)
-        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-        ax.yaxis.set_minor_locator(LogLocator(base=10, subs="auto"))
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}x"))
-        ax.set_xticks(range(len(cases)))
-        ax.set_xticklabels([f"{sh}\n{dt}, {t}t" for sh, dt, t in cases], fontsize=8)
-        ax.set_xlim(-0.6, len(cases) - 0.4)
-        ax.set_ylabel("speed-up vs NumPy")
-        ax.set_title(op, fontsize=11, loc="left")
-        ax.grid(axis="y", which="major", alpha=0.4)
-    handles = [plt.Rectangle((0, 0), 1, 1, color=colours[n]) for n in impls]
-    fig.legend(handles, impls, loc="upper center", ncol=len(impls), fontsize=9, frameon=False)
-    fig.suptitle("higher is faster; the black line is the NumPy reference (t = threads)",
-                 y=1 - 0.42 / height, fontsize=9)
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.6 / height))
-    fig.savefig(path, dpi=110)
+    ops = [op for op in dict.fromkeys(r["op"] for r in results) if speedup_cases(results, op)]
+    base = baseline_of(results)
+    if not ops:
+        raise ValueError("no softmax_c result with a speed-up to plot")
+    ncols = 1 if len(ops) == 1 else 2
+    nrows = -(-len(ops) // ncols)
+    nmax = max(len(speedup_cases(results, op)) for op in ops)
+    bar_in = 0.15  # inches per bar: 15 px at 100 dpi, for 8-point labels
+    panel_h = max(1.6, nmax * bar_in + 0.75)
+    fig_h = nrows * panel_h + 0.6
+    fig, axes = plt.subplots(nrows, ncols, figsize=(9.0, fig_h), squeeze=False)
+    allv = [v for op in ops for _, v in speedup_cases(results, op)]
+    lo, hi = min(min(allv), 1.0) / 1.25, max(max(allv), 1.0) * 1.5
+    ticks = [t for t in (0.1, 0.2, 0.5, 1, 2, 3, 5, 10, 20, 50, 100, 200, 500) if lo <= t <= hi]
+    for ax, op in zip(axes.flat, ops):
+        cases = speedup_cases(results, op)
+        labels, vals = zip(*cases)
+        ypos = range(len(cases))
+        colours = ["#2b7bba" if v >= 1 else "#d95f02" for v in vals]
+        # bars start at the axis' left end (a log scale has no 0)
+        ax.barh(ypos, [v - lo for v in vals], height=0.72, color=colours, left=lo)
+        for y, v in zip(ypos, vals):
+            ax.text(v * 1.04, y, f"{v:.2f}x", va="center", ha="left", fontsize=7)
+        ax.axvline(1.0, color="black", linewidth=1.0)
+        ax.set_xscale("log")
+        ax.set_xlim(lo, hi)
+        ax.set_ylim(-0.7, nmax - 0.3)
+        ax.set_yticks(list(ypos))
+        ax.set_yticklabels(labels, fontsize=7.5, family="monospace")
+        ax.xaxis.set_major_locator(FixedLocator(ticks))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}x"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.tick_params(axis="x", labelsize=8)
+        ax.tick_params(axis="y", length=0)
+        ax.grid(axis="x", which="major", alpha=0.35)
+        ax.set_axisbelow(True)
+        gm = math.exp(sum(math.log(v) for v in vals) / len(vals))
+        ax.set_title(f"{op}: geometric mean {gm:.2f}x", fontsize=10, loc="left")
+    for ax in list(axes.flat)[len(ops):]:
+        ax.set_visible(False)
+    if base == "peer":
+        names = " or ".join(sorted(_peer_names(results)))
+        what = (f"softmax_c's speed-up over the fastest peer ({names}): the peer's time / "
+                f"softmax_c's, fresh output")
+    else:
+        what = "softmax_c's speed-up over the NumPy reference (no peer ran), fresh output"
+    fig.suptitle(title or what, fontsize=9.5, x=0.01, ha="left", y=1 - 0.08 / fig_h)
+    fig.text(0.01, 1 - 0.33 / fig_h,
+             "right of the black line softmax_c is faster; sorted per operation; "
+             "t = threads, f32/f64 = float32/float64", fontsize=8, ha="left", color="#444")
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.42 / fig_h), h_pad=1.2, w_pad=1.5)
+    fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -62,8 +62,12 @@ The table ends with softmax_c's geometric-mean speed-ups per operation.
 Ratios taken in one run are what to compare: absolute times on a shared
 machine move 10-20% between runs, and a thread count above the cores that
 are free at the time (the header gives the load average) turns each OpenMP
-barrier into a wait for the scheduler: milliseconds per call.  ``--json`` saves everything with the
-machine's description, ``--plot`` draws the speed-ups.
+barrier into a wait for the scheduler: milliseconds per call.
+
+``--json`` saves everything with the machine's description; ``--plot``
+draws softmax_c's speed-up over the fastest peer in each case, one panel per
+operation; ``--from-json FILE`` prints the table of a saved run and draws
+its ``--plot`` again, timing nothing.
 """
 import argparse
 import datetime
@@ -83,7 +87,7 @@ from . import reference
 # the report (table, summary, header, plots) is its own module; its names
 # stay importable from here
 from ._bench_report import (COLUMNS, LEGEND, format_header, format_summary,  # noqa: F401
-                            format_table, plot)
+                            format_table, load_json, plot)
 from ._info import build_info
 
 # name -> (shape, axis): the users' workloads.
@@ -661,9 +665,9 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true",
                         help=f"shapes {','.join(QUICK_SHAPES)} (unless --shapes) and fewer "
                              "repeats: under a minute")
-    parser.add_argument("--ops", default=",".join(ops_avail),
+    parser.add_argument("--ops", default=None,
                         help=f"comma list of {','.join(ops_avail)} (default: all)")
-    parser.add_argument("--dtype", default=",".join(DTYPES),
+    parser.add_argument("--dtype", default=None,
                         help="float32, float64 or both, comma-separated (default: both)")
     parser.add_argument("--threads", default=None,
                         help=f"comma list of thread counts (default: 1,{os.cpu_count() or 1})")
@@ -673,11 +677,25 @@ def main(argv=None):
     parser.add_argument("--json", default=None, metavar="FILE",
                         help="write the results and the machine's description as JSON")
     parser.add_argument("--plot", default=None, metavar="FILE.png",
-                        help="draw the speed-ups over NumPy as a bar chart (needs matplotlib)")
+                        help="draw softmax_c's speed-up over the fastest peer in each case, "
+                             "one panel per operation (over NumPy when no peer ran; needs "
+                             "matplotlib)")
+    parser.add_argument("--from-json", default=None, metavar="FILE",
+                        help="time nothing: print the table of a run saved with --json, and "
+                             "draw its --plot")
     args = parser.parse_args(argv)
 
-    ops = _split(parser, args.ops, ops_avail, "operation")
-    dtypes = _split(parser, args.dtype, DTYPES, "dtype")
+    if args.from_json is not None:
+        given = [opt for opt, value in (("--quick", args.quick), ("--ops", args.ops),
+                                        ("--dtype", args.dtype), ("--threads", args.threads),
+                                        ("--shapes", args.shapes), ("--json", args.json))
+                 if value not in (None, False)]
+        if given:
+            parser.error(f"--from-json reads a finished run: {', '.join(given)} cannot apply")
+    ops = _split(parser, args.ops if args.ops is not None else ",".join(ops_avail), ops_avail,
+                 "operation")
+    dtypes = _split(parser, args.dtype if args.dtype is not None else ",".join(DTYPES), DTYPES,
+                    "dtype")
     if args.shapes:
         shapes = _split(parser, args.shapes, list(SHAPES), "shape")
     else:
@@ -695,6 +713,15 @@ def main(argv=None):
         _check_writable(parser, args.plot, "--plot")
     if args.json is not None:
         _check_writable(parser, args.json, "--json")
+    if args.from_json is not None:
+        try:
+            doc = load_json(args.from_json)
+        except (OSError, ValueError) as e:
+            parser.error(f"--from-json {args.from_json!r}: {getattr(e, 'strerror', None) or e}")
+        print(format_header(doc["machine"]))
+        print()
+        print(format_table(doc["results"]))
+        return _write_plot(doc["results"], args.plot) if args.plot is not None else 0
 
     repeats, min_time = QUICK_TIMING if args.quick else FULL_TIMING
     load_start = _load()
@@ -722,14 +749,24 @@ def main(argv=None):
             sys.stderr.write(f"cannot write --json {args.json!r}: {e.strerror or e}\n")
             status = 1
     if args.plot is not None:
-        try:
-            plot(results, args.plot)
-        except OSError as e:
-            sys.stderr.write(f"cannot write --plot {args.plot!r}: {e.strerror or e}\n")
-            status = 1
+        status = _write_plot(results, args.plot) or status
     wrong = [r for r in results if r["kind"] == "softmax_c" and r["error"] is not None]
     if wrong:
         sys.stderr.write(f"softmax_c disagreed with the NumPy reference or failed in {len(wrong)} "
                          "row(s): see 'not timed' above\n")
         status = 1
     return status
+
+
+def _write_plot(results, path):
+    """Draw --plot; 0, or 1 after a one-line message when it cannot be
+    drawn or written."""
+    try:
+        plot(results, path)
+    except OSError as e:
+        sys.stderr.write(f"cannot write --plot {path!r}: {e.strerror or e}\n")
+        return 1
+    except ValueError as e:
+        sys.stderr.write(f"nothing to plot in --plot {path!r}: {e}\n")
+        return 1
+    return 0
