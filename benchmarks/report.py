@@ -26,6 +26,17 @@ on a {cores}-core {cpu} machine ({simd} in use), {platform}, Python {python},
 NumPy {numpy}, {peers}, softmax_c {softmax_c}; load average {load_start} before
 the run, {load_end} after.  `bench-results.json` holds every figure with the
 machine's description; the tables below are those figures, rearranged.
+[performance.md](performance.md) summarizes them, with earlier runs and what
+is not there yet; [api.md](api.md#the-command-line) lists the bench's options.
+
+To run it yourself: `python -m softmax_c bench --quick` takes under a
+minute; `--ops`, `--dtype`, `--threads` and `--shapes` choose the cases,
+`--json FILE` saves them, `--plot FILE.png` draws softmax_c's speed-up over
+the fastest peer per case (as `bench-speedup.png`), and
+`--from-json FILE --plot FILE.png` draws it again from saved figures.  For
+figures worth comparing, run on an otherwise idle machine: a thread count
+above the free cores turns each OpenMP barrier into a wait for the
+scheduler.
 
 How to read them:
 

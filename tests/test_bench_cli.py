@@ -15,6 +15,7 @@ import sys
 import numpy as np
 import pytest
 
+from softmax_c import _bench_report as bench_report
 from softmax_c import bench
 
 SMALL = ["--shapes", "64x1000", "--threads", "1", "--dtype", "float32"]
@@ -193,12 +194,65 @@ def test_plot_without_matplotlib(tmp_path):
     assert not (tmp_path / "p.png").exists()
 
 
-@pytest.mark.skipif(not importable("matplotlib"), reason="matplotlib is not installed")
+def png_size(path):
+    """(width, height) in pixels of a PNG file, from its IHDR chunk."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+HAVE_MPL = importable("matplotlib")
+needs_mpl = pytest.mark.skipif(not HAVE_MPL, reason="matplotlib is not installed")
+
+
+@needs_mpl
 def test_plot(tmp_path):
     path = tmp_path / "p.png"
     proc = cli("bench", "--quick", *SMALL, "--ops", "softmax", "--plot", str(path))
     assert proc.returncode == 0, proc.stderr
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert png_size(path)[0] == 900  # a README column's width
+
+
+def test_from_json_prints_the_runs_table(full_small_run, tmp_path):
+    proc, doc = full_small_run
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(doc))
+    again = cli("bench", "--from-json", str(path))
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == proc.stdout  # header and table, from the saved figures
+    assert again.stderr == ""  # no progress: nothing is timed
+
+
+@needs_mpl
+def test_from_json_plot(full_small_run, tmp_path):
+    _, doc = full_small_run
+    path, png = tmp_path / "run.json", tmp_path / "p.png"
+    path.write_text(json.dumps(doc))
+    proc = cli("bench", "--from-json", str(path), "--plot", str(png))
+    assert proc.returncode == 0, proc.stderr
+    assert png_size(png)[0] == 900
+
+
+@pytest.mark.parametrize("extra", [["--quick"], ["--ops", "softmax"], ["--threads", "1"],
+                                   ["--shapes", "64x1000"], ["--dtype", "float32"],
+                                   ["--json", "again.json"]])
+def test_from_json_refuses_run_options(extra, tmp_path):
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps({"machine": {}, "results": []}))
+    proc = cli("bench", "--from-json", str(path), *extra, cwd=tmp_path)
+    assert_clean_error(proc)
+    assert "--from-json" in proc.stderr and extra[0] in proc.stderr
+    assert not (tmp_path / "again.json").exists()
+
+
+@pytest.mark.parametrize("content", [None, "not json {", "[1, 2]", '{"results": []}'])
+def test_from_json_bad_file(content, tmp_path):
+    path = tmp_path / "run.json"
+    if content is not None:
+        path.write_text(content)
+    proc = cli("bench", "--from-json", str(path))
+    assert_clean_error(proc)
+    assert proc.stdout == ""
 
 
 def test_info():
@@ -321,3 +375,50 @@ def test_run_restores_torch_threads(tiny_shapes):
     before = torch.get_num_threads()
     bench.run(["softmax"], ["5x7"], ["float64"], [1], repeats=1, min_time=1e-4, progress=False)
     assert torch.get_num_threads() == before
+
+
+# ---------------------------------------------------------------- the plot, in-process
+
+def result_row(op, shape, dtype, threads, vs_peer, vs_numpy=5.0, impl="softmax_c"):
+    return {"op": op, "shape": shape, "dtype": dtype, "threads": threads, "impl": impl,
+            "kind": "softmax_c", "speedup_vs_numpy": vs_numpy, "speedup_vs_peer": vs_peer,
+            "fastest_peer": None if vs_peer is None else "torch(out=)", "error": None}
+
+
+def test_speedup_cases_are_sorted_and_fall_back_to_numpy():
+    results = [result_row("softmax", "5x7", "float32", 1, 2.0),
+               result_row("softmax", "5x7", "float64", 2, 0.5),
+               result_row("softmax", "5x7", "float32", 2, 1.5, impl="softmax_c(out=)"),
+               result_row("log_softmax", "5x7", "float32", 1, 3.0)]
+    assert bench_report.baseline_of(results) == "peer"
+    assert bench_report.speedup_cases(results, "softmax") == [("5x7  f64  2t", 0.5),
+                                                               ("5x7  f32  1t", 2.0)]
+    alone = [result_row("softmax", "5x7", "float32", t, None, vs_numpy=v)
+             for t, v in ((1, 7.0), (2, 4.0))]
+    assert bench_report.baseline_of(alone) == "numpy"
+    assert [v for _, v in bench_report.speedup_cases(alone, "softmax")] == [4.0, 7.0]
+
+
+@needs_mpl
+@pytest.mark.parametrize("with_peer", [True, False])
+def test_plot_in_process(tmp_path, with_peer):
+    results = [result_row(op, shape, dt, t, (0.8 + i / 10) if with_peer else None)
+               for op in ("softmax", "softmax_vjp", "cross_entropy_grad")
+               for i, (shape, dt, t) in enumerate(
+                   (s, d, t) for s in ("1x32000", "8x12x512x512:1") for d in bench.DTYPES
+                   for t in (1, 2))]
+    path = tmp_path / "p.png"
+    bench_report.plot(results, path)
+    width, height = png_size(path)
+    assert width == 900 and 300 < height < 2000  # two rows of two panels, one of them empty
+    with pytest.raises(ValueError):
+        bench_report.plot([r for r in results if r["op"] == "nope"], tmp_path / "q.png")
+
+
+def test_load_json(tmp_path):
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps({"machine": {"cpu": "x"}, "settings": {}, "results": []}))
+    assert bench_report.load_json(path)["machine"] == {"cpu": "x"}
+    path.write_text("[]")
+    with pytest.raises(ValueError):
+        bench_report.load_json(path)
