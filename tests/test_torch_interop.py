@@ -400,3 +400,42 @@ def test_double_backward_is_refused(rng):
                               create_graph=True)
     with pytest.raises(RuntimeError):
         gx.sum().backward()
+
+
+# ---------------------------------------------------------------- one OpenMP runtime
+
+# softmax_c and PyTorch share one GNU OpenMP runtime.  The parent's PyTorch
+# work runs in a fresh interpreter, so that this test process's own runtime
+# never holds a thread pool that a later fork would inherit.
+FORK_AFTER_TORCH = """
+import multiprocessing as mp, sys
+import numpy as np, torch, softmax_c as sc
+
+def child(q):
+    x = np.random.default_rng(0).standard_normal((64, 40000)).astype(np.float32)
+    q.put((sc.get_num_threads(), float(sc.softmax(x).sum())))
+
+if __name__ == "__main__":
+    torch.set_num_threads(2)
+    t = torch.randn(512, 4096)
+    for _ in range(3):
+        torch.softmax(t, -1)        # PyTorch's OpenMP threads, none of softmax_c's
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    p = ctx.Process(target=child, args=(q,))
+    p.start()
+    p.join(10)
+    if p.is_alive():
+        p.kill()
+        sys.exit("HUNG")
+    print(q.get(timeout=5))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "register_at_fork"), reason="no fork on this platform")
+def test_forked_child_computes_after_torch_ran_openmp_threads():
+    r = _run_python(FORK_AFTER_TORCH)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    threads, total = eval(r.stdout.strip())
+    assert threads == 1          # a forked child runs serially
+    assert abs(total - 64) < 1e-3

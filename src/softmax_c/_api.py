@@ -53,8 +53,10 @@ def get_num_threads():
     It is the value given to :func:`set_num_threads` if any, else OpenMP's
     default for the calling thread, which honours ``OMP_NUM_THREADS`` and
     limits set with ``threadpoolctl``.  1 when built without OpenMP, and
-    in a child process forked after this process ran OpenMP threads (GNU
-    OpenMP cannot start a thread team there; calls then run serially).
+    in a forked child process, whoever ran OpenMP threads in the parent
+    (softmax_c, PyTorch, scikit-learn, ...: GNU OpenMP cannot start a
+    thread team in a child forked after any of them did, so a forked
+    child's calls run serially).
     """
     return _kernels.default_threads()
 
