@@ -439,3 +439,56 @@ def test_forked_child_computes_after_torch_ran_openmp_threads():
     threads, total = eval(r.stdout.strip())
     assert threads == 1          # a forked child runs serially
     assert abs(total - 64) < 1e-3
+
+
+# softmax_c's default thread count is the OpenMP runtime's setting, which
+# PyTorch and threadpoolctl change too; set_num_threads is softmax_c's own
+# override.  Run in a fresh interpreter: the settings are process state.
+THREAD_SETTINGS = """
+import threading
+import torch, softmax_c as sc, softmax_c.torch as sct
+from threadpoolctl import threadpool_limits
+
+def in_other_thread():
+    got = []
+    t = threading.Thread(target=lambda: got.append(sc.get_num_threads()))
+    t.start(); t.join()
+    return got[0]
+
+default = sc.get_num_threads()
+for n in (1, 3, 7):
+    torch.set_num_threads(n)
+    assert sc.get_num_threads() == n, ("torch.set_num_threads", n, sc.get_num_threads())
+sc.set_num_threads(2)
+torch.set_num_threads(5)
+assert sc.get_num_threads() == 2 and torch.get_num_threads() == 5
+sc.set_num_threads(None)
+assert sc.get_num_threads() == 5
+torch.set_num_threads(default)
+with threadpool_limits(1):
+    assert sc.get_num_threads() == 1
+    assert in_other_thread() == default  # OpenMP's setting is per thread
+    sc.set_num_threads(3)
+    assert sc.get_num_threads() == 3     # the override wins
+    sc.set_num_threads(None)
+assert sc.get_num_threads() == default
+print("ok")
+"""
+
+
+def test_default_threads_follow_openmp_setting_and_set_num_threads_overrides():
+    pytest.importorskip("threadpoolctl")
+    r = _run_python(THREAD_SETTINGS)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", (r.stdout, r.stderr)
+
+
+def test_thread_docstrings_say_the_default_is_openmps():
+    docs = {"softmax_c": softmax_c.__doc__, "softmax_c.torch": sct.__doc__,
+            "get_num_threads": softmax_c.get_num_threads.__doc__,
+            "set_num_threads": softmax_c.set_num_threads.__doc__}
+    for name, doc in docs.items():
+        text = " ".join(doc.split())
+        assert "not ``torch.set_num_threads``" not in text, name
+        for needed in ("omp_get_max_threads", "torch.set_num_threads", "threadpoolctl",
+                       "set_num_threads(n)"):
+            assert needed in text, (name, needed)

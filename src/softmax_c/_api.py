@@ -50,21 +50,34 @@ _kernels.set_output_cache_limit(_output_cache_limit())
 def get_num_threads():
     """The number of threads a call uses when ``num_threads`` is None.
 
-    It is the value given to :func:`set_num_threads` if any, else OpenMP's
-    default for the calling thread, which honours ``OMP_NUM_THREADS`` and
-    limits set with ``threadpoolctl``.  1 when built without OpenMP, and
-    in a forked child process, whoever ran OpenMP threads in the parent
-    (softmax_c, PyTorch, scikit-learn, ...: GNU OpenMP cannot start a
-    thread team in a child forked after any of them did, so a forked
-    child's calls run serially).
+    It is the value given to ``set_num_threads(n)`` if any: softmax_c's
+    own override, for the whole process, which no other library reads or
+    changes.  Otherwise it is the OpenMP runtime's setting for the calling
+    thread, ``omp_get_max_threads()``, as scikit-learn uses it.  softmax_c
+    shares that setting with every library on the same OpenMP runtime
+    (PyTorch among them): ``OMP_NUM_THREADS`` sets it at start-up, and
+    ``torch.set_num_threads(n)`` and ``threadpoolctl.threadpool_limits(n)``
+    change it.  OpenMP keeps it per thread: a limit set in one Python
+    thread applies to the calls made from that thread.
+
+    1 when built without OpenMP, and in a forked child process, whoever ran
+    OpenMP threads in the parent (softmax_c, PyTorch, scikit-learn, ...:
+    GNU OpenMP cannot start a thread team in a child forked after any of
+    them did, so a forked child's calls run serially).
     """
     return _kernels.default_threads()
 
 
 def set_num_threads(n):
-    """Set the default number of threads of every call (an int >= 1), or
-    ``None`` to return to OpenMP's default.  Calls still run small inputs on
-    one thread.
+    """Set softmax_c's default number of threads (an int >= 1), or ``None``
+    to return to the OpenMP runtime's setting.
+
+    ``set_num_threads(n)`` is softmax_c's own override, for every Python
+    thread: while it is set, calls without ``num_threads`` use `n`, whatever
+    ``omp_get_max_threads()`` says (``OMP_NUM_THREADS``,
+    ``torch.set_num_threads``, ``threadpoolctl``), and it changes no other
+    library's setting.  Calls still run small inputs on one thread.  See
+    :func:`get_num_threads`.
 
     Raises
     ------

@@ -46,8 +46,13 @@ What is supported
   The functions run in eager mode only: ``torch.func`` transforms
   (``vmap``, ``grad``, ...) cannot hand them NumPy views, and
   ``torch.compile`` breaks the graph around them.
-- Threads: the kernels use softmax_c's own thread setting
-  (:func:`softmax_c.set_num_threads`), not ``torch.set_num_threads``.
+- Threads: softmax_c and PyTorch share one OpenMP runtime, and by
+  default the kernels use its setting, ``omp_get_max_threads()``, as
+  PyTorch's own OpenMP loops do: ``torch.set_num_threads(n)`` (and
+  ``threadpoolctl``, ``OMP_NUM_THREADS``) set it for both, in the Python
+  thread that calls it.  ``softmax_c.set_num_threads(n)`` is softmax_c's
+  own override: the kernels then use `n`, whatever
+  ``torch.set_num_threads`` says, and PyTorch's setting is unchanged.
 
 Errors raised by softmax_c itself (a `dim` out of range, a class index out
 of range, a target of the wrong shape, ...) propagate unchanged.
