@@ -1072,6 +1072,62 @@ def test_set_num_threads_errors(thread_api, n, exc):
     assert sc.get_num_threads() == before
 
 
+# num_threads is a C int in the kernels: past it, a ValueError naming the
+# parameter and the value, never an OverflowError from the conversion.
+HUGE_THREADS = [2**31, 2**40, np.int64(2**40), 2**70]
+
+
+def _every_threaded_call(sc, x, t):
+    """(name, thunk taking num_threads) for every public function that takes it."""
+    return [
+        ("softmax", lambda n: sc.softmax(x, num_threads=n)),
+        ("softmax axis=0", lambda n: sc.softmax(x, axis=0, num_threads=n)),
+        ("log_softmax", lambda n: sc.log_softmax(x, num_threads=n)),
+        ("softmax out=", lambda n: sc.softmax(x, out=np.empty_like(x), num_threads=n)),
+        ("logsumexp", lambda n: sc.logsumexp(x, num_threads=n)),
+        ("logsumexp axis=None", lambda n: sc.logsumexp(x, axis=None, num_threads=n)),
+        ("softmax_jvp", lambda n: sc.softmax_jvp(x, x, num_threads=n)),
+        ("softmax_vjp", lambda n: sc.softmax_vjp(x, x, axis=0, num_threads=n)),
+        ("log_softmax_jvp", lambda n: sc.log_softmax_jvp(x, x, num_threads=n)),
+        ("log_softmax_vjp", lambda n: sc.log_softmax_vjp(x, x, num_threads=n)),
+        ("cross_entropy", lambda n: sc.cross_entropy(x, t, num_threads=n)),
+        ("cross_entropy_grad", lambda n: sc.cross_entropy_grad(x, t, num_threads=n)),
+    ]
+
+
+@pytest.mark.parametrize("n", HUGE_THREADS, ids=str)
+def test_huge_num_threads_is_a_value_error(sc, n):
+    x = np.arange(12.0).reshape(3, 4)
+    t = np.array([0, 1, 3])
+    before = x.copy()
+    for name, fn in _every_threaded_call(sc, x, t):
+        with pytest.raises(ValueError) as info:
+            fn(n)
+        msg = str(info.value)
+        assert "num_threads" in msg and str(int(n)) in msg, (name, msg)
+        assert_array_equal(x, before)
+
+
+def test_largest_num_threads_is_accepted(sc):
+    x = np.arange(12.0).reshape(3, 4)
+    t = np.array([0, 1, 3])
+    for name, fn in _every_threaded_call(sc, x, t):
+        big, one = fn(2**31 - 1), fn(1)
+        for b, o in zip(big, one) if isinstance(one, tuple) else [(big, one)]:
+            assert_array_equal(b, o, err_msg=name)
+
+
+@pytest.mark.parametrize("n", HUGE_THREADS, ids=str)
+def test_set_num_threads_huge_is_a_value_error(thread_api, n):
+    sc = thread_api
+    before = sc.get_num_threads()
+    with pytest.raises(ValueError, match=rf"num_threads.*{int(n)}"):
+        sc.set_num_threads(n)
+    assert sc.get_num_threads() == before
+    sc.set_num_threads(2**31 - 1)
+    assert sc.get_num_threads() == 2**31 - 1
+
+
 def test_default_threads_honour_omp_num_threads(sc):
     if not hasattr(sc, "get_num_threads"):
         pytest.skip(f"{MODULE_UNDER_TEST} has no thread API")

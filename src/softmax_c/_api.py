@@ -84,18 +84,19 @@ def set_num_threads(n):
     TypeError
         `n` is not an int or None.
     ValueError
-        `n` is less than 1.
+        `n` is less than 1 or greater than ``2**31 - 1`` (the largest
+        thread count OpenMP takes), naming `num_threads` and the value.
     """
     _kernels.set_default_threads(0 if n is None else _validate.check_num_threads(n))
 
 
 def _fast_threads(num_threads):
     """num_threads for the hot paths: 0 (the default) for None, the value
-    for an int >= 1, and -1 (take the general path, which raises) for
-    anything else."""
+    for an int in [1, MAX_THREADS], and -1 (take the general path, which
+    raises) for anything else."""
     if num_threads is None:
         return 0
-    if type(num_threads) is int and num_threads >= 1:
+    if type(num_threads) is int and 1 <= num_threads <= _validate.MAX_THREADS:
         return num_threads
     return -1
 
@@ -188,8 +189,9 @@ def softmax(x, axis=-1, *, where=None, out=None, num_threads=None):
         Where to write the result: the result's shape and dtype, any
         strides; ``out=x`` works in place.
     num_threads : int, optional
-        Threads for this call; None means :func:`get_num_threads`.  Small
-        inputs run on one thread whatever is asked.
+        Threads for this call, 1 to ``2**31 - 1`` (more raises
+        ValueError); None means :func:`get_num_threads`.  Small inputs run
+        on one thread whatever is asked.
 
     Returns
     -------
@@ -202,8 +204,8 @@ def softmax(x, axis=-1, *, where=None, out=None, num_threads=None):
         Unsupported dtype, non-bool `where`, `out` not an ndarray or of the
         wrong dtype, `axis` or `num_threads` of the wrong type.
     ValueError
-        `out` of the wrong shape or read-only, `num_threads` < 1, repeated
-        axes.
+        `out` of the wrong shape or read-only, `num_threads` < 1 or
+        > ``2**31 - 1``, repeated axes.
     numpy.exceptions.AxisError
         `axis` out of range.
 
@@ -381,7 +383,7 @@ def softmax_jvp(y, v, axis=-1, *, out=None, num_threads=None):
     ------
     ValueError
         `y` and `v` of different shapes; `out` of the wrong shape or
-        read-only; `num_threads` < 1.
+        read-only; `num_threads` < 1 or > ``2**31 - 1``.
     TypeError
         Unsupported dtype, non-int `axis`, `out` not an ndarray or of the
         wrong dtype.
@@ -646,7 +648,7 @@ def cross_entropy(logits, target, *, axis=-1, weight=None, ignore_index=-100,
     ValueError
         `target` of the wrong shape, `weight` of the wrong length, unknown
         `reduction`, `label_smoothing` outside [0, 1], `ignore_index` with
-        probability targets, `num_threads` < 1.
+        probability targets, `num_threads` < 1 or > ``2**31 - 1``.
     IndexError
         A class index out of range that is not `ignore_index` (named in the
         message).

@@ -30,6 +30,7 @@ __all__ = [
     "check_target_range",
     "check_weight",
     "check_where",
+    "MAX_THREADS",
     "normalize_axis",
     "normalize_single_axis",
     "result_dtypes",
@@ -63,21 +64,28 @@ def as_array(x):
 
 # ---------------------------------------------------------------- threads
 
+# The kernels take the thread count as a C int.
+MAX_THREADS = 2**31 - 1
+
+
 def check_num_threads(n):
-    """Return `n` as an int after checking it is an int >= 1.
+    """Return `n` as an int after checking it is an int in
+    ``[1, MAX_THREADS]``.
 
     Raises
     ------
     TypeError
         `n` is not an int (a bool is not an int here).
     ValueError
-        `n` is less than 1.
+        `n` is less than 1 or greater than ``2**31 - 1``.
     """
     if not _is_int(n):
         raise TypeError(f"`num_threads` must be an int >= 1 or None, got {n!r}")
     n = operator.index(n)
     if n < 1:
         raise ValueError(f"`num_threads` must be >= 1, got {n}")
+    if n > MAX_THREADS:
+        raise ValueError(f"`num_threads` must be at most 2**31 - 1 = {MAX_THREADS}, got {n}")
     return n
 
 
