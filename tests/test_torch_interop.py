@@ -492,3 +492,25 @@ def test_thread_docstrings_say_the_default_is_openmps():
         for needed in ("omp_get_max_threads", "torch.set_num_threads", "threadpoolctl",
                        "set_num_threads(n)"):
             assert needed in text, (name, needed)
+
+
+# ---------------------------------------------------------------- 0-d tensors
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=str)
+@pytest.mark.parametrize("dim", [0, -1])
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+def test_zero_d_tensor_like_pytorch(name, dim, dtype):
+    """PyTorch takes dim 0 and -1 for a 0-d tensor: one slice of one element."""
+    x = torch.tensor(2.0, dtype=dtype, requires_grad=True)
+    xt = x.detach().clone().requires_grad_()
+    y, yt = getattr(sct, name)(x, dim), getattr(torch, name)(xt, dim)
+    assert y.shape == yt.shape == () and y.dtype == dtype
+    assert y.item() == yt.item() == (1.0 if name == "softmax" else 0.0)
+    (g,), (gt,) = torch.autograd.grad(y, x, torch.tensor(3.0, dtype=dtype)), \
+        torch.autograd.grad(yt, xt, torch.tensor(3.0, dtype=dtype))
+    assert g.shape == () and g.item() == gt.item()
+    if dtype == torch.float64:
+        assert torch.autograd.gradcheck(lambda a: getattr(sct, name)(a, dim), (x,))
+    for bad in (1, -2):
+        with pytest.raises(IndexError):  # AxisError, as PyTorch's IndexError
+            getattr(sct, name)(x, bad)

@@ -152,13 +152,20 @@ def _axis(dim, ndim):
 
 # ---------------------------------------------------------------- autograd functions
 
+def _slices(t):
+    """`_numpy(t)`, with a 0-d tensor as a 1-element array: PyTorch takes a
+    0-d tensor as one slice of one element (dim 0 or -1)."""
+    a = _numpy(t)
+    return a.reshape(1) if a.ndim == 0 else a
+
+
 def _forward(ctx, input, dim, fn):
     """Softmax and LogSoftmax forward: `fn` (softmax_c.softmax or
     log_softmax) into a tensor PyTorch allocates; the output is saved."""
     _check_float(input, "input")
-    k = _axis(dim, input.ndim)
+    k = _axis(dim, max(input.ndim, 1))
     out = torch.empty_like(input)
-    fn(_numpy(input), axis=k, out=_numpy(out))
+    fn(_slices(input), axis=k, out=_slices(out))
     ctx.axis = k
     ctx.save_for_backward(out)
     return out
@@ -169,7 +176,7 @@ def _backward(ctx, grad_output, vjp):
     output and `grad_output`."""
     (saved,) = ctx.saved_tensors
     grad_input = torch.empty_like(saved)
-    vjp(_numpy(saved), _numpy(grad_output), axis=ctx.axis, out=_numpy(grad_input))
+    vjp(_slices(saved), _slices(grad_output), axis=ctx.axis, out=_slices(grad_input))
     return grad_input, None
 
 
@@ -184,7 +191,9 @@ class Softmax(torch.autograd.Function):
         A CPU tensor, float32 or float64, any shape and strides (read in
         place, never copied).
     dim : int
-        The axis normalized (negative counts from the end).
+        The axis normalized (negative counts from the end).  A 0-d `input`
+        takes 0 or -1, as in PyTorch: one slice of one element (softmax
+        1, log-softmax 0, gradient 0).
 
     Returns
     -------
