@@ -394,12 +394,100 @@ def test_grad_wrt_target_or_weight_is_refused(rng, which):
         loss.backward()
 
 
-def test_double_backward_is_refused(rng):
-    x = _randn(rng, (3, 4), torch.float64).requires_grad_()
-    gx, = torch.autograd.grad(sct.softmax(x, 1), x, torch.ones(3, 4, dtype=torch.float64),
-                              create_graph=True)
-    with pytest.raises(RuntimeError):
-        gx.sum().backward()
+# ---------------------------------------------------------------- double backward
+
+def test_gradient_penalty_matches_pytorch():
+    """A gradient penalty needs the gradient's own graph (create_graph=True):
+    without it the penalty's second-order part is silently lost."""
+    torch.manual_seed(0)
+    x0 = torch.randn(2, 4, dtype=torch.float64)
+    w = torch.randn(2, 4, dtype=torch.float64)
+    t = torch.tensor([3, 1])
+    cases = [(lambda a: (sct.softmax(a, 1) * w).sum(),
+              lambda a: (torch.softmax(a, 1) * w).sum()),
+             (lambda a: (sct.log_softmax(a, 1) * w).sum(),
+              lambda a: (torch.log_softmax(a, 1) * w).sum()),
+             (lambda a: sct.cross_entropy(a, t, label_smoothing=0.1),
+              lambda a: F.cross_entropy(a, t, label_smoothing=0.1))]
+    for ours, theirs in cases:
+        grads = []
+        for fn in (ours, theirs):
+            x = x0.clone().requires_grad_()
+            loss = fn(x)
+            (g,) = torch.autograd.grad(loss, x, create_graph=True)
+            assert g.requires_grad
+            (loss + (g ** 2).sum()).backward()
+            grads.append(x.grad)
+        torch.testing.assert_close(grads[0], grads[1], rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("fn", [sct.softmax, sct.log_softmax], ids=["softmax", "log_softmax"])
+@pytest.mark.parametrize("shape, dim, layout", SOFTMAX_CASES + [((), 0, "c")])
+def test_gradgradcheck_softmax(rng, fn, shape, dim, layout):
+    x = torch.from_numpy(np.asarray(rng.standard_normal(shape)))
+    x = (_layout(x, layout) if x.ndim >= 2 else x).requires_grad_()
+    assert torch.autograd.gradgradcheck(lambda a: fn(a, dim), (x,))
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("kind, option", XENT_OPTIONS)
+def test_gradgradcheck_cross_entropy(rng, kind, option, reduction):
+    z = _randn(rng, (5, 4), torch.float64, 1.0).requires_grad_()
+    t, kw = _xent_args(rng, kind, option)
+    assert torch.autograd.gradgradcheck(
+        lambda a: sct.cross_entropy(a, t, reduction=reduction, **kw), (z,))
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("kind", ["index", "prob"])
+@pytest.mark.parametrize("shape, layout, dim", XENT_SHAPES)
+def test_gradgradcheck_cross_entropy_shapes(rng, shape, layout, dim, kind, reduction):
+    z = _layout(_randn(rng, shape, torch.float64, 1.0), layout).requires_grad_()
+    k = dim if dim is not None else (1 if len(shape) >= 2 else 0)
+    t, kw = _xent_args(rng, kind, "all" if kind == "prob" else "smoothing", shape=shape,
+                       dim=k % len(shape))
+    assert torch.autograd.gradgradcheck(
+        lambda a: sct.cross_entropy(a, t, reduction=reduction, dim=dim, **kw), (z,))
+
+
+def test_cross_entropy_double_backward_edge_weights():
+    """Every target ignored ("mean" is NaN, as in PyTorch), and weights that
+    sum to 0 for a kept sample: the second derivative as PyTorch's."""
+    z0 = torch.randn(3, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    f64 = dict(dtype=torch.float64)
+    for kw in (dict(reduction="sum", weight=torch.tensor([1., -1., 2., 0.], **f64)),
+               dict(reduction="none", weight=torch.tensor([0., 1., 2., 3.], **f64)),
+               dict(reduction="mean", ignore_index=1)):
+        t = torch.tensor([0, 1, 3]) if "ignore_index" not in kw else torch.tensor([1, 1, 1])
+        hs = []
+        for fn in (sct.cross_entropy, F.cross_entropy):
+            z = z0.clone().requires_grad_()
+            loss = fn(z, t, **kw)
+            (g,) = torch.autograd.grad(loss.sum(), z, create_graph=True)
+            ((g * torch.arange(12.0, dtype=torch.float64).reshape(3, 4)).sum()).backward()
+            hs.append(z.grad)
+        torch.testing.assert_close(hs[0], hs[1], rtol=1e-12, atol=1e-14, equal_nan=True)
+
+
+def test_first_order_backward_keeps_the_kernels(rng, spy):
+    """Without create_graph the backward is softmax_c's kernel; with it, the
+    gradient is the same to rounding and differentiable."""
+    calls = spy("softmax_vjp")
+    x = _randn(rng, (3, 5), torch.float64).requires_grad_()
+    g = _randn(rng, (3, 5), torch.float64)
+    (fast,) = torch.autograd.grad(sct.softmax(x, 1), x, g)
+    assert len(calls) == 1 and fast.grad_fn is None
+    (slow,) = torch.autograd.grad(sct.softmax(x, 1), x, g, create_graph=True)
+    assert len(calls) == 1 and slow.grad_fn is not None
+    torch.testing.assert_close(slow, fast, rtol=1e-14, atol=1e-15)
+
+
+def test_cross_entropy_apply_returns_the_loss(rng):
+    z = _randn(rng, (3, 4), torch.float64).requires_grad_()
+    t = torch.tensor([0, 2, 3])
+    loss = sct.CrossEntropy.apply(z, t, None, -100, "mean", 0.0, None)
+    assert isinstance(loss, torch.Tensor) and loss.shape == ()
+    torch.testing.assert_close(loss, F.cross_entropy(z, t))
 
 
 # ---------------------------------------------------------------- one OpenMP runtime
