@@ -132,6 +132,8 @@ def _forward(op, x, axis, where, out, num_threads):
         y = _kernels.fast(op, x, out, ft) if ft >= 0 else None
         if y is not None:
             return y
+    if isinstance(x, np.ma.MaskedArray):
+        return _masked_forward(op, x, axis, where, out, num_threads)
     nt = _threads(num_threads)
     x = _validate.as_array(x)
     compute, result = _validate.result_dtypes(x.dtype)
@@ -171,6 +173,17 @@ def _forward(op, x, axis, where, out, num_threads):
     return out
 
 
+def _masked_forward(op, x, axis, where, out, num_threads):
+    """softmax / log_softmax of a masked array: its mask as ``where=~mask``
+    (and `where`), the result masked as `x` (viewing `out` if given)."""
+    mask = np.ma.getmaskarray(x)
+    keep = ~mask
+    if where is not None:
+        keep &= _validate.check_where(where, x.shape)
+    res = _forward(op, np.ma.getdata(x), axis, keep, out, num_threads)
+    return np.ma.MaskedArray(res, mask=mask.copy())
+
+
 def softmax(x, axis=-1, *, where=None, out=None, num_threads=None):
     """Softmax along `axis`: ``exp(x - max) / sum(exp(x - max))``.
 
@@ -180,6 +193,10 @@ def softmax(x, axis=-1, *, where=None, out=None, num_threads=None):
         Input.  float32 and float64 are computed natively; float16 is
         computed in float32 and returned as float16; bool and integers are
         computed and returned as float64.  Other dtypes raise TypeError.
+        A masked array's mask acts as ``where=~mask`` (combined with
+        `where`), and the result is a masked array with the same mask
+        (viewing `out` if given); any other ndarray subclass is read as a
+        plain ndarray and the result is a plain ndarray.
     axis : int, tuple of ints or None, optional
         The axis or axes normalized together; None means all.  Default -1.
     where : array_like of bool, optional
@@ -196,7 +213,8 @@ def softmax(x, axis=-1, *, where=None, out=None, num_threads=None):
     Returns
     -------
     ndarray
-        The softmax, shaped like `x` (`out` if given).
+        The softmax, shaped like `x` (`out` if given); a masked array for a
+        masked `x`.
 
     Raises
     ------
@@ -247,7 +265,8 @@ def log_softmax(x, axis=-1, *, where=None, out=None, num_threads=None):
     Returns
     -------
     ndarray
-        The log-softmax, shaped like `x` (`out` if given).
+        The log-softmax, shaped like `x` (`out` if given); a masked array
+        for a masked `x`.
 
     Notes
     -----
@@ -271,7 +290,8 @@ def logsumexp(x, axis=-1, *, keepdims=False, num_threads=None):
     Parameters
     ----------
     x : array_like
-        Input; dtype policy as in :func:`softmax`.
+        Input; dtype policy as in :func:`softmax`.  The masked entries of a
+        masked array take no part.
     axis : int, tuple of ints or None, optional
         Axis or axes to reduce; None means all.  Default -1.
     keepdims : bool, optional
@@ -283,7 +303,9 @@ def logsumexp(x, axis=-1, *, keepdims=False, num_threads=None):
     -------
     ndarray or scalar
         The reduction: a NumPy scalar when every axis is reduced and
-        `keepdims` is False.
+        `keepdims` is False.  For a masked `x`, a masked array masked where
+        a slice has no unmasked entry (``-inf`` beneath; ``numpy.ma.masked``
+        for such a scalar).
 
     Notes
     -----
@@ -302,6 +324,8 @@ def logsumexp(x, axis=-1, *, keepdims=False, num_threads=None):
         y = _kernels.fast(LOGSUMEXP, x, None, ft)
         if y is not None:
             return y if y.ndim else y[()]
+    if isinstance(x, np.ma.MaskedArray):
+        return _masked_logsumexp(x, axis, keepdims, num_threads)
     nt = _threads(num_threads)
     x = _validate.as_array(x)
     compute, result = _validate.result_dtypes(x.dtype)
@@ -322,6 +346,23 @@ def logsumexp(x, axis=-1, *, keepdims=False, num_threads=None):
     return res if res.ndim else res[()]
 
 
+def _masked_logsumexp(x, axis, keepdims, num_threads):
+    """logsumexp of the unmasked entries, masked where none is left."""
+    data = np.ma.getdata(x)
+    _threads(num_threads)
+    _validate.result_dtypes(data.dtype)
+    axes = _validate.normalize_axis(axis, data.ndim)
+    mask = np.ma.getmaskarray(x)
+    # -inf adds nothing to a sum of exponentials; float16 stays float16,
+    # integers and bool become float64 as the dtype policy makes them
+    res = logsumexp(np.where(mask, -np.inf, data), axis, keepdims=keepdims,
+                    num_threads=num_threads)
+    empty = np.all(mask, axis=axes, keepdims=keepdims)
+    if np.ndim(res) == 0 and not keepdims:
+        return np.ma.masked if empty else res
+    return np.ma.MaskedArray(res, mask=empty)
+
+
 # ---------------------------------------------------------------- backward
 
 def _backward(op, a, b, names, axis, out, num_threads):
@@ -331,7 +372,7 @@ def _backward(op, a, b, names, axis, out, num_threads):
         if res is not None:
             return res
     nt = _threads(num_threads)
-    a, b = _validate.as_array(a), _validate.as_array(b)
+    a, b = _validate.as_array(a, names[0]), _validate.as_array(b, names[1])
     _validate.result_dtypes(a.dtype, names[0])
     _validate.result_dtypes(b.dtype, names[1])
     compute, result = _validate.result_dtypes(np.result_type(a.dtype, b.dtype), names[0])
@@ -386,7 +427,8 @@ def softmax_jvp(y, v, axis=-1, *, out=None, num_threads=None):
         read-only; `num_threads` < 1 or > ``2**31 - 1``.
     TypeError
         Unsupported dtype, non-int `axis`, `out` not an ndarray or of the
-        wrong dtype.
+        wrong dtype, a masked array (its mask would mean nothing here; an
+        ndarray subclass is read as a plain ndarray).
     numpy.exceptions.AxisError
         `axis` out of range.
 
@@ -474,7 +516,7 @@ def softmax_jacobian(y, axis=-1):
     Raises
     ------
     TypeError
-        Unsupported dtype or non-int `axis`.
+        Unsupported dtype, non-int `axis`, or a masked `y`.
     numpy.exceptions.AxisError
         `axis` out of range.
 
@@ -484,7 +526,7 @@ def softmax_jacobian(y, axis=-1):
     multiply at memory speed; only the diagonal is touched again.  Prefer
     :func:`softmax_jvp` / :func:`softmax_vjp`, which never form it.
     """
-    y = _validate.as_array(y)
+    y = _validate.as_array(y, "y")
     compute, result = _validate.result_dtypes(y.dtype, "y")
     k = _validate.normalize_single_axis(axis, y.ndim)
     yk = np.moveaxis(y if y.dtype == compute else y.astype(compute), k, -1)
@@ -501,10 +543,10 @@ def _xent(logits, target, axis, weight, ignore_index, reduction, label_smoothing
     """Validate everything, then one kernel call for the per-sample losses
     and (if `want_grad`) the gradient; returns loss or (loss, grad)."""
     nt = _threads(num_threads)
-    z = _validate.as_array(logits)
+    z = _validate.as_array(logits, "logits")
     compute, result = _validate.result_dtypes(z.dtype, "logits")
     k = _validate.normalize_single_axis(axis, z.ndim)
-    t = _validate.as_array(target)
+    t = _validate.as_array(target, "target")
     ttype = _validate.check_target(t, z.shape, k)
     ignore_index = _validate.check_ignore_index(ignore_index, ttype)
     _validate.check_reduction(reduction)
@@ -644,7 +686,8 @@ def cross_entropy(logits, target, *, axis=-1, weight=None, ignore_index=-100,
     TypeError
         Unsupported dtype of `logits`, `target` or `weight` (a bool
         target), non-int `axis` or `ignore_index`, non-real
-        `label_smoothing`.
+        `label_smoothing`, a masked `logits`, `target` or `weight` (an
+        ndarray subclass is read as a plain ndarray).
     ValueError
         `target` of the wrong shape, `weight` of the wrong length, unknown
         `reduction`, `label_smoothing` outside [0, 1], `ignore_index` with
