@@ -1072,6 +1072,62 @@ def test_set_num_threads_errors(thread_api, n, exc):
     assert sc.get_num_threads() == before
 
 
+# num_threads is a C int in the kernels: past it, a ValueError naming the
+# parameter and the value, never an OverflowError from the conversion.
+HUGE_THREADS = [2**31, 2**40, np.int64(2**40), 2**70]
+
+
+def _every_threaded_call(sc, x, t):
+    """(name, thunk taking num_threads) for every public function that takes it."""
+    return [
+        ("softmax", lambda n: sc.softmax(x, num_threads=n)),
+        ("softmax axis=0", lambda n: sc.softmax(x, axis=0, num_threads=n)),
+        ("log_softmax", lambda n: sc.log_softmax(x, num_threads=n)),
+        ("softmax out=", lambda n: sc.softmax(x, out=np.empty_like(x), num_threads=n)),
+        ("logsumexp", lambda n: sc.logsumexp(x, num_threads=n)),
+        ("logsumexp axis=None", lambda n: sc.logsumexp(x, axis=None, num_threads=n)),
+        ("softmax_jvp", lambda n: sc.softmax_jvp(x, x, num_threads=n)),
+        ("softmax_vjp", lambda n: sc.softmax_vjp(x, x, axis=0, num_threads=n)),
+        ("log_softmax_jvp", lambda n: sc.log_softmax_jvp(x, x, num_threads=n)),
+        ("log_softmax_vjp", lambda n: sc.log_softmax_vjp(x, x, num_threads=n)),
+        ("cross_entropy", lambda n: sc.cross_entropy(x, t, num_threads=n)),
+        ("cross_entropy_grad", lambda n: sc.cross_entropy_grad(x, t, num_threads=n)),
+    ]
+
+
+@pytest.mark.parametrize("n", HUGE_THREADS, ids=str)
+def test_huge_num_threads_is_a_value_error(sc, n):
+    x = np.arange(12.0).reshape(3, 4)
+    t = np.array([0, 1, 3])
+    before = x.copy()
+    for name, fn in _every_threaded_call(sc, x, t):
+        with pytest.raises(ValueError) as info:
+            fn(n)
+        msg = str(info.value)
+        assert "num_threads" in msg and str(int(n)) in msg, (name, msg)
+        assert_array_equal(x, before)
+
+
+def test_largest_num_threads_is_accepted(sc):
+    x = np.arange(12.0).reshape(3, 4)
+    t = np.array([0, 1, 3])
+    for name, fn in _every_threaded_call(sc, x, t):
+        big, one = fn(2**31 - 1), fn(1)
+        for b, o in zip(big, one) if isinstance(one, tuple) else [(big, one)]:
+            assert_array_equal(b, o, err_msg=name)
+
+
+@pytest.mark.parametrize("n", HUGE_THREADS, ids=str)
+def test_set_num_threads_huge_is_a_value_error(thread_api, n):
+    sc = thread_api
+    before = sc.get_num_threads()
+    with pytest.raises(ValueError, match=rf"num_threads.*{int(n)}"):
+        sc.set_num_threads(n)
+    assert sc.get_num_threads() == before
+    sc.set_num_threads(2**31 - 1)
+    assert sc.get_num_threads() == 2**31 - 1
+
+
 def test_default_threads_honour_omp_num_threads(sc):
     if not hasattr(sc, "get_num_threads"):
         pytest.skip(f"{MODULE_UNDER_TEST} has no thread API")
@@ -1313,3 +1369,118 @@ def test_exp_is_within_a_few_ulp(sc, dtype, ulps):
     want = np.exp(x[0].astype(np.longdouble))
     err = np.max(np.abs(ratio - want) / want) / np.finfo(dtype).eps  # relative, in eps
     assert err <= ulps, err
+
+
+# ---------------------------------------------------------------- array subclasses
+
+class _Tagged(np.ndarray):
+    """A user's ndarray subclass."""
+
+
+def _subclass_calls(sc, x):
+    """(name, thunk) for every public function, given an array-like factory `x`."""
+    t = np.array([0, 2])
+    return [
+        ("softmax", lambda: sc.softmax(x())),
+        ("softmax axis=0", lambda: sc.softmax(x(), axis=0)),
+        ("log_softmax", lambda: sc.log_softmax(x())),
+        ("logsumexp keepdims", lambda: sc.logsumexp(x(), keepdims=True)),
+        ("softmax_jvp", lambda: sc.softmax_jvp(x(), x())),
+        ("log_softmax_vjp", lambda: sc.log_softmax_vjp(x(), x(), axis=0)),
+        ("softmax_jacobian", lambda: sc.softmax_jacobian(x())),
+        ("cross_entropy none", lambda: sc.cross_entropy(x(), t, reduction="none")),
+        ("cross_entropy_grad", lambda: sc.cross_entropy_grad(x(), t)[1]),
+    ]
+
+
+@pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")  # np.matrix
+@pytest.mark.parametrize("kind", ["matrix", "user"])
+def test_subclasses_give_plain_ndarrays(sc, kind):
+    """The results are NumPy arrays, as for a plain input, whatever ndarray
+    subclass comes in (np.matrix, a user's subclass)."""
+    base = np.array([[1.0, 2.0, 3.0], [0.5, -1.0, 4.0]])
+    make = {"matrix": lambda: np.matrix(base),
+            "user": lambda: base.copy().view(_Tagged)}[kind]
+    plain = _subclass_calls(sc, lambda: base.copy())
+    for (name, fn), (_, want) in zip(_subclass_calls(sc, make), plain):
+        got = fn()
+        assert type(got) is np.ndarray, (name, type(got))
+        assert_array_equal(got, want(), err_msg=name)
+
+
+@pytest.fixture
+def masked_api(sc):
+    if MODULE_UNDER_TEST != "softmax_c":
+        pytest.skip("the NumPy reference refuses masked arrays")
+    return sc
+
+
+@pytest.mark.parametrize("name", ELEMENTWISE)
+def test_masked_array_means_its_mask(masked_api, name):
+    """A masked array's mask acts as where=~mask: the masked entries take
+    no part, and the result is masked the same way."""
+    sc = masked_api
+    x = np.ma.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], mask=[[0, 1, 0], [1, 1, 1]])
+    before = x.copy()
+    got = getattr(sc, name)(x)
+    assert isinstance(got, np.ma.MaskedArray)
+    assert_array_equal(np.ma.getmaskarray(got), np.ma.getmaskarray(x))
+    assert np.ma.getmask(got) is not np.ma.getmask(x)
+    want = getattr(sc, name)(x.data, where=~x.mask)
+    assert_array_equal(got.data, want)
+    if name == "softmax":
+        np.testing.assert_allclose(got[0].sum(), 1.0, rtol=1e-15)
+        np.testing.assert_allclose(sc.softmax(np.ma.array([1., 2., 3.], mask=[0, 1, 0])).sum(),
+                                   1.0, rtol=1e-15)
+    assert_array_equal(x.data, before.data)
+    assert_array_equal(x.mask, before.mask)
+    # combined with where=, along another axis, over every axis, into out=
+    w = np.array([True, True, False])
+    got = getattr(sc, name)(x, where=w)
+    assert_array_equal(got.data, getattr(sc, name)(x.data, where=~x.mask & w))
+    assert_array_equal(got.mask, x.mask)
+    for axis in (0, None):
+        assert_array_equal(getattr(sc, name)(x, axis=axis).data,
+                           getattr(sc, name)(x.data, axis=axis, where=~x.mask))
+    out = np.full((2, 3), 7.0)
+    got = getattr(sc, name)(x, out=out)
+    assert got.data is out or np.shares_memory(got.data, out)
+    assert_array_equal(out, want)
+
+
+def test_masked_logsumexp(masked_api):
+    sc = masked_api
+    x = np.ma.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], mask=[[0, 1, 0], [1, 1, 1]])
+    got = sc.logsumexp(x)
+    assert isinstance(got, np.ma.MaskedArray)
+    assert_array_equal(got.mask, [False, True])  # a slice with nothing unmasked
+    np.testing.assert_allclose(got[0], np.logaddexp(1.0, 3.0), rtol=1e-15)
+    got = sc.logsumexp(x, axis=0, keepdims=True)
+    assert got.shape == (1, 3)
+    assert_array_equal(got.mask, [[False, True, False]])
+    np.testing.assert_allclose(got.data[0, [0, 2]], [1.0, 3.0], rtol=1e-15)
+    whole = sc.logsumexp(x, axis=None)
+    np.testing.assert_allclose(whole, np.logaddexp(1.0, 3.0), rtol=1e-15)
+    assert sc.logsumexp(np.ma.array([1.0, 2.0], mask=True)) is np.ma.masked
+    # integer and float16 data keep the dtype policy
+    assert sc.logsumexp(np.ma.array([1, 2, 3], mask=[0, 1, 0])).dtype == np.float64
+    assert sc.logsumexp(np.ma.array([1, 2, 3], mask=[0, 1, 0], dtype=np.float16)).dtype \
+        == np.float16
+
+
+def test_masked_array_refused_where_masks_mean_nothing(masked_api):
+    """The backward products, the Jacobian and the cross-entropy refuse a
+    masked array (TypeError naming the parameter) rather than drop its mask."""
+    sc = masked_api
+    m = np.ma.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], mask=[[0, 1, 0], [0, 0, 0]])
+    p = np.full((2, 3), 1 / 3)
+    t = np.array([0, 2])
+    calls = [("y", lambda: sc.softmax_jvp(m, p)), ("g", lambda: sc.softmax_vjp(p, m)),
+             ("logp", lambda: sc.log_softmax_vjp(m, p, axis=0)),
+             ("y", lambda: sc.softmax_jacobian(m)),
+             ("logits", lambda: sc.cross_entropy(m, t)),
+             ("target", lambda: sc.cross_entropy_grad(p, np.ma.array(t, mask=[0, 1]))),
+             ("weight", lambda: sc.cross_entropy(p, t, weight=np.ma.array([1., 2., 3.])))]
+    for name, fn in calls:
+        with pytest.raises(TypeError, match=rf"`{name}` is a masked array"):
+            fn()

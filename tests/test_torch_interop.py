@@ -394,9 +394,211 @@ def test_grad_wrt_target_or_weight_is_refused(rng, which):
         loss.backward()
 
 
-def test_double_backward_is_refused(rng):
-    x = _randn(rng, (3, 4), torch.float64).requires_grad_()
-    gx, = torch.autograd.grad(sct.softmax(x, 1), x, torch.ones(3, 4, dtype=torch.float64),
-                              create_graph=True)
-    with pytest.raises(RuntimeError):
-        gx.sum().backward()
+# ---------------------------------------------------------------- double backward
+
+def test_gradient_penalty_matches_pytorch():
+    """A gradient penalty needs the gradient's own graph (create_graph=True):
+    without it the penalty's second-order part is silently lost."""
+    torch.manual_seed(0)
+    x0 = torch.randn(2, 4, dtype=torch.float64)
+    w = torch.randn(2, 4, dtype=torch.float64)
+    t = torch.tensor([3, 1])
+    cases = [(lambda a: (sct.softmax(a, 1) * w).sum(),
+              lambda a: (torch.softmax(a, 1) * w).sum()),
+             (lambda a: (sct.log_softmax(a, 1) * w).sum(),
+              lambda a: (torch.log_softmax(a, 1) * w).sum()),
+             (lambda a: sct.cross_entropy(a, t, label_smoothing=0.1),
+              lambda a: F.cross_entropy(a, t, label_smoothing=0.1))]
+    for ours, theirs in cases:
+        grads = []
+        for fn in (ours, theirs):
+            x = x0.clone().requires_grad_()
+            loss = fn(x)
+            (g,) = torch.autograd.grad(loss, x, create_graph=True)
+            assert g.requires_grad
+            (loss + (g ** 2).sum()).backward()
+            grads.append(x.grad)
+        torch.testing.assert_close(grads[0], grads[1], rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("fn", [sct.softmax, sct.log_softmax], ids=["softmax", "log_softmax"])
+@pytest.mark.parametrize("shape, dim, layout", SOFTMAX_CASES + [((), 0, "c")])
+def test_gradgradcheck_softmax(rng, fn, shape, dim, layout):
+    x = torch.from_numpy(np.asarray(rng.standard_normal(shape)))
+    x = (_layout(x, layout) if x.ndim >= 2 else x).requires_grad_()
+    assert torch.autograd.gradgradcheck(lambda a: fn(a, dim), (x,))
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("kind, option", XENT_OPTIONS)
+def test_gradgradcheck_cross_entropy(rng, kind, option, reduction):
+    z = _randn(rng, (5, 4), torch.float64, 1.0).requires_grad_()
+    t, kw = _xent_args(rng, kind, option)
+    assert torch.autograd.gradgradcheck(
+        lambda a: sct.cross_entropy(a, t, reduction=reduction, **kw), (z,))
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("kind", ["index", "prob"])
+@pytest.mark.parametrize("shape, layout, dim", XENT_SHAPES)
+def test_gradgradcheck_cross_entropy_shapes(rng, shape, layout, dim, kind, reduction):
+    z = _layout(_randn(rng, shape, torch.float64, 1.0), layout).requires_grad_()
+    k = dim if dim is not None else (1 if len(shape) >= 2 else 0)
+    t, kw = _xent_args(rng, kind, "all" if kind == "prob" else "smoothing", shape=shape,
+                       dim=k % len(shape))
+    assert torch.autograd.gradgradcheck(
+        lambda a: sct.cross_entropy(a, t, reduction=reduction, dim=dim, **kw), (z,))
+
+
+def test_cross_entropy_double_backward_edge_weights():
+    """Every target ignored ("mean" is NaN, as in PyTorch), and weights that
+    sum to 0 for a kept sample: the second derivative as PyTorch's."""
+    z0 = torch.randn(3, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    f64 = dict(dtype=torch.float64)
+    for kw in (dict(reduction="sum", weight=torch.tensor([1., -1., 2., 0.], **f64)),
+               dict(reduction="none", weight=torch.tensor([0., 1., 2., 3.], **f64)),
+               dict(reduction="mean", ignore_index=1)):
+        t = torch.tensor([0, 1, 3]) if "ignore_index" not in kw else torch.tensor([1, 1, 1])
+        hs = []
+        for fn in (sct.cross_entropy, F.cross_entropy):
+            z = z0.clone().requires_grad_()
+            loss = fn(z, t, **kw)
+            (g,) = torch.autograd.grad(loss.sum(), z, create_graph=True)
+            ((g * torch.arange(12.0, dtype=torch.float64).reshape(3, 4)).sum()).backward()
+            hs.append(z.grad)
+        torch.testing.assert_close(hs[0], hs[1], rtol=1e-12, atol=1e-14, equal_nan=True)
+
+
+def test_first_order_backward_keeps_the_kernels(rng, spy):
+    """Without create_graph the backward is softmax_c's kernel; with it, the
+    gradient is the same to rounding and differentiable."""
+    calls = spy("softmax_vjp")
+    x = _randn(rng, (3, 5), torch.float64).requires_grad_()
+    g = _randn(rng, (3, 5), torch.float64)
+    (fast,) = torch.autograd.grad(sct.softmax(x, 1), x, g)
+    assert len(calls) == 1 and fast.grad_fn is None
+    (slow,) = torch.autograd.grad(sct.softmax(x, 1), x, g, create_graph=True)
+    assert len(calls) == 1 and slow.grad_fn is not None
+    torch.testing.assert_close(slow, fast, rtol=1e-14, atol=1e-15)
+
+
+def test_cross_entropy_apply_returns_the_loss(rng):
+    z = _randn(rng, (3, 4), torch.float64).requires_grad_()
+    t = torch.tensor([0, 2, 3])
+    loss = sct.CrossEntropy.apply(z, t, None, -100, "mean", 0.0, None)
+    assert isinstance(loss, torch.Tensor) and loss.shape == ()
+    torch.testing.assert_close(loss, F.cross_entropy(z, t))
+
+
+# ---------------------------------------------------------------- one OpenMP runtime
+
+# softmax_c and PyTorch share one GNU OpenMP runtime.  The parent's PyTorch
+# work runs in a fresh interpreter, so that this test process's own runtime
+# never holds a thread pool that a later fork would inherit.
+FORK_AFTER_TORCH = """
+import multiprocessing as mp, sys
+import numpy as np, torch, softmax_c as sc
+
+def child(q):
+    x = np.random.default_rng(0).standard_normal((64, 40000)).astype(np.float32)
+    q.put((sc.get_num_threads(), float(sc.softmax(x).sum())))
+
+if __name__ == "__main__":
+    torch.set_num_threads(2)
+    t = torch.randn(512, 4096)
+    for _ in range(3):
+        torch.softmax(t, -1)        # PyTorch's OpenMP threads, none of softmax_c's
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    p = ctx.Process(target=child, args=(q,))
+    p.start()
+    p.join(10)
+    if p.is_alive():
+        p.kill()
+        sys.exit("HUNG")
+    print(q.get(timeout=5))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "register_at_fork"), reason="no fork on this platform")
+def test_forked_child_computes_after_torch_ran_openmp_threads():
+    r = _run_python(FORK_AFTER_TORCH)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    threads, total = eval(r.stdout.strip())
+    assert threads == 1          # a forked child runs serially
+    assert abs(total - 64) < 1e-3
+
+
+# softmax_c's default thread count is the OpenMP runtime's setting, which
+# PyTorch and threadpoolctl change too; set_num_threads is softmax_c's own
+# override.  Run in a fresh interpreter: the settings are process state.
+THREAD_SETTINGS = """
+import threading
+import torch, softmax_c as sc, softmax_c.torch as sct
+from threadpoolctl import threadpool_limits
+
+def in_other_thread():
+    got = []
+    t = threading.Thread(target=lambda: got.append(sc.get_num_threads()))
+    t.start(); t.join()
+    return got[0]
+
+default = sc.get_num_threads()
+for n in (1, 3, 7):
+    torch.set_num_threads(n)
+    assert sc.get_num_threads() == n, ("torch.set_num_threads", n, sc.get_num_threads())
+sc.set_num_threads(2)
+torch.set_num_threads(5)
+assert sc.get_num_threads() == 2 and torch.get_num_threads() == 5
+sc.set_num_threads(None)
+assert sc.get_num_threads() == 5
+torch.set_num_threads(default)
+with threadpool_limits(1):
+    assert sc.get_num_threads() == 1
+    assert in_other_thread() == default  # OpenMP's setting is per thread
+    sc.set_num_threads(3)
+    assert sc.get_num_threads() == 3     # the override wins
+    sc.set_num_threads(None)
+assert sc.get_num_threads() == default
+print("ok")
+"""
+
+
+def test_default_threads_follow_openmp_setting_and_set_num_threads_overrides():
+    pytest.importorskip("threadpoolctl")
+    r = _run_python(THREAD_SETTINGS)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", (r.stdout, r.stderr)
+
+
+def test_thread_docstrings_say_the_default_is_openmps():
+    docs = {"softmax_c": softmax_c.__doc__, "softmax_c.torch": sct.__doc__,
+            "get_num_threads": softmax_c.get_num_threads.__doc__,
+            "set_num_threads": softmax_c.set_num_threads.__doc__}
+    for name, doc in docs.items():
+        text = " ".join(doc.split())
+        assert "not ``torch.set_num_threads``" not in text, name
+        for needed in ("omp_get_max_threads", "torch.set_num_threads", "threadpoolctl",
+                       "set_num_threads(n)"):
+            assert needed in text, (name, needed)
+
+
+# ---------------------------------------------------------------- 0-d tensors
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=str)
+@pytest.mark.parametrize("dim", [0, -1])
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+def test_zero_d_tensor_like_pytorch(name, dim, dtype):
+    """PyTorch takes dim 0 and -1 for a 0-d tensor: one slice of one element."""
+    x = torch.tensor(2.0, dtype=dtype, requires_grad=True)
+    xt = x.detach().clone().requires_grad_()
+    y, yt = getattr(sct, name)(x, dim), getattr(torch, name)(xt, dim)
+    assert y.shape == yt.shape == () and y.dtype == dtype
+    assert y.item() == yt.item() == (1.0 if name == "softmax" else 0.0)
+    (g,), (gt,) = torch.autograd.grad(y, x, torch.tensor(3.0, dtype=dtype)), \
+        torch.autograd.grad(yt, xt, torch.tensor(3.0, dtype=dtype))
+    assert g.shape == () and g.item() == gt.item()
+    if dtype == torch.float64:
+        assert torch.autograd.gradcheck(lambda a: getattr(sct, name)(a, dim), (x,))
+    for bad in (1, -2):
+        with pytest.raises(IndexError):  # AxisError, as PyTorch's IndexError
+            getattr(sct, name)(x, bad)

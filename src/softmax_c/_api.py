@@ -50,37 +50,53 @@ _kernels.set_output_cache_limit(_output_cache_limit())
 def get_num_threads():
     """The number of threads a call uses when ``num_threads`` is None.
 
-    It is the value given to :func:`set_num_threads` if any, else OpenMP's
-    default for the calling thread, which honours ``OMP_NUM_THREADS`` and
-    limits set with ``threadpoolctl``.  1 when built without OpenMP, and
-    in a child process forked after this process ran OpenMP threads (GNU
-    OpenMP cannot start a thread team there; calls then run serially).
+    It is the value given to ``set_num_threads(n)`` if any: softmax_c's
+    own override, for the whole process, which no other library reads or
+    changes.  Otherwise it is the OpenMP runtime's setting for the calling
+    thread, ``omp_get_max_threads()``, as scikit-learn uses it.  softmax_c
+    shares that setting with every library on the same OpenMP runtime
+    (PyTorch among them): ``OMP_NUM_THREADS`` sets it at start-up, and
+    ``torch.set_num_threads(n)`` and ``threadpoolctl.threadpool_limits(n)``
+    change it.  OpenMP keeps it per thread: a limit set in one Python
+    thread applies to the calls made from that thread.
+
+    1 when built without OpenMP, and in a forked child process, whoever ran
+    OpenMP threads in the parent (softmax_c, PyTorch, scikit-learn, ...:
+    GNU OpenMP cannot start a thread team in a child forked after any of
+    them did, so a forked child's calls run serially).
     """
     return _kernels.default_threads()
 
 
 def set_num_threads(n):
-    """Set the default number of threads of every call (an int >= 1), or
-    ``None`` to return to OpenMP's default.  Calls still run small inputs on
-    one thread.
+    """Set softmax_c's default number of threads (an int >= 1), or ``None``
+    to return to the OpenMP runtime's setting.
+
+    ``set_num_threads(n)`` is softmax_c's own override, for every Python
+    thread: while it is set, calls without ``num_threads`` use `n`, whatever
+    ``omp_get_max_threads()`` says (``OMP_NUM_THREADS``,
+    ``torch.set_num_threads``, ``threadpoolctl``), and it changes no other
+    library's setting.  Calls still run small inputs on one thread.  See
+    :func:`get_num_threads`.
 
     Raises
     ------
     TypeError
         `n` is not an int or None.
     ValueError
-        `n` is less than 1.
+        `n` is less than 1 or greater than ``2**31 - 1`` (the largest
+        thread count OpenMP takes), naming `num_threads` and the value.
     """
     _kernels.set_default_threads(0 if n is None else _validate.check_num_threads(n))
 
 
 def _fast_threads(num_threads):
     """num_threads for the hot paths: 0 (the default) for None, the value
-    for an int >= 1, and -1 (take the general path, which raises) for
-    anything else."""
+    for an int in [1, MAX_THREADS], and -1 (take the general path, which
+    raises) for anything else."""
     if num_threads is None:
         return 0
-    if type(num_threads) is int and num_threads >= 1:
+    if type(num_threads) is int and 1 <= num_threads <= _validate.MAX_THREADS:
         return num_threads
     return -1
 
@@ -116,6 +132,8 @@ def _forward(op, x, axis, where, out, num_threads):
         y = _kernels.fast(op, x, out, ft) if ft >= 0 else None
         if y is not None:
             return y
+    if isinstance(x, np.ma.MaskedArray):
+        return _masked_forward(op, x, axis, where, out, num_threads)
     nt = _threads(num_threads)
     x = _validate.as_array(x)
     compute, result = _validate.result_dtypes(x.dtype)
@@ -155,6 +173,17 @@ def _forward(op, x, axis, where, out, num_threads):
     return out
 
 
+def _masked_forward(op, x, axis, where, out, num_threads):
+    """softmax / log_softmax of a masked array: its mask as ``where=~mask``
+    (and `where`), the result masked as `x` (viewing `out` if given)."""
+    mask = np.ma.getmaskarray(x)
+    keep = ~mask
+    if where is not None:
+        keep &= _validate.check_where(where, x.shape)
+    res = _forward(op, np.ma.getdata(x), axis, keep, out, num_threads)
+    return np.ma.MaskedArray(res, mask=mask.copy())
+
+
 def softmax(x, axis=-1, *, where=None, out=None, num_threads=None):
     """Softmax along `axis`: ``exp(x - max) / sum(exp(x - max))``.
 
@@ -164,6 +193,10 @@ def softmax(x, axis=-1, *, where=None, out=None, num_threads=None):
         Input.  float32 and float64 are computed natively; float16 is
         computed in float32 and returned as float16; bool and integers are
         computed and returned as float64.  Other dtypes raise TypeError.
+        A masked array's mask acts as ``where=~mask`` (combined with
+        `where`), and the result is a masked array with the same mask
+        (viewing `out` if given); any other ndarray subclass is read as a
+        plain ndarray and the result is a plain ndarray.
     axis : int, tuple of ints or None, optional
         The axis or axes normalized together; None means all.  Default -1.
     where : array_like of bool, optional
@@ -173,13 +206,15 @@ def softmax(x, axis=-1, *, where=None, out=None, num_threads=None):
         Where to write the result: the result's shape and dtype, any
         strides; ``out=x`` works in place.
     num_threads : int, optional
-        Threads for this call; None means :func:`get_num_threads`.  Small
-        inputs run on one thread whatever is asked.
+        Threads for this call, 1 to ``2**31 - 1`` (more raises
+        ValueError); None means :func:`get_num_threads`.  Small inputs run
+        on one thread whatever is asked.
 
     Returns
     -------
     ndarray
-        The softmax, shaped like `x` (`out` if given).
+        The softmax, shaped like `x` (`out` if given); a masked array for a
+        masked `x`.
 
     Raises
     ------
@@ -187,8 +222,8 @@ def softmax(x, axis=-1, *, where=None, out=None, num_threads=None):
         Unsupported dtype, non-bool `where`, `out` not an ndarray or of the
         wrong dtype, `axis` or `num_threads` of the wrong type.
     ValueError
-        `out` of the wrong shape or read-only, `num_threads` < 1, repeated
-        axes.
+        `out` of the wrong shape or read-only, `num_threads` < 1 or
+        > ``2**31 - 1``, repeated axes.
     numpy.exceptions.AxisError
         `axis` out of range.
 
@@ -230,7 +265,8 @@ def log_softmax(x, axis=-1, *, where=None, out=None, num_threads=None):
     Returns
     -------
     ndarray
-        The log-softmax, shaped like `x` (`out` if given).
+        The log-softmax, shaped like `x` (`out` if given); a masked array
+        for a masked `x`.
 
     Notes
     -----
@@ -254,7 +290,8 @@ def logsumexp(x, axis=-1, *, keepdims=False, num_threads=None):
     Parameters
     ----------
     x : array_like
-        Input; dtype policy as in :func:`softmax`.
+        Input; dtype policy as in :func:`softmax`.  The masked entries of a
+        masked array take no part.
     axis : int, tuple of ints or None, optional
         Axis or axes to reduce; None means all.  Default -1.
     keepdims : bool, optional
@@ -266,7 +303,9 @@ def logsumexp(x, axis=-1, *, keepdims=False, num_threads=None):
     -------
     ndarray or scalar
         The reduction: a NumPy scalar when every axis is reduced and
-        `keepdims` is False.
+        `keepdims` is False.  For a masked `x`, a masked array masked where
+        a slice has no unmasked entry (``-inf`` beneath; ``numpy.ma.masked``
+        for such a scalar).
 
     Notes
     -----
@@ -285,6 +324,8 @@ def logsumexp(x, axis=-1, *, keepdims=False, num_threads=None):
         y = _kernels.fast(LOGSUMEXP, x, None, ft)
         if y is not None:
             return y if y.ndim else y[()]
+    if isinstance(x, np.ma.MaskedArray):
+        return _masked_logsumexp(x, axis, keepdims, num_threads)
     nt = _threads(num_threads)
     x = _validate.as_array(x)
     compute, result = _validate.result_dtypes(x.dtype)
@@ -305,6 +346,23 @@ def logsumexp(x, axis=-1, *, keepdims=False, num_threads=None):
     return res if res.ndim else res[()]
 
 
+def _masked_logsumexp(x, axis, keepdims, num_threads):
+    """logsumexp of the unmasked entries, masked where none is left."""
+    data = np.ma.getdata(x)
+    _threads(num_threads)
+    _validate.result_dtypes(data.dtype)
+    axes = _validate.normalize_axis(axis, data.ndim)
+    mask = np.ma.getmaskarray(x)
+    # -inf adds nothing to a sum of exponentials; float16 stays float16,
+    # integers and bool become float64 as the dtype policy makes them
+    res = logsumexp(np.where(mask, -np.inf, data), axis, keepdims=keepdims,
+                    num_threads=num_threads)
+    empty = np.all(mask, axis=axes, keepdims=keepdims)
+    if np.ndim(res) == 0 and not keepdims:
+        return np.ma.masked if empty else res
+    return np.ma.MaskedArray(res, mask=empty)
+
+
 # ---------------------------------------------------------------- backward
 
 def _backward(op, a, b, names, axis, out, num_threads):
@@ -314,7 +372,7 @@ def _backward(op, a, b, names, axis, out, num_threads):
         if res is not None:
             return res
     nt = _threads(num_threads)
-    a, b = _validate.as_array(a), _validate.as_array(b)
+    a, b = _validate.as_array(a, names[0]), _validate.as_array(b, names[1])
     _validate.result_dtypes(a.dtype, names[0])
     _validate.result_dtypes(b.dtype, names[1])
     compute, result = _validate.result_dtypes(np.result_type(a.dtype, b.dtype), names[0])
@@ -366,10 +424,11 @@ def softmax_jvp(y, v, axis=-1, *, out=None, num_threads=None):
     ------
     ValueError
         `y` and `v` of different shapes; `out` of the wrong shape or
-        read-only; `num_threads` < 1.
+        read-only; `num_threads` < 1 or > ``2**31 - 1``.
     TypeError
         Unsupported dtype, non-int `axis`, `out` not an ndarray or of the
-        wrong dtype.
+        wrong dtype, a masked array (its mask would mean nothing here; an
+        ndarray subclass is read as a plain ndarray).
     numpy.exceptions.AxisError
         `axis` out of range.
 
@@ -457,7 +516,7 @@ def softmax_jacobian(y, axis=-1):
     Raises
     ------
     TypeError
-        Unsupported dtype or non-int `axis`.
+        Unsupported dtype, non-int `axis`, or a masked `y`.
     numpy.exceptions.AxisError
         `axis` out of range.
 
@@ -467,7 +526,7 @@ def softmax_jacobian(y, axis=-1):
     multiply at memory speed; only the diagonal is touched again.  Prefer
     :func:`softmax_jvp` / :func:`softmax_vjp`, which never form it.
     """
-    y = _validate.as_array(y)
+    y = _validate.as_array(y, "y")
     compute, result = _validate.result_dtypes(y.dtype, "y")
     k = _validate.normalize_single_axis(axis, y.ndim)
     yk = np.moveaxis(y if y.dtype == compute else y.astype(compute), k, -1)
@@ -484,10 +543,10 @@ def _xent(logits, target, axis, weight, ignore_index, reduction, label_smoothing
     """Validate everything, then one kernel call for the per-sample losses
     and (if `want_grad`) the gradient; returns loss or (loss, grad)."""
     nt = _threads(num_threads)
-    z = _validate.as_array(logits)
+    z = _validate.as_array(logits, "logits")
     compute, result = _validate.result_dtypes(z.dtype, "logits")
     k = _validate.normalize_single_axis(axis, z.ndim)
-    t = _validate.as_array(target)
+    t = _validate.as_array(target, "target")
     ttype = _validate.check_target(t, z.shape, k)
     ignore_index = _validate.check_ignore_index(ignore_index, ttype)
     _validate.check_reduction(reduction)
@@ -627,11 +686,12 @@ def cross_entropy(logits, target, *, axis=-1, weight=None, ignore_index=-100,
     TypeError
         Unsupported dtype of `logits`, `target` or `weight` (a bool
         target), non-int `axis` or `ignore_index`, non-real
-        `label_smoothing`.
+        `label_smoothing`, a masked `logits`, `target` or `weight` (an
+        ndarray subclass is read as a plain ndarray).
     ValueError
         `target` of the wrong shape, `weight` of the wrong length, unknown
         `reduction`, `label_smoothing` outside [0, 1], `ignore_index` with
-        probability targets, `num_threads` < 1.
+        probability targets, `num_threads` < 1 or > ``2**31 - 1``.
     IndexError
         A class index out of range that is not `ignore_index` (named in the
         message).

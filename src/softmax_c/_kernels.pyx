@@ -111,24 +111,25 @@ cdef struct Plan:
 
 
 # GNU OpenMP keeps its thread pool's bookkeeping across fork() but not the
-# threads: in a child forked after this process ran a parallel region, the
+# threads: in a child forked after the parent ran a parallel region, the
 # child's first parallel region waits forever for workers that do not
-# exist.  So once threads have run, a forked child computes on one thread.
+# exist.  The runtime is shared with every other OpenMP library in the
+# process (PyTorch, scikit-learn, ...), whose regions softmax_c cannot see,
+# so a forked child always computes on one thread.
 cdef int _threads_used = 0
 cdef int _serial_after_fork = 0
 
 
 def _after_fork_in_child():
     global _serial_after_fork
-    if _threads_used:
-        _serial_after_fork = 1
+    _serial_after_fork = 1
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def serial_after_fork():
-    """True in a child forked after the parent ran OpenMP threads."""
+    """True in a forked child process (whoever ran OpenMP threads in the parent)."""
     return bool(_serial_after_fork)
 
 

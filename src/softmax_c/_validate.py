@@ -30,6 +30,7 @@ __all__ = [
     "check_target_range",
     "check_weight",
     "check_where",
+    "MAX_THREADS",
     "normalize_axis",
     "normalize_single_axis",
     "result_dtypes",
@@ -50,12 +51,29 @@ def _is_int(value):
             and not isinstance(value, (bool, np.bool_)))
 
 
-def as_array(x):
-    """`x` as an ndarray without copying when possible: ndarrays as they
-    are, objects with ``__array__`` and sequences through ``np.asarray``,
-    objects that only speak DLPack through ``np.from_dlpack``."""
-    if isinstance(x, np.ndarray):
+def as_array(x, name="x"):
+    """`x` as a plain ndarray without copying when possible: ndarrays as
+    they are, a subclass (np.matrix, a user's) as a plain view, so results
+    are plain arrays; objects with ``__array__`` and sequences through
+    ``np.asarray``, objects that only speak DLPack through
+    ``np.from_dlpack``.
+
+    Raises
+    ------
+    TypeError
+        `x` is a masked array, whose mask would be silently dropped (the
+        functions that honour masks take them before calling this).
+    """
+    if type(x) is np.ndarray:
         return x
+    if isinstance(x, np.ma.MaskedArray):
+        raise TypeError(
+            f"`{name}` is a masked array (numpy.ma.MaskedArray), whose mask this "
+            f"function does not take: pass {name}.filled(value) or "
+            f"numpy.ma.getdata({name}) (softmax_c's softmax, log_softmax and "
+            f"logsumexp do take masks)")
+    if isinstance(x, np.ndarray):
+        return x.view(np.ndarray)
     if not hasattr(x, "__array__") and hasattr(x, "__dlpack__"):
         return np.from_dlpack(x)
     return np.asarray(x)
@@ -63,21 +81,28 @@ def as_array(x):
 
 # ---------------------------------------------------------------- threads
 
+# The kernels take the thread count as a C int.
+MAX_THREADS = 2**31 - 1
+
+
 def check_num_threads(n):
-    """Return `n` as an int after checking it is an int >= 1.
+    """Return `n` as an int after checking it is an int in
+    ``[1, MAX_THREADS]``.
 
     Raises
     ------
     TypeError
         `n` is not an int (a bool is not an int here).
     ValueError
-        `n` is less than 1.
+        `n` is less than 1 or greater than ``2**31 - 1``.
     """
     if not _is_int(n):
         raise TypeError(f"`num_threads` must be an int >= 1 or None, got {n!r}")
     n = operator.index(n)
     if n < 1:
         raise ValueError(f"`num_threads` must be >= 1, got {n}")
+    if n > MAX_THREADS:
+        raise ValueError(f"`num_threads` must be at most 2**31 - 1 = {MAX_THREADS}, got {n}")
     return n
 
 
@@ -322,10 +347,12 @@ def check_weight(weight, n_classes, dtype):
         bool).
     ValueError
         `weight` is not 1-D of length `n_classes`.
+    TypeError
+        `weight` is a masked array.
     """
     if weight is None:
         return None
-    w = np.asarray(weight)
+    w = as_array(weight, "weight")
     result_dtypes(w.dtype, "weight")
     if w.shape != (n_classes,):
         raise ValueError(

@@ -118,7 +118,7 @@ def softmax(x, axis=-1, *, where=None, out=None, num_threads=None):
     out : ndarray, optional
         Output of the result's shape and dtype, any strides; may be `x`.
     num_threads : int, optional
-        Checked (an int >= 1) and otherwise unused.
+        Checked (an int from 1 to ``2**31 - 1``) and otherwise unused.
 
     Returns
     -------
@@ -132,7 +132,7 @@ def softmax(x, axis=-1, *, where=None, out=None, num_threads=None):
         wrong dtype, `axis` or `num_threads` of the wrong type.
     ValueError
         `out` of the wrong shape or read-only, `where` not broadcastable,
-        a repeated axis, `num_threads` < 1.
+        a repeated axis, `num_threads` < 1 or > ``2**31 - 1``.
     numpy.exceptions.AxisError
         `axis` out of range.
 

@@ -6,11 +6,11 @@ alone never imports PyTorch); it needs PyTorch installed.
 Provides
 
 - :class:`Softmax`, :class:`LogSoftmax` and :class:`CrossEntropy`,
-  ``torch.autograd.Function`` subclasses whose forward and backward both
-  run softmax_c's kernels: ``softmax`` / ``log_softmax`` forward with
-  ``softmax_vjp`` / ``log_softmax_vjp`` backward, and the fused
-  ``cross_entropy_grad`` whose gradient, computed in the same pass as the
-  loss, is saved for backward;
+  ``torch.autograd.Function`` subclasses whose forward and (first-order)
+  backward both run softmax_c's kernels: ``softmax`` / ``log_softmax``
+  forward with ``softmax_vjp`` / ``log_softmax_vjp`` backward, and the
+  fused ``cross_entropy_grad`` whose gradient, computed in the same pass
+  as the loss, is saved for backward;
 - :func:`softmax`, :func:`log_softmax` and :func:`cross_entropy`, the
   same with the signatures of ``torch.softmax`` / ``torch.log_softmax`` /
   ``torch.nn.functional.cross_entropy``.
@@ -41,13 +41,25 @@ What is supported
   grad raises ``RuntimeError`` when the backward pass reaches it (PyTorch
   itself refuses a `weight` that requires grad; it does differentiate
   probability targets, which this module does not).
-- One backward pass: the backward functions are not themselves
-  differentiable (``once_differentiable``), so double backward raises.
-  The functions run in eager mode only: ``torch.func`` transforms
-  (``vmap``, ``grad``, ...) cannot hand them NumPy views, and
-  ``torch.compile`` breaks the graph around them.
-- Threads: the kernels use softmax_c's own thread setting
-  (:func:`softmax_c.set_num_threads`), not ``torch.set_num_threads``.
+- Derivatives of every order.  A plain backward pass runs softmax_c's
+  kernels (``softmax_vjp`` / ``log_softmax_vjp``; the cross-entropy
+  scales the gradient saved by its forward).  When the gradient needs a
+  graph of its own (``create_graph=True``: gradient penalties,
+  Hessian-vector products), backward is computed with differentiable
+  PyTorch operations on the saved output instead (for the cross-entropy,
+  on the saved gradient, a second output of the Function that
+  ``CrossEntropy.apply`` drops), so double backward, and higher, is
+  correct rather than silently first-order.  The functions run in eager
+  mode only: ``torch.func`` transforms (``vmap``, ``grad``, ...) cannot
+  hand them NumPy views, and ``torch.compile`` breaks the graph around
+  them.
+- Threads: softmax_c and PyTorch share one OpenMP runtime, and by
+  default the kernels use its setting, ``omp_get_max_threads()``, as
+  PyTorch's own OpenMP loops do: ``torch.set_num_threads(n)`` (and
+  ``threadpoolctl``, ``OMP_NUM_THREADS``) set it for both, in the Python
+  thread that calls it.  ``softmax_c.set_num_threads(n)`` is softmax_c's
+  own override: the kernels then use `n`, whatever
+  ``torch.set_num_threads`` says, and PyTorch's setting is unchanged.
 
 Errors raised by softmax_c itself (a `dim` out of range, a class index out
 of range, a target of the wrong shape, ...) propagate unchanged.
@@ -80,7 +92,6 @@ except ImportError as exc:
     raise ImportError(_msg) from exc
 
 import numpy as np
-from torch.autograd.function import once_differentiable
 
 import softmax_c as _sc
 from . import _validate
@@ -147,13 +158,20 @@ def _axis(dim, ndim):
 
 # ---------------------------------------------------------------- autograd functions
 
+def _slices(t):
+    """`_numpy(t)`, with a 0-d tensor as a 1-element array: PyTorch takes a
+    0-d tensor as one slice of one element (dim 0 or -1)."""
+    a = _numpy(t)
+    return a.reshape(1) if a.ndim == 0 else a
+
+
 def _forward(ctx, input, dim, fn):
     """Softmax and LogSoftmax forward: `fn` (softmax_c.softmax or
     log_softmax) into a tensor PyTorch allocates; the output is saved."""
     _check_float(input, "input")
-    k = _axis(dim, input.ndim)
+    k = _axis(dim, max(input.ndim, 1))
     out = torch.empty_like(input)
-    fn(_numpy(input), axis=k, out=_numpy(out))
+    fn(_slices(input), axis=k, out=_slices(out))
     ctx.axis = k
     ctx.save_for_backward(out)
     return out
@@ -164,7 +182,7 @@ def _backward(ctx, grad_output, vjp):
     output and `grad_output`."""
     (saved,) = ctx.saved_tensors
     grad_input = torch.empty_like(saved)
-    vjp(_numpy(saved), _numpy(grad_output), axis=ctx.axis, out=_numpy(grad_input))
+    vjp(_slices(saved), _slices(grad_output), axis=ctx.axis, out=_slices(grad_input))
     return grad_input, None
 
 
@@ -179,7 +197,9 @@ class Softmax(torch.autograd.Function):
         A CPU tensor, float32 or float64, any shape and strides (read in
         place, never copied).
     dim : int
-        The axis normalized (negative counts from the end).
+        The axis normalized (negative counts from the end).  A 0-d `input`
+        takes 0 or -1, as in PyTorch: one slice of one element (softmax
+        1, log-softmax 0, gradient 0).
 
     Returns
     -------
@@ -200,7 +220,9 @@ class Softmax(torch.autograd.Function):
     Notes
     -----
     The output is saved for backward, where ``grad_input = y * (g -
-    sum(y * g))`` along `dim` (:func:`softmax_c.softmax_vjp`).
+    sum(y * g))`` along `dim`: :func:`softmax_c.softmax_vjp`, or, with
+    ``create_graph=True``, the same formula in PyTorch operations, which
+    PyTorch differentiates again.
     """
 
     @staticmethod
@@ -208,8 +230,10 @@ class Softmax(torch.autograd.Function):
         return _forward(ctx, input, dim, _sc.softmax)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_output):
+        if torch.is_grad_enabled():  # create_graph: the gradient gets a graph of its own
+            (y,) = ctx.saved_tensors
+            return y * (grad_output - (y * grad_output).sum(ctx.axis, keepdim=True)), None
         return _backward(ctx, grad_output, _sc.softmax_vjp)
 
 
@@ -223,7 +247,8 @@ class LogSoftmax(torch.autograd.Function):
     -----
     Computed as ``(x - max) - log(sum(exp(x - max)))``.  The output is
     saved for backward, where ``grad_input = g - exp(logp) * sum(g)``
-    along `dim` (:func:`softmax_c.log_softmax_vjp`).
+    along `dim`: :func:`softmax_c.log_softmax_vjp`, or, with
+    ``create_graph=True``, the same formula in PyTorch operations.
     """
 
     @staticmethod
@@ -231,8 +256,10 @@ class LogSoftmax(torch.autograd.Function):
         return _forward(ctx, input, dim, _sc.log_softmax)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_output):
+        if torch.is_grad_enabled():  # create_graph: the gradient gets a graph of its own
+            (logp,) = ctx.saved_tensors
+            return grad_output - logp.exp() * grad_output.sum(ctx.axis, keepdim=True), None
         return _backward(ctx, grad_output, _sc.log_softmax_vjp)
 
 
@@ -296,7 +323,17 @@ class CrossEntropy(torch.autograd.Function):
     gradient; backward only scales it by `grad_output` (for "none", each
     sample's row by its own element of `grad_output`).  The saved gradient
     is one tensor of the size of `input`, as PyTorch's own saved
-    log-softmax.
+    log-softmax; `target` and `weight` are saved too, as PyTorch saves
+    them (changing them in place before backward raises PyTorch's
+    in-place error).
+
+    The Function has two outputs, the loss and the gradient;
+    ``CrossEntropy.apply`` returns the loss.  The gradient, saved as an
+    output, carries a double backward (``create_graph=True``): its own
+    backward is the Hessian of the loss times a vector, ``A v - A sum(A
+    v) / (c S)`` per sample with ``A = grad + c u = c S softmax(input)``,
+    where ``u`` holds the target weight of each class, ``S = sum(u)`` and
+    ``c`` is the reduction's scale, in differentiable PyTorch operations.
     """
 
     @staticmethod
@@ -319,23 +356,79 @@ class CrossEntropy(torch.autograd.Function):
             loss = loss.copy()
         ctx.axis = k
         ctx.reduction = reduction
+        ctx.ignore_index = ignore_index
+        ctx.label_smoothing = float(label_smoothing)
         ctx.not_differentiable = [name for name, t in (("target", target), ("weight", weight))
                                   if t is not None and t.requires_grad]
-        ctx.save_for_backward(grad)
-        return torch.from_numpy(loss)
+        ctx.set_materialize_grads(False)
+        # The gradient is also an output (dropped by apply): saved as an
+        # output, it carries the graph of a double backward to `input`.
+        ctx.save_for_backward(grad, target, weight)
+        return torch.from_numpy(loss), grad
+
+    @classmethod
+    def apply(cls, *args, **kwargs):
+        """The loss (the Function's first output)."""
+        return super().apply(*args, **kwargs)[0]
 
     @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_output):
+    def backward(ctx, grad_output, grad_grad):
         if ctx.not_differentiable:
             name = ctx.not_differentiable[0]
             raise RuntimeError(
                 f"softmax_c.torch.CrossEntropy is not differentiable with respect to "
                 f"`{name}`, which requires grad: pass {name}.detach()")
-        (grad,) = ctx.saved_tensors
-        if ctx.reduction == "none":  # one factor per sample, along its row of classes
-            grad_output = grad_output.unsqueeze(ctx.axis)
-        return grad * grad_output, None, None, None, None, None, None
+        grad, target, weight = ctx.saved_tensors
+        grad_input = None
+        if grad_output is not None:
+            if ctx.reduction == "none":  # one factor per sample, along its row of classes
+                grad_output = grad_output.unsqueeze(ctx.axis)
+            grad_input = grad * grad_output
+        if grad_grad is not None:  # only a double backward reaches the gradient output
+            hvp = _xent_hessian_product(ctx, grad, target, weight, grad_grad)
+            grad_input = hvp if grad_input is None else grad_input + hvp
+        return grad_input, None, None, None, None, None, None
+
+
+def _xent_hessian_product(ctx, grad, target, weight, v):
+    """The Hessian of the loss times `v`, from the saved gradient, in
+    differentiable torch operations.
+
+    Per sample, with ``u`` the target weights of each class (``w[t]``
+    times one-hot, smoothed; or ``w * q`` for probability targets), ``S =
+    sum(u)`` and ``c`` the reduction's scale, the gradient is ``c (S p -
+    u)`` and the Hessian ``c S (diag(p) - p pᵀ)``.  ``A = grad + c u = c S
+    p`` is affine in the gradient, so the product ``A v - A sum(A v) / (c
+    S)`` stays differentiable to any order through the saved gradient,
+    which is an output of this Function.  Samples with ``S = 0`` (ignored
+    ones) have a constant gradient: 0.
+    """
+    k, dtype, shape = ctx.axis, grad.dtype, grad.shape
+    n = shape[k]
+    ls = ctx.label_smoothing
+    w = (torch.ones(n, dtype=dtype) if weight is None else weight.detach().to(dtype))
+    along = [1] * len(shape)
+    along[k] = n
+    w_b = w.reshape(along)  # the class weights along the class axis
+    if target.dtype.is_floating_point:
+        u = w_b * (target.detach().to(dtype) * (1.0 - ls) + ls / n)
+        denom = float(grad.numel() // n)
+    else:
+        t = target.detach()
+        keep = (t != ctx.ignore_index).unsqueeze(k)
+        t0 = torch.where(keep, t.unsqueeze(k), 0).long()
+        onehot = torch.zeros(shape, dtype=dtype).scatter_(k, t0, 1.0)
+        w_t = torch.take_along_dim(w_b, t0, k) if len(shape) else w[t0]
+        u = keep * ((1.0 - ls) * w_t * onehot + (ls / n) * w_b)
+        denom = float((keep * w_t).sum())
+    scale = 1.0
+    if ctx.reduction == "mean":
+        scale = 1.0 / denom if denom != 0.0 else float("nan")
+    total = u.sum(k, keepdim=True)
+    live = total != 0
+    a = torch.where(live, grad + scale * u, 0.0)
+    av = (a * v).sum(k, keepdim=True)
+    return a * v - a * torch.where(live, av / torch.where(live, scale * total, 1.0), 0.0)
 
 
 # ---------------------------------------------------------------- functional forms
