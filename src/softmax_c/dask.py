@@ -1,0 +1,553 @@
+"""softmax_c on dask arrays: ``softmax``, ``log_softmax``, ``logsumexp`` and
+``cross_entropy`` with the signatures and semantics of the in-memory
+functions, built lazily as dask graphs whose tasks call softmax_c's kernels
+on NumPy blocks.
+
+The normalized axes may be split into chunks; they are never rechunked and
+no row is gathered in one task.  Each block reduces its part of every row
+to a *state* (:func:`lse_state`), the states of a row are merged in a tree
+(:func:`merge_states`, through ``dask.array.reduction``), and a second
+blockwise pass normalizes every block against its row's merged state.
+When every normalized axis is a single chunk, each block is simply one call
+of the in-memory function.
+
+``num_threads`` defaults to 1 here: dask already runs one task per core,
+and threads inside each task would compete with it.  Pass a larger value
+when there are fewer concurrent tasks than cores, or None for the worker's
+softmax_c default (:func:`softmax_c.get_num_threads`).
+
+Importing this module imports dask; ``import softmax_c`` alone never does.
+"""
+import functools
+import math
+
+import dask.array as da
+import numpy as np
+
+from . import _api, _validate
+
+__all__ = ["softmax", "log_softmax", "logsumexp", "cross_entropy",
+           "lse_state", "merge_states", "state_lse"]
+
+_F64 = np.dtype(np.float64)
+
+
+# ---------------------------------------------------------------- the state
+
+def lse_state(x, axis=-1, *, num_threads=1):
+    """The state of every slice of the NumPy array `x` along `axis`: the
+    pair ``(a, b)`` with ``logsumexp(x) = a + b``, stacked on a new last
+    axis of length 2, in float64, the reduced axes kept with length 1.
+
+    `a` is the slice's maximum when that is finite and 0 otherwise; `b` is
+    ``softmax_c.logsumexp(x - a)``, so for a finite slice ``0 <= b <=
+    log(n)``.  Kept apart, the two carry the sum of exponentials to full
+    precision whatever the magnitude of the maximum, which ``a + b``
+    rounded would not.  `b` follows the logsumexp rules: NaN for a slice
+    with a NaN, else ``+inf`` for one with a ``+inf``, ``-inf`` for an
+    empty or all ``-inf`` slice.
+
+    `x` is cast to its compute dtype first (float16 to float32, integers
+    and bool to float64).
+    """
+    x = _validate.as_array(x)
+    compute, _ = _validate.result_dtypes(x.dtype)
+    axes = _validate.normalize_axis(axis, x.ndim)
+    xc = x.astype(compute)  # a copy, shifted in place below
+    return _state(xc, axes, num_threads)
+
+
+def _state(xc, axes, nt):
+    """lse_state of `xc` (compute dtype, a copy this function may
+    overwrite)."""
+    with np.errstate(invalid="ignore"):
+        m = np.max(xc, axis=axes, keepdims=True, initial=-np.inf)
+        # A non-finite maximum (NaN, +inf, all -inf, empty) shifts by 0:
+        # the kernel then sees the values themselves and gives the rule's
+        # NaN, +inf or -inf.
+        a = np.where(np.isfinite(m), m, xc.dtype.type(0))
+        np.subtract(xc, a, out=xc)
+    b = _api.logsumexp(xc, axes, keepdims=True, num_threads=nt)
+    return np.stack([a.astype(_F64), np.asarray(b, _F64)], axis=-1)
+
+
+def merge_states(states, axis):
+    """Merge the states (``(..., 2)`` arrays from :func:`lse_state`) along
+    `axis` (an int or a tuple of ints, counted among the axes before the
+    last), keeping it with length 1: the state of the concatenated slices.
+
+    It is a logaddexp of the pairs: ``A = max(a)`` over the states that
+    hold something (``b > -inf``, NaN included), then ``B =
+    logsumexp(b + (a - A))``.  So NaN anywhere gives NaN, else ``+inf``
+    gives ``+inf``, and only empty or all ``-inf`` parts give ``-inf``.
+    """
+    s = np.asarray(states, _F64)
+    axes = _validate.normalize_axis(axis, s.ndim - 1)
+    a, b = s[..., 0], s[..., 1]
+    with np.errstate(invalid="ignore"):
+        live = ~(b == -np.inf)
+        big = np.max(np.where(live, a, -np.inf), axis=axes, keepdims=True, initial=-np.inf)
+        big = np.where(big == -np.inf, 0.0, big)  # nothing held: shift by 0
+        rest = _api.logsumexp(b + (a - big), axes, keepdims=True, num_threads=1)
+    return np.stack([big, np.asarray(rest, _F64)], axis=-1)
+
+
+def state_lse(states):
+    """``logsumexp`` from states: ``a + b``, float64."""
+    s = np.asarray(states, _F64)
+    return s[..., 0] + s[..., 1]
+
+
+# ---------------------------------------------------------------- arguments
+
+def _threads(num_threads):
+    return None if num_threads is None else _validate.check_num_threads(num_threads)
+
+
+def _as_dask(x, name):
+    """`x` as a dask array of NumPy blocks (a NumPy array or array-like is
+    wrapped, in dask's default chunks)."""
+    if isinstance(x, da.Array):
+        meta = x._meta
+        if isinstance(meta, np.ma.MaskedArray):
+            raise TypeError(
+                f"`{name}` is a dask array of masked arrays, which softmax_c.dask does "
+                f"not take: pass {name}.map_blocks(numpy.ma.getdata) with `where`")
+        if not isinstance(meta, np.ndarray):
+            raise TypeError(
+                f"`{name}` is a dask array of {type(meta).__module__}."
+                f"{type(meta).__name__} blocks: softmax_c computes on NumPy "
+                f"blocks on the CPU")
+        return x
+    return da.asarray(_validate.as_array(x, name))
+
+
+def _known(x, axes, name):
+    for d in axes:
+        if any(math.isnan(c) for c in x.chunks[d]):
+            raise ValueError(
+                f"`{name}` has unknown chunk sizes along axis {d}: call "
+                f"{name}.compute_chunk_sizes() first")
+
+
+def _where(where, x):
+    """`where` checked as the in-memory functions check it, as a dask
+    array of x's shape and chunks (broadcast lazily, block by block)."""
+    if isinstance(where, da.Array):
+        w = where
+        if w.dtype != np.bool_:
+            raise TypeError(f"`where` must be a boolean array, got dtype {w.dtype}")
+    else:
+        w = np.asarray(where)
+        if w.dtype != np.bool_:
+            raise TypeError(f"`where` must be a boolean array, got dtype {w.dtype}")
+    try:
+        if np.broadcast_shapes(w.shape, x.shape) != x.shape:
+            raise ValueError
+    except ValueError:
+        raise ValueError(
+            f"`where` of shape {w.shape} does not broadcast to the input's "
+            f"shape {tuple(x.shape)}") from None
+    w = w.reshape((1,) * (x.ndim - w.ndim) + w.shape)
+    # the dims it has in full take x's chunks; its length-1 dims are
+    # broadcast to x's chunks without being copied
+    own = tuple(x.chunks[d] if w.shape[d] == x.shape[d] else (1,) for d in range(x.ndim))
+    w = w.rechunk(own) if isinstance(w, da.Array) else da.from_array(w, chunks=own)
+    return da.broadcast_to(w, x.shape, chunks=x.chunks)
+
+
+def _cast(block, dtype):
+    b = np.asarray(block)
+    return b if b.dtype == dtype else b.astype(dtype)
+
+
+# ---------------------------------------------------------------- block functions
+
+def _whole_block(xb, wb=None, *, fn, axes, nt):
+    """A block holding whole slices: the in-memory function itself."""
+    return getattr(_api, fn)(xb, axes, where=wb, num_threads=nt)
+
+
+def _state_block(xb, wb=None, *, axes, compute, nt):
+    xc = np.array(xb, dtype=compute)  # a copy: _state shifts it in place
+    if wb is not None:
+        np.copyto(xc, -np.inf, where=~wb)
+    return _state(xc, axes, nt)
+
+
+def _state_merge(s, axis, keepdims):
+    return merge_states(s, axis)
+
+
+def _state_keep(s, axis, keepdims):
+    return s
+
+
+def _softmax_block(xb, sb, tb, wb=None, *, axes, compute, result, nt):
+    """softmax of a block of split rows: the block's own softmax times
+    ``exp(lse_block - lse_row)``, the exponent from the two states."""
+    xc = _cast(xb, compute)
+    if wb is not None:
+        xc = np.where(wb, xc, compute.type(-np.inf))
+    y = _api.softmax(xc, axes, num_threads=nt)
+    a, b, big, rest = sb[..., 0], sb[..., 1], tb[..., 0], tb[..., 1]
+    with np.errstate(invalid="ignore", over="ignore"):
+        whole = np.isfinite(rest)  # the row is neither NaN, +inf nor all -inf
+        f = np.where(whole, np.exp((a - big) + (b - rest)), np.nan)
+    np.multiply(y, f.astype(compute), out=y)
+    # a block with nothing of a finite row (all -inf, or empty): its own
+    # softmax is NaN, its share is 0
+    nothing = whole & (b == -np.inf)
+    if nothing.any():
+        np.copyto(y, 0, where=nothing)
+    if wb is not None:
+        np.copyto(y, 0, where=~wb)
+    return y if y.dtype == result else y.astype(result)
+
+
+def _log_softmax_block(xb, tb, wb=None, *, compute, result):
+    """log_softmax of a block of split rows: ``(x - A) - B`` with the row's
+    merged state; the first difference is exact to the conditioning of
+    ``x - max`` whatever the magnitude of x."""
+    big = tb[..., 0].astype(compute)
+    rest = tb[..., 1]
+    # a row with a +inf is NaN (as NaN and all -inf rows come out by
+    # themselves: NaN - x, -inf - -inf)
+    rest = np.where(rest == np.inf, np.nan, rest).astype(compute)
+    xc = np.array(xb, dtype=compute)
+    with np.errstate(invalid="ignore"):
+        np.subtract(xc, big, out=xc)
+        np.subtract(xc, rest, out=xc)
+    if wb is not None:
+        np.copyto(xc, -np.inf, where=~wb)
+    return xc if xc.dtype == result else xc.astype(result)
+
+
+def _lse_chunk(xb, axis, keepdims, *, compute, nt):
+    return _api.logsumexp(_cast(xb, compute), axis, keepdims=True, num_threads=nt)
+
+
+def _lse_combine(s, axis, keepdims):
+    return _api.logsumexp(s, axis, keepdims=True, num_threads=1)
+
+
+def _lse_aggregate(s, axis, keepdims, *, result):
+    r = np.asarray(_api.logsumexp(s, axis, keepdims=keepdims, num_threads=1))
+    r = r.astype(result, copy=False)
+    return r[()] if r.ndim == 0 else r  # a NumPy scalar, as in memory
+
+
+# ---------------------------------------------------------------- graphs
+
+def _row_states(x, w, axes, compute, nt):
+    """The per-block states of x (``(..., 2)``, one per block along the
+    axes) and the rows' merged states (one block along the axes)."""
+    ind = tuple(range(x.ndim))
+    pair = x.ndim
+    args = (x, ind) if w is None else (x, ind, w, ind)
+    states = da.blockwise(
+        _state_block, ind + (pair,), *args, new_axes={pair: 2},
+        adjust_chunks={d: 1 for d in axes}, axes=axes, compute=compute, nt=nt,
+        dtype=_F64, meta=np.empty((0,) * (x.ndim + 1), _F64), align_arrays=False)
+    total = da.reduction(
+        states, chunk=_state_keep, combine=_state_merge, aggregate=_state_merge,
+        axis=axes, keepdims=True, dtype=_F64, meta=np.empty((0,) * (x.ndim + 1), _F64),
+        name="softmax_c-merge-states")
+    return states, total
+
+
+def _forward(fn, x, axis, where, num_threads):
+    nt = _threads(num_threads)
+    x = _as_dask(x, "x")
+    compute, result = _validate.result_dtypes(x.dtype)
+    axes = _validate.normalize_axis(axis, x.ndim)
+    w = None if where is None else _where(where, x)
+    _known(x, axes, "x")
+    meta = np.empty((0,) * x.ndim, result)
+    if all(len(x.chunks[d]) == 1 for d in axes):
+        args = (x,) if w is None else (x, w)
+        return da.map_blocks(_whole_block, *args, fn=fn, axes=axes, nt=nt,
+                             dtype=result, meta=meta, name=f"softmax_c-{fn}")
+    states, total = _row_states(x, w, axes, compute, nt)
+    ind = tuple(range(x.ndim))
+    pair = x.ndim
+    extra = () if w is None else (w, ind)
+    if fn == "softmax":
+        return da.blockwise(
+            _softmax_block, ind, x, ind, states, ind + (pair,), total, ind + (pair,), *extra,
+            axes=axes, compute=compute, result=result, nt=nt, dtype=result, meta=meta,
+            align_arrays=False, concatenate=True, name="softmax_c-softmax-normalize")
+    return da.blockwise(
+        _log_softmax_block, ind, x, ind, total, ind + (pair,), *extra,
+        compute=compute, result=result, dtype=result, meta=meta,
+        align_arrays=False, concatenate=True, name="softmax_c-log_softmax-normalize")
+
+
+def softmax(x, axis=-1, *, where=None, num_threads=1):
+    """Softmax along `axis` of a dask array, lazily: as
+    :func:`softmax_c.softmax`, with the same dtypes, value rules and
+    accuracy, returning a dask array of `x`'s shape and chunks.
+
+    Parameters
+    ----------
+    x : dask.array.Array or array_like
+        Input (an array-like is wrapped with ``dask.array.asarray``).  Its
+        blocks must be NumPy arrays; masked blocks raise TypeError (pass
+        the mask as `where`).
+    axis : int, tuple of ints or None, optional
+        The axis or axes normalized together; they may be split into any
+        chunks.  Default -1.
+    where : array_like or dask array of bool, optional
+        As in :func:`softmax_c.softmax`: positions taking part; the others
+        get 0, and a slice with no True position is 0.
+    num_threads : int or None, optional
+        Threads of each kernel call inside a task.  Default 1 (dask runs
+        tasks in parallel already); None for the worker's default.
+
+    Returns
+    -------
+    dask.array.Array
+
+    Raises
+    ------
+    As :func:`softmax_c.softmax`, when the graph is built.
+
+    Notes
+    -----
+    When every normalized axis is one chunk, each block is one call of
+    :func:`softmax_c.softmax`.  Otherwise each block's state per slice
+    (:func:`lse_state`) is merged along the split axes in a tree
+    (:func:`merge_states`), and each block becomes its own softmax times
+    ``exp(lse_block - lse_row)``.
+    """
+    return _forward("softmax", x, axis, where, num_threads)
+
+
+def log_softmax(x, axis=-1, *, where=None, num_threads=1):
+    """Log-softmax along `axis` of a dask array, lazily: as
+    :func:`softmax_c.log_softmax`.  Parameters as in :func:`softmax`;
+    excluded positions (and slices with no True position) get ``-inf``.
+
+    Notes
+    -----
+    With split axes each block becomes ``(x - A) - B``, ``(A, B)`` the
+    row's merged state (:func:`merge_states`): ``x - A`` rounds once, as
+    ``x - max`` does in memory.
+    """
+    return _forward("log_softmax", x, axis, where, num_threads)
+
+
+def logsumexp(x, axis=-1, *, keepdims=False, num_threads=1):
+    """``log(sum(exp(x)))`` along `axis` of a dask array, lazily: as
+    :func:`softmax_c.logsumexp` (NaN gives NaN, else +inf gives +inf, an
+    empty or all -inf slice -inf).
+
+    Parameters
+    ----------
+    x : dask.array.Array or array_like
+        Input; NumPy blocks only.
+    axis : int, tuple of ints or None, optional
+        Axis or axes to reduce, in any chunks.  Default -1.
+    keepdims : bool, optional
+        Keep the reduced axes with length 1.
+    num_threads : int or None, optional
+        As in :func:`softmax`.
+
+    Returns
+    -------
+    dask.array.Array
+        0-d when every axis is reduced without `keepdims`; it computes to
+        a NumPy scalar, as the in-memory function returns.
+
+    Notes
+    -----
+    Each block's logsumexp (a kernel call) is merged with the others by
+    logsumexp again, in a tree: the absolute error stays within the
+    in-memory bound.
+    """
+    nt = _threads(num_threads)
+    x = _as_dask(x, "x")
+    compute, result = _validate.result_dtypes(x.dtype)
+    axes = _validate.normalize_axis(axis, x.ndim)
+    _known(x, axes, "x")
+    out_ndim = x.ndim if keepdims else x.ndim - len(axes)
+    return da.reduction(
+        x, chunk=functools.partial(_lse_chunk, compute=compute, nt=nt), combine=_lse_combine,
+        aggregate=functools.partial(_lse_aggregate, result=result), axis=axes, keepdims=keepdims,
+        dtype=result, meta=np.empty((0,) * out_ndim, result), name="softmax_c-logsumexp")
+
+
+# ---------------------------------------------------------------- cross-entropy
+
+def _index_targets(tb, *, n, ignore_index):
+    """Class indices as int64, -1 where ignored; an index out of range
+    raises IndexError naming it, as in memory."""
+    tb = np.asarray(tb)
+    _validate.check_target_range(tb, n, ignore_index)
+    out = np.full(tb.shape, -1, np.int64)
+    keep = tb != ignore_index
+    out[keep] = tb[keep]
+    return out
+
+
+def _xent_block(zb, tb, off, targ, wb, *, k, n, ls, compute, index):
+    """One block of logits: per sample, its share of the loss (the target
+    term if the target class is in the block, the smoothing or probability
+    terms of the block's classes) and, for index targets, of the mean's
+    denominator ``w[t]``; both float64, stacked on a last axis of 2.
+
+    Each term is ``u_c (lse - z_c)`` with ``lse - z_c`` formed as
+    ``(A - z_c) + B`` from the row's merged state: non-negative terms, no
+    cancellation, as in memory."""
+    zc = _cast(zb, compute)
+    big = tb[..., 0].astype(compute)
+    rest = tb[..., 1]
+    rest = np.where(rest == np.inf, np.nan, rest).astype(compute)  # +inf logit: NaN loss
+    eps = ls / n if n else 0.0
+    shape = zc.shape[:k] + (1,) + zc.shape[k + 1:]
+    loss = np.zeros(shape, _F64)
+    wt = np.zeros(shape, _F64)
+    wk = None
+    if wb is not None:
+        wk = np.asarray(wb, compute).reshape((-1,) + (1,) * (zc.ndim - k - 1))
+    with np.errstate(invalid="ignore", over="ignore"):
+        if index:
+            keep = targ >= 0
+            local = targ - int(off[0])
+            here = keep & (local >= 0) & (local < zc.shape[k])
+            if here.any():
+                idx = np.where(here, local, 0)
+                dt = (big - np.take_along_axis(zc, idx, axis=k)) + rest
+                w_t = (np.ones(shape, _F64) if wb is None
+                       else np.asarray(wb, compute)[idx].astype(_F64))
+                np.copyto(loss, (1.0 - ls) * w_t * dt.astype(_F64), where=here)
+                np.copyto(wt, w_t, where=here)
+            if eps:
+                d = (big - zc) + rest
+                if wk is not None:
+                    d *= wk
+                smooth = np.sum(d, axis=k, keepdims=True, dtype=_F64)
+                loss += np.where(keep, eps * smooth, 0.0)
+        else:
+            u = _cast(targ, compute)
+            if ls:
+                u = u * compute.type(1.0 - ls) + compute.type(eps)
+            if wk is not None:
+                u = u * wk
+            d = (big - zc) + rest
+            d *= u
+            loss = np.sum(d, axis=k, keepdims=True, dtype=_F64)
+    return np.stack([loss, wt], axis=-1)
+
+
+def _finish(plain, scaled, denom, *, scale, mean, compute):
+    """The reduced loss as in memory: the float64 sum of the per-sample
+    losses, or where that overflows with finite losses the sum of the
+    losses scaled by a power of two, scaled back after the division."""
+    plain, scaled, denom = float(plain), float(scaled), float(denom)
+    if mean and denom == 0.0:  # no target weight: 0 / 0, NaN as in PyTorch
+        return compute.type(np.nan)
+    total, back = (plain, 1.0) if math.isfinite(plain) else (scaled, scale)
+    with np.errstate(over="ignore", invalid="ignore"):
+        if mean:
+            total = np.float64(total / denom)
+        return compute.type(np.float64(total * back))
+
+
+def cross_entropy(logits, target, *, axis=-1, weight=None, ignore_index=-100,
+                  reduction="mean", label_smoothing=0.0, num_threads=1):
+    """Cross-entropy of dask arrays, lazily: as
+    :func:`softmax_c.cross_entropy` (PyTorch's semantics), with the class
+    axis `axis` split into any chunks.
+
+    Parameters
+    ----------
+    logits : dask.array.Array or array_like
+        Unnormalized scores, the classes along `axis`; dtypes as in memory.
+    target : dask.array.Array or array_like
+        Class indices (an integer dtype; the logits' shape without the class
+        axis) or class probabilities (float16/32/64; the logits' shape).
+        Rechunked to the logits' chunks where they differ.
+    axis, weight, ignore_index, reduction, label_smoothing
+        As in :func:`softmax_c.cross_entropy`; `weight` may be a dask array.
+    num_threads : int or None, optional
+        As in :func:`softmax`.
+
+    Returns
+    -------
+    dask.array.Array
+        For "mean" and "sum" a 0-d array computing to a NumPy scalar of the
+        compute dtype; for "none" the per-sample losses, of the batch shape,
+        in the compute dtype.
+
+    Raises
+    ------
+    As :func:`softmax_c.cross_entropy`, when the graph is built, except the
+    IndexError of a class index out of range, which depends on the values
+    and so is raised by ``compute()``.
+    """
+    nt = _threads(num_threads)
+    z = _as_dask(logits, "logits")
+    compute, _ = _validate.result_dtypes(z.dtype, "logits")
+    k = _validate.normalize_single_axis(axis, z.ndim)
+    t = _as_dask(target, "target")
+    ttype = _validate.check_target(t, z.shape, k)
+    ignore_index = _validate.check_ignore_index(ignore_index, ttype)
+    _validate.check_reduction(reduction)
+    ls = _validate.check_label_smoothing(label_smoothing)
+    _known(z, range(z.ndim), "logits")
+    n = z.shape[k]
+    w = _weight(weight, n, compute, z.chunks[k])
+    index = ttype == "index"
+
+    ind = tuple(range(z.ndim))
+    pair = z.ndim
+    if index:
+        t = t.rechunk(z.chunks[:k] + z.chunks[k + 1:])
+        t = da.expand_dims(t, k).map_blocks(
+            _index_targets, n=n, ignore_index=ignore_index, dtype=np.int64,
+            meta=np.empty((0,) * z.ndim, np.int64))
+    else:
+        t = t.rechunk(z.chunks)
+    starts = np.cumsum((0,) + z.chunks[k][:-1]).astype(np.int64)
+    off = da.from_array(starts, chunks=1)
+    states, total = _row_states(z, None, (k,), compute, nt)
+    del states  # only the merged state is needed: the block states are not kept
+    wargs = (None, None) if w is None else (w, (k,))
+    parts = da.blockwise(
+        _xent_block, ind + (pair,), z, ind, total, ind + (pair + 1,), off, (k,), t, ind,
+        *wargs, new_axes={pair: 2}, adjust_chunks={k: 1}, k=k, n=n, ls=ls,
+        compute=compute, index=index, dtype=_F64,
+        meta=np.empty((0,) * (z.ndim + 1), _F64), align_arrays=False, concatenate=True,
+        name="softmax_c-cross-entropy-terms")
+    per = parts.sum(axis=k)  # the blocks' shares, per sample
+    losses = per[..., 0]
+    if reduction == "none":
+        return losses.astype(compute)
+    batch = int(np.prod(losses.shape, dtype=np.int64))
+    scale = 2.0 ** batch.bit_length()
+    plain = losses.sum()
+    scaled = (losses / scale).sum()
+    if index:
+        denom = per[..., 1].sum()
+    else:  # one per sample, as in memory (none without a class)
+        denom = da.asarray(np.float64(batch if n else 0))
+    return da.blockwise(
+        _finish, (), plain, (), scaled, (), denom, (), scale=scale,
+        mean=reduction == "mean", compute=compute, dtype=compute,
+        meta=np.empty((), compute), name="softmax_c-cross-entropy")
+
+
+def _weight(weight, n, compute, chunks):
+    """`weight` checked as in memory, as a dask array in the class axis's
+    chunks and the compute dtype."""
+    if weight is None:
+        return None
+    if isinstance(weight, da.Array):
+        w = _as_dask(weight, "weight")
+        _validate.result_dtypes(w.dtype, "weight")
+        if w.shape != (n,):
+            raise ValueError(
+                f"`weight` must be 1-D with one entry per class ({n}), got shape {w.shape}")
+        return w.astype(compute).rechunk((chunks,))
+    return da.from_array(_validate.check_weight(weight, n, compute), chunks=(chunks,))
