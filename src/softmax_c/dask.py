@@ -67,8 +67,18 @@ def _state(xc, axes, nt):
         # NaN, +inf or -inf.
         a = np.where(np.isfinite(m), m, xc.dtype.type(0))
         np.subtract(xc, a, out=xc)
-    b = _api.logsumexp(xc, axes, keepdims=True, num_threads=nt)
+    b = _lse(xc, axes, nt)
     return np.stack([a.astype(_F64), np.asarray(b, _F64)], axis=-1)
+
+
+def _lse(xc, axes, nt):
+    """The kernel's logsumexp, keeping dims; an empty block needs none
+    (-inf), which also keeps dask's probing of empty metadata away from
+    the kernels."""
+    if xc.size == 0:
+        return np.full(tuple(1 if d in axes else n for d, n in enumerate(xc.shape)),
+                       -np.inf, xc.dtype)
+    return _api.logsumexp(xc, axes, keepdims=True, num_threads=nt)
 
 
 def merge_states(states, axis):
@@ -88,8 +98,19 @@ def merge_states(states, axis):
         live = ~(b == -np.inf)
         big = np.max(np.where(live, a, -np.inf), axis=axes, keepdims=True, initial=-np.inf)
         big = np.where(big == -np.inf, 0.0, big)  # nothing held: shift by 0
-        rest = _api.logsumexp(b + (a - big), axes, keepdims=True, num_threads=1)
+        d, e = _diff(a, big)
+        rest = _lse(d + (b + e), axes, 1)
     return np.stack([big, np.asarray(rest, _F64)], axis=-1)
+
+
+def _diff(a, b):
+    """``a - b`` as an unevaluated sum ``d + e`` (float64, exact: Knuth's
+    TwoSum), so that the rounding of a large difference of shifts costs no
+    digits in ``exp(a - b)``."""
+    d = a - b
+    bv = d - a
+    e = (a - (d - bv)) - (b + bv)
+    return d, e
 
 
 def state_lse(states):
@@ -193,7 +214,11 @@ def _softmax_block(xb, sb, tb, wb=None, *, axes, compute, result, nt):
     a, b, big, rest = sb[..., 0], sb[..., 1], tb[..., 0], tb[..., 1]
     with np.errstate(invalid="ignore", over="ignore"):
         whole = np.isfinite(rest)  # the row is neither NaN, +inf nor all -inf
-        f = np.where(whole, np.exp((a - big) + (b - rest)), np.nan)
+        # exp(d) of an exact argument, times exp of the small rest: the
+        # factor is accurate to a few units in float64 however far apart
+        # the block's and the row's maxima are
+        d, e = _diff(a, big)
+        f = np.where(whole, np.exp(d) * np.exp(e + (b - rest)), np.nan)
     np.multiply(y, f.astype(compute), out=y)
     # a block with nothing of a finite row (all -inf, or empty): its own
     # softmax is NaN, its share is 0
@@ -224,11 +249,11 @@ def _log_softmax_block(xb, tb, wb=None, *, compute, result):
 
 
 def _lse_chunk(xb, axis, keepdims, *, compute, nt):
-    return _api.logsumexp(_cast(xb, compute), axis, keepdims=True, num_threads=nt)
+    return _lse(_cast(xb, compute), axis, nt)
 
 
 def _lse_combine(s, axis, keepdims):
-    return _api.logsumexp(s, axis, keepdims=True, num_threads=1)
+    return _lse(s, axis, 1)
 
 
 def _lse_aggregate(s, axis, keepdims, *, result):
@@ -440,6 +465,19 @@ def _xent_block(zb, tb, off, targ, wb, *, k, n, ls, compute, index):
     return np.stack([loss, wt], axis=-1)
 
 
+def _add(a, axis, keepdims):
+    with np.errstate(over="ignore", invalid="ignore"):  # inf and NaN losses are results
+        return np.sum(a, axis=axis, keepdims=keepdims)
+
+
+def _sum(a, axis):
+    """A float64 sum in a tree, as ``a.sum(axis)`` but quiet about
+    overflow, as the in-memory function is."""
+    ndim = a.ndim - (a.ndim if axis is None else 1)
+    return da.reduction(a, chunk=_add, aggregate=_add, axis=axis, dtype=_F64,
+                        meta=np.empty((0,) * ndim, _F64), name="softmax_c-sum")
+
+
 def _finish(plain, scaled, denom, *, scale, mean, compute):
     """The reduced loss as in memory: the float64 sum of the per-sample
     losses, or where that overflows with finite losses the sum of the
@@ -520,16 +558,16 @@ def cross_entropy(logits, target, *, axis=-1, weight=None, ignore_index=-100,
         compute=compute, index=index, dtype=_F64,
         meta=np.empty((0,) * (z.ndim + 1), _F64), align_arrays=False, concatenate=True,
         name="softmax_c-cross-entropy-terms")
-    per = parts.sum(axis=k)  # the blocks' shares, per sample
+    per = _sum(parts, k)  # the blocks' shares, per sample
     losses = per[..., 0]
     if reduction == "none":
         return losses.astype(compute)
     batch = int(np.prod(losses.shape, dtype=np.int64))
     scale = 2.0 ** batch.bit_length()
-    plain = losses.sum()
-    scaled = (losses / scale).sum()
+    plain = _sum(losses, None)
+    scaled = _sum(losses / scale, None)
     if index:
-        denom = per[..., 1].sum()
+        denom = _sum(per[..., 1], None)
     else:  # one per sample, as in memory (none without a class)
         denom = da.asarray(np.float64(batch if n else 0))
     return da.blockwise(
