@@ -165,6 +165,22 @@ def test_whole_rows_in_a_block_are_the_in_memory_call(rng):
     np.testing.assert_array_equal(run(scd.log_softmax(dx)), sc.log_softmax(x))
 
 
+@pytest.mark.parametrize("axis", [-1, 0, (0, 2)])
+def test_blocks_computed_in_pieces(rng, monkeypatch, axis):
+    # Blocks are handled in cache-sized pieces; pieces of a few rows here.
+    monkeypatch.setattr(scd, "_SLAB", 100)
+    x = rng.standard_normal((7, 9, 5)) * 40
+    x[:, :4] += 300
+    x[2, 3, 1] = nan
+    x[4, :, 2] = -inf
+    w = rng.random((9, 5)) < 0.8
+    dx = da.from_array(x, chunks=(3, 4, 2))
+    for kind in ("softmax", "log_softmax"):
+        assert_forward(kind, run(getattr(scd, kind)(dx, axis)), x, axis)
+        assert_forward(kind, run(getattr(scd, kind)(dx, axis, where=w)), x, axis, where=w)
+    assert_forward("logsumexp", run(scd.logsumexp(dx, axis)), x, axis)
+
+
 # ---------------------------------------------------------------- edge values
 
 def _edge_rows(dtype):

@@ -53,22 +53,54 @@ def lse_state(x, axis=-1, *, num_threads=1):
     x = _validate.as_array(x)
     compute, _ = _validate.result_dtypes(x.dtype)
     axes = _validate.normalize_axis(axis, x.ndim)
-    xc = x.astype(compute)  # a copy, shifted in place below
-    return _state(xc, axes, num_threads)
+    return _state(_cast(x, compute), axes, num_threads)
 
 
-def _state(xc, axes, nt):
-    """lse_state of `xc` (compute dtype, a copy this function may
-    overwrite)."""
+# Bytes of a block handled per kernel call in the block functions: the
+# shifted copy of a piece this size stays in the L2 cache between the
+# subtraction and the kernel, instead of a block-sized temporary.
+_SLAB = 1 << 20
+
+
+def _slabs(shape, axes, itemsize):
+    """Index tuples cutting an array of `shape` into pieces of about
+    `_SLAB` bytes along its first axis that is not reduced."""
+    free = [d for d in range(len(shape)) if d not in axes and shape[d] > 1]
+    if not free:
+        yield (Ellipsis,)
+        return
+    p = free[0]
+    row = itemsize * math.prod(shape) // shape[p]
+    step = max(1, _SLAB // max(row, 1))
+    for i in range(0, shape[p], step):
+        yield (slice(None),) * p + (slice(i, i + step),)
+
+
+def _state(xc, axes, nt, where=None):
+    """lse_state of `xc` (in its compute dtype; only read), with the
+    positions where `where` is False left out."""
+    dt = xc.dtype
     with np.errstate(invalid="ignore"):
-        m = np.max(xc, axis=axes, keepdims=True, initial=-np.inf)
+        m = np.max(xc, axis=axes, keepdims=True, initial=-np.inf,
+                   where=True if where is None else where)
         # A non-finite maximum (NaN, +inf, all -inf, empty) shifts by 0:
         # the kernel then sees the values themselves and gives the rule's
         # NaN, +inf or -inf.
-        a = np.where(np.isfinite(m), m, xc.dtype.type(0))
-        np.subtract(xc, a, out=xc)
-    b = _lse(xc, axes, nt)
-    return np.stack([a.astype(_F64), np.asarray(b, _F64)], axis=-1)
+        a = np.where(np.isfinite(m), m, dt.type(0))
+    b = np.full(a.shape, -np.inf, dt)
+    buf = None
+    for sl in _slabs(xc.shape, axes, dt.itemsize):
+        xs = xc[sl]
+        if xs.size == 0:
+            continue
+        if buf is None or buf.shape != xs.shape:
+            buf = np.empty(xs.shape, dt)
+        with np.errstate(invalid="ignore"):
+            np.subtract(xs, a[sl], out=buf)
+        if where is not None:
+            np.copyto(buf, -np.inf, where=~where[sl])
+        b[sl] = _api.logsumexp(buf, axes, keepdims=True, num_threads=nt)
+    return np.stack([a.astype(_F64), b.astype(_F64)], axis=-1)
 
 
 def _lse(xc, axes, nt):
@@ -190,10 +222,7 @@ def _whole_block(xb, wb=None, *, fn, axes, nt):
 
 
 def _state_block(xb, wb=None, *, axes, compute, nt):
-    xc = np.array(xb, dtype=compute)  # a copy: _state shifts it in place
-    if wb is not None:
-        np.copyto(xc, -np.inf, where=~wb)
-    return _state(xc, axes, nt)
+    return _state(_cast(xb, compute), axes, nt, wb)
 
 
 def _state_merge(s, axis, keepdims):
@@ -208,9 +237,6 @@ def _softmax_block(xb, sb, tb, wb=None, *, axes, compute, result, nt):
     """softmax of a block of split rows: the block's own softmax times
     ``exp(lse_block - lse_row)``, the exponent from the two states."""
     xc = _cast(xb, compute)
-    if wb is not None:
-        xc = np.where(wb, xc, compute.type(-np.inf))
-    y = _api.softmax(xc, axes, num_threads=nt)
     a, b, big, rest = sb[..., 0], sb[..., 1], tb[..., 0], tb[..., 1]
     with np.errstate(invalid="ignore", over="ignore"):
         whole = np.isfinite(rest)  # the row is neither NaN, +inf nor all -inf
@@ -218,8 +244,17 @@ def _softmax_block(xb, sb, tb, wb=None, *, axes, compute, result, nt):
         # factor is accurate to a few units in float64 however far apart
         # the block's and the row's maxima are
         d, e = _diff(a, big)
-        f = np.where(whole, np.exp(d) * np.exp(e + (b - rest)), np.nan)
-    np.multiply(y, f.astype(compute), out=y)
+        f = np.where(whole, np.exp(d) * np.exp(e + (b - rest)), np.nan).astype(compute)
+    y = np.empty(xc.shape, compute)
+    for sl in _slabs(xc.shape, axes, compute.itemsize):
+        xs = xc[sl]
+        if xs.size == 0:
+            continue
+        if wb is not None:
+            xs = np.where(wb[sl], xs, compute.type(-np.inf))
+        ys = y[sl]
+        _api.softmax(xs, axes, out=ys, num_threads=nt)
+        np.multiply(ys, f[sl], out=ys)  # while the piece is in cache
     # a block with nothing of a finite row (all -inf, or empty): its own
     # softmax is NaN, its share is 0
     nothing = whole & (b == -np.inf)
@@ -230,7 +265,7 @@ def _softmax_block(xb, sb, tb, wb=None, *, axes, compute, result, nt):
     return y if y.dtype == result else y.astype(result)
 
 
-def _log_softmax_block(xb, tb, wb=None, *, compute, result):
+def _log_softmax_block(xb, tb, wb=None, *, axes, compute, result):
     """log_softmax of a block of split rows: ``(x - A) - B`` with the row's
     merged state; the first difference is exact to the conditioning of
     ``x - max`` whatever the magnitude of x."""
@@ -239,13 +274,16 @@ def _log_softmax_block(xb, tb, wb=None, *, compute, result):
     # a row with a +inf is NaN (as NaN and all -inf rows come out by
     # themselves: NaN - x, -inf - -inf)
     rest = np.where(rest == np.inf, np.nan, rest).astype(compute)
-    xc = np.array(xb, dtype=compute)
+    xc = _cast(xb, compute)
+    y = np.empty(xc.shape, compute)
     with np.errstate(invalid="ignore"):
-        np.subtract(xc, big, out=xc)
-        np.subtract(xc, rest, out=xc)
+        for sl in _slabs(xc.shape, axes, compute.itemsize):
+            ys = y[sl]
+            np.subtract(xc[sl], big[sl], out=ys)
+            np.subtract(ys, rest[sl], out=ys)  # while the piece is in cache
     if wb is not None:
-        np.copyto(xc, -np.inf, where=~wb)
-    return xc if xc.dtype == result else xc.astype(result)
+        np.copyto(y, -np.inf, where=~wb)
+    return y if y.dtype == result else y.astype(result)
 
 
 def _lse_chunk(xb, axis, keepdims, *, compute, nt):
@@ -304,7 +342,7 @@ def _forward(fn, x, axis, where, num_threads):
             align_arrays=False, concatenate=True, name="softmax_c-softmax-normalize")
     return da.blockwise(
         _log_softmax_block, ind, x, ind, total, ind + (pair,), *extra,
-        compute=compute, result=result, dtype=result, meta=meta,
+        axes=axes, compute=compute, result=result, dtype=result, meta=meta,
         align_arrays=False, concatenate=True, name="softmax_c-log_softmax-normalize")
 
 
