@@ -39,26 +39,17 @@ cimport numpy as cnp
 from libc.stdint cimport int64_t
 from libc.math cimport log
 cimport softmax_c.kernels as sck
+from softmax_c._ops cimport *
 
 cnp.import_array()
 
-# Operation codes shared with _api.py: unary (x -> y) below SOFTMAX_JVP,
-# binary ((a, b) -> out) from it on.
-SOFTMAX = 0
-LOG_SOFTMAX = 1
-LOGSUMEXP = 2
-SOFTMAX_JVP = 3
-LOG_SOFTMAX_JVP = 4
-LOG_SOFTMAX_VJP = 5
-# the fused cross-entropy: its own kernel family
-cdef enum:
-    XENT = 6
-# the same codes, for C-level code
-cdef enum:
-    SOFTMAX_ = 0
-    LOG_SOFTMAX_ = 1
-    LOGSUMEXP_ = 2
-    SOFTMAX_JVP_ = 3
+# Operation codes for _api.py: csrc/sc_ops.h's (the one list of them).
+SOFTMAX = SC_OP_SOFTMAX
+LOG_SOFTMAX = SC_OP_LOG_SOFTMAX
+LOGSUMEXP = SC_OP_LOGSUMEXP
+SOFTMAX_JVP = SC_OP_SOFTMAX_JVP
+LOG_SOFTMAX_JVP = SC_OP_LOG_SOFTMAX_JVP
+LOG_SOFTMAX_VJP = SC_OP_LOG_SOFTMAX_VJP
 cdef double INFINITY_ = float("inf")
 
 # Below this many bytes of input per thread a call runs on fewer threads (on
@@ -284,7 +275,7 @@ cdef inline void _rows_kernel(const Job *job, char **p, const Py_ssize_t *ld, Py
     cdef int op = job.op
     cdef size_t w
     cdef void *work
-    if op == 0:
+    if op == SC_OP_SOFTMAX:
         # scratch rows for large outputs (sc_softmax_rows_ws); without them
         # (w == 0, or no memory) the same results, a little slower
         if floating is float:
@@ -299,27 +290,27 @@ cdef inline void _rows_kernel(const Job *job, char **p, const Py_ssize_t *ld, Py
             sc_softmax_rows_ws_f64(<double *>p[0], ld[0], <double *>p[1], ld[1], rows, n,
                                    <double *>work, w if work != NULL else 0)
         free(work)
-    elif op == XENT:
+    elif op == SC_OP_XENT:
         _xent_kernel(job, p, ld, rows, n, False, dummy)
     elif floating is float:
-        if op == 1:
+        if op == SC_OP_LOG_SOFTMAX:
             sc_log_softmax_rows_f32(<float *>p[0], ld[0], <float *>p[1], ld[1], rows, n)
-        elif op == 2:
+        elif op == SC_OP_LOGSUMEXP:
             sc_logsumexp_rows_f32(<float *>p[0], ld[0], <float *>p[1], ld[1], rows, n)
-        elif op == 3:
+        elif op == SC_OP_SOFTMAX_JVP:
             sc_softmax_jvp_rows_f32(<float *>p[0], ld[0], <float *>p[1], ld[1], <float *>p[2], ld[2], rows, n)
-        elif op == 4:
+        elif op == SC_OP_LOG_SOFTMAX_JVP:
             sc_log_softmax_jvp_rows_f32(<float *>p[0], ld[0], <float *>p[1], ld[1], <float *>p[2], ld[2], rows, n)
         else:
             sc_log_softmax_vjp_rows_f32(<float *>p[0], ld[0], <float *>p[1], ld[1], <float *>p[2], ld[2], rows, n)
     else:
-        if op == 1:
+        if op == SC_OP_LOG_SOFTMAX:
             sc_log_softmax_rows_f64(<double *>p[0], ld[0], <double *>p[1], ld[1], rows, n)
-        elif op == 2:
+        elif op == SC_OP_LOGSUMEXP:
             sc_logsumexp_rows_f64(<double *>p[0], ld[0], <double *>p[1], ld[1], rows, n)
-        elif op == 3:
+        elif op == SC_OP_SOFTMAX_JVP:
             sc_softmax_jvp_rows_f64(<double *>p[0], ld[0], <double *>p[1], ld[1], <double *>p[2], ld[2], rows, n)
-        elif op == 4:
+        elif op == SC_OP_LOG_SOFTMAX_JVP:
             sc_log_softmax_jvp_rows_f64(<double *>p[0], ld[0], <double *>p[1], ld[1], <double *>p[2], ld[2], rows, n)
         else:
             sc_log_softmax_vjp_rows_f64(<double *>p[0], ld[0], <double *>p[1], ld[1], <double *>p[2], ld[2], rows, n)
@@ -332,31 +323,31 @@ cdef inline void _cols_kernel(const Job *job, char **p, const Py_ssize_t *ld, Py
     (for the operands without the axis -- logsumexp's output, the
     cross-entropy's targets and losses -- their column stride)."""
     cdef int op = job.op
-    if op == XENT:
+    if op == SC_OP_XENT:
         _xent_kernel(job, p, ld, n, m, True, dummy)
     elif floating is float:
-        if op == 0:
+        if op == SC_OP_SOFTMAX:
             sc_softmax_cols_f32(<float *>p[0], ld[0], <float *>p[1], ld[1], n, m)
-        elif op == 1:
+        elif op == SC_OP_LOG_SOFTMAX:
             sc_log_softmax_cols_f32(<float *>p[0], ld[0], <float *>p[1], ld[1], n, m)
-        elif op == 2:
+        elif op == SC_OP_LOGSUMEXP:
             sc_logsumexp_cols_f32(<float *>p[0], ld[0], <float *>p[1], ld[1], n, m)
-        elif op == 3:
+        elif op == SC_OP_SOFTMAX_JVP:
             sc_softmax_jvp_cols_f32(<float *>p[0], ld[0], <float *>p[1], ld[1], <float *>p[2], ld[2], n, m)
-        elif op == 4:
+        elif op == SC_OP_LOG_SOFTMAX_JVP:
             sc_log_softmax_jvp_cols_f32(<float *>p[0], ld[0], <float *>p[1], ld[1], <float *>p[2], ld[2], n, m)
         else:
             sc_log_softmax_vjp_cols_f32(<float *>p[0], ld[0], <float *>p[1], ld[1], <float *>p[2], ld[2], n, m)
     else:
-        if op == 0:
+        if op == SC_OP_SOFTMAX:
             sc_softmax_cols_f64(<double *>p[0], ld[0], <double *>p[1], ld[1], n, m)
-        elif op == 1:
+        elif op == SC_OP_LOG_SOFTMAX:
             sc_log_softmax_cols_f64(<double *>p[0], ld[0], <double *>p[1], ld[1], n, m)
-        elif op == 2:
+        elif op == SC_OP_LOGSUMEXP:
             sc_logsumexp_cols_f64(<double *>p[0], ld[0], <double *>p[1], ld[1], n, m)
-        elif op == 3:
+        elif op == SC_OP_SOFTMAX_JVP:
             sc_softmax_jvp_cols_f64(<double *>p[0], ld[0], <double *>p[1], ld[1], <double *>p[2], ld[2], n, m)
-        elif op == 4:
+        elif op == SC_OP_LOG_SOFTMAX_JVP:
             sc_log_softmax_jvp_cols_f64(<double *>p[0], ld[0], <double *>p[1], ld[1], <double *>p[2], ld[2], n, m)
         else:
             sc_log_softmax_vjp_cols_f64(<double *>p[0], ld[0], <double *>p[1], ld[1], <double *>p[2], ld[2], n, m)
@@ -418,20 +409,20 @@ cdef void _gather_row(const Job *job, char **base, const Plan *p, Py_ssize_t r,
     cdef floating *row
     _offsets(p, r, p.nb, off)
     # which operand is written along the axis
-    if job.op == XENT:
+    if job.op == SC_OP_XENT:
         out = 2 if job.has_g else -1
-    elif job.op == 2:
+    elif job.op == SC_OP_LOGSUMEXP:
         out = -1
     else:
         out = p.narr - 1
     for a in range(p.narr):
         ptr[a] = base[a] + off[a]
         ld[a] = 1
-        if (job.op == XENT and a >= 3) or (job.op == 2 and a == 1):
+        if (job.op == SC_OP_XENT and a >= 3) or (job.op == SC_OP_LOGSUMEXP and a == 1):
             continue            # no axis: used in place
         if a == out:
             continue
-        if job.op == XENT and ((a == 1 and not job.has_q) or (a == 2 and not job.has_g)):
+        if job.op == SC_OP_XENT and ((a == 1 and not job.has_q) or (a == 2 and not job.has_g)):
             continue            # a placeholder operand, never read
         row = buf + nrow * n
         nrow += 1
@@ -445,7 +436,7 @@ cdef void _gather_row(const Job *job, char **base, const Plan *p, Py_ssize_t r,
         # its output to be its last input; the cross-entropy's gradient may
         # be the logits but not the probability targets: a row of its
         # own), then scatter
-        row = buf + (nrow if job.op == XENT and job.has_q else nrow - 1) * n
+        row = buf + (nrow if job.op == SC_OP_XENT and job.has_q else nrow - 1) * n
         ptr[out] = <char *>row
         ld[out] = n
         _rows_kernel(job, ptr, ld, 1, n, buf[0])
@@ -470,13 +461,13 @@ cdef int _execute(const Job *job, char **base, const Plan *p, int nthreads,
         with nogil:
             for r in range(rows):
                 _offsets(p, r, p.nb, off)
-                if job.op == XENT:
+                if job.op == SC_OP_XENT:
                     _split_row_xent(job, <floating *>(base[0] + off[0]),
                                     <floating *>(base[1] + off[1]) if job.has_q else NULL,
                                     <int64_t *>(base[3] + off[3]),
                                     <floating *>(base[2] + off[2]) if job.has_g else NULL,
                                     <double *>(base[4] + off[4]), p.n, nt)
-                elif job.op <= LOGSUMEXP_:
+                elif sc_op_is_forward(job.op):
                     _split_row(job.op, <floating *>(base[0] + off[0]),
                                <floating *>(base[1] + off[1]), p.n, nt)
                 else:
@@ -536,7 +527,7 @@ def forward(int op, cnp.ndarray x, cnp.ndarray y, int k, int nthreads):
     empty; for logsumexp y has length 1 along k)."""
     cdef Job job
     job.op = op
-    _run(&job, (x, y), k, 2 if op == 2 else 0, nthreads)
+    _run(&job, (x, y), k, 2 if op == SC_OP_LOGSUMEXP else 0, nthreads)
 
 
 def backward(int op, cnp.ndarray a, cnp.ndarray b, cnp.ndarray out, int k, int nthreads):
@@ -565,7 +556,7 @@ def cross_entropy(cnp.ndarray logits, q, cnp.ndarray target, grad, cnp.ndarray l
     int64 array of that shape when q is given); `weight`: a contiguous
     array of the logits' dtype, or None.  grad may be logits itself."""
     cdef Job job
-    job.op = XENT
+    job.op = SC_OP_XENT
     job.has_q = q is not None
     job.has_g = grad is not None
     job.prm.weight = cnp.PyArray_DATA(<cnp.ndarray>weight) if weight is not None else NULL
@@ -681,9 +672,9 @@ def fast(int op, x, out=None, int nthreads=0):
             or not _plain(a, typenum):
         return None
     if out is None:
-        y = _new_out(nd - 1 if op == 2 else nd, cnp.PyArray_DIMS(a), typenum)
+        y = _new_out(nd - 1 if op == SC_OP_LOGSUMEXP else nd, cnp.PyArray_DIMS(a), typenum)
     else:
-        if op == 2 or not cnp.PyArray_CheckExact(out):
+        if op == SC_OP_LOGSUMEXP or not cnp.PyArray_CheckExact(out):
             return None
         y = <cnp.ndarray>out
         if not (_plain(y, typenum) and cnp.PyArray_ISWRITEABLE(y)
@@ -696,11 +687,11 @@ def fast(int op, x, out=None, int nthreads=0):
                 return None   # partial overlap: the general path copies
     cdef Py_ssize_t n = cnp.PyArray_DIM(a, nd - 1)
     if n == 0 or cnp.PyArray_SIZE(a) == 0:
-        if op == 2 and cnp.PyArray_SIZE(y):
+        if op == SC_OP_LOGSUMEXP and cnp.PyArray_SIZE(y):
             y.fill(-float("inf"))
         return y
     cdef Py_ssize_t rows = cnp.PyArray_SIZE(a) // n
-    cdef Py_ssize_t ldy = 1 if op == 2 else n
+    cdef Py_ssize_t ldy = 1 if op == SC_OP_LOGSUMEXP else n
     cdef int req = nthreads if nthreads > 0 else _threads_default()
     cdef int nt = _split_threads(op, rows, n, cnp.PyArray_ITEMSIZE(a), req)
     if nt > 1:
@@ -773,7 +764,7 @@ cdef inline int _split_threads(int op, Py_ssize_t rows, Py_ssize_t n, Py_ssize_t
     cdef Py_ssize_t t, least
     if rows >= requested or _serial_after_fork:
         return 1
-    if op <= LOGSUMEXP_ or op == XENT:
+    if sc_op_is_forward(op) or op == SC_OP_XENT:
         least = MIN_SPLIT_ELEMENTS_F64 if isz == 8 else MIN_SPLIT_ELEMENTS_F32
     else:
         least = MIN_SPLIT_BWD_ELEMENTS_F64 if isz == 8 else MIN_SPLIT_BWD_ELEMENTS_F32
@@ -834,18 +825,18 @@ cdef void _split_row(int op, const floating *x, floating *y, Py_ssize_t n, int n
     for t in prange(nt, schedule='static', num_threads=nt):
         lo = _cut(K, ch, n, t, nt)
         hi = _cut(K, ch, n, t + 1, nt)
-        sck.piece_expsum(x + lo, y + lo if op == SOFTMAX_ else NULL, hi - lo, mx,
+        sck.piece_expsum(x + lo, y + lo if op == SC_OP_SOFTMAX else NULL, hi - lo, mx,
                           sums + K * t // nt)
     s = sck.piece_total(sums, K)
     free(sums)
-    if op == LOGSUMEXP_:
+    if op == SC_OP_LOGSUMEXP:
         y[0] = <floating>(<double>mx + log(s))
         return
-    a = <floating>(1.0 / s) if op == SOFTMAX_ else <floating>log(s)
+    a = <floating>(1.0 / s) if op == SC_OP_SOFTMAX else <floating>log(s)
     for t in prange(nt, schedule='static', num_threads=nt):
         lo = _cut(K, ch, n, t, nt)
         hi = _cut(K, ch, n, t + 1, nt)
-        if op == SOFTMAX_:
+        if op == SC_OP_SOFTMAX:
             sck.piece_scale(y + lo, hi - lo, a)
         else:
             sck.piece_log_softmax(x + lo, y + lo, hi - lo, mx, a)
@@ -969,7 +960,7 @@ cdef void _split_row_bwd(int op, const floating *a, const floating *b, floating 
     """One row of a backward product on nt threads, in pieces cut at
     multiples of the kernels' chunk: chunk sums per piece, added in order,
     then each piece of the output; bitwise the one-thread result."""
-    cdef int bop = op - SOFTMAX_JVP_
+    cdef int bop = sc_op_bwd(op)
     cdef Py_ssize_t ch = <Py_ssize_t>sck.piece_bwd_chunk(a[0])
     cdef Py_ssize_t K = (n + ch - 1) // ch, t, lo = 0, hi = 0
     cdef double *sums = <double *>malloc(K * sizeof(double))
