@@ -35,6 +35,7 @@ import numpy as np
 from cython cimport floating
 from cython.parallel cimport prange, parallel
 from libc.stdlib cimport malloc, free
+from libc.string cimport memset
 cimport numpy as cnp
 from libc.stdint cimport int64_t
 from libc.math cimport log
@@ -267,53 +268,110 @@ cdef inline void _xent_kernel(const Job *job, char **p, const Py_ssize_t *ld, Py
             ld[4], a, b, &job.prm)
 
 
+# The kernels of the forward operations and the backward products, by
+# layout, operation and dtype: filled once at import from the kernels of
+# _kernels.pxd; NULL where an operation has no kernel of that signature.
+ctypedef void (*fwd_f32)(const float *, ptrdiff_t, float *, ptrdiff_t, size_t, size_t) noexcept nogil
+ctypedef void (*fwd_f64)(const double *, ptrdiff_t, double *, ptrdiff_t, size_t, size_t) noexcept nogil
+ctypedef void (*bwd_f32)(const float *, ptrdiff_t, const float *, ptrdiff_t, float *, ptrdiff_t,
+                         size_t, size_t) noexcept nogil
+ctypedef void (*bwd_f64)(const double *, ptrdiff_t, const double *, ptrdiff_t, double *, ptrdiff_t,
+                         size_t, size_t) noexcept nogil
+
+cdef fwd_f32 _FWD_F32[2][SC_OP_COUNT]     # [ROWS or COLS][op]
+cdef fwd_f64 _FWD_F64[2][SC_OP_COUNT]
+cdef bwd_f32 _BWD_F32[2][SC_OP_COUNT]
+cdef bwd_f64 _BWD_F64[2][SC_OP_COUNT]
+
+
+cdef void _set_fwd(int layout, int op, fwd_f32 f32, fwd_f64 f64) noexcept:
+    _FWD_F32[layout][op] = f32
+    _FWD_F64[layout][op] = f64
+
+
+cdef void _set_bwd(int layout, int op, bwd_f32 f32, bwd_f64 f64) noexcept:
+    _BWD_F32[layout][op] = f32
+    _BWD_F64[layout][op] = f64
+
+
+cdef void _fill_kernel_tables() noexcept:
+    memset(_FWD_F32, 0, sizeof(_FWD_F32))
+    memset(_FWD_F64, 0, sizeof(_FWD_F64))
+    memset(_BWD_F32, 0, sizeof(_BWD_F32))
+    memset(_BWD_F64, 0, sizeof(_BWD_F64))
+    # (_rows_kernel gives softmax rows the scratch form, sc_softmax_rows_ws)
+    _set_fwd(ROWS, SC_OP_SOFTMAX, sc_softmax_rows_f32, sc_softmax_rows_f64)
+    _set_fwd(ROWS, SC_OP_LOG_SOFTMAX, sc_log_softmax_rows_f32, sc_log_softmax_rows_f64)
+    _set_fwd(ROWS, SC_OP_LOGSUMEXP, sc_logsumexp_rows_f32, sc_logsumexp_rows_f64)
+    _set_bwd(ROWS, SC_OP_SOFTMAX_JVP, sc_softmax_jvp_rows_f32, sc_softmax_jvp_rows_f64)
+    _set_bwd(ROWS, SC_OP_LOG_SOFTMAX_JVP, sc_log_softmax_jvp_rows_f32, sc_log_softmax_jvp_rows_f64)
+    _set_bwd(ROWS, SC_OP_LOG_SOFTMAX_VJP, sc_log_softmax_vjp_rows_f32, sc_log_softmax_vjp_rows_f64)
+    _set_fwd(COLS, SC_OP_SOFTMAX, sc_softmax_cols_f32, sc_softmax_cols_f64)
+    _set_fwd(COLS, SC_OP_LOG_SOFTMAX, sc_log_softmax_cols_f32, sc_log_softmax_cols_f64)
+    _set_fwd(COLS, SC_OP_LOGSUMEXP, sc_logsumexp_cols_f32, sc_logsumexp_cols_f64)
+    _set_bwd(COLS, SC_OP_SOFTMAX_JVP, sc_softmax_jvp_cols_f32, sc_softmax_jvp_cols_f64)
+    _set_bwd(COLS, SC_OP_LOG_SOFTMAX_JVP, sc_log_softmax_jvp_cols_f32, sc_log_softmax_jvp_cols_f64)
+    _set_bwd(COLS, SC_OP_LOG_SOFTMAX_VJP, sc_log_softmax_vjp_cols_f32, sc_log_softmax_vjp_cols_f64)
+
+
+_fill_kernel_tables()
+
+
+cdef inline void _fwd_kernel(int layout, int op, const floating *x, Py_ssize_t ldx, floating *y,
+                             Py_ssize_t ldy, Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    """The table's kernel of forward op in `layout`; (a, b): rows and row
+    length, or the panel's n and m."""
+    if floating is float:
+        _FWD_F32[layout][op](x, ldx, y, ldy, a, b)
+    else:
+        _FWD_F64[layout][op](x, ldx, y, ldy, a, b)
+
+
+cdef inline void _bwd_kernel(int layout, int op, const floating *u, Py_ssize_t ldu,
+                             const floating *v, Py_ssize_t ldv, floating *out, Py_ssize_t ldo,
+                             Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    """The table's kernel of backward product op in `layout`, as _fwd_kernel."""
+    if floating is float:
+        _BWD_F32[layout][op](u, ldu, v, ldv, out, ldo, a, b)
+    else:
+        _BWD_F64[layout][op](u, ldu, v, ldv, out, ldo, a, b)
+
+
+cdef inline void _fwd_rows(int op, const floating *x, Py_ssize_t ldx, floating *y, Py_ssize_t ldy,
+                           Py_ssize_t rows, Py_ssize_t n) noexcept nogil:
+    """Forward op on `rows` rows of n elements."""
+    cdef size_t w
+    cdef void *work
+    if op != SC_OP_SOFTMAX:
+        _fwd_kernel(ROWS, op, x, ldx, y, ldy, rows, n)
+        return
+    # scratch rows for large outputs (sc_softmax_rows_ws); without them
+    # (w == 0, or no memory) the same results, a little slower
+    if floating is float:
+        w = sc_softmax_rows_work_f32(y, ldy, rows, n)
+    else:
+        w = sc_softmax_rows_work_f64(y, ldy, rows, n)
+    work = malloc(w * sizeof(floating)) if w else NULL
+    if floating is float:
+        sc_softmax_rows_ws_f32(x, ldx, y, ldy, rows, n, <float *>work, w if work != NULL else 0)
+    else:
+        sc_softmax_rows_ws_f64(x, ldx, y, ldy, rows, n, <double *>work, w if work != NULL else 0)
+    free(work)
+
+
 cdef inline void _rows_kernel(const Job *job, char **p, const Py_ssize_t *ld, Py_ssize_t rows,
                               Py_ssize_t n, floating dummy) noexcept nogil:
     """The row kernel of job on operands p (output last; for the
     cross-entropy: logits, q, grad, target, loss), ld their row strides in
     elements.  `dummy` only selects the dtype."""
     cdef int op = job.op
-    cdef size_t w
-    cdef void *work
-    if op == SC_OP_SOFTMAX:
-        # scratch rows for large outputs (sc_softmax_rows_ws); without them
-        # (w == 0, or no memory) the same results, a little slower
-        if floating is float:
-            w = sc_softmax_rows_work_f32(<float *>p[1], ld[1], rows, n)
-        else:
-            w = sc_softmax_rows_work_f64(<double *>p[1], ld[1], rows, n)
-        work = malloc(w * sizeof(floating)) if w else NULL
-        if floating is float:
-            sc_softmax_rows_ws_f32(<float *>p[0], ld[0], <float *>p[1], ld[1], rows, n,
-                                   <float *>work, w if work != NULL else 0)
-        else:
-            sc_softmax_rows_ws_f64(<double *>p[0], ld[0], <double *>p[1], ld[1], rows, n,
-                                   <double *>work, w if work != NULL else 0)
-        free(work)
-    elif op == SC_OP_XENT:
+    if op == SC_OP_XENT:
         _xent_kernel(job, p, ld, rows, n, False, dummy)
-    elif floating is float:
-        if op == SC_OP_LOG_SOFTMAX:
-            sc_log_softmax_rows_f32(<float *>p[0], ld[0], <float *>p[1], ld[1], rows, n)
-        elif op == SC_OP_LOGSUMEXP:
-            sc_logsumexp_rows_f32(<float *>p[0], ld[0], <float *>p[1], ld[1], rows, n)
-        elif op == SC_OP_SOFTMAX_JVP:
-            sc_softmax_jvp_rows_f32(<float *>p[0], ld[0], <float *>p[1], ld[1], <float *>p[2], ld[2], rows, n)
-        elif op == SC_OP_LOG_SOFTMAX_JVP:
-            sc_log_softmax_jvp_rows_f32(<float *>p[0], ld[0], <float *>p[1], ld[1], <float *>p[2], ld[2], rows, n)
-        else:
-            sc_log_softmax_vjp_rows_f32(<float *>p[0], ld[0], <float *>p[1], ld[1], <float *>p[2], ld[2], rows, n)
+    elif sc_op_is_forward(op):
+        _fwd_rows(op, <floating *>p[0], ld[0], <floating *>p[1], ld[1], rows, n)
     else:
-        if op == SC_OP_LOG_SOFTMAX:
-            sc_log_softmax_rows_f64(<double *>p[0], ld[0], <double *>p[1], ld[1], rows, n)
-        elif op == SC_OP_LOGSUMEXP:
-            sc_logsumexp_rows_f64(<double *>p[0], ld[0], <double *>p[1], ld[1], rows, n)
-        elif op == SC_OP_SOFTMAX_JVP:
-            sc_softmax_jvp_rows_f64(<double *>p[0], ld[0], <double *>p[1], ld[1], <double *>p[2], ld[2], rows, n)
-        elif op == SC_OP_LOG_SOFTMAX_JVP:
-            sc_log_softmax_jvp_rows_f64(<double *>p[0], ld[0], <double *>p[1], ld[1], <double *>p[2], ld[2], rows, n)
-        else:
-            sc_log_softmax_vjp_rows_f64(<double *>p[0], ld[0], <double *>p[1], ld[1], <double *>p[2], ld[2], rows, n)
+        _bwd_kernel(ROWS, op, <floating *>p[0], ld[0], <floating *>p[1], ld[1],
+                    <floating *>p[2], ld[2], rows, n)
 
 
 cdef inline void _cols_kernel(const Job *job, char **p, const Py_ssize_t *ld, Py_ssize_t n,
@@ -325,32 +383,11 @@ cdef inline void _cols_kernel(const Job *job, char **p, const Py_ssize_t *ld, Py
     cdef int op = job.op
     if op == SC_OP_XENT:
         _xent_kernel(job, p, ld, n, m, True, dummy)
-    elif floating is float:
-        if op == SC_OP_SOFTMAX:
-            sc_softmax_cols_f32(<float *>p[0], ld[0], <float *>p[1], ld[1], n, m)
-        elif op == SC_OP_LOG_SOFTMAX:
-            sc_log_softmax_cols_f32(<float *>p[0], ld[0], <float *>p[1], ld[1], n, m)
-        elif op == SC_OP_LOGSUMEXP:
-            sc_logsumexp_cols_f32(<float *>p[0], ld[0], <float *>p[1], ld[1], n, m)
-        elif op == SC_OP_SOFTMAX_JVP:
-            sc_softmax_jvp_cols_f32(<float *>p[0], ld[0], <float *>p[1], ld[1], <float *>p[2], ld[2], n, m)
-        elif op == SC_OP_LOG_SOFTMAX_JVP:
-            sc_log_softmax_jvp_cols_f32(<float *>p[0], ld[0], <float *>p[1], ld[1], <float *>p[2], ld[2], n, m)
-        else:
-            sc_log_softmax_vjp_cols_f32(<float *>p[0], ld[0], <float *>p[1], ld[1], <float *>p[2], ld[2], n, m)
+    elif sc_op_is_forward(op):
+        _fwd_kernel(COLS, op, <floating *>p[0], ld[0], <floating *>p[1], ld[1], n, m)
     else:
-        if op == SC_OP_SOFTMAX:
-            sc_softmax_cols_f64(<double *>p[0], ld[0], <double *>p[1], ld[1], n, m)
-        elif op == SC_OP_LOG_SOFTMAX:
-            sc_log_softmax_cols_f64(<double *>p[0], ld[0], <double *>p[1], ld[1], n, m)
-        elif op == SC_OP_LOGSUMEXP:
-            sc_logsumexp_cols_f64(<double *>p[0], ld[0], <double *>p[1], ld[1], n, m)
-        elif op == SC_OP_SOFTMAX_JVP:
-            sc_softmax_jvp_cols_f64(<double *>p[0], ld[0], <double *>p[1], ld[1], <double *>p[2], ld[2], n, m)
-        elif op == SC_OP_LOG_SOFTMAX_JVP:
-            sc_log_softmax_jvp_cols_f64(<double *>p[0], ld[0], <double *>p[1], ld[1], <double *>p[2], ld[2], n, m)
-        else:
-            sc_log_softmax_vjp_cols_f64(<double *>p[0], ld[0], <double *>p[1], ld[1], <double *>p[2], ld[2], n, m)
+        _bwd_kernel(COLS, op, <floating *>p[0], ld[0], <floating *>p[1], ld[1],
+                    <floating *>p[2], ld[2], n, m)
 
 
 cdef void _rows_range(const Job *job, char **base, const Plan *p, Py_ssize_t g0,
@@ -408,6 +445,10 @@ cdef void _gather_row(const Job *job, char **base, const Plan *p, Py_ssize_t r,
     cdef floating *src
     cdef floating *row
     _offsets(p, r, p.nb, off)
+    # zeroed only for -Wmaybe-uninitialized, which cannot see that the loop
+    # below sets every operand
+    memset(ptr, 0, sizeof(ptr))
+    memset(ld, 0, sizeof(ld))
     # which operand is written along the axis
     if job.op == SC_OP_XENT:
         out = 2 if job.has_g else -1
@@ -952,7 +993,7 @@ cdef inline void _serial_xent(const Job *job, const floating *z, const floating 
     ptr[4] = <char *>loss
     ld[0] = ld[1] = ld[2] = n
     ld[3] = ld[4] = 1
-    _rows_kernel(job, ptr, ld, 1, n, z[0])
+    _xent_kernel(job, ptr, ld, 1, n, False, z[0])
 
 
 cdef void _split_row_bwd(int op, const floating *a, const floating *b, floating *out,
@@ -965,16 +1006,8 @@ cdef void _split_row_bwd(int op, const floating *a, const floating *b, floating 
     cdef Py_ssize_t K = (n + ch - 1) // ch, t, lo = 0, hi = 0
     cdef double *sums = <double *>malloc(K * sizeof(double))
     cdef floating d
-    cdef Job job
-    cdef char *ptr[3]
-    cdef Py_ssize_t ld[3]
     if sums == NULL:
-        job.op = op
-        ptr[0] = <char *>a
-        ptr[1] = <char *>b
-        ptr[2] = <char *>out
-        ld[0] = ld[1] = ld[2] = n
-        _rows_kernel(&job, ptr, ld, 1, n, out[0])
+        _bwd_kernel(ROWS, op, a, n, b, n, out, n, 1, n)
         return
     for t in prange(nt, schedule='static', num_threads=nt):
         lo = _cut(K, ch, n, t, nt)
@@ -989,15 +1022,7 @@ cdef void _split_row_bwd(int op, const floating *a, const floating *b, floating 
 
 
 cdef inline void _serial_row(int op, const floating *x, floating *y, Py_ssize_t n) noexcept nogil:
-    cdef Job job
-    cdef char *ptr[2]
-    cdef Py_ssize_t ld[2]
-    job.op = op
-    ptr[0] = <char *>x
-    ptr[1] = <char *>y
-    ld[0] = n
-    ld[1] = n
-    _rows_kernel(&job, ptr, ld, 1, n, y[0])
+    _fwd_rows(op, x, n, y, n, 1, n)
 
 
 cdef void _split_rows(int op, const floating *x, floating *y, Py_ssize_t rows, Py_ssize_t n,
@@ -1011,25 +1036,13 @@ cdef void _split_rows(int op, const floating *x, floating *y, Py_ssize_t rows, P
 cdef void _contiguous(int op, const floating *x, floating *y, Py_ssize_t rows, Py_ssize_t n,
                       Py_ssize_t ldy, int nt) noexcept:
     cdef Py_ssize_t c
-    cdef Job job
-    job.op = op
     if nt == 1:
         with nogil:
-            _contiguous_part(&job, x, y, 0, rows, n, ldy)
+            _fwd_rows(op, x, n, y, ldy, rows, n)
         return
     for c in prange(nt, nogil=True, schedule='static', num_threads=nt):
-        _contiguous_part(&job, x, y, rows * c // nt, rows * (c + 1) // nt, n, ldy)
-
-
-cdef void _contiguous_part(const Job *job, const floating *x, floating *y, Py_ssize_t r0,
-                           Py_ssize_t r1, Py_ssize_t n, Py_ssize_t ldy) noexcept nogil:
-    cdef char *ptr[2]
-    cdef Py_ssize_t ld[2]
-    ptr[0] = <char *>(x + r0 * n)
-    ptr[1] = <char *>(y + r0 * ldy)
-    ld[0] = n
-    ld[1] = ldy
-    _rows_kernel(job, ptr, ld, r1 - r0, n, y[0])
+        _fwd_rows(op, x + (rows * c // nt) * n, n, y + (rows * c // nt) * ldy, ldy,
+                  rows * (c + 1) // nt - rows * c // nt, n)
 
 
 def xent_targets(cnp.ndarray t, Py_ssize_t n, long long ignore_index, weight):
