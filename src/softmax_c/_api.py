@@ -111,9 +111,8 @@ def _run(op, x, y, k, nt):
 # ---------------------------------------------------------------- forward
 
 def _forward(op, x, axis, where, out, num_threads):
-    if type(axis) is int and axis == -1 and where is None:
-        ft = _fast_threads(num_threads)
-        y = _kernels.fast(op, x, out, ft) if ft >= 0 else None
+    if where is None:  # the hot path's rules: _kernels (_fast.pxi)
+        y = _kernels.fast(op, x, axis, out, _fast_threads(num_threads))
         if y is not None:
             return y
     nt = _threads(num_threads)
@@ -280,9 +279,8 @@ def logsumexp(x, axis=-1, *, keepdims=False, num_threads=None):
     >>> float(sc.logsumexp(np.array([1000., 1000.])))  # 1000 + log(2)
     1000.6931471805599
     """
-    ft = _fast_threads(num_threads)
-    if type(axis) is int and axis == -1 and not keepdims and ft >= 0:
-        y = _kernels.fast(LOGSUMEXP, x, None, ft)
+    if not keepdims:
+        y = _kernels.fast(LOGSUMEXP, x, axis, None, _fast_threads(num_threads))
         if y is not None:
             return y if y.ndim else y[()]
     nt = _threads(num_threads)
@@ -308,11 +306,9 @@ def logsumexp(x, axis=-1, *, keepdims=False, num_threads=None):
 # ---------------------------------------------------------------- backward
 
 def _backward(op, a, b, names, axis, out, num_threads):
-    ft = _fast_threads(num_threads)
-    if type(axis) is int and axis == -1 and ft >= 0:
-        res = _kernels.fast_backward(op, a, b, out, ft)
-        if res is not None:
-            return res
+    res = _kernels.fast_backward(op, a, b, axis, out, _fast_threads(num_threads))
+    if res is not None:
+        return res
     nt = _threads(num_threads)
     a, b = _validate.as_array(a), _validate.as_array(b)
     _validate.result_dtypes(a.dtype, names[0])

@@ -1,4 +1,19 @@
-# The hot paths (textually part of _kernels.pyx).
+# The hot paths (textually part of _kernels.pyx): softmax, log_softmax,
+# logsumexp and the backward products of C-contiguous arrays along the last
+# axis, straight to the row kernels.  Their rules are written here once:
+# _api.py calls fast / fast_backward first, with the call's own arguments,
+# and takes the general path on None (which also owns every error message).
+# A call takes a hot path when
+#   - axis is the int -1 and nthreads >= 0 (0: the default count; _api.py
+#     passes -1 for a num_threads the general path must check); where= and
+#     keepdims= are not arguments of the hot paths: _api.py calls them only
+#     without;
+#   - every input is an exact ndarray (no subclass), C-contiguous, aligned,
+#     native-order float32 or float64, not 0-d; the backward products' two
+#     inputs are of one dtype and shape, and not empty;
+#   - `out` is None, or such an array of the inputs' dtype and shape,
+#     writeable, that is one of the inputs or overlaps none of them
+#     (logsumexp: None only).
 
 cdef inline bint _plain(cnp.ndarray a, int typenum) noexcept:
     """a is C-contiguous, aligned, native-order, of dtype typenum."""
@@ -6,41 +21,60 @@ cdef inline bint _plain(cnp.ndarray a, int typenum) noexcept:
             and cnp.PyArray_ISNOTSWAPPED(a))
 
 
-def fast(int op, x, out=None, int nthreads=0):
-    """The hot path, or None where it does not apply.
+cdef inline bint _fast_call(axis, int nthreads):
+    """The call's own arguments allow a hot path."""
+    return nthreads >= 0 and type(axis) is int and axis == -1
 
-    For an exact ndarray x that is C-contiguous, aligned, native float32 or
-    float64 and not 0-d: op along the last axis with nthreads threads (0:
-    the default count), into `out` if it is such an array of x's shape and dtype that is
-    writeable and is x or does not overlap it, else into a new array (for
-    logsumexp, of x's shape without the last axis).  Anything else returns
-    None and the caller takes the general path, which also owns every
-    error message.
-    """
+
+cdef inline int _fast_input(x) noexcept:
+    """x's dtype number if x may be an input of a hot path, else -1."""
     if not cnp.PyArray_CheckExact(x):
+        return -1
+    cdef cnp.ndarray a = <cnp.ndarray>x
+    cdef int typenum = cnp.PyArray_TYPE(a)
+    if ((typenum != cnp.NPY_FLOAT32 and typenum != cnp.NPY_FLOAT64)
+            or cnp.PyArray_NDIM(a) == 0 or not _plain(a, typenum)):
+        return -1
+    return typenum
+
+
+cdef inline bint _disjoint(cnp.ndarray a, cnp.ndarray b) noexcept:
+    """The byte ranges of two C-contiguous arrays do not overlap."""
+    cdef char *pa = <char *>cnp.PyArray_DATA(a)
+    cdef char *pb = <char *>cnp.PyArray_DATA(b)
+    return not (pa < pb + cnp.PyArray_NBYTES(b) and pb < pa + cnp.PyArray_NBYTES(a))
+
+
+cdef inline bint _fast_out(out, cnp.ndarray x, cnp.ndarray v) noexcept:
+    """`out` (not None) may take a hot path's result for the inputs x and v
+    (v is x for the forward operations): the result's dtype is x's."""
+    if not cnp.PyArray_CheckExact(out):
+        return False
+    cdef cnp.ndarray y = <cnp.ndarray>out
+    return (_plain(y, cnp.PyArray_TYPE(x)) and cnp.PyArray_ISWRITEABLE(y)
+            and cnp.PyArray_SAMESHAPE(x, y)
+            and (cnp.PyArray_DATA(y) == cnp.PyArray_DATA(x) or _disjoint(x, y))
+            and (cnp.PyArray_DATA(y) == cnp.PyArray_DATA(v) or _disjoint(v, y)))
+
+
+def fast(int op, x, axis, out, int nthreads):
+    """Forward op along the last axis of x by the hot path, into `out` or a
+    new array (for logsumexp, of x's shape without the last axis); None
+    where the rules above do not hold."""
+    if not _fast_call(axis, nthreads):
+        return None
+    cdef int typenum = _fast_input(x)
+    if typenum < 0:
         return None
     cdef cnp.ndarray a = <cnp.ndarray>x
     cdef cnp.ndarray y
-    cdef int typenum = cnp.PyArray_TYPE(a), nd = cnp.PyArray_NDIM(a)
-    cdef char *lo
-    cdef char *hi
-    if (typenum != cnp.NPY_FLOAT32 and typenum != cnp.NPY_FLOAT64) or nd == 0 \
-            or not _plain(a, typenum):
-        return None
+    cdef int nd = cnp.PyArray_NDIM(a)
     if out is None:
         y = _new_out(nd - 1 if op == SC_OP_LOGSUMEXP else nd, cnp.PyArray_DIMS(a), typenum)
+    elif op == SC_OP_LOGSUMEXP or not _fast_out(out, a, a):
+        return None
     else:
-        if op == SC_OP_LOGSUMEXP or not cnp.PyArray_CheckExact(out):
-            return None
         y = <cnp.ndarray>out
-        if not (_plain(y, typenum) and cnp.PyArray_ISWRITEABLE(y)
-                and cnp.PyArray_SAMESHAPE(a, y)):
-            return None
-        if cnp.PyArray_DATA(y) != cnp.PyArray_DATA(a):
-            lo = <char *>cnp.PyArray_DATA(a)
-            hi = <char *>cnp.PyArray_DATA(y)
-            if lo < hi + cnp.PyArray_NBYTES(y) and hi < lo + cnp.PyArray_NBYTES(a):
-                return None   # partial overlap: the general path copies
     cdef Py_ssize_t n = cnp.PyArray_DIM(a, nd - 1)
     if n == 0 or cnp.PyArray_SIZE(a) == 0:
         if op == SC_OP_LOGSUMEXP and cnp.PyArray_SIZE(y):
@@ -68,45 +102,29 @@ def fast(int op, x, out=None, int nthreads=0):
     return y
 
 
-cdef inline bint _disjoint(cnp.ndarray a, cnp.ndarray b) noexcept:
-    """The byte ranges of two C-contiguous arrays do not overlap."""
-    cdef char *pa = <char *>cnp.PyArray_DATA(a)
-    cdef char *pb = <char *>cnp.PyArray_DATA(b)
-    return not (pa < pb + cnp.PyArray_NBYTES(b) and pb < pa + cnp.PyArray_NBYTES(a))
-
-
-def fast_backward(int op, a, b, out=None, int nthreads=0):
-    """The hot path of the backward products, or None where it does not
-    apply: exact ndarrays a and b, C-contiguous, aligned, native, of one
-    dtype (float32 or float64) and shape, not 0-d, not empty; the last
-    axis, nthreads threads (0: the default count); `out` None or such an
-    array that is a, b or overlaps neither.  The caller's general path owns
-    every error."""
-    if not (cnp.PyArray_CheckExact(a) and cnp.PyArray_CheckExact(b)):
+def fast_backward(int op, a, b, axis, out, int nthreads):
+    """Backward product op along the last axis of (a, b) by the hot path,
+    into `out` or a new array; None where the rules above do not hold."""
+    if not _fast_call(axis, nthreads):
+        return None
+    cdef int typenum = _fast_input(a)
+    if typenum < 0 or _fast_input(b) != typenum:
         return None
     cdef cnp.ndarray x = <cnp.ndarray>a
     cdef cnp.ndarray v = <cnp.ndarray>b
     cdef cnp.ndarray y
-    cdef int typenum = cnp.PyArray_TYPE(x), nd = cnp.PyArray_NDIM(x)
-    if ((typenum != cnp.NPY_FLOAT32 and typenum != cnp.NPY_FLOAT64) or nd == 0
-            or cnp.PyArray_SIZE(x) == 0 or not _plain(x, typenum) or not _plain(v, typenum)
-            or not cnp.PyArray_SAMESHAPE(x, v)):
+    if cnp.PyArray_SIZE(x) == 0 or not cnp.PyArray_SAMESHAPE(x, v):
         return None
     if out is None:
-        y = _new_out(nd, cnp.PyArray_DIMS(x), typenum)
+        y = _new_out(cnp.PyArray_NDIM(x), cnp.PyArray_DIMS(x), typenum)
+    elif not _fast_out(out, x, v):
+        return None
     else:
-        if not cnp.PyArray_CheckExact(out):
-            return None
         y = <cnp.ndarray>out
-        if not (_plain(y, typenum) and cnp.PyArray_ISWRITEABLE(y)
-                and cnp.PyArray_SAMESHAPE(x, y)):
-            return None
-        if not ((cnp.PyArray_DATA(y) == cnp.PyArray_DATA(x) or _disjoint(x, y))
-                and (cnp.PyArray_DATA(y) == cnp.PyArray_DATA(v) or _disjoint(v, y))):
-            return None
     cdef Job job
     job.op = op
-    _run(&job, (x, v, y), nd - 1, 0, nthreads if nthreads > 0 else _threads_default())
+    _run(&job, (x, v, y), cnp.PyArray_NDIM(x) - 1, 0,
+         nthreads if nthreads > 0 else _threads_default())
     return y
 
 
