@@ -28,8 +28,11 @@ b. This module maps one problem -- an operation along axis k of N-d arrays
 c. _api.py does all validation and policy (dtypes, axes, out=, where=,
    aliasing); everything here trusts its caller: the arrays are aligned,
    float32 or float64 alike, shaped as the operation needs, and an output
-   is either one of the inputs (same strides) or overlaps none.
-d. reference.py is the NumPy oracle the tests compare against.
+   is either one of the inputs (same strides) or overlaps none.  The one
+   exception, the hot paths (_fast.pxi), state and check which calls are
+   theirs and return None for the rest.
+d. reference.py is the NumPy oracle the tests compare against; the package
+   never imports it (the loss reduction both use is in _losses.py).
 
 The module is one extension built from this file and the include files
 it names (textual includes: one module, no call crosses a module), by
