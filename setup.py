@@ -33,7 +33,7 @@ from setuptools.command.build_ext import build_ext
 HERE = os.path.dirname(os.path.abspath(__file__))
 CSRC = "csrc"
 C_SOURCES = ["sc_dispatch.c", "sc_kern_scalar.c", "sc_kern_avx2.c", "sc_kern_avx512.c"]
-HEADERS = ["softmax_c.h", "softmax_c_api.h", "sc_kernels.def"]
+HEADERS = ["softmax_c.h", "softmax_c_api.h", "sc_kernels.def", "sc_ops.h"]
 BASE_CFLAGS = ["-O3", "-fno-trapping-math", "-fno-math-errno", "-ffp-contract=off", "-Wall", "-Wno-unused-function"]
 
 

@@ -11,7 +11,7 @@ import warnings
 
 import numpy as np
 
-from . import _kernels, _validate, reference
+from . import _kernels, _losses, _validate
 from ._kernels import (LOG_SOFTMAX, LOG_SOFTMAX_JVP, LOG_SOFTMAX_VJP, LOGSUMEXP, SOFTMAX,
                        SOFTMAX_JVP)
 
@@ -127,9 +127,8 @@ def _run(op, x, y, k, nt):
 # ---------------------------------------------------------------- forward
 
 def _forward(op, x, axis, where, out, num_threads):
-    if type(axis) is int and axis == -1 and where is None:
-        ft = _fast_threads(num_threads)
-        y = _kernels.fast(op, x, out, ft) if ft >= 0 else None
+    if where is None:  # the hot path's rules: _kernels (_fast.pxi)
+        y = _kernels.fast(op, x, axis, out, _fast_threads(num_threads))
         if y is not None:
             return y
     if isinstance(x, np.ma.MaskedArray):
@@ -319,9 +318,8 @@ def logsumexp(x, axis=-1, *, keepdims=False, num_threads=None):
     >>> float(sc.logsumexp(np.array([1000., 1000.])))  # 1000 + log(2)
     1000.6931471805599
     """
-    ft = _fast_threads(num_threads)
-    if type(axis) is int and axis == -1 and not keepdims and ft >= 0:
-        y = _kernels.fast(LOGSUMEXP, x, None, ft)
+    if not keepdims:
+        y = _kernels.fast(LOGSUMEXP, x, axis, None, _fast_threads(num_threads))
         if y is not None:
             return y if y.ndim else y[()]
     if isinstance(x, np.ma.MaskedArray):
@@ -366,11 +364,9 @@ def _masked_logsumexp(x, axis, keepdims, num_threads):
 # ---------------------------------------------------------------- backward
 
 def _backward(op, a, b, names, axis, out, num_threads):
-    ft = _fast_threads(num_threads)
-    if type(axis) is int and axis == -1 and ft >= 0:
-        res = _kernels.fast_backward(op, a, b, out, ft)
-        if res is not None:
-            return res
+    res = _kernels.fast_backward(op, a, b, axis, out, _fast_threads(num_threads))
+    if res is not None:
+        return res
     nt = _threads(num_threads)
     a, b = _validate.as_array(a, names[0]), _validate.as_array(b, names[1])
     _validate.result_dtypes(a.dtype, names[0])
@@ -575,11 +571,6 @@ def _xent(logits, target, axis, weight, ignore_index, reduction, label_smoothing
                 _validate.check_target_range(t, n, ignore_index)  # raises, naming it
     # All checks done: from here on nothing raises.
 
-    if z.size == 0:  # no logit to read: the reference's bookkeeping is exact
-        return (reference.cross_entropy_grad if want_grad else reference.cross_entropy)(
-            z, t, axis=k, weight=weight, ignore_index=ignore_index, reduction=reduction,
-            label_smoothing=ls, **({"out": out} if want_grad else {}))
-
     zc = z if z.dtype == compute and z.flags.aligned else z.astype(compute)
     batch = z.shape[:k] + z.shape[k + 1:]
     kept = z.shape[:k] + (1,) + z.shape[k + 1:]
@@ -592,7 +583,7 @@ def _xent(logits, target, axis, weight, ignore_index, reduction, label_smoothing
         # not read; a real array (not a broadcast one) so that its strides
         # let the batch dims merge and the panel kernels apply
         tk = np.zeros(kept, np.int64)
-        denom = float(z.size // n)
+        denom = float(z.size // n) if n else 0.0
     wc = None if w is None else np.ascontiguousarray(w, compute)
     wsum = float(n) if w is None else float(np.sum(w, dtype=np.float64))
     scale = 1.0
@@ -615,7 +606,11 @@ def _xent(logits, target, axis, weight, ignore_index, reduction, label_smoothing
             direct = (_kernels.xent_uses_panels(zc, q, tk, out, loss_k, k)
                       == _kernels.xent_uses_panels(zc, q, tk, None, loss_k, k))
         grad = out if direct else _kernels.empty_like(zc)
-    _kernels.cross_entropy(zc, q, tk, grad, loss_k, k, wc, ls, scale, wsum, nt)
+    if z.size:
+        _kernels.cross_entropy(zc, q, tk, grad, loss_k, k, wc, ls, scale, wsum, nt)
+    else:  # no logit: no sample, or no class (every target ignored): each loss
+        # is -0.0, as the reference computes it (minus an empty sum)
+        loss_k.fill(-0.0)
 
     per_sample = loss_k.reshape(batch)
     if reduction == "none":
@@ -623,8 +618,8 @@ def _xent(logits, target, axis, weight, ignore_index, reduction, label_smoothing
     elif denom == 0.0 and reduction == "mean":  # over no target weight: 0 / 0, NaN as in PyTorch
         loss = compute.type(np.nan)
     else:
-        total = reference._reduce_losses(per_sample, np.float64,
-                                         denom if reduction == "mean" else None)
+        total = _losses.reduce_losses(per_sample, np.float64,
+                                      denom if reduction == "mean" else None)
         if compute == np.float64:  # already in its dtype
             loss = total
         else:

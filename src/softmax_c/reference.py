@@ -24,10 +24,9 @@ Choices where API.md is silent, shared with the fast functions:
   ``out=logits`` works for every accepted dtype.  Rows whose target is
   ``ignore_index`` get a zero gradient and are never read.
 """
-import math
-
 import numpy as np
 
+from ._losses import reduce_losses
 from ._validate import (
     as_array,
     check_ignore_index,
@@ -410,11 +409,11 @@ def _xent(logits, target, axis, weight, ignore_index, reduction,
         if reduction == "none":
             loss = np.asarray(loss_i)
         elif reduction == "sum":
-            loss = _reduce_losses(loss_i, compute)
+            loss = reduce_losses(loss_i, compute)
         elif denom == 0:  # "mean" over no target weight: NaN, as PyTorch's 0 / 0
             loss = compute.type(np.nan)
         else:  # "mean"
-            loss = _reduce_losses(loss_i, compute, denom)
+            loss = reduce_losses(loss_i, compute, denom)
     if not want_grad:
         return loss
     grad = _finish(np.moveaxis(dz, -1, k), result, out)
@@ -499,27 +498,6 @@ def _log_softmax_last(z):
     s = z - m
     return s - np.log(np.sum(np.exp(s), axis=-1, keepdims=True))
 
-
-
-def _reduce_losses(losses, dtype, denom=None):
-    """The sum of the per-sample `losses` in `dtype` (a NumPy float type),
-    or with `denom` their mean.  Where the plain sum overflows although
-    every loss is finite (two losses of 0.9 times the largest float: their
-    mean is finite), the losses are scaled by a power of two below
-    1 / len(losses), summed, divided, and scaled back: exactly the plain
-    computation's roundings wherever that does not overflow, and an
-    infinity only where the sum (or mean) itself is beyond the range."""
-    dtype = np.dtype(dtype)
-    a = np.asarray(losses, dtype).ravel()
-    with np.errstate(over="ignore", invalid="ignore"):
-        total = np.add.reduce(a, dtype=dtype)  # np.sum's own call, without its wrapper
-        scale = dtype.type(1)
-        if not math.isfinite(total) and np.isfinite(a).all():
-            scale = dtype.type(2.0 ** a.size.bit_length())
-            total = np.add.reduce(a / scale, dtype=dtype)
-        if denom is not None:
-            total = dtype.type(total / denom)
-        return dtype.type(total * scale)
 
 def cross_entropy(logits, target, *, axis=-1, weight=None, ignore_index=-100,
                   reduction="mean", label_smoothing=0.0, num_threads=None):
