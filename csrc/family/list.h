@@ -9,6 +9,7 @@
  */
 
 #include "family/mechanics.h"
+#include "family/writer.h"
 #include "family/exp_steps.h"
 #include "family/pipe.h"
 

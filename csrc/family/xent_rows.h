@@ -214,18 +214,14 @@ SC_ALWAYS_INLINE static inline void V(xent_grad)(const SC_T *z, const SC_T *q, c
                                                  double A, double B, double ls, int kind,
                                                  int stream, size_t t, SC_T gt)
 {
-    const VEC vm = V(set1)((SC_T)m), va = V(set1)((SC_T)A), vb = V(set1)((SC_T)B);
-    const VEC a = V(set1)((SC_T)(1.0 - ls)), b = V(set1)((SC_T)(ncls ? ls / (double)ncls : 0.0));
-    size_t i = V(head)(g, n);
-    if (i)
-        V(storet)(g, V(xent_gt)(z, q, w, 0, i, vm, va, vb, a, b, kind, t, gt), i);
-    if (VN > 1 && stream && i < n && (size_t)g % sizeof(SC_T) == 0)
-        for (; i + VN <= n; i += VN)
-            V(stream)(g + i, V(xent_gt)(z, q, w, i, VN, vm, va, vb, a, b, kind, t, gt));
-    for (; i + VN <= n; i += VN)
-        V(store)(g + i, V(xent_gt)(z, q, w, i, VN, vm, va, vb, a, b, kind, t, gt));
-    if (i < n)
-        V(storet)(g + i, V(xent_gt)(z, q, w, i, n - i, vm, va, vb, a, b, kind, t, gt), n - i);
+    const V(wr_src) s = {.a = z, .q = q, .w = w, .c0 = V(set1)((SC_T)m), .c1 = V(set1)((SC_T)A),
+                         .c2 = V(set1)((SC_T)B), .c3 = V(set1)((SC_T)(1.0 - ls)),
+                         .c4 = V(set1)((SC_T)(ncls ? ls / (double)ncls : 0.0)), .t = t, .gt = gt};
+    const size_t head = V(head)(g, n);
+    if (VN > 1 && stream && head < n && (size_t)g % sizeof(SC_T) == 0)
+        V(write)(&s, SC_WR_XENT_G + kind, g, 0, n, head, 1, SC_WR_STREAM, NULL, 1);
+    else
+        V(write)(&s, SC_WR_XENT_G + kind, g, 0, n, head, 1, 0, NULL, 1);
 }
 
 static inline void V(fill_row)(SC_T *g, size_t n, SC_T c)
@@ -301,15 +297,10 @@ SC_ALWAYS_INLINE static inline void V(xent_scale)(SC_T *g, const SC_T *q, const 
                                                   double A, double B, double ls, double eps,
                                                   int kind, size_t t, SC_T gt)
 {
-    const VEC va = V(set1)((SC_T)A), vb = V(set1)((SC_T)B);
-    const VEC a = V(set1)((SC_T)(1.0 - ls)), b = V(set1)((SC_T)eps);
-    size_t i = n * sizeof(SC_T) >= 2048 ? V(head)(g, n) : 0; /* as scale */
-    if (i)
-        V(storet)(g, V(xent_ge)(g, q, w, 0, i, va, vb, a, b, kind, t, gt), i);
-    for (; i + VN <= n; i += VN)
-        V(store)(g + i, V(xent_ge)(g, q, w, i, VN, va, vb, a, b, kind, t, gt));
-    if (i < n)
-        V(storet)(g + i, V(xent_ge)(g, q, w, i, n - i, va, vb, a, b, kind, t, gt), n - i);
+    const V(wr_src) s = {.a = g, .q = q, .w = w, .c0 = V(set1)((SC_T)A), .c1 = V(set1)((SC_T)B),
+                         .c2 = V(set1)((SC_T)(1.0 - ls)), .c3 = V(set1)((SC_T)eps), .t = t, .gt = gt};
+    const size_t head = n * sizeof(SC_T) >= 2048 ? V(head)(g, n) : 0; /* as scale */
+    V(write)(&s, SC_WR_XENT_GE + kind, g, 0, n, head, 1, 0, NULL, 1);
 }
 
 /* Steps 1-3; kind as in xent_stats. */
@@ -513,16 +504,8 @@ SC_ALWAYS_INLINE static inline void V(xent_piece)(const SC_T *src, SC_T *y, size
                                                   size_t head, const SC_T *w, VEC va, VEC vb,
                                                   VEC a, VEC b, int kind, size_t t, SC_T gt)
 {
-    size_t j = j0;
-    if (j < head) {
-        size_t e = head < j1 ? head : j1;
-        V(storet)(y + j, V(xent_ge)(src, NULL, w, j, e - j, va, vb, a, b, kind, t, gt), e - j);
-        j = e;
-    }
-    for (; j + VN <= j1; j += VN)
-        V(stream)(y + j, V(xent_ge)(src, NULL, w, j, VN, va, vb, a, b, kind, t, gt));
-    if (j < j1)
-        V(storet)(y + j, V(xent_ge)(src, NULL, w, j, j1 - j, va, vb, a, b, kind, t, gt), j1 - j);
+    const V(wr_src) s = {.a = src, .w = w, .c0 = va, .c1 = vb, .c2 = a, .c3 = b, .t = t, .gt = gt};
+    V(write)(&s, SC_WR_XENT_GE + kind, y, j0, j1, head, 1, SC_WR_STREAM, NULL, 1);
 }
 
 /* The gradient row a pipelined call has yet to write (step 4). */
