@@ -134,23 +134,14 @@ SC_ALWAYS_INLINE static inline VEC V(bwd_chunk)(const SC_T *a, const SC_T *b, si
  * row's operands, prefetched while streaming this row's output.  Stores
  * are vector-aligned (a partial head first), streamed or not: a store
  * that straddles two lines costs more than a load that does. */
-/* The last partial vector of a streamed output row, kept to be written
- * with the next row's head as one whole line (rows that follow each other). */
-typedef struct {
-    VEC v; /* lanes [0, k) */
-    size_t k;
-} V(carry_t);
-
 SC_ALWAYS_INLINE static inline void V(bwd_apply)(const SC_T *a, const SC_T *b, SC_T *out, size_t n,
                                                  SC_T dd, int op, int stream,
                                                  const SC_T *pa, const SC_T *pb, V(carry_t) *cy,
                                                  int last)
 {
-    const VEC d = V(set1)(dd);
     const int rev = n * sizeof(SC_T) >= SC_REVERSE_MIN_BYTES;
-    /* [lo, hi) whole vectors, with a partial head [0, lo) (aligned
-     * stores) and a partial tail [hi, n) */
-    size_t lo = 0, hi;
+    /* vector-aligned stores from lo on (a partial head [0, lo) first) */
+    size_t lo = 0;
     if (VN > 1 && (size_t)out % sizeof(SC_T) == 0) {
         size_t mis = ((size_t)out / sizeof(SC_T)) % VN;
         lo = mis ? VN - mis : 0;
@@ -159,59 +150,12 @@ SC_ALWAYS_INLINE static inline void V(bwd_apply)(const SC_T *a, const SC_T *b, S
     } else {
         stream = 0;
     }
-    hi = lo + (n - lo) / VN * VN;
-    if (lo) {
-        VEC h = V(bwd_out)(V(loadt)(a, lo, (SC_T)0), V(loadt)(b, lo, (SC_T)0), d, op);
-        if (cy && cy->k + lo == VN) {
-            /* joined in registers: a line built on the stack and read
-             * back whole waits for the stores before it */
-            V(stream)(out - cy->k, V(join)(cy->v, h, cy->k));
-            cy->k = 0;
-        } else {
-            V(storet)(out, h, lo);
-        }
-    }
-    if (cy && cy->k) { /* not reached while the rows stream */
-        V(storet)(out - cy->k, cy->v, cy->k);
-        cy->k = 0;
-    }
-    if (hi < n) {
-        VEC t = V(bwd_out)(V(loadt)(a + hi, n - hi, (SC_T)0), V(loadt)(b + hi, n - hi, (SC_T)0), d, op);
-        if (cy && !last) {
-            cy->v = t;
-            cy->k = n - hi;
-        } else {
-            V(storet)(out + hi, t, n - hi);
-        }
-    }
-#define SC_BWD_AT(STORE, i) STORE(out + (i), V(bwd_out)(V(load)(a + (i)), V(load)(b + (i)), d, op))
-    if (stream && rev) {
-        for (size_t i = hi; i > lo; i -= VN)
-            SC_BWD_AT(V(stream), i - VN);
-    } else if (stream && pa) {
-        for (size_t i = lo; i < hi; i += VN) {
-            if ((i * sizeof(SC_T)) % SC_LINE < VN * sizeof(SC_T)) {
-                SC_PREFETCH(pa + i);
-                SC_PREFETCH(pb + i);
-            }
-            SC_BWD_AT(V(stream), i);
-        }
-    } else if (stream) {
-        for (size_t i = lo; i < hi; i += VN)
-            SC_BWD_AT(V(stream), i);
-    } else if (rev) {
-        for (size_t i = hi; i > lo; i -= VN)
-            SC_BWD_AT(V(store), i - VN);
-    } else {
-        size_t i = lo;
-        for (; i + 2 * VN <= hi; i += 2 * VN) {
-            SC_BWD_AT(V(store), i);
-            SC_BWD_AT(V(store), i + VN);
-        }
-        if (i < hi)
-            SC_BWD_AT(V(store), i);
-    }
-#undef SC_BWD_AT
+    const V(wr_src) s = {.a = a, .b = b, .pa = pa, .pb = pb, .c0 = V(set1)(dd)};
+    if (stream)
+        V(write)(&s, SC_WR_BWD + op, out, 0, n, lo, 1, SC_WR_STREAM | (rev ? SC_WR_REV : 0), cy,
+                 last);
+    else
+        V(write)(&s, SC_WR_BWD + op, out, 0, n, lo, 2, rev ? SC_WR_REV : 0, cy, last);
 }
 
 SC_ALWAYS_INLINE static inline void V(bwd_row)(const SC_T *a, const SC_T *b, SC_T *out, size_t n,

@@ -79,12 +79,11 @@ SC_ALWAYS_INLINE static inline void V(cols_expsum)(const SC_T *x, ptrdiff_t ldx,
     }
 }
 
-SC_ALWAYS_INLINE static inline void V(fwd_cols_nv)(const SC_T *x, ptrdiff_t ldx, SC_T *y,
-                                                   ptrdiff_t ldy, size_t n, size_t nv, size_t kl,
-                                                   int log_form)
+/* The maxima of a panel's nv column vectors (the last of kl lanes) over
+ * its n rows, into mx[0, nv); lanes past the panel are -inf. */
+SC_ALWAYS_INLINE static inline void V(cols_max)(const SC_T *x, ptrdiff_t ldx, size_t n, size_t nv,
+                                                size_t kl, VEC *mx)
 {
-    enum { NV = SC_FWD_COLS_MAX / VN };
-    VEC mx[NV], hi[NV], lo[NV], acc[NV];
     for (size_t v = 0; v < nv; v++)
         mx[v] = V(set1)((SC_T)-INFINITY);
     for (size_t i = 0; i < n; i++) {
@@ -92,6 +91,15 @@ SC_ALWAYS_INLINE static inline void V(fwd_cols_nv)(const SC_T *x, ptrdiff_t ldx,
         for (size_t v = 0; v < nv; v++)
             mx[v] = V(max)(mx[v], V(ldk)(xi + v * VN, v + 1 < nv ? VN : kl, (SC_T)-INFINITY));
     }
+}
+
+SC_ALWAYS_INLINE static inline void V(fwd_cols_nv)(const SC_T *x, ptrdiff_t ldx, SC_T *y,
+                                                   ptrdiff_t ldy, size_t n, size_t nv, size_t kl,
+                                                   int log_form)
+{
+    enum { NV = SC_FWD_COLS_MAX / VN };
+    VEC mx[NV], hi[NV], lo[NV], acc[NV];
+    V(cols_max)(x, ldx, n, nv, kl, mx);
     /* log_softmax: where the panel's rows are whole rows (see below), the
      * exp sweep, which reads x from cache, prefetches the next panel (in
      * its last sweep, as softmax's, it cost float64 time) */

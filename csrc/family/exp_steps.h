@@ -159,20 +159,8 @@ SC_ALWAYS_INLINE static inline double V(expsum)(const SC_T *x, SC_T *y, size_t n
  * cannot take their data from it. */
 static inline void V(scale)(SC_T *y, size_t n, SC_T a)
 {
-    const VEC va = V(set1)(a);
-    size_t i = n * sizeof(SC_T) >= 2048 ? V(head)(y, n) : 0;
-    if (i)
-        V(storet)(y, V(mul)(V(loadt)(y, i, (SC_T)0), va), i);
-    for (; i + 4 * VN <= n; i += 4 * VN) {
-        V(store)(y + i, V(mul)(V(load)(y + i), va));
-        V(store)(y + i + VN, V(mul)(V(load)(y + i + VN), va));
-        V(store)(y + i + 2 * VN, V(mul)(V(load)(y + i + 2 * VN), va));
-        V(store)(y + i + 3 * VN, V(mul)(V(load)(y + i + 3 * VN), va));
-    }
-    for (; i + VN <= n; i += VN)
-        V(store)(y + i, V(mul)(V(load)(y + i), va));
-    if (i < n)
-        V(storet)(y + i, V(mul)(V(loadt)(y + i, n - i, (SC_T)0), va), n - i);
+    const V(wr_src) s = {.a = y, .c0 = V(set1)(a)};
+    V(write)(&s, SC_WR_MUL, y, 0, n, n * sizeof(SC_T) >= 2048 ? V(head)(y, n) : 0, 4, 0, NULL, 1);
 }
 
 /* The final, write-only pass of log_softmax over a row: y = (x - mx) - c
@@ -187,35 +175,18 @@ SC_ALWAYS_INLINE static inline VEC V(final_op)(VEC xv, VEC vm, VEC vc)
 SC_ALWAYS_INLINE static inline void V(final_pass)(const SC_T *x, SC_T *y, size_t n, SC_T mx,
                                                   SC_T c, int stream)
 {
-    const VEC vm = V(set1)(mx), vc = V(set1)(c);
-    size_t i = 0;
+    const V(wr_src) s = {.a = x, .c0 = V(set1)(mx), .c1 = V(set1)(c)};
     if (stream && VN > 1) {
         /* head: up to the first line-aligned element of y, plain stores; a
          * line written partly by streaming stores and partly by plain ones
          * (a row's first line shares with the row before) is very slow */
         const size_t lw = SC_LINE / sizeof(SC_T), mis = ((size_t)y / sizeof(SC_T)) % lw;
         const size_t head = mis ? lw - mis : 0;
-        if ((size_t)y % sizeof(SC_T) == 0 && head < n) {
-            for (; i + VN <= head; i += VN)
-                V(store)(y + i, V(final_op)(V(load)(x + i), vm, vc));
-            if (i < head)
-                V(storet)(y + i, V(final_op)(V(loadt)(x + i, head - i, (SC_T)0), vm, vc), head - i);
-            for (i = head; i + 2 * VN <= n; i += 2 * VN) {
-                V(stream)(y + i, V(final_op)(V(load)(x + i), vm, vc));
-                V(stream)(y + i + VN, V(final_op)(V(load)(x + i + VN), vm, vc));
-            }
-        }
+        if ((size_t)y % sizeof(SC_T) == 0 && head < n)
+            V(write)(&s, SC_WR_LOG, y, 0, n, head, 2, SC_WR_STREAM | SC_WR_LINE, NULL, 1);
+        else
+            V(write)(&s, SC_WR_LOG, y, 0, n, 0, 1, 0, NULL, 1);
     } else {
-        i = V(head)(y, n);
-        if (i)
-            V(storet)(y, V(final_op)(V(loadt)(x, i, (SC_T)0), vm, vc), i);
-        for (; i + 2 * VN <= n; i += 2 * VN) {
-            V(store)(y + i, V(final_op)(V(load)(x + i), vm, vc));
-            V(store)(y + i + VN, V(final_op)(V(load)(x + i + VN), vm, vc));
-        }
+        V(write)(&s, SC_WR_LOG, y, 0, n, V(head)(y, n), 2, 0, NULL, 1);
     }
-    for (; i + VN <= n; i += VN)
-        V(store)(y + i, V(final_op)(V(load)(x + i), vm, vc));
-    if (i < n)
-        V(storet)(y + i, V(final_op)(V(loadt)(x + i, n - i, (SC_T)0), vm, vc), n - i);
 }

@@ -9,6 +9,7 @@
  */
 
 #include "family/mechanics.h"
+#include "family/writer.h"
 #include "family/exp_steps.h"
 #include "family/pipe.h"
 
@@ -41,3 +42,4 @@ SC_ALWAYS_INLINE static inline int V(rows16)(int form, const SC_T *x, ptrdiff_t 
 #undef KFN
 #undef SC_CHUNK
 #undef SC_BWD_CHUNK
+#undef SC_SHORT_KINDS

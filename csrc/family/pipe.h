@@ -6,62 +6,18 @@
  * (family/xent_rows.h) share its chunk steps.
  */
 
-/* One output vector of a pipelined row: softmax y = e p0 (e the stored
- * exponential, p0 = 1/s), log_softmax y = (x - p0) - p1 (p0 the max,
- * p1 = log s); the scalar form gives the same bits. */
-SC_ALWAYS_INLINE static inline VEC V(pipe_op)(VEC v, VEC p0, VEC p1, int lg)
-{
-    return lg ? V(sub)(V(sub)(v, p0), p1) : V(mul)(v, p0);
-}
-
-SC_ALWAYS_INLINE static inline SC_T V(pipe_op1)(SC_T v, SC_T p0, SC_T p1, int lg)
-{
-    return lg ? (v - p0) - p1 : v * p0;
-}
-
-/* Elements [j0, j1) of an output row from src (pipe_op), through streaming
- * stores from `head` on (y + head is vector-aligned), plain stores before
- * it and in a last partial vector.  With `carry` (output rows that follow
- * each other), the line a row shares with the next is written whole: the
- * row's last partial vector is kept in carry[0, *ncarry) and written with
- * the next row's head. */
+/* Elements [j0, j1) of a pipelined output row: softmax y = e p0 (e the
+ * stored exponential in src, p0 = 1/s), log_softmax (lg) y = (x - p0) - p1
+ * (x in src, p0 the max, p1 = log s); streaming stores from `head` on (y +
+ * head is vector-aligned), plain ones before it and in a last partial
+ * vector.  With `cy` (output rows that follow each other), the line a row
+ * shares with the next is written whole (V(write)). */
 SC_ALWAYS_INLINE static inline void V(pipe_piece)(const SC_T *src, SC_T *y, size_t j0, size_t j1,
                                                   size_t head, SC_T p0, SC_T p1, int lg,
-                                                  SC_T *carry, size_t *ncarry, int last)
+                                                  V(carry_t) *cy, int last)
 {
-    const VEC v0 = V(set1)(p0), v1 = V(set1)(p1);
-    size_t j = j0;
-    if (j < head) {
-        size_t e = head < j1 ? head : j1;
-        if (carry && *ncarry + e == VN) {
-            SC_T line[VN];
-            for (size_t q = 0; q < *ncarry; q++)
-                line[q] = carry[q];
-            for (size_t q = 0; q < e; q++)
-                line[*ncarry + q] = V(pipe_op1)(src[q], p0, p1, lg);
-            V(stream)(y - *ncarry, V(load)(line));
-            *ncarry = 0;
-        } else {
-            V(storet)(y + j, V(pipe_op)(V(loadt)(src + j, e - j, (SC_T)0), v0, v1, lg), e - j);
-        }
-        j = e;
-    }
-    if (carry && *ncarry) { /* not reached when the rows follow each other */
-        for (size_t q = 0; q < *ncarry; q++)
-            y[(ptrdiff_t)q - (ptrdiff_t)*ncarry] = carry[q];
-        *ncarry = 0;
-    }
-    for (; j + VN <= j1; j += VN)
-        V(stream)(y + j, V(pipe_op)(V(load)(src + j), v0, v1, lg));
-    if (j < j1) {
-        VEC t = V(pipe_op)(V(loadt)(src + j, j1 - j, (SC_T)0), v0, v1, lg);
-        if (carry && !last) {
-            V(storet)(carry, t, j1 - j);
-            *ncarry = j1 - j;
-        } else {
-            V(storet)(y + j, t, j1 - j);
-        }
-    }
+    const V(wr_src) s = {.a = src, .c0 = V(set1)(p0), .c1 = V(set1)(p1)};
+    V(write)(&s, lg ? SC_WR_LOG : SC_WR_MUL, y, j0, j1, head, 1, SC_WR_STREAM, cy, last);
 }
 
 /* Chunk [i, i + SC_CHUNK) of a pipelined row's exp sweep: the same lines
@@ -112,9 +68,11 @@ SC_ALWAYS_INLINE static inline void V(rows_pipe)(const SC_T *x, ptrdiff_t ldx, S
         cur = work + (lw - ((uintptr_t)work / sizeof(SC_T)) % lw) % lw;
         prev = cur + np;
     }
-    SC_T *py = NULL, p0 = 0, p1 = 0, carry_buf[VN], *carry = ldy == (ptrdiff_t)n ? carry_buf : NULL;
+    SC_T *py = NULL, p0 = 0, p1 = 0;
     const SC_T *psrc = NULL;
-    size_t phead = 0, ncarry = 0;
+    size_t phead = 0;
+    V(carry_t) cy_buf, *carry = ldy == (ptrdiff_t)n ? &cy_buf : NULL;
+    cy_buf.k = 0;
     for (size_t r = 0; r < rows; r++) {
         const SC_T *xr = x + (ptrdiff_t)r * ldx;
         const SC_T *pf = r + 1 < rows ? xr + ldx : NULL;
@@ -125,7 +83,7 @@ SC_ALWAYS_INLINE static inline void V(rows_pipe)(const SC_T *x, ptrdiff_t ldx, S
             V(pipe_expsum)(xr, lg ? NULL : cur, pf, i, n, vm, &s, &c);
             size_t j0, j1;
             if (py && V(pipe_span)(phead, k, n, &j0, &j1))
-                V(pipe_piece)(psrc, py, j0, j1, phead, p0, p1, lg, carry, &ncarry, 0);
+                V(pipe_piece)(psrc, py, j0, j1, phead, p0, p1, lg, carry, 0);
         }
         if (lg) {
             psrc = xr;
@@ -145,6 +103,6 @@ SC_ALWAYS_INLINE static inline void V(rows_pipe)(const SC_T *x, ptrdiff_t ldx, S
             SC_PREFETCH_W(py + ldy + n - 1);
         }
     }
-    V(pipe_piece)(psrc, py, 0, n, phead, p0, p1, lg, carry, &ncarry, 1);
+    V(pipe_piece)(psrc, py, 0, n, phead, p0, p1, lg, carry, 1);
     sc_sfence();
 }

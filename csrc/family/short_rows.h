@@ -129,6 +129,26 @@ SC_ALWAYS_INLINE static inline void V(lss_rows)(const SC_T *x, ptrdiff_t ldx, SC
     }
 }
 
+/* F(x, ldx, y, ldy, rows, n, kind) with the kind of rows of n elements (as
+ * lss_stats numbers them) a constant in each call, so that each kind gets
+ * its own loop; the caller's n has a kind from K0 to K1 (constants: the
+ * other rungs fold away). */
+#define SC_SHORT_KINDS(F, K0, K1, x, ldx, y, ldy, rows, n)                     \
+    do {                                                                       \
+        if ((K0) <= 0 && (n) < VN)                                             \
+            F(x, ldx, y, ldy, rows, n, 0);                                     \
+        else if ((K0) <= 1 && (n) == VN)                                       \
+            F(x, ldx, y, ldy, rows, n, 1);                                     \
+        else if ((K0) <= 2 && ((K1) == 2 || (n) < 2 * VN))                     \
+            F(x, ldx, y, ldy, rows, n, 2);                                     \
+        else if ((K0) <= 3 && ((K1) == 3 || (n) == 2 * VN))                    \
+            F(x, ldx, y, ldy, rows, n, 3);                                     \
+        else if ((K1) == 4 || (n) <= 3 * VN)                                   \
+            F(x, ldx, y, ldy, rows, n, 4);                                     \
+        else                                                                   \
+            F(x, ldx, y, ldy, rows, n, 5);                                     \
+    } while (0)
+
 /* Not inlined: inlined, it slowed the long-row loop of float64 rows of
  * 24-64 elements (code layout). */
 static void V(log_softmax_short)(const SC_T *x, ptrdiff_t ldx, SC_T *y,
@@ -136,14 +156,7 @@ static void V(log_softmax_short)(const SC_T *x, ptrdiff_t ldx, SC_T *y,
 {
     if (V(rows16)(SC_R16_LOG_SOFTMAX, x, ldx, y, ldy, rows, n))
         return;
-    if (n < VN)
-        V(lss_rows)(x, ldx, y, ldy, rows, n, 0);
-    else if (n == VN)
-        V(lss_rows)(x, ldx, y, ldy, rows, n, 1);
-    else if (n < 2 * VN)
-        V(lss_rows)(x, ldx, y, ldy, rows, n, 2);
-    else
-        V(lss_rows)(x, ldx, y, ldy, rows, n, 3);
+    SC_SHORT_KINDS(V(lss_rows), 0, 3, x, ldx, y, ldy, rows, n);
 }
 
 /* Rows of three or four vectors (float32 33-64 elements with AVX-512),
@@ -156,10 +169,7 @@ static void V(log_softmax_4v)(const SC_T *x, ptrdiff_t ldx, SC_T *y, ptrdiff_t l
 {
     if (V(rows16)(SC_R16_LOG_SOFTMAX_4V, x, ldx, y, ldy, rows, n))
         return;
-    if (n <= 3 * VN)
-        V(lss_rows)(x, ldx, y, ldy, rows, n, 4);
-    else
-        V(lss_rows)(x, ldx, y, ldy, rows, n, 5);
+    SC_SHORT_KINDS(V(lss_rows), 4, 5, x, ldx, y, ldy, rows, n);
 }
 
 /* logsumexp of rows of at most four vectors: lss_rows' maxima and sums,
@@ -191,16 +201,5 @@ static void V(logsumexp_short)(const SC_T *x, ptrdiff_t ldx, SC_T *out, ptrdiff_
 {
     if (V(rows16)(SC_R16_LOGSUMEXP, x, ldx, out, ldo, rows, n))
         return;
-    if (n < VN)
-        V(lse_rows)(x, ldx, out, ldo, rows, n, 0);
-    else if (n == VN)
-        V(lse_rows)(x, ldx, out, ldo, rows, n, 1);
-    else if (n < 2 * VN)
-        V(lse_rows)(x, ldx, out, ldo, rows, n, 2);
-    else if (n == 2 * VN)
-        V(lse_rows)(x, ldx, out, ldo, rows, n, 3);
-    else if (n <= 3 * VN)
-        V(lse_rows)(x, ldx, out, ldo, rows, n, 4);
-    else
-        V(lse_rows)(x, ldx, out, ldo, rows, n, 5);
+    SC_SHORT_KINDS(V(lse_rows), 0, 5, x, ldx, out, ldo, rows, n);
 }

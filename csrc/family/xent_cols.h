@@ -50,13 +50,7 @@ SC_ALWAYS_INLINE static inline void V(xent_cols_nv)(const SC_T *z, ptrdiff_t ldz
     int64_t lane_t[SC_COLS_MAX];
     int keep_z = g == NULL, any_ignored = 0;
     /* 1 */
-    for (size_t v = 0; v < nv; v++)
-        mx[v] = V(set1)((SC_T)-INFINITY);
-    for (size_t i = 0; i < n; i++) {
-        const SC_T *zi = z + (ptrdiff_t)i * ldz;
-        for (size_t v = 0; v < nv; v++)
-            mx[v] = V(max)(mx[v], V(ldk)(zi + v * VN, v + 1 < nv ? VN : kl, (SC_T)-INFINITY));
-    }
+    V(cols_max)(z, ldz, n, nv, kl, mx);
     for (size_t v = 0; v < nv; v++)
         V(store)(lane_m + v * VN, mx[v]);
     for (size_t l = 0; l < m; l++) {

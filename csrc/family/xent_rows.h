@@ -214,18 +214,14 @@ SC_ALWAYS_INLINE static inline void V(xent_grad)(const SC_T *z, const SC_T *q, c
                                                  double A, double B, double ls, int kind,
                                                  int stream, size_t t, SC_T gt)
 {
-    const VEC vm = V(set1)((SC_T)m), va = V(set1)((SC_T)A), vb = V(set1)((SC_T)B);
-    const VEC a = V(set1)((SC_T)(1.0 - ls)), b = V(set1)((SC_T)(ncls ? ls / (double)ncls : 0.0));
-    size_t i = V(head)(g, n);
-    if (i)
-        V(storet)(g, V(xent_gt)(z, q, w, 0, i, vm, va, vb, a, b, kind, t, gt), i);
-    if (VN > 1 && stream && i < n && (size_t)g % sizeof(SC_T) == 0)
-        for (; i + VN <= n; i += VN)
-            V(stream)(g + i, V(xent_gt)(z, q, w, i, VN, vm, va, vb, a, b, kind, t, gt));
-    for (; i + VN <= n; i += VN)
-        V(store)(g + i, V(xent_gt)(z, q, w, i, VN, vm, va, vb, a, b, kind, t, gt));
-    if (i < n)
-        V(storet)(g + i, V(xent_gt)(z, q, w, i, n - i, vm, va, vb, a, b, kind, t, gt), n - i);
+    const V(wr_src) s = {.a = z, .q = q, .w = w, .c0 = V(set1)((SC_T)m), .c1 = V(set1)((SC_T)A),
+                         .c2 = V(set1)((SC_T)B), .c3 = V(set1)((SC_T)(1.0 - ls)),
+                         .c4 = V(set1)((SC_T)(ncls ? ls / (double)ncls : 0.0)), .t = t, .gt = gt};
+    const size_t head = V(head)(g, n);
+    if (VN > 1 && stream && head < n && (size_t)g % sizeof(SC_T) == 0)
+        V(write)(&s, SC_WR_XENT_G + kind, g, 0, n, head, 1, SC_WR_STREAM, NULL, 1);
+    else
+        V(write)(&s, SC_WR_XENT_G + kind, g, 0, n, head, 1, 0, NULL, 1);
 }
 
 static inline void V(fill_row)(SC_T *g, size_t n, SC_T c)
@@ -301,15 +297,10 @@ SC_ALWAYS_INLINE static inline void V(xent_scale)(SC_T *g, const SC_T *q, const 
                                                   double A, double B, double ls, double eps,
                                                   int kind, size_t t, SC_T gt)
 {
-    const VEC va = V(set1)((SC_T)A), vb = V(set1)((SC_T)B);
-    const VEC a = V(set1)((SC_T)(1.0 - ls)), b = V(set1)((SC_T)eps);
-    size_t i = n * sizeof(SC_T) >= 2048 ? V(head)(g, n) : 0; /* as scale */
-    if (i)
-        V(storet)(g, V(xent_ge)(g, q, w, 0, i, va, vb, a, b, kind, t, gt), i);
-    for (; i + VN <= n; i += VN)
-        V(store)(g + i, V(xent_ge)(g, q, w, i, VN, va, vb, a, b, kind, t, gt));
-    if (i < n)
-        V(storet)(g + i, V(xent_ge)(g, q, w, i, n - i, va, vb, a, b, kind, t, gt), n - i);
+    const V(wr_src) s = {.a = g, .q = q, .w = w, .c0 = V(set1)((SC_T)A), .c1 = V(set1)((SC_T)B),
+                         .c2 = V(set1)((SC_T)(1.0 - ls)), .c3 = V(set1)((SC_T)eps), .t = t, .gt = gt};
+    const size_t head = n * sizeof(SC_T) >= 2048 ? V(head)(g, n) : 0; /* as scale */
+    V(write)(&s, SC_WR_XENT_GE + kind, g, 0, n, head, 1, 0, NULL, 1);
 }
 
 /* Steps 1-3; kind as in xent_stats. */
@@ -492,12 +483,17 @@ SC_ALWAYS_INLINE static inline void V(xent_row)(const SC_T *z, const SC_T *q, in
     }
 }
 
-/* The losses of a group of k <= SC_LOGD_N rows from their statistics, the
+/* Rows go in groups of SC_LOGD_N, row r's statistics in lt[r % SC_LOGD_N].
+ * After row r of `rows`: if it ends its group, the group's losses, the
  * logs taken together (lane by lane: a row's bits do not depend on its
- * group), into loss[j*ldl]. */
-static inline void V(xent_group_loss)(const sc_xent_loss_t *lt, size_t k, double *loss,
-                                       ptrdiff_t ldl)
+ * group), into loss[r' * ldl] for each row r' of the group. */
+static inline void V(xent_group_loss)(const sc_xent_loss_t *lt, size_t r, size_t rows,
+                                       double *loss, ptrdiff_t ldl)
 {
+    const size_t k = r % SC_LOGD_N + 1;
+    if (k < SC_LOGD_N && r + 1 < rows)
+        return;
+    loss += (ptrdiff_t)(r + 1 - k) * ldl;
     double ln[SC_LOGD_N];
     for (size_t j = 0; j < SC_LOGD_N; j++)
         ln[j] = j < k ? lt[j].s : 1.0;
@@ -513,16 +509,8 @@ SC_ALWAYS_INLINE static inline void V(xent_piece)(const SC_T *src, SC_T *y, size
                                                   size_t head, const SC_T *w, VEC va, VEC vb,
                                                   VEC a, VEC b, int kind, size_t t, SC_T gt)
 {
-    size_t j = j0;
-    if (j < head) {
-        size_t e = head < j1 ? head : j1;
-        V(storet)(y + j, V(xent_ge)(src, NULL, w, j, e - j, va, vb, a, b, kind, t, gt), e - j);
-        j = e;
-    }
-    for (; j + VN <= j1; j += VN)
-        V(stream)(y + j, V(xent_ge)(src, NULL, w, j, VN, va, vb, a, b, kind, t, gt));
-    if (j < j1)
-        V(storet)(y + j, V(xent_ge)(src, NULL, w, j, j1 - j, va, vb, a, b, kind, t, gt), j1 - j);
+    const V(wr_src) s = {.a = src, .w = w, .c0 = va, .c1 = vb, .c2 = a, .c3 = b, .t = t, .gt = gt};
+    V(write)(&s, SC_WR_XENT_GE + kind, y, j0, j1, head, 1, SC_WR_STREAM, NULL, 1);
 }
 
 /* The gradient row a pipelined call has yet to write (step 4). */
@@ -555,59 +543,57 @@ static void V(xent_rows_pipe)(const SC_T *z, ptrdiff_t ldz, const int64_t *t, pt
     V(xent_pending) pd = {0};
     int pending = 0;
     sc_xent_loss_t lt[SC_LOGD_N];
-    for (size_t r0 = 0; r0 < rows; r0 += SC_LOGD_N) {
-        const size_t k = rows - r0 < SC_LOGD_N ? rows - r0 : SC_LOGD_N;
-        for (size_t j = 0; j < k; j++) {
-            const size_t r = r0 + j;
-            const SC_T *zr = z + (ptrdiff_t)r * ldz;
-            const int64_t tr = t[(ptrdiff_t)r * ldt];
-            SC_T *gr = g + (ptrdiff_t)r * ldg;
-            if ((uint64_t)tr >= (uint64_t)n) { /* ignored, or no such class: as xent_row */
-                if (pending)
-                    V(xent_piece)(pd.src, pd.y, 0, n, pd.head, w, pd.va, pd.vb, a, b, kind, pd.t,
-                                  pd.gt);
-                pending = 0;
-                V(xent_row)(zr, NULL, tr, gr, lt + j, n, p, 0);
-                continue;
-            }
-            const SC_T *pf = r + 1 < rows ? zr + ldz : NULL;
-            const SC_T mx = V(row_max)(zr, n);
-            double U = 0.0, D = 0.0;
-            if (kind != SC_XENT_PLAIN) {
-                V(xent_ud)(zr, NULL, w, n, (double)mx, ls, kind, &U, &D);
-                if (!(isfinite(U) && isfinite(D)))
-                    V(xent_ud_double)(zr, NULL, w, n, (double)mx, ls, kind, &U, &D);
-            }
-            const VEC vm = V(set1)(mx);
-            double s = 0.0, c = 0.0;
-            for (size_t i = 0, q = 0; i < n; i += SC_CHUNK, q++) {
-                V(pipe_expsum)(zr, cur, pf, i, n, vm, &s, &c);
-                size_t j0, j1;
-                if (pending && V(pipe_span)(pd.head, q, n, &j0, &j1))
-                    V(xent_piece)(pd.src, pd.y, j0, j1, pd.head, w, pd.va, pd.vb, a, b, kind,
-                                  pd.t, pd.gt);
-            }
-            double A, B;
-            SC_T gt;
-            V(xent_finish_index)(tr, (double)zr[tr], cur, n, (double)mx, s + c, D, p, 1, lt + j,
-                                 &A, &B, &gt);
-            SC_T *tmp = prev;
-            prev = cur;
-            cur = tmp;
-            pd.src = prev;
-            pd.y = gr;
-            pd.head = (VN - ((size_t)gr / sizeof(SC_T)) % VN) % VN;
-            pd.t = (size_t)tr;
-            pd.gt = gt;
-            pd.va = V(set1)((SC_T)A);
-            pd.vb = V(set1)((SC_T)B);
-            pending = 1;
-            if (r + 1 < rows) {
-                SC_PREFETCH_W(gr + ldg);
-                SC_PREFETCH_W(gr + ldg + n - 1);
-            }
+    /* row r's loss statistics in lt[j]; the group's losses in the loop's
+     * step, which an ignored row's `continue` takes too */
+    for (size_t r = 0; r < rows; V(xent_group_loss)(lt, r++, rows, loss, ldl)) {
+        const size_t j = r % SC_LOGD_N;
+        const SC_T *zr = z + (ptrdiff_t)r * ldz;
+        const int64_t tr = t[(ptrdiff_t)r * ldt];
+        SC_T *gr = g + (ptrdiff_t)r * ldg;
+        if ((uint64_t)tr >= (uint64_t)n) { /* ignored, or no such class: as xent_row */
+            if (pending)
+                V(xent_piece)(pd.src, pd.y, 0, n, pd.head, w, pd.va, pd.vb, a, b, kind, pd.t,
+                              pd.gt);
+            pending = 0;
+            V(xent_row)(zr, NULL, tr, gr, lt + j, n, p, 0);
+            continue;
         }
-        V(xent_group_loss)(lt, k, loss + (ptrdiff_t)r0 * ldl, ldl);
+        const SC_T *pf = r + 1 < rows ? zr + ldz : NULL;
+        const SC_T mx = V(row_max)(zr, n);
+        double U = 0.0, D = 0.0;
+        if (kind != SC_XENT_PLAIN) {
+            V(xent_ud)(zr, NULL, w, n, (double)mx, ls, kind, &U, &D);
+            if (!(isfinite(U) && isfinite(D)))
+                V(xent_ud_double)(zr, NULL, w, n, (double)mx, ls, kind, &U, &D);
+        }
+        const VEC vm = V(set1)(mx);
+        double s = 0.0, c = 0.0;
+        for (size_t i = 0, q = 0; i < n; i += SC_CHUNK, q++) {
+            V(pipe_expsum)(zr, cur, pf, i, n, vm, &s, &c);
+            size_t j0, j1;
+            if (pending && V(pipe_span)(pd.head, q, n, &j0, &j1))
+                V(xent_piece)(pd.src, pd.y, j0, j1, pd.head, w, pd.va, pd.vb, a, b, kind,
+                              pd.t, pd.gt);
+        }
+        double A, B;
+        SC_T gt;
+        V(xent_finish_index)(tr, (double)zr[tr], cur, n, (double)mx, s + c, D, p, 1, lt + j,
+                             &A, &B, &gt);
+        SC_T *tmp = prev;
+        prev = cur;
+        cur = tmp;
+        pd.src = prev;
+        pd.y = gr;
+        pd.head = (VN - ((size_t)gr / sizeof(SC_T)) % VN) % VN;
+        pd.t = (size_t)tr;
+        pd.gt = gt;
+        pd.va = V(set1)((SC_T)A);
+        pd.vb = V(set1)((SC_T)B);
+        pending = 1;
+        if (r + 1 < rows) {
+            SC_PREFETCH_W(gr + ldg);
+            SC_PREFETCH_W(gr + ldg + n - 1);
+        }
     }
     if (pending)
         V(xent_piece)(pd.src, pd.y, 0, n, pd.head, w, pd.va, pd.vb, a, b, kind, pd.t, pd.gt);
@@ -629,20 +615,16 @@ void KFN(xent_rows_ws)(const SC_T *z, ptrdiff_t ldz, const SC_T *q, ptrdiff_t ld
     const int stream = g != NULL && rows * n * sizeof(SC_T) >= SC_STREAM_MIN_BYTES;
     /* rows in groups of SC_LOGD_N, whose logs are taken together */
     sc_xent_loss_t lt[SC_LOGD_N];
-    for (size_t r0 = 0; r0 < rows; r0 += SC_LOGD_N) {
-        const size_t k = rows - r0 < SC_LOGD_N ? rows - r0 : SC_LOGD_N;
-        for (size_t j = 0; j < k; j++) {
-            const size_t r = r0 + j;
-            const SC_T *zr = z + (ptrdiff_t)r * ldz;
-            const SC_T *qr = q ? q + (ptrdiff_t)r * ldq : NULL;
-            const int64_t tr = q ? 0 : t[(ptrdiff_t)r * ldt];
-            SC_T *gr = g ? g + (ptrdiff_t)r * ldg : NULL;
-            if (stream)
-                V(xent_row)(zr, qr, tr, gr, lt + j, n, p, 1);
-            else
-                V(xent_row)(zr, qr, tr, gr, lt + j, n, p, 0);
-        }
-        V(xent_group_loss)(lt, k, loss + (ptrdiff_t)r0 * ldl, ldl);
+    for (size_t r = 0; r < rows; r++) {
+        const SC_T *zr = z + (ptrdiff_t)r * ldz;
+        const SC_T *qr = q ? q + (ptrdiff_t)r * ldq : NULL;
+        const int64_t tr = q ? 0 : t[(ptrdiff_t)r * ldt];
+        SC_T *gr = g ? g + (ptrdiff_t)r * ldg : NULL;
+        if (stream)
+            V(xent_row)(zr, qr, tr, gr, lt + r % SC_LOGD_N, n, p, 1);
+        else
+            V(xent_row)(zr, qr, tr, gr, lt + r % SC_LOGD_N, n, p, 0);
+        V(xent_group_loss)(lt, r, rows, loss, ldl);
     }
     if (stream)
         sc_sfence();
