@@ -17,7 +17,7 @@ try:
 except ImportError:  # NumPy < 1.25
     AxisError = np.AxisError
 
-# The accuracy contract of API.md: u and tol per computed dtype.
+# The accuracy contract of docs/api.md: u and tol per computed dtype.
 UNIT_ROUNDOFF = {np.dtype(np.float32): 2.0**-24, np.dtype(np.float64): 2.0**-53}
 TOL = {np.dtype(np.float32): 1e-6, np.dtype(np.float64): 1e-14}
 
@@ -64,7 +64,7 @@ def assert_unchanged(a, before):
 # backward and cross-entropy suites (test_backward.py, test_cross_entropy.py)
 
 def compute_dtype(dtype):
-    """The dtype a computation on inputs of `dtype` runs in (API.md's
+    """The dtype a computation on inputs of `dtype` runs in (docs/api.md's
     policy): float32/float64 themselves, float32 for float16, float64 for
     bool and integers."""
     dtype = np.dtype(dtype)

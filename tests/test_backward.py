@@ -1,5 +1,5 @@
 """The backward functions softmax_jvp, softmax_vjp, log_softmax_jvp,
-log_softmax_vjp and softmax_jacobian, held to API.md.
+log_softmax_vjp and softmax_jacobian, held to docs/api.md.
 
 Three oracles: the NumPy reference evaluated in float64 on the same input
 values (exact inputs, so the only error is that of the function under
@@ -14,7 +14,7 @@ slice, so the natural error scale of an element is
     log_softmax_jvp   |v_i| + sum_j exp(logp_j) |v_j|
     log_softmax_vjp   |g_i| + exp(logp_i) * sum_j |g_j|
 
-and an element may be off by 10 * tol (API.md's tol: 1e-6 for float32,
+and an element may be off by 10 * tol (docs/api.md's tol: 1e-6 for float32,
 1e-14 for float64 computation) times its scale, plus the rounding to the
 result dtype.  This is what a compensated (or wide) dot product gives on
 rows up to 2^20 long.  Exact equality is asserted only where the contract
@@ -38,7 +38,7 @@ from conftest import (
 )
 
 # name -> (the forward function whose output is the first operand, the
-# names of the two operands as API.md gives them)
+# names of the two operands as docs/api.md gives them)
 PRODUCTS = {
     "softmax_jvp": ("softmax", "y", "v"),
     "softmax_vjp": ("softmax", "y", "g"),
@@ -383,7 +383,7 @@ def test_against_torch_func(sc, torch, rng, name, shape, dtype):
 
 
 class _FORMULAS:
-    """API.md's formulas, written out in float64 (used to account for the
+    """docs/api.md's formulas, written out in float64 (used to account for the
     rounding of torch's primal output to the test dtype)."""
 
     @staticmethod
@@ -429,7 +429,7 @@ def test_float16_not_computed_in_float16(sc, name):
                                atol=1e-3 * np.abs(want).max())
 
 
-# (first operand dtype, second operand dtype, the result dtype API.md implies)
+# (first operand dtype, second operand dtype, the result dtype docs/api.md implies)
 MIXED = [
     (np.float16, np.float32, np.float32),
     (np.float32, np.float16, np.float32),
@@ -620,7 +620,7 @@ def test_zero_d_has_no_axis(sc, name):
 @pytest.mark.parametrize("n", [1, 2, 7, 16, 17, 33, 64, 65, 129])
 @pytest.mark.parametrize("where", ["first", "second"])
 def test_nan_propagates(sc, ref, rng, name, n, dtype, where):
-    """A NaN in a slice gives NaN where API.md's formula puts it: a NaN
+    """A NaN in a slice gives NaN where docs/api.md's formula puts it: a NaN
     inside the slice's dot product or sum (every case but a NaN logp in
     log_softmax_vjp) makes the whole slice NaN; other slices are not
     affected.  Checked at the start, middle and tail of rows of several
@@ -757,7 +757,7 @@ def _bad_calls(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_errors(sc, name):
-    """Every bad argument raises the exception API.md implies, naming the
+    """Every bad argument raises the exception docs/api.md implies, naming the
     parameter (or both shapes); the operands and out are left untouched,
     NaNs included."""
     for label, (sa, sb), kwargs, exc, words in _bad_calls(name):

@@ -1,10 +1,10 @@
 """The fused cross-entropy functions cross_entropy and cross_entropy_grad,
-held to API.md ("Cross-entropy, fused").
+held to docs/api.md ("Cross-entropy, fused").
 
 Oracles.  (1) The NumPy reference evaluated in float64 on the values the
 function under test computes with: the logits converted to float64, and
 the weight and probability targets first cast to the logits' compute
-dtype (API.md: they are cast to it), then to float64.  Every conversion is
+dtype (docs/api.md: they are cast to it), then to float64.  Every conversion is
 exact, so the only error measured is that of the function under test.
 (2) ``torch.nn.functional.cross_entropy`` with autograd, run in float64 on
 the same values, the class axis moved to PyTorch's dim 1 (the ``torch``
@@ -24,15 +24,15 @@ ignored sample), ``a = sum(u)`` and ``s`` the mean's ``1 / denominator``
 is ``s (a p - u)``.  So the error scales are
 
     loss (per sample)   rt * (loss_i + a)       (log_softmax's bound of
-                                                 API.md, tol*max(1, |logp|),
+                                                 docs/api.md, tol*max(1, |logp|),
                                                  summed with the weights u)
     grad (per element)  s * ((rt + u0 |z_c - max z|) a p_c + rt u_c
                              + 2 a tiny)
 
 summed over the samples for "sum" and "mean" (times s), with
-``rt = 2e-5`` for float32 computation (20 * API.md's tol) and ``1e-12`` for
+``rt = 2e-5`` for float32 computation (20 * docs/api.md's tol) and ``1e-12`` for
 float64 (100 * tol), ``u0`` the unit roundoff (the conditioning of
-``exp(z_c - max)``, as in API.md's softmax bound) and ``tiny`` the smallest
+``exp(z_c - max)``, as in docs/api.md's softmax bound) and ``tiny`` the smallest
 normal of the compute dtype (below it a probability has no relative
 accuracy).  On top of that the rounding to the result dtype: twice its
 unit roundoff times the value (about one ulp) plus two of its smallest
@@ -221,7 +221,7 @@ def assert_rows_sum_to_zero(grad, gbound, axis, label=""):
 
 
 def check_types(loss, grad, logits, target, axis, reduction):
-    """API.md's return types: a NumPy scalar of the compute dtype for
+    """docs/api.md's return types: a NumPy scalar of the compute dtype for
     "mean"/"sum", an ndarray of the batch shape for "none"; the gradient
     of the logits' shape and result dtype."""
     logits = np.asarray(logits)
@@ -755,7 +755,7 @@ def test_one_dimensional_logits(sc, ref, torch1):
 
 
 def test_onehot_gradient_is_softmax_minus_target(sc, ref, rng):
-    """API.md: one-hot targets and no options give (softmax - onehot) / N,
+    """docs/api.md: one-hot targets and no options give (softmax - onehot) / N,
     as class indices and as one-hot probabilities."""
     logits = rng.normal(0, 2, (7, 5))
     t = rng.integers(0, 5, 7)
@@ -910,7 +910,7 @@ def test_out_is_logits(sc, rng, dtype, kind):
 @pytest.mark.parametrize("dtype", F32_F64)
 @pytest.mark.parametrize("axis", [-1, 0])
 def test_out_is_logits_allocates_no_second_logits(sc, rng, dtype, axis):
-    """API.md: out=logits allocates no second array of the logits' size
+    """docs/api.md: out=logits allocates no second array of the logits' size
     (NumPy reports its allocations to tracemalloc); the peak stays below a
     quarter of the logits' size."""
     logits = rng.normal(0, 3, (256, 4096)).astype(dtype)

@@ -1,4 +1,4 @@
-"""The forward functions softmax, log_softmax and logsumexp, held to API.md.
+"""The forward functions softmax, log_softmax and logsumexp, held to docs/api.md.
 
 Values are compared with the NumPy reference computed in float64 (a more
 accurate oracle than the compute dtype) with tolerances that the contract's
@@ -116,7 +116,7 @@ def exact(name, x, axis=-1):
 
 
 def assert_accurate(name, got, x, axis=-1, ex=None):
-    """API.md's accuracy bound for finite x of dtype float32 / float64;
+    """docs/api.md's accuracy bound for finite x of dtype float32 / float64;
     `ex` is exact_all(x, axis) when already computed."""
     dtype = np.asarray(x).dtype
     u, tol = UNIT_ROUNDOFF[dtype], TOL[dtype]
@@ -332,7 +332,7 @@ def test_accuracy_huge_spreads(sc, dtype):
 
 
 def test_classic_example(sc):
-    """[1000., 1.]: the example of API.md's references."""
+    """[1000., 1.]: the example of docs/api.md's references."""
     x = np.array([1000.0, 1.0])
     assert_array_equal(sc.softmax(x), [1.0, 0.0])
     assert_array_equal(sc.log_softmax(x), [0.0, -999.0])
@@ -386,7 +386,7 @@ VALUE_CASES = [
 @pytest.mark.parametrize("dtype", FLOATS)
 @pytest.mark.parametrize("row, sm, ls, lse", VALUE_CASES)
 def test_value_rules(sc, row, sm, ls, lse, dtype):
-    """NaN, +inf and -inf as API.md's value rules give them, each slice on
+    """NaN, +inf and -inf as docs/api.md's value rules give them, each slice on
     its own (the other rows of the batch are ordinary)."""
     n = len(row)
     x = np.zeros((3, n), dtype)
@@ -616,7 +616,7 @@ def test_non_last_axis_of_c_contiguous(sc, ref, rng, name, dtype, shape):
 @pytest.mark.parametrize("name", FORWARD)
 @pytest.mark.parametrize("layout", ["C-last", "C-first", "F-last", "negative", "strided"])
 def test_no_copy_of_the_input(sc, name, layout):
-    """API.md: for a single axis no copy of the whole float32/float64 input
+    """docs/api.md: for a single axis no copy of the whole float32/float64 input
     is made, whatever its strides and whichever the axis.  Measured with
     tracemalloc, which sees NumPy's allocations."""
     base = np.random.default_rng(1).normal(size=(256, 2048))

@@ -16,7 +16,7 @@ The property, for every call:
 
 - either both return, with the same type, dtype and shape, NaN at the same
   places, the same infinities, and the finite values within the error
-  bound of API.md (forward functions; for float32 and float16 inputs
+  bound of docs/api.md (forward functions; for float32 and float16 inputs
   against the reference computed in float64, as the reference's own
   float32 sums are less accurate than the bound) or a forward-error bound
   of the formula (backward products, cross-entropy) -- see the
@@ -275,7 +275,7 @@ def _materialize(spec, values=None):
 
 
 def _result_dtype(*dts):
-    """API.md's dtype policy (for the dtypes it accepts)."""
+    """docs/api.md's dtype policy (for the dtypes it accepts)."""
     dt = np.result_type(*dts)
     if dt.kind == "f" and dt.itemsize <= 8:
         return dt.newbyteorder("=")
@@ -762,7 +762,7 @@ def _oracle_error(built, values):
 
 
 def bound_softmax(built, values):
-    """API.md: relative error tol + u |x_i - max| for results above the
+    """docs/api.md: relative error tol + u |x_i - max| for results above the
     smallest normal number (|x_i - max| <= -log(y_i)), absolute below; plus
     the error of the values compared with."""
     e = np.abs(np.asarray(values, np.float64))
@@ -774,7 +774,7 @@ def bound_softmax(built, values):
 
 
 def bound_log(built, values):
-    """API.md for log_softmax and logsumexp: absolute tol max(1, |exact|)."""
+    """docs/api.md for log_softmax and logsumexp: absolute tol max(1, |exact|)."""
     e = np.abs(np.asarray(values, np.float64))
     dt = np.asarray(values).dtype
     return ((_tol(dt) + _oracle_error(built, values)) * np.maximum(1, e)

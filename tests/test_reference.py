@@ -58,9 +58,9 @@ ROWS = [
 
 @pytest.mark.parametrize("row", ROWS, ids=str)
 def test_value_rules_match_scipy(special, row):
-    """SciPy's NumPy code is what API.md's value rules describe, except for
+    """SciPy's NumPy code is what docs/api.md's value rules describe, except for
     log_softmax with a +inf, where SciPy gives -inf at the finite entries
-    and API.md a NaN slice."""
+    and docs/api.md a NaN slice."""
     x = np.array(row)
     with np.errstate(all="ignore"):
         for name in FORWARD:
@@ -263,7 +263,7 @@ def test_cross_entropy_extreme_logits_match_torch(torch):
 # ---------------------------------------------------------------- cross-entropy, own checks
 
 def test_cross_entropy_onehot_gradient_is_softmax_minus_target(rng):
-    """API.md: one-hot targets, no options: (softmax(logits) - onehot) / N."""
+    """docs/api.md: one-hot targets, no options: (softmax(logits) - onehot) / N."""
     logits = rng.normal(size=(7, 5))
     target = rng.integers(0, 5, 7)
     onehot = np.eye(5)[target]

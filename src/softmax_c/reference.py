@@ -1,14 +1,14 @@
 """Plain NumPy versions of every public function of softmax_c.
 
 They have the same signatures, dtype policy, validation and value rules as
-the fast functions (API.md), and are written to be read: they are the oracle
+the fast functions (docs/api.md), and are written to be read: they are the oracle
 the tests hold the fast functions to and the baseline the benchmarks measure
 against.  `num_threads` is checked as by the fast functions and otherwise
 unused.  Each function computes in its compute dtype (float32 for float16
 inputs) with NumPy's own reductions, so on long rows and strided axes its
-rounding errors are NumPy's, not those of the accuracy bound of API.md.
+rounding errors are NumPy's, not those of the accuracy bound of docs/api.md.
 
-Choices where API.md is silent, shared with the fast functions:
+Choices where docs/api.md is silent, shared with the fast functions:
 
 - A 0-d input has no axis: ``axis=None`` or ``axis=()`` make its single
   element a slice of its own (softmax 1, log_softmax 0, logsumexp the value,

@@ -22,7 +22,7 @@ strides, transposes, unaligned, byte-swapped, read-only, lists), axes,
 ``where``, ``out``, threads and the cross-entropy's target and options --
 the same recipes as tests/test_fuzz.py draws with hypothesis, and held to
 the same property by its ``check``: the result matches the reference
-within API.md's error bound, or both raise the same documented exception
+within docs/api.md's error bound, or both raise the same documented exception
 and nothing was written.  A mismatch raises AssertionError, which atheris
 reports as a crash.
 
