@@ -23,8 +23,8 @@ b. This module maps one problem -- an operation along axis k of N-d arrays
    thread start-up (_threads.pxi); fewer rows than threads split each
    long row across them, bitwise the one-thread result (_split.pxi).
    Entry points take ndarrays and read their data pointers and strides
-   directly: acquiring typed memoryviews costs about 0.4 us per array, a
-   third of a 1000-element softmax.
+   directly: acquiring a typed memoryview per array would cost a large part
+   of a short call (docs/performance.md, "Entry points").
 c. _api.py does all validation and policy (dtypes, axes, out=, where=,
    aliasing); everything here trusts its caller: the arrays are aligned,
    float32 or float64 alike, shaped as the operation needs, and an output

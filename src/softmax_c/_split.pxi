@@ -6,20 +6,13 @@
 cdef double INFINITY_ = float("inf")
 
 # One row is split across two threads from this many elements (each thread
-# then has at least half).  Measured on 2 cores (Zen 4), one row, out=,
-# 2 threads / 1 thread: float32 1.06 at 24000, 0.93-1.01 at 32000, 0.79-0.87
-# at 48000, 0.52 at 262144; float64 1.03-1.08 at 8192, 0.81-0.86 at 16000,
-# 0.70 at 32000 (exp costs 2.7x more per float64 element).  Three short
-# parallel regions cost a few microseconds.
+# then has at least half): below it the three short parallel regions of a
+# split cost more than they save (docs/performance.md, MIN_SPLIT_ELEMENTS).
 cdef Py_ssize_t MIN_SPLIT_ELEMENTS_F32 = 40000
 cdef Py_ssize_t MIN_SPLIT_ELEMENTS_F64 = 14000
-# The same for the backward products (no exp in softmax_jvp: less work per
-# element).  softmax_vjp, one row, 2 threads / 1 thread, no other OpenMP
-# runtime busy: float32 1.19 at 40000, 1.07 at 48000, 0.74 at 64000, 0.47
-# at 131072; float64 1.11 at 20000, 0.96-0.98 at 28000, 0.87-1.01 at
-# 32000, 0.61-0.74 at 40000.  Rounds timed right after PyTorch's (whose
-# OpenMP workers keep spinning) now and then gave 1.47-1.59 at 28000-32000,
-# where a split has little to gain: float64 splits from 36000.
+# The same for the backward products, whose elements cost less (no exp),
+# so a split pays only on longer rows (docs/performance.md,
+# MIN_SPLIT_BWD_ELEMENTS).
 cdef Py_ssize_t MIN_SPLIT_BWD_ELEMENTS_F32 = 56000
 cdef Py_ssize_t MIN_SPLIT_BWD_ELEMENTS_F64 = 36000
 

@@ -2,11 +2,8 @@
 # default count, and one thread in a child forked after threads ran.
 
 # Below this many bytes of input per thread a call runs on fewer threads (on
-# one thread below twice this).  Measured on 2 cores (Zen 4), out= given,
-# threads 1 vs 2: 2 threads win from about 32000 float32 / 16000 float64
-# elements for softmax and log_softmax (0.77x at 32x1000 float32, 0.71x at
-# 32x1000 float64) and lose below (1.07x at 8x1000 float32); the backward
-# products, with no exp, break even about there.
+# one thread below twice this): where a second thread starts to pay for its
+# start-up and barrier (docs/performance.md, MIN_BYTES_PER_THREAD).
 cdef Py_ssize_t MIN_BYTES_PER_THREAD = 64 * 1024
 
 
