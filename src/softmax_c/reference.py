@@ -103,52 +103,12 @@ def _prepare(x, axis, where, out, num_threads):
 def softmax(x, axis=-1, *, where=None, out=None, num_threads=None):
     """Softmax along `axis`: ``exp(x - max) / sum(exp(x - max))``.
 
-    Parameters
-    ----------
-    x : array_like
-        Input.  float32/float64 are computed as such; float16 is computed in
-        float32 and returned as float16; bool and integers are computed and
-        returned as float64.
-    axis : int, tuple of ints or None, optional
-        The axis or axes normalized together; None means all.  Default -1.
-    where : array_like of bool, optional
-        Positions taking part, broadcast to `x`.  The others are not used
-        and get 0; a slice with no True position is all 0.
-    out : ndarray, optional
-        Output of the result's shape and dtype, any strides; may be `x`.
-    num_threads : int, optional
-        Checked (an int from 1 to ``2**31 - 1``) and otherwise unused.
+    The NumPy version of :func:`softmax_c.softmax`: the same parameters, result,
+    dtype policy and exceptions; `num_threads` is checked and otherwise unused.
+    Shifting by the slice maximum keeps ``exp`` from overflowing (Blanchard,
+    Higham & Higham, "Accurately computing the log-sum-exp and softmax
+    functions", IMA J. Numer. Anal. 41(4), 2021).
 
-    Returns
-    -------
-    ndarray
-        The softmax, shaped like `x` (`out` if given).
-
-    Raises
-    ------
-    TypeError
-        Unsupported dtype, non-bool `where`, `out` not an ndarray or of the
-        wrong dtype, `axis` or `num_threads` of the wrong type.
-    ValueError
-        `out` of the wrong shape or read-only, `where` not broadcastable,
-        a repeated axis, `num_threads` < 1 or > ``2**31 - 1``.
-    numpy.exceptions.AxisError
-        `axis` out of range.
-
-    Notes
-    -----
-    Shifting by the slice maximum keeps ``exp`` from overflowing [1]_.  A
-    NaN or ``+inf`` in a slice, or a slice of only ``-inf``, gives a NaN
-    slice.
-
-    References
-    ----------
-    .. [1] P. Blanchard, D. J. Higham, N. J. Higham, "Accurately computing
-       the log-sum-exp and softmax functions", IMA J. Numer. Anal. 41(4),
-       2021.
-
-    Examples
-    --------
     >>> import numpy as np
     >>> from softmax_c import reference
     >>> reference.softmax(np.array([1000., 1.]))
@@ -164,26 +124,10 @@ def softmax(x, axis=-1, *, where=None, out=None, num_threads=None):
 
 
 def log_softmax(x, axis=-1, *, where=None, out=None, num_threads=None):
-    """Log-softmax along `axis`: ``x - logsumexp(x)``.
+    """Log-softmax along `axis`: ``(x - max) - log(sum(exp(x - max)))``.
 
-    Parameters and errors as in :func:`softmax`; with `where`, excluded
-    positions and slices with no True position give ``-inf``.
-
-    Returns
-    -------
-    ndarray
-        The log-softmax, shaped like `x` (`out` if given).
-
-    Notes
-    -----
-    Computed as ``(x - max) - log(sum(exp(x - max)))``.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from softmax_c import reference
-    >>> reference.log_softmax(np.array([1000., 1.]))
-    array([   0., -999.])
+    The NumPy version of :func:`softmax_c.log_softmax`: the same parameters,
+    result, dtype policy and exceptions.
     """
     xc, axes, where, result = _prepare(x, axis, where, out, num_threads)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore", under="ignore"):
@@ -195,38 +139,11 @@ def log_softmax(x, axis=-1, *, where=None, out=None, num_threads=None):
 
 
 def logsumexp(x, axis=-1, *, keepdims=False, num_threads=None):
-    """``log(sum(exp(x)))`` along `axis`, computed stably.
+    """``log(sum(exp(x)))`` along `axis`, as ``max + log(sum(exp(x - max)))``.
 
-    Parameters
-    ----------
-    x : array_like
-        Input; dtype policy as in :func:`softmax`.
-    axis : int, tuple of ints or None, optional
-        Axis or axes reduced; None means all.  Default -1.
-    keepdims : bool, optional
-        Keep the reduced axes with length 1.
-    num_threads : int, optional
-        Checked and otherwise unused.
-
-    Returns
-    -------
-    ndarray or scalar
-        A NumPy scalar when the result is 0-d (every axis reduced, no
-        `keepdims`), else an array.
-
-    Notes
-    -----
-    ``m + log(sum(exp(x - m)))`` with ``m`` the slice maximum when it is
-    finite and 0 otherwise: a NaN gives NaN, else a ``+inf`` gives ``+inf``,
-    and a slice that is all ``-inf`` or empty gives ``-inf``, as in SciPy
-    and PyTorch.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from softmax_c import reference
-    >>> float(reference.logsumexp(np.array([1000., 1000.])))
-    1000.6931471805599
+    The NumPy version of :func:`softmax_c.logsumexp`: the same parameters,
+    result (a NumPy scalar when every axis is reduced without `keepdims`),
+    dtype policy and exceptions.
     """
     xc, axes, _, result = _prepare(x, axis, None, None, num_threads)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore", under="ignore"):
@@ -256,33 +173,8 @@ def _prepare_pair(a, b, names, axis, out, num_threads):
 def softmax_jvp(y, v, axis=-1, *, out=None, num_threads=None):
     """The softmax Jacobian times a tangent: ``y * (v - sum(y * v))``.
 
-    Parameters
-    ----------
-    y : array_like
-        ``softmax(x, axis)``.
-    v : array_like
-        The tangent, of the shape of `y`.
-    axis : int, optional
-        The softmax axis.  Default -1.
-    out : ndarray, optional
-        As in :func:`softmax`; may be `y` or `v`.
-    num_threads : int, optional
-        Checked and otherwise unused.
-
-    Returns
-    -------
-    ndarray
-        ``J v`` with ``J = diag(y) - y yᵀ`` per slice; the dtype of
-        ``np.result_type(y, v)`` under the forward dtype policy.
-
-    Raises
-    ------
-    ValueError
-        `y` and `v` of different shapes, or a bad `out`.
-    TypeError
-        Unsupported dtype, non-int `axis`, bad `out`.
-    numpy.exceptions.AxisError
-        `axis` out of range.
+    The NumPy version of :func:`softmax_c.softmax_jvp`: the same parameters,
+    result and exceptions.
     """
     y, v, k, result = _prepare_pair(y, v, ("y", "v"), axis, out, num_threads)
     with np.errstate(invalid="ignore", over="ignore"):
@@ -291,11 +183,9 @@ def softmax_jvp(y, v, axis=-1, *, out=None, num_threads=None):
 
 
 def softmax_vjp(y, g, axis=-1, *, out=None, num_threads=None):
-    """The cotangent `g` times the softmax Jacobian: ``y * (g - sum(y * g))``,
-    the same product as :func:`softmax_jvp` since the Jacobian is symmetric.
+    """The softmax VJP, the same product as :func:`softmax_jvp`.
 
-    Parameters, returns and errors as in :func:`softmax_jvp`, with `g` the
-    cotangent of the shape of `y`.
+    The NumPy version of :func:`softmax_c.softmax_vjp`.
     """
     y, g, k, result = _prepare_pair(y, g, ("y", "g"), axis, out, num_threads)
     with np.errstate(invalid="ignore", over="ignore"):
@@ -306,19 +196,8 @@ def softmax_vjp(y, g, axis=-1, *, out=None, num_threads=None):
 def log_softmax_jvp(logp, v, axis=-1, *, out=None, num_threads=None):
     """The log-softmax Jacobian times a tangent: ``v - sum(exp(logp) * v)``.
 
-    Parameters
-    ----------
-    logp : array_like
-        ``log_softmax(x, axis)``.
-    v : array_like
-        The tangent, of the shape of `logp`.
-    axis, out, num_threads
-        As in :func:`softmax_jvp`.
-
-    Returns
-    -------
-    ndarray
-        As in :func:`softmax_jvp`.
+    The NumPy version of :func:`softmax_c.log_softmax_jvp`: the same parameters,
+    result and exceptions.
     """
     logp, v, k, result = _prepare_pair(logp, v, ("logp", "v"), axis, out, num_threads)
     with np.errstate(invalid="ignore", over="ignore"):
@@ -327,11 +206,10 @@ def log_softmax_jvp(logp, v, axis=-1, *, out=None, num_threads=None):
 
 
 def log_softmax_vjp(logp, g, axis=-1, *, out=None, num_threads=None):
-    """The cotangent `g` times the log-softmax Jacobian:
-    ``g - exp(logp) * sum(g)``.
+    """The log-softmax VJP: ``g - exp(logp) * sum(g)``.
 
-    Parameters, returns and errors as in :func:`log_softmax_jvp`, with `g`
-    the cotangent of the shape of `logp`.
+    The NumPy version of :func:`softmax_c.log_softmax_vjp`: the same parameters,
+    result and exceptions.
     """
     logp, g, k, result = _prepare_pair(logp, g, ("logp", "g"), axis, out, num_threads)
     with np.errstate(invalid="ignore", over="ignore"):
@@ -340,28 +218,10 @@ def log_softmax_vjp(logp, g, axis=-1, *, out=None, num_threads=None):
 
 
 def softmax_jacobian(y, axis=-1):
-    """The softmax Jacobian ``diag(y) - y yᵀ`` of every slice.
+    """The softmax Jacobian ``diag(y) - y yᵀ`` of each slice, `axis` moved last.
 
-    Parameters
-    ----------
-    y : array_like
-        ``softmax(x, axis)``.
-    axis : int, optional
-        The softmax axis.  Default -1.
-
-    Returns
-    -------
-    ndarray
-        Shape ``(..., n, n)``: the other axes of `y` in order, then the
-        Jacobian of each slice of length ``n``.  The diagonal is
-        ``y - y * y``.
-
-    Raises
-    ------
-    TypeError
-        Unsupported dtype or non-int `axis`.
-    numpy.exceptions.AxisError
-        `axis` out of range.
+    The NumPy version of :func:`softmax_c.softmax_jacobian`: the same
+    parameters, result (shape ``(..., n, n)``) and exceptions.
     """
     y = as_array(y)
     compute, result = result_dtypes(y.dtype, "y")
@@ -501,67 +361,11 @@ def _log_softmax_last(z):
 
 def cross_entropy(logits, target, *, axis=-1, weight=None, ignore_index=-100,
                   reduction="mean", label_smoothing=0.0, num_threads=None):
-    """Cross-entropy between softmax(`logits`) and `target`, with the
-    semantics of ``torch.nn.functional.cross_entropy``.
+    """The cross-entropy loss of `logits` against `target`, PyTorch's semantics.
 
-    Parameters
-    ----------
-    logits : array_like
-        Unnormalized scores, the classes along `axis`; dtype policy as in
-        :func:`softmax`.
-    target : array_like
-        Either class indices (any integer dtype) of the logits' shape
-        without the class axis, or class probabilities (float16, float32,
-        float64, cast to the compute dtype) of the logits' full shape.
-    axis : int, optional
-        The class axis.  Default -1; ``axis=1`` is PyTorch's layout.
-    weight : array_like, optional
-        One weight per class, cast to the compute dtype.
-    ignore_index : int, optional
-        Index targets equal to it take no part (nor in the mean's
-        denominator).  Only the default -100 is allowed with probability
-        targets.
-    reduction : {"mean", "sum", "none"}, optional
-        "mean" divides by the sum of the kept samples' target weights (by
-        their number without `weight`; by the number of samples with
-        probability targets); "none" returns the per-sample losses.
-    label_smoothing : float, optional
-        In [0, 1]: the target is mixed with the uniform distribution.
-    num_threads : int, optional
-        Checked and otherwise unused.
-
-    Returns
-    -------
-    scalar or ndarray
-        A NumPy scalar of the compute dtype for "mean" and "sum" ("mean"
-        over no kept sample, or kept samples whose target weights sum to 0,
-        is NaN); an array of the batch shape for "none".
-
-    Raises
-    ------
-    TypeError
-        Unsupported `logits`, `target` or `weight` dtype (a bool target),
-        non-int `axis` or `ignore_index`, non-real `label_smoothing`.
-    ValueError
-        Wrong `target` shape or `weight` length, unknown `reduction`,
-        `label_smoothing` outside [0, 1], `ignore_index` with probability
-        targets.
-    IndexError
-        A class index out of range that is not `ignore_index`.
-    numpy.exceptions.AxisError
-        `axis` out of range.
-
-    Notes
-    -----
-    Computed from ``logp = (z - max) - log(sum(exp(z - max)))``, never from
-    ``log(softmax(z))``.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from softmax_c import reference
-    >>> float(reference.cross_entropy(np.array([[1000., 1.]]), np.array([1])))
-    999.0
+    The NumPy version of :func:`softmax_c.cross_entropy`: the same parameters,
+    result and exceptions, computed from :func:`log_softmax` along `axis` with
+    NumPy's reductions.
     """
     return _xent(logits, target, axis, weight, ignore_index, reduction,
                  label_smoothing, None, num_threads, want_grad=False)
@@ -570,40 +374,14 @@ def cross_entropy(logits, target, *, axis=-1, weight=None, ignore_index=-100,
 def cross_entropy_grad(logits, target, *, axis=-1, weight=None, ignore_index=-100,
                        reduction="mean", label_smoothing=0.0, out=None,
                        num_threads=None):
-    """The loss of :func:`cross_entropy` and its gradient with respect to
-    `logits`.
+    """``(loss, grad)``: the cross-entropy and its gradient with respect to `logits`.
 
-    Parameters
-    ----------
-    logits, target, axis, weight, ignore_index, reduction, label_smoothing
-        As in :func:`cross_entropy`.
-    out : ndarray, optional
-        Output for the gradient: the logits' shape and result dtype (float16
-        for float16 logits), any strides; may be `logits` itself.
-    num_threads : int, optional
-        Checked and otherwise unused.
+    The NumPy version of :func:`softmax_c.cross_entropy_grad`: the same
+    parameters, results and exceptions.  With ``p = softmax(z)``, a kept
+    sample's gradient is ``(1 - ls) * w[t] * (p - onehot(t)) + (ls / C) *
+    (p * sum(w) - w)`` for index targets and ``p * sum(w * q) - w * q`` for
+    (smoothed) probability targets ``q``, times the reduction's factor.
 
-    Returns
-    -------
-    loss : scalar or ndarray
-        As returned by :func:`cross_entropy`.
-    grad : ndarray
-        ``d loss / d logits`` (for "none", of the sum of the per-sample
-        losses); zero on the rows of ignored samples.
-
-    Raises
-    ------
-    As :func:`cross_entropy`, and as :func:`softmax` for a bad `out`.
-
-    Notes
-    -----
-    With ``p = softmax(z)``, a kept sample's gradient is
-    ``(1 - ls) * w[t] * (p - onehot(t)) + (ls / C) * (p * sum(w) - w)``
-    for index targets and ``p * sum(w * q) - w * q`` for (smoothed)
-    probability targets ``q``, times the reduction's factor.
-
-    Examples
-    --------
     >>> import numpy as np
     >>> from softmax_c import reference
     >>> loss, grad = reference.cross_entropy_grad(np.zeros((1, 2)), np.array([0]))
