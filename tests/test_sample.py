@@ -120,3 +120,12 @@ def test_simd_levels_same_tokens(level):
     base = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True)
     assert res.stdout == base.stdout
+
+
+def test_torch_sample():
+    torch = pytest.importorskip("torch")
+    import softmax_c.torch as sct
+    x = torch.randn(4, 100)
+    t = sct.sample(x, top_k=10, seed=3)
+    assert t.dtype == torch.int64
+    assert (t.numpy() == sc.sample(x.numpy(), top_k=10, seed=3)).all()
