@@ -34,6 +34,7 @@ SC_ALWAYS_INLINE static inline int V(rows16)(int form, const SC_T *x, ptrdiff_t 
 #include "family/xent_rows.h"
 #include "family/xent_cols.h"
 #include "family/pieces.h"
+#include "family/sample.h"
 
 #undef C_
 #undef V

@@ -768,3 +768,40 @@ def cross_entropy_grad(logits, target, *, axis=-1, weight=None, ignore_index=-10
     """
     return _xent(logits, target, axis, weight, ignore_index, reduction, label_smoothing,
                  out, num_threads, want_grad=True)
+
+
+def sample(logits, *, temperature=1.0, top_k=None, top_p=None, min_p=None, seed=None,
+           axis=-1, return_logprobs=False, num_threads=None):
+    """Draw one token id per slice of `logits` along `axis` (the vocabulary).
+
+    The logits are divided by `temperature`; then top-k keeps the `top_k`
+    largest (equal values by lower index), top-p the smallest set of the
+    most probable of those whose renormalised mass reaches `top_p`, min-p
+    drops tokens whose probability is below ``min_p`` times the largest;
+    a token is drawn from what is left.  ``temperature=0`` is greedy (the
+    lowest index of the maximum).  Each parameter is a scalar or an array
+    of the batch shape; None (or top_k=0, top_p=1, min_p=0) switches a
+    filter off.  `seed`: an int (the same tokens for every thread count and
+    SIMD level), a numpy.random.Generator (one 64-bit key drawn per call) or
+    None (OS entropy).  Returns int64 tokens of the batch shape, and with
+    `return_logprobs` their float64 log-probabilities under
+    ``log_softmax(logits / temperature)`` before any filter.  See
+    docs/api.md, "sample", for the generator, errors and complexity.
+    """
+    from . import _sample_params as sp
+    z, batch, prm = sp.prepare(logits, temperature, top_k, top_p, min_p, axis)
+    key = sp.key_from_seed(seed)
+    nt = _threads(num_threads)
+    rows = z.shape[0]
+    if rows == 0:
+        tok = np.empty(batch, dtype=np.int64)
+        return (tok, np.empty(batch)) if return_logprobs else tok
+    tok, lp, bad = _kernels.sample_rows(z, prm, key, bool(return_logprobs), nt)
+    if bad >= 0:
+        where = np.unravel_index(bad, batch) if batch else ()
+        raise ValueError(f"`logits` row {tuple(int(i) for i in where)} holds a NaN or +inf, "
+                         f"only -inf, or a maximum that overflows at its temperature")
+    tok = tok.reshape(batch)
+    if return_logprobs:
+        return tok, lp.reshape(batch)
+    return tok

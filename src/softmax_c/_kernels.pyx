@@ -47,6 +47,7 @@ concern:
   _outputs.pxi   fresh outputs from the output blocks (_outbuf.h), their
                  cache's limit and statistics
   _fast.pxi      the hot paths for C-contiguous arrays along the last axis
+  _sample.pxi    sampling a token per row (family/sample.h)
 This file keeps the operation codes given to Python and the small helpers
 _api.py calls for the cross-entropy's targets, aliasing and build facts.
 """
@@ -80,6 +81,7 @@ include "_table.pxi"
 include "_split.pxi"
 include "_outputs.pxi"
 include "_fast.pxi"
+include "_sample.pxi"
 
 
 def xent_targets(cnp.ndarray t, Py_ssize_t n, long long ignore_index, weight):

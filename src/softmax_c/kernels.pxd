@@ -42,7 +42,7 @@
 # <= 1e-6 (float32) / 1e-14 (float64) for softmax outputs above the smallest
 # normal, absolute <= that * max(1, |result|) for log_softmax and logsumexp.
 from cython cimport floating
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uint64_t
 
 cdef extern from "softmax_c.h" nogil:
     ctypedef struct sc_xent_params:
@@ -132,6 +132,8 @@ cdef extern from "softmax_c.h" nogil:
         size_t (*xent_rows_work_f64)(const double *y, ptrdiff_t ldy, size_t rows, size_t n) noexcept nogil
         void (*xent_rows_ws_f32)(const float *z, ptrdiff_t ldz, const float *q, ptrdiff_t ldq, const int64_t *t, ptrdiff_t ldt, float *g, ptrdiff_t ldg, double *loss, ptrdiff_t ldl, size_t rows, size_t n, const sc_xent_params *p, float *work, size_t work_len) noexcept nogil
         void (*xent_rows_ws_f64)(const double *z, ptrdiff_t ldz, const double *q, ptrdiff_t ldq, const int64_t *t, ptrdiff_t ldt, double *g, ptrdiff_t ldg, double *loss, ptrdiff_t ldl, size_t rows, size_t n, const sc_xent_params *p, double *work, size_t work_len) noexcept nogil
+        int64_t (*sample_row_f32)(const float *x, size_t n, const double *prm, uint64_t key, uint64_t row, double *logp, void *work, size_t work_len) noexcept nogil
+        int64_t (*sample_row_f64)(const double *x, size_t n, const double *prm, uint64_t key, uint64_t row, double *logp, void *work, size_t work_len) noexcept nogil
 
 # The function table (softmax_c.h's struct sc_api), from softmax_c.kernels.
 cdef const sc_api *get_api() noexcept nogil
@@ -284,6 +286,10 @@ cdef inline void xent_rows_ws_f32(const float *z, ptrdiff_t ldz, const float *q,
     get_api().xent_rows_ws_f32(z, ldz, q, ldq, t, ldt, g, ldg, loss, ldl, rows, n, p, work, work_len)
 cdef inline void xent_rows_ws_f64(const double *z, ptrdiff_t ldz, const double *q, ptrdiff_t ldq, const int64_t *t, ptrdiff_t ldt, double *g, ptrdiff_t ldg, double *loss, ptrdiff_t ldl, size_t rows, size_t n, const sc_xent_params *p, double *work, size_t work_len) noexcept nogil:
     get_api().xent_rows_ws_f64(z, ldz, q, ldq, t, ldt, g, ldg, loss, ldl, rows, n, p, work, work_len)
+cdef inline int64_t sample_row_f32(const float *x, size_t n, const double *prm, uint64_t key, uint64_t row, double *logp, void *work, size_t work_len) noexcept nogil:
+    return get_api().sample_row_f32(x, n, prm, key, row, logp, work, work_len)
+cdef inline int64_t sample_row_f64(const double *x, size_t n, const double *prm, uint64_t key, uint64_t row, double *logp, void *work, size_t work_len) noexcept nogil:
+    return get_api().sample_row_f64(x, n, prm, key, row, logp, work, work_len)
 
 # ---- each entry fused over float and double -----------------------------------
 
@@ -457,6 +463,11 @@ cdef inline void xent_rows_ws(const floating *z, ptrdiff_t ldz, const floating *
         get_api().xent_rows_ws_f32(z, ldz, q, ldq, t, ldt, g, ldg, loss, ldl, rows, n, p, work, work_len)
     else:
         get_api().xent_rows_ws_f64(z, ldz, q, ldq, t, ldt, g, ldg, loss, ldl, rows, n, p, work, work_len)
+cdef inline int64_t sample_row(const floating *x, size_t n, const double *prm, uint64_t key, uint64_t row, double *logp, void *work, size_t work_len) noexcept nogil:
+    if floating is float:
+        return get_api().sample_row_f32(x, n, prm, key, row, logp, work, work_len)
+    else:
+        return get_api().sample_row_f64(x, n, prm, key, row, logp, work, work_len)
 
 # ---- one contiguous row (written here, not generated) ----------------------
 

@@ -390,3 +390,78 @@ def cross_entropy_grad(logits, target, *, axis=-1, weight=None, ignore_index=-10
     """
     return _xent(logits, target, axis, weight, ignore_index, reduction,
                  label_smoothing, out, num_threads, want_grad=True)
+
+
+def sample_kept(logits, *, temperature=1.0, top_k=None, top_p=None, min_p=None, axis=-1):
+    """The kept set of softmax_c.sample by a full stable sort: a bool array
+    shaped like the logits moved to (batch..., n), and the filtered
+    probabilities (float64, 0 outside the kept set, renormalised)."""
+    from ._sample_params import prepare
+    z, batch, prm = prepare(logits, temperature, top_k, top_p, min_p, axis)
+    rows, n = z.shape
+    kept = np.zeros((rows, n), dtype=bool)
+    prob = np.zeros((rows, n))
+    for r in range(rows):
+        x = z[r]
+        if np.isnan(x).any() or np.isposinf(x).any() or np.isneginf(x).all():
+            raise ValueError(f"`logits` row {r} holds a NaN or +inf, or only -inf")
+        t, k, p, lmin = prm[r]
+        if t == 0:
+            i = int(np.argmax(x))
+            kept[r, i] = True
+            prob[r, i] = 1.0
+            continue
+        zz = x / x.dtype.type(t)
+        zmax = zz.max()
+        if not np.isfinite(zmax):
+            raise ValueError(f"`logits` row {r}: the maximum overflows at temperature {t}")
+        d = zz - zmax
+        order = np.lexsort((np.arange(n), -zz))      # (-z, index)
+        e = np.exp(d.astype(np.float64))
+        m = n if k == 0 or k >= n else int(k)
+        cand = order[:m]
+        if p < 1:
+            ce = e[cand]
+            before = np.concatenate(([0.0], np.cumsum(ce)[:-1]))
+            keep = before < p * ce.sum()
+            keep[0] = True
+            cand = cand[keep]
+        cand = cand[d[cand] >= x.dtype.type(lmin)] if lmin > -np.inf else cand
+        if cand.size == 0:
+            cand = order[:1]
+        kept[r, cand] = True
+        w = np.where(kept[r], e, 0.0)
+        prob[r] = w / w.sum()
+    return kept.reshape(batch + (n,)), prob.reshape(batch + (n,))
+
+
+def sample(logits, *, temperature=1.0, top_k=None, top_p=None, min_p=None, seed=None,
+           axis=-1, return_logprobs=False, num_threads=None):
+    """softmax_c.sample by sample_kept and the same counter-based uniform
+    per row (_sample_params.uniforms): the first kept token, in index
+    order, whose running sum of weights exceeds u times their sum."""
+    from ._sample_params import key_from_seed, prepare, uniforms
+    kept, _ = sample_kept(logits, temperature=temperature, top_k=top_k, top_p=top_p,
+                          min_p=min_p, axis=axis)
+    z, batch, prm = prepare(logits, temperature, top_k, top_p, min_p, axis)
+    key = key_from_seed(seed)
+    rows, n = z.shape
+    u = uniforms(key, rows)
+    kept = kept.reshape(rows, n)
+    tok = np.empty(rows, dtype=np.int64)
+    lp = np.empty(rows)
+    for r in range(rows):
+        x = z[r]
+        t = prm[r, 0]
+        zz = x / x.dtype.type(t) if t > 0 else x
+        d = (zz - zz.max()).astype(np.float64)
+        e = np.exp(d)
+        w = np.where(kept[r], e, 0.0)
+        c = np.cumsum(w)
+        i = int(np.searchsorted(c, u[r] * c[-1], side="right"))
+        if i >= n or w[i] == 0:
+            i = int(np.flatnonzero(w)[-1])
+        tok[r] = i
+        lp[r] = d[i] - np.log(e.sum())
+    tok = tok.reshape(batch)
+    return (tok, lp.reshape(batch)) if return_logprobs else tok

@@ -1,0 +1,419 @@
+/*
+ * family/sample.h - one token drawn from a row of logits: temperature,
+ * top-k, top-p and min-p, in O(n) without sorting the row.
+ *
+ * z = x / T (in the compute type), d = z - max(z).  The rank order is
+ * (-z, index): larger first, equal values by lower index, a total order,
+ * so "the k largest" is always exactly k tokens.  Every filter keeps a
+ * prefix of that order: top-k the first k, top-p the shortest prefix of
+ * those whose mass reaches top_p of theirs (a token is kept while the mass
+ * before it is below top_p * total), min-p those with d >= log(min_p).
+ * The draw is by inverse CDF over the kept tokens in index order with one
+ * uniform u in [0, 1): the first token whose running sum exceeds u * sum.
+ *
+ * The ways through a row:
+ *   greedy (T == 0)      the first index of the maximum.
+ *   no top-k, no top-p   one exp pass stores the (min-p masked) weights and
+ *                        their chunk sums; the draw walks the chunk sums,
+ *                        then one chunk.
+ *   top-k                a streaming selection: candidates above a
+ *                        threshold go to a buffer; when it fills, a
+ *                        quickselect keeps the k first and the k-th becomes
+ *                        the threshold (a later equal value has a higher
+ *                        index, so it ranks after).  The k candidates are
+ *                        then sorted; top-p and min-p cut the prefix.
+ *   top-p without top-k  the weights of the whole row, a histogram of their
+ *                        mass by d (buckets of 1/16 nat); only the bucket
+ *                        where the mass crosses top_p is gathered and sorted.
+ * Weights of candidates are exp(d) in double (libm); the full-row passes use
+ * the vector exp of exp_steps.h in the compute type.
+ *
+ * The uniform: splitmix64's finalizer m(),
+ *   h = m(m(key + G) + G * (row + 1)),  u = (h >> 11) * 2^-53,
+ * G = 0x9E3779B97F4A7C15: a counter-based stream, the same on every level
+ * and thread.  reference.py computes the same in NumPy.
+ */
+
+#ifndef SC_SAMPLE_ONCE
+#define SC_SAMPLE_ONCE
+#define SC_SMP_G UINT64_C(0x9E3779B97F4A7C15)
+#define SC_SMP_NB 1024                /* histogram buckets of d: 1/16 nat each */
+#define SC_SMP_BSCALE 16
+
+static inline uint64_t sc_smp_mix(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
+    return z ^ (z >> 31);
+}
+
+static inline double sc_smp_uniform(uint64_t key, uint64_t row)
+{
+    uint64_t h = sc_smp_mix(sc_smp_mix(key + SC_SMP_G) + SC_SMP_G * (row + 1));
+    return (double)(h >> 11) * 0x1.0p-53;
+}
+
+static inline size_t sc_smp_align(size_t b) { return (b + 63) & ~(size_t)63; }
+#endif
+
+/* a ranks before b in (-z, index) order */
+SC_ALWAYS_INLINE static inline int V(smp_before)(SC_T za, size_t ia, SC_T zb, size_t ib)
+{
+    return za > zb || (za == zb && ia < ib);
+}
+
+SC_ALWAYS_INLINE static inline void V(smp_swap)(SC_T *z, size_t *ix, size_t a, size_t b)
+{
+    SC_T t = z[a];
+    size_t u = ix[a];
+    z[a] = z[b], ix[a] = ix[b], z[b] = t, ix[b] = u;
+}
+
+/* Reorder (z, ix)[0..m) so that position k holds the element of rank k,
+ * those before it rank before it (quickselect, median of three). */
+static void V(smp_select)(SC_T *z, size_t *ix, size_t m, size_t k)
+{
+    size_t lo = 0, hi = m - 1;
+    while (hi > lo) {
+        size_t mid = lo + (hi - lo) / 2, s = lo;
+        if (V(smp_before)(z[mid], ix[mid], z[lo], ix[lo]))
+            V(smp_swap)(z, ix, lo, mid);
+        if (V(smp_before)(z[hi], ix[hi], z[lo], ix[lo]))
+            V(smp_swap)(z, ix, lo, hi);
+        if (V(smp_before)(z[mid], ix[mid], z[hi], ix[hi]))
+            V(smp_swap)(z, ix, mid, hi);
+        const SC_T pz = z[hi];
+        const size_t pi = ix[hi];
+        for (size_t j = lo; j < hi; j++)
+            if (V(smp_before)(z[j], ix[j], pz, pi))
+                V(smp_swap)(z, ix, s++, j);
+        V(smp_swap)(z, ix, s, hi);
+        if (s == k)
+            return;
+        if (k < s)
+            hi = s - 1;
+        else
+            lo = s + 1;
+    }
+}
+
+/* Heapsort of (z, ix)[0..m): by rank (by_index 0) or by index (1). */
+SC_ALWAYS_INLINE static inline int V(smp_less)(const SC_T *z, const size_t *ix, size_t a, size_t b,
+                                               int by_index)
+{
+    /* "a comes before b" in the wanted order */
+    return by_index ? ix[a] < ix[b] : V(smp_before)(z[a], ix[a], z[b], ix[b]);
+}
+
+static void V(smp_sift)(SC_T *z, size_t *ix, size_t root, size_t m, int by_index)
+{
+    for (;;) {
+        size_t c = 2 * root + 1;
+        if (c >= m)
+            return;
+        if (c + 1 < m && V(smp_less)(z, ix, c, c + 1, by_index))
+            c++;
+        if (!V(smp_less)(z, ix, root, c, by_index))
+            return;
+        V(smp_swap)(z, ix, root, c);
+        root = c;
+    }
+}
+
+static void V(smp_sort)(SC_T *z, size_t *ix, size_t m, int by_index)
+{
+    if (m < 2)
+        return;
+    for (size_t i = m / 2; i-- > 0;)
+        V(smp_sift)(z, ix, i, m, by_index);
+    for (size_t e = m - 1; e > 0; e--) {
+        V(smp_swap)(z, ix, 0, e);
+        V(smp_sift)(z, ix, 0, e, by_index);
+    }
+}
+
+/* The row maximum and whether the row holds a NaN or +inf. */
+static inline SC_T V(smp_max)(const SC_T *x, size_t n, int *bad)
+{
+    const VEC inf = V(set1)((SC_T)INFINITY), zero = V(set1)((SC_T)0), one = V(set1)((SC_T)1);
+    VEC m0 = V(set1)((SC_T)-INFINITY), m1 = m0, b0 = zero, b1 = zero;
+    size_t i = 0;
+    for (; i + 2 * VN <= n; i += 2 * VN) {
+        VEC v0 = V(load)(x + i), v1 = V(load)(x + i + VN);
+        m0 = V(max)(m0, v0);
+        m1 = V(max)(m1, v1);
+        b0 = V(add)(b0, V(select_lt)(v0, inf, zero, one));
+        b1 = V(add)(b1, V(select_lt)(v1, inf, zero, one));
+    }
+    for (; i < n; i += VN) {
+        size_t k = n - i < VN ? n - i : VN;
+        VEC v = V(loadt)(x + i, k, (SC_T)-INFINITY);
+        m0 = V(max)(m0, v);
+        b0 = V(add)(b0, V(select_lt)(v, inf, zero, one));
+    }
+    *bad = V(hsum)(V(add)(b0, b1)) > 0;
+    return V(hmax)(V(max)(m0, m1));
+}
+
+/* The weights w = exp(x / T - zmax), 0 where d < lmin, stored to w (when
+ * not NULL) with their chunk sums to cs (when not NULL); returns their
+ * total, and the total of the unmasked weights in *all. */
+static double V(smp_weights)(const SC_T *x, size_t n, SC_T t, SC_T zmax, SC_T lmin, SC_T *w,
+                             double *cs, double *all)
+{
+    const VEC vt = V(set1)(t), vm = V(set1)(zmax), vl = V(set1)(lmin), zero = V(set1)((SC_T)0);
+    double s = 0.0, c = 0.0, sa = 0.0, ca = 0.0;
+    for (size_t i0 = 0, ci = 0; i0 < n; i0 += SC_CHUNK, ci++) {
+        size_t len = n - i0 < SC_CHUNK ? n - i0 : SC_CHUNK;
+        VEC a0 = zero, a1 = zero, u0 = zero, u1 = zero;
+        for (size_t i = 0; i < len; i += VN) {
+            size_t k = len - i < VN ? len - i : VN;
+            VEC d = V(sub)(V(div)(V(loadt)(x + i0 + i, k, (SC_T)-INFINITY), vt), vm);
+            VEC e = V(exp_neg)(d);
+            VEC em = V(select_lt)(d, vl, zero, e);
+            if (w) {
+                if (k == VN)
+                    V(store)(w + i0 + i, em);
+                else
+                    V(storet)(w + i0 + i, em, k);
+            }
+            if ((i / VN) & 1)
+                a1 = V(add)(a1, em), u1 = V(add)(u1, e);
+            else
+                a0 = V(add)(a0, em), u0 = V(add)(u0, e);
+        }
+        double cm = V(hsum)(V(add)(a0, a1));
+        if (cs)
+            cs[ci] = cm;
+        sc_two_sum_add(&s, &c, cm);
+        sc_two_sum_add(&sa, &ca, V(hsum)(V(add)(u0, u1)));
+    }
+    *all = sa + ca;
+    return s + c;
+}
+
+/* The draw from stored weights and their chunk sums: the first index whose
+ * running sum exceeds target (rounding: the last positive weight). */
+static size_t V(smp_draw)(const SC_T *w, const double *cs, size_t n, double target)
+{
+    double acc = 0.0;
+    size_t last = 0;
+    for (size_t i0 = 0, ci = 0; i0 < n; i0 += SC_CHUNK, ci++) {
+        size_t len = n - i0 < SC_CHUNK ? n - i0 : SC_CHUNK;
+        if (cs[ci] <= 0.0)
+            continue;
+        if (acc + cs[ci] > target) {
+            for (size_t i = i0; i < i0 + len; i++) {
+                if (w[i] > 0) {
+                    acc += (double)w[i];
+                    last = i;
+                    if (acc > target)
+                        return i;
+                }
+            }
+            return last;
+        }
+        acc += cs[ci];
+        for (size_t i = i0 + len; i-- > i0;)
+            if (w[i] > 0) {
+                last = i;
+                break;
+            }
+    }
+    return last;
+}
+
+/* prm: [T, top_k, top_p, log(min_p)] (0 / 0 / 1 / -inf switch a filter
+ * off).  Returns the token, -1 for a row with a NaN, +inf, only -inf or a
+ * maximum that overflows at this temperature, -2 when work_len is short
+ * (of KFN(sample_row)'s need, sc_smp_need). */
+static size_t V(smp_need)(size_t n)
+{
+    return sc_smp_align(n * sizeof(SC_T)) + sc_smp_align((n / SC_CHUNK + 2) * sizeof(double)) +
+           sc_smp_align(n * sizeof(SC_T)) + sc_smp_align(n * sizeof(size_t)) +
+           2 * sc_smp_align(SC_SMP_NB * sizeof(double)) + 64;
+}
+
+int64_t KFN(sample_row)(const SC_T *x, size_t n, const double *prm, uint64_t key, uint64_t row,
+                        double *logp, void *work, size_t work_len)
+{
+    if (n == 0 || work_len < V(smp_need)(n))
+        return -2;
+    int bad;
+    const SC_T xmax = V(smp_max)(x, n, &bad);
+    if (bad || xmax == (SC_T)-INFINITY)
+        return -1;
+    const double temp = prm[0], top_p = prm[2];
+    const double u = sc_smp_uniform(key, row);
+    double all;
+    size_t k = prm[1] >= (double)n ? 0 : (size_t)prm[1];
+
+    if (temp == 0.0) {
+        size_t i = 0;
+        while (x[i] != xmax)
+            i++;
+        if (logp)
+            *logp = -log(V(expsum)(x, NULL, n, xmax, NULL));
+        return (int64_t)i;
+    }
+    const SC_T t = (SC_T)temp, zmax = xmax / t, lmin = (SC_T)prm[3];
+    if (!(zmax < (SC_T)INFINITY))
+        return -1;
+
+    /* the work areas */
+    char *p = (char *)(((uintptr_t)work + 63) & ~(uintptr_t)63);
+    SC_T *w = (SC_T *)p;
+    p += sc_smp_align(n * sizeof(SC_T));
+    double *cs = (double *)p;
+    p += sc_smp_align((n / SC_CHUNK + 2) * sizeof(double));
+    SC_T *bz = (SC_T *)p;
+    p += sc_smp_align(n * sizeof(SC_T));
+    size_t *bi = (size_t *)p;
+    p += sc_smp_align(n * sizeof(size_t));
+    double *hm = (double *)p;
+    p += sc_smp_align(SC_SMP_NB * sizeof(double));
+    size_t *hc = (size_t *)p;
+
+    if (k == 0 && !(top_p < 1.0)) {
+        double total = V(smp_weights)(x, n, t, zmax, lmin, w, cs, &all);
+        size_t tok = V(smp_draw)(w, cs, n, u * total);
+        if (logp)
+            *logp = (double)(x[tok] / t - zmax) - log(all);
+        return (int64_t)tok;
+    }
+
+    size_t m = 0;   /* candidates (bz, bi)[0..m), sorted by rank */
+    double cum = 0.0, mass;
+    if (k > 0) {
+        const size_t cap = k + (k > 1024 ? k : 1024);
+        const VEC vt = V(set1)(t);
+        SC_T thr = (SC_T)-INFINITY;
+        for (size_t i0 = 0; i0 < n; i0 += 4 * VN) {
+            size_t len = n - i0 < 4 * VN ? n - i0 : 4 * VN;
+            if (len == 4 * VN) {
+                VEC b = V(max)(V(max)(V(load)(x + i0), V(load)(x + i0 + VN)),
+                               V(max)(V(load)(x + i0 + 2 * VN), V(load)(x + i0 + 3 * VN)));
+                if (!(V(hmax)(V(div)(b, vt)) > thr))
+                    continue;
+            }
+            for (size_t i = i0; i < i0 + len; i++) {
+                SC_T z = x[i] / t;
+                if (z > thr) {
+                    bz[m] = z, bi[m] = i, m++;
+                    if (m == cap && m < n) {
+                        V(smp_select)(bz, bi, m, k - 1);
+                        m = k;
+                        thr = bz[k - 1];
+                    }
+                }
+            }
+        }
+        if (m > k) {
+            V(smp_select)(bz, bi, m, k - 1);
+            m = k;
+        }
+        V(smp_sort)(bz, bi, m, 0);
+        mass = 0.0;
+        for (size_t j = 0; j < m; j++)
+            mass += exp((double)(SC_T)(bz[j] - zmax));
+    } else {
+        /* top-p over the whole row: the bucket where the mass crosses */
+        mass = V(smp_weights)(x, n, t, zmax, (SC_T)-INFINITY, w, NULL, &all);
+        const double target = top_p * mass;
+        for (size_t b = 0; b < SC_SMP_NB; b++)
+            hm[b] = 0.0, hc[b] = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (!(w[i] > 0))
+                continue;
+            SC_T d = x[i] / t - zmax;
+            size_t b = d > (SC_T)(-(double)SC_SMP_NB / SC_SMP_BSCALE)
+                           ? (size_t)(-(double)d * SC_SMP_BSCALE) : SC_SMP_NB - 1;
+            if (b >= SC_SMP_NB)
+                b = SC_SMP_NB - 1;
+            hm[b] += (double)w[i];
+            hc[b]++;
+        }
+        size_t bs = SC_SMP_NB, lastb = 0;
+        double before_last = 0.0;
+        for (size_t b = 0; b < SC_SMP_NB; b++) {
+            if (!hc[b])
+                continue;
+            if (cum + hm[b] >= target) {
+                bs = b;
+                break;
+            }
+            lastb = b, before_last = cum;
+            cum += hm[b];
+        }
+        if (bs == SC_SMP_NB)   /* rounding: the last bucket that holds any */
+            bs = lastb, cum = before_last;
+        for (size_t i = 0; i < n; i++) {
+            if (!(w[i] > 0))
+                continue;
+            SC_T d = x[i] / t - zmax;
+            size_t b = d > (SC_T)(-(double)SC_SMP_NB / SC_SMP_BSCALE)
+                           ? (size_t)(-(double)d * SC_SMP_BSCALE) : SC_SMP_NB - 1;
+            if (b >= SC_SMP_NB)
+                b = SC_SMP_NB - 1;
+            if (b == bs)
+                bz[m] = x[i] / t, bi[m] = i, m++;
+        }
+        V(smp_sort)(bz, bi, m, 0);
+    }
+
+    /* the kept prefix of the candidates: top-p (mass before < top_p * mass,
+     * cum being the mass of the buckets before), then min-p */
+    size_t keep = 0;
+    {
+        const double target = top_p * mass;
+        for (; keep < m; keep++) {
+            if (keep > 0 && top_p < 1.0 && cum >= target)
+                break;
+            if (keep > 0 && !((SC_T)(bz[keep] - zmax) >= lmin))
+                break;
+            cum += exp((double)(SC_T)(bz[keep] - zmax));
+        }
+    }
+    size_t tok;
+    if (k > 0) {
+        /* draw among the kept candidates in index order */
+        V(smp_sort)(bz, bi, keep, 1);
+        double total = 0.0, acc = 0.0;
+        for (size_t j = 0; j < keep; j++)
+            total += exp((double)(SC_T)(bz[j] - zmax));
+        const double target = u * total;
+        tok = bi[keep - 1];
+        for (size_t j = 0; j < keep; j++) {
+            acc += exp((double)(SC_T)(bz[j] - zmax));
+            if (acc > target) {
+                tok = bi[j];
+                break;
+            }
+        }
+        if (logp)
+            V(smp_weights)(x, n, t, zmax, (SC_T)-INFINITY, NULL, NULL, &all);
+    } else {
+        /* mask the row to the kept set: rank up to the last kept candidate */
+        const SC_T zb = bz[keep - 1];
+        const size_t ib = bi[keep - 1];
+        double total = 0.0;
+        for (size_t i0 = 0, ci = 0; i0 < n; i0 += SC_CHUNK, ci++) {
+            size_t len = n - i0 < SC_CHUNK ? n - i0 : SC_CHUNK;
+            double s = 0.0;
+            for (size_t i = i0; i < i0 + len; i++) {
+                if (!(w[i] > 0))
+                    continue;
+                SC_T z = x[i] / t;
+                if (!((z > zb || (z == zb && i <= ib)) && (SC_T)(z - zmax) >= lmin))
+                    w[i] = 0;
+                s += (double)w[i];
+            }
+            cs[ci] = s;
+            total += s;
+        }
+        tok = V(smp_draw)(w, cs, n, u * total);
+    }
+    if (logp)
+        *logp = (double)(x[tok] / t - zmax) - log(all);
+    return (int64_t)tok;
+}

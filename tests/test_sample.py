@@ -1,0 +1,131 @@
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import scipy.stats
+
+import softmax_c as sc
+from softmax_c import reference as ref
+
+COMBOS = [
+    dict(),
+    dict(temperature=0.7),
+    dict(temperature=1.3, top_k=5),
+    dict(temperature=0.9, top_p=0.8),
+    dict(min_p=0.1),
+    dict(top_k=6, top_p=0.7),
+    dict(temperature=0.8, top_k=7, top_p=0.9, min_p=0.05),
+]
+
+
+def _rows(rng, rows, n, dtype):
+    x = rng.standard_normal((rows, n)) * rng.uniform(0.5, 4, (rows, 1))
+    x[:, : n // 4] = np.round(x[:, : n // 4])          # ties
+    x[rng.random((rows, n)) < 0.05] = -np.inf
+    x[:, 0] = np.where(np.isneginf(x).all(1), 0.0, x[:, 0])
+    return x.astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kw", COMBOS + [dict(top_p=0.95), dict(top_k=40, min_p=0.2)])
+def test_same_tokens_as_reference(kw, dtype):
+    rng = np.random.default_rng(1)
+    for n in (8, 33, 300, 5000):
+        x = _rows(rng, 40, n, dtype)
+        got = sc.sample(x, seed=123, **kw)
+        want = ref.sample(x, seed=123, **kw)
+        kept, _ = ref.sample_kept(x, **kw)
+        assert kept[np.arange(40), got].all()
+        assert (got == want).mean() >= 0.97, (n, kw)
+
+
+@pytest.mark.parametrize("kw", COMBOS)
+def test_distribution_chisquare(kw):
+    rng = np.random.default_rng(7)
+    n = 16
+    x = _rows(rng, 1, n, np.float32)[0]
+    _, prob = ref.sample_kept(x, **kw)
+    draws = 10**6
+    tok = sc.sample(np.broadcast_to(x, (draws, n)), seed=2024, **kw)
+    counts = np.bincount(tok, minlength=n)
+    assert counts[prob == 0].sum() == 0
+    keep = prob > 0
+    if keep.sum() > 1:
+        p = scipy.stats.chisquare(counts[keep], prob[keep] * draws).pvalue
+        assert p > 1e-6, (kw, p)
+
+
+def test_threads_and_generator_and_errors():
+    rng = np.random.default_rng(3)
+    x = _rows(rng, 500, 3000, np.float32)
+    kw = dict(temperature=0.8, top_k=50, top_p=0.9)
+    a = sc.sample(x, seed=5, num_threads=1, **kw)
+    b = sc.sample(x, seed=5, num_threads=2, **kw)
+    assert (a == b).all()
+    g1, g2 = np.random.default_rng(9), np.random.default_rng(9)
+    assert (sc.sample(x, seed=g1) == sc.sample(x, seed=g2)).all()
+    assert sc.sample(x).shape == (500,)
+    for bad, val in [("temperature", -1.0), ("temperature", np.inf), ("top_k", -1),
+                     ("top_k", 2.5), ("top_p", 0.0), ("top_p", 1.5), ("min_p", -0.1),
+                     ("min_p", 2.0)]:
+        with pytest.raises(ValueError, match=bad):
+            sc.sample(x, **{bad: val})
+    y = x.copy()
+    y[17, 4] = np.nan
+    with pytest.raises(ValueError, match="17"):
+        sc.sample(y)
+    y = x.copy()
+    y[3] = -np.inf
+    with pytest.raises(ValueError, match="3"):
+        sc.sample(y, top_k=5)
+    with pytest.raises(ValueError):
+        sc.sample(np.zeros((3, 0)))
+    assert sc.sample(np.zeros((0, 5))).shape == (0,)
+
+
+def test_greedy_per_row_axis_logprobs():
+    x = np.array([[1.0, 3.0, 3.0, 0.0], [5.0, 5.0, 1.0, 5.0]])
+    assert sc.sample(x, temperature=0).tolist() == [1, 0]
+    assert sc.sample(x, temperature=np.array([0.0, 0.0]), seed=1).tolist() == [1, 0]
+    tok = sc.sample(x, top_k=np.array([1, 1]), seed=1)
+    assert tok.tolist() == [1, 0]
+    rng = np.random.default_rng(4)
+    z = rng.standard_normal((6, 50, 3)).astype(np.float32)
+    for kw in (dict(temperature=0.7, top_p=0.8), dict(temperature=0.0), dict(min_p=0.1)):
+        t, lp = sc.sample(z, axis=1, seed=11, return_logprobs=True, **kw)
+        assert t.shape == lp.shape == (6, 3)
+        tr, lpr = ref.sample(z, axis=1, seed=11, return_logprobs=True, **kw)
+        zz = np.moveaxis(z, 1, -1).astype(np.float64)
+        T = kw.get("temperature", 1.0) or 1.0
+        ls = np.asarray(ref.log_softmax((zz / T)), dtype=np.float64)
+        np.testing.assert_allclose(lp, np.take_along_axis(ls, t[..., None], -1)[..., 0],
+                                   rtol=1e-5, atol=1e-5)
+        assert (t == tr).mean() > 0.9
+
+
+@pytest.mark.parametrize("level", ["scalar", "avx2"])
+def test_simd_levels_same_tokens(level):
+    code = (
+        "import numpy as np, softmax_c as sc\n"
+        "rng = np.random.default_rng(8)\n"
+        "x = (rng.standard_normal((64, 2000)) * 3).astype(np.float32)\n"
+        "out = [sc.sample(x, seed=77, **kw) for kw in (dict(temperature=0.8),"
+        " dict(top_k=20, top_p=0.9), dict(top_p=0.9), dict(min_p=0.05))]\n"
+        "print(np.concatenate(out).tolist())\n")
+    env = dict(os.environ, SOFTMAX_C_SIMD=level)
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True)
+    base = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert res.stdout == base.stdout
+
+
+def test_torch_sample():
+    torch = pytest.importorskip("torch")
+    import softmax_c.torch as sct
+    x = torch.randn(4, 100)
+    t = sct.sample(x, top_k=10, seed=3)
+    assert t.dtype == torch.int64
+    assert (t.numpy() == sc.sample(x.numpy(), top_k=10, seed=3)).all()
