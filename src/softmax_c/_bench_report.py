@@ -8,7 +8,7 @@ import json
 import math
 
 # the peers' display names, in the order the header lists them
-PEER_NAMES = {"scipy": "SciPy", "torch": "PyTorch", "jax": "JAX"}
+PEER_NAMES = {"scipy": "SciPy", "torch": "PyTorch", "jax": "JAX", "onnxruntime": "onnxruntime"}
 
 
 def load_json(path):
@@ -52,9 +52,11 @@ COLUMNS = (f"  {'implementation':<18}{'median':>11}{'vs numpy':>10}{'vs peer':>9
 
 LEGEND = """\
 vs numpy: NumPy reference time / this time.  vs peer: fastest peer's time / this time
-(peers: SciPy, PyTorch, JAX; n/a: none ran).  GB/s: bytes that must move (inputs read +
-output written) / time.  of copy: this GB/s / the GB/s of np.copyto (one thread) moving
-the same bytes in the same run.  Times are medians over interleaved rounds."""
+(peers: SciPy, PyTorch, JAX, onnxruntime; n/a: none ran).  GB/s: bytes that must move
+(inputs read + output written) / time.  of copy: this GB/s / the GB/s of np.copyto (one
+thread) moving the same bytes in the same run.  Times are medians over interleaved rounds.
+softmax_c(y=block) / (y=copy): softmax_vjp(y, g, out=) with y = softmax_c.softmax(x), an
+output of softmax_c / y copied into a NumPy array (g and out NumPy arrays)."""
 
 
 def format_table(results):
