@@ -2,7 +2,7 @@
 in subprocesses on tiny work, and the benchmark's parts in-process.
 
 The behaviour without peers is tested in a subprocess whose import system
-refuses SciPy, PyTorch, JAX and matplotlib (a meta path finder installed by
+refuses SciPy, PyTorch, JAX, onnxruntime and matplotlib (a meta path finder installed by
 a ``-c`` wrapper before ``softmax_c`` runs), whatever is installed here.
 softmax_c itself is never mocked.
 """
@@ -19,7 +19,8 @@ from softmax_c import _bench_report as bench_report
 from softmax_c import bench
 
 SMALL = ["--shapes", "64x1000", "--threads", "1", "--dtype", "float32"]
-PEER_NAMES = {"scipy": ["scipy"], "torch": ["torch", "torch(out=)"], "jax": ["jax"]}
+PEER_NAMES = {"scipy": ["scipy"], "torch": ["torch", "torch(out=)"], "jax": ["jax"],
+              "onnxruntime": ["onnxruntime"]}
 RESULT_KEYS = {"op", "shape", "dtype", "threads", "impl", "median_s", "speedup_vs_numpy",
                "speedup_vs_peer", "gbps", "copy_fraction", "error"}
 MACHINE_KEYS = {"cpu", "cores", "simd", "threads", "versions", "date"}
@@ -49,6 +50,7 @@ def importable(name):
 
 
 HAVE_TORCH = importable("torch")
+HAVE_ORT = importable("onnxruntime")
 
 
 def cli(*args, block=(), timeout=60, cwd=None):
@@ -141,14 +143,15 @@ def test_torch_rows_iff_torch_importable(full_small_run):
 def test_without_peers(tmp_path):
     path = tmp_path / "out.json"
     proc = cli("bench", "--quick", *SMALL, "--ops", "softmax,softmax_vjp", "--json", str(path),
-               block=("torch", "scipy", "jax"))
+               block=("torch", "scipy", "jax", "onnxruntime"))
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(path.read_text())
     assert impls_in(doc) == {"softmax_c", "softmax_c(out=)", "numpy"}
     assert all(r["speedup_vs_peer"] is None and r["fastest_peer"] is None
                for r in doc["results"])
-    assert not {"torch", "scipy", "jax"} & set(doc["machine"]["versions"])
-    assert set(doc["machine"]["peers_missing"]) == {"scipy", "torch", "jax"}
+    assert not {"torch", "scipy", "jax", "onnxruntime"} & set(doc["machine"]["versions"])
+    assert set(doc["machine"]["peers_missing"]) == {"scipy", "torch", "jax", "onnxruntime"}
+    assert "not installed: SciPy, PyTorch, JAX, onnxruntime" in proc.stdout
     assert "n/a" in proc.stdout
     assert "no peer installed" in proc.stdout
 
@@ -296,6 +299,7 @@ def test_implementations(op):
     assert ("torch" in names) == HAVE_TORCH
     assert ("scipy" in names) == (importable("scipy") and op in ("softmax", "log_softmax"))
     assert ("torch(out=)" in names) == (HAVE_TORCH and op != "cross_entropy_grad")
+    assert ("onnxruntime" in names) == (HAVE_ORT and op in ("softmax", "log_softmax"))
     with pytest.raises(ValueError):
         bench.implementations("nope")
 
@@ -314,6 +318,68 @@ def test_every_implementation_agrees_on_every_layout(op, dtype, tiny_shapes):
                 if reset is not None:
                     reset()
                 assert bench._check(result(fn()), case.want, dtype) is None, (impl, shape)
+
+
+
+def test_onnx_model_encoding():
+    """The model is written without the onnx package: a few fields checked
+    by hand, and by onnx itself where it is installed."""
+    m = bench.onnx_model("Softmax", (2, 3), np.float64, -1)
+    assert m[:2] == b"\x08\x08"  # ir_version 8
+    assert b"Softmax" in m and b"axis" in m
+    assert b"\x18" + b"\xff" * 9 + b"\x01" in m  # axis -1: a ten-byte varint
+    assert bench._pb_varint(300) == b"\xac\x02"
+    try:
+        import onnx
+    except ImportError:
+        return
+    model = onnx.load_from_string(m)
+    onnx.checker.check_model(model)
+    assert model.opset_import[0].version == 13
+    assert model.graph.node[0].op_type == "Softmax"
+    assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.DOUBLE
+
+
+@pytest.mark.skipif(not HAVE_ORT, reason="onnxruntime is not installed")
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", bench.DTYPES)
+@pytest.mark.parametrize("op", ["softmax", "log_softmax"])
+def test_onnxruntime_agrees_with_softmax_c(op, dtype, threads, tiny_shapes):
+    """onnxruntime's results against softmax_c's, within the bench's bounds,
+    at the thread counts the sessions are made for."""
+    sc = importlib.import_module("softmax_c")
+    rng = np.random.default_rng(3)
+    before = sc.get_num_threads()
+    try:
+        sc.set_num_threads(threads)
+        for shape in tiny_shapes + ["64x1000"]:
+            case = bench.Case(op, shape, dtype, rng)
+            impl, = [i for i in bench.implementations(op, dtype) if i.name == "onnxruntime"]
+            fn, result, reset = impl.prepare(case)
+            assert reset is None
+            got = result(fn())
+            ours = getattr(sc, op)(case.inputs["x"], case.axis)
+            assert bench._check(got, ours, dtype) is None, shape
+            assert bench._check(got, case.want, dtype) is None, shape
+    finally:
+        sc.set_num_threads(before)
+
+
+def test_mixed_provenance_rows(monkeypatch, tiny_shapes):
+    """softmax_vjp on MIXED_SHAPES only has y from softmax_c's softmax and
+    its NumPy copy; both agree and are timed."""
+    assert "16x262144" in bench.MIXED_SHAPES and len(bench.MIXED_SHAPES) >= 2
+    rng = np.random.default_rng(4)
+    assert bench.mixed_implementations(bench.Case("softmax_vjp", "5x7", "float64", rng)) == []
+    monkeypatch.setattr(bench, "MIXED_SHAPES", ["5x7"])
+    assert bench.mixed_implementations(bench.Case("softmax", "5x7", "float64", rng)) == []
+    results = bench.run(["softmax_vjp"], ["5x7", "2x3x4x6"], ["float64"], [1], repeats=1,
+                        min_time=1e-4, progress=False)
+    mixed = {(r["shape"], r["impl"]): r for r in results if "(y=" in r["impl"]}
+    assert set(mixed) == {("5x7", "softmax_c(y=block)"), ("5x7", "softmax_c(y=copy)")}
+    for r in mixed.values():
+        assert r["kind"] == "softmax_c" and r["error"] is None and r["median_s"] > 0
+    assert "softmax_c(y=block)" in bench.format_table(results)
 
 
 def test_check_is_relative_to_the_scale():

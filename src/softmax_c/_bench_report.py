@@ -8,7 +8,7 @@ import json
 import math
 
 # the peers' display names, in the order the header lists them
-PEER_NAMES = {"scipy": "SciPy", "torch": "PyTorch", "jax": "JAX"}
+PEER_NAMES = {"scipy": "SciPy", "torch": "PyTorch", "jax": "JAX", "onnxruntime": "onnxruntime"}
 
 
 def load_json(path):
@@ -52,9 +52,11 @@ COLUMNS = (f"  {'implementation':<18}{'median':>11}{'vs numpy':>10}{'vs peer':>9
 
 LEGEND = """\
 vs numpy: NumPy reference time / this time.  vs peer: fastest peer's time / this time
-(peers: SciPy, PyTorch, JAX; n/a: none ran).  GB/s: bytes that must move (inputs read +
-output written) / time.  of copy: this GB/s / the GB/s of np.copyto (one thread) moving
-the same bytes in the same run.  Times are medians over interleaved rounds."""
+(peers: SciPy, PyTorch, JAX, onnxruntime; n/a: none ran).  GB/s: bytes that must move
+(inputs read + output written) / time.  of copy: this GB/s / the GB/s of np.copyto (one
+thread) moving the same bytes in the same run.  Times are medians over interleaved rounds.
+softmax_c(y=block) / (y=copy): softmax_vjp(y, g, out=) with y = softmax_c.softmax(x), an
+output of softmax_c / y copied into a NumPy array (g and out NumPy arrays)."""
 
 
 def format_table(results):
@@ -213,14 +215,16 @@ def plot(results, path, title=None):
     for ax in list(axes.flat)[len(ops):]:
         ax.set_visible(False)
     if base == "peer":
-        names = " or ".join(sorted(_peer_names(results)))
-        what = (f"softmax_c's speed-up over the fastest peer ({names}): the peer's time / "
-                f"softmax_c's, fresh output")
+        names = ", ".join(sorted(_peer_names(results)))
+        what = f"softmax_c's speed-up over the fastest peer ({names}), fresh output"
+        ratio = "the peer's time / softmax_c's"
     else:
         what = "softmax_c's speed-up over the NumPy reference (no peer ran), fresh output"
+        ratio = "NumPy's time / softmax_c's"
+    # the peers' names on the title line, the ratio on the line below: both fit 900 px
     fig.suptitle(title or what, fontsize=9.5, x=0.01, ha="left", y=1 - 0.08 / fig_h)
     fig.text(0.01, 1 - 0.33 / fig_h,
-             "right of the black line softmax_c is faster; sorted per operation; "
+             f"{ratio}; right of the black line softmax_c is faster; sorted per operation; "
              "t = threads, f32/f64 = float32/float64", fontsize=8, ha="left", color="#444")
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.42 / fig_h), h_pad=1.2, w_pad=1.5)
     fig.savefig(path, dpi=100)

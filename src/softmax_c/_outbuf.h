@@ -12,8 +12,14 @@
  * output array is created (the handler is a context variable; the array
  * keeps a reference to it and frees through it, whoever frees it):
  *   - each block is its own mapping, 2 MiB aligned and advised for huge
- *     pages, with the data 64 bytes in (a cache line, where NumPy's own
- *     large buffers start 16 bytes past one);
+ *     pages, with the data at the offset in its page where malloc puts
+ *     large blocks, and so NumPy its own large buffers (16 bytes past a
+ *     page with glibc): sc_ob.head bytes in.  A loop that reads one array
+ *     while it writes another a little lower in its page stalls its loads
+ *     on false store matches (4K aliasing), so an output placed elsewhere
+ *     in its page (a cache line in, say) makes softmax_vjp(y, g, out=) with
+ *     y from softmax_c and out from NumPy far slower than with all three
+ *     from either; at NumPy's offset every mix runs as the all-NumPy one;
  *   - a freed block is kept, up to SC_OB_SLOTS blocks and a byte limit
  *     (sc_ob.limit: SOFTMAX_C_OUTPUT_CACHE_MB, by default 256 MiB or a
  *     sixteenth of the memory), for the next output of about its size;
@@ -47,21 +53,24 @@
 /* outputs from 4 MiB: where NumPy itself starts asking for huge pages */
 #define SC_OB_MIN ((size_t)4 << 20)
 #define SC_OB_SLOTS 8
-#define SC_OB_HEAD 64
+/* the data's offset in its block when malloc's cannot be learnt */
+#define SC_OB_HEAD 16
 
 #if SC_OB_ENABLED
 #include <pthread.h>
+#include <stdlib.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #define SC_OB_ALIGN ((size_t)2 << 20)
 #define SC_OB_MAGIC 0x73634f7574427566ULL /* "scOutBuf" */
 
-/* The bytes before the data: which mapping the data belongs to. */
+/* The block's first bytes, before the data: which mapping it is. */
 typedef struct {
     uint64_t magic;
     size_t len; /* the mapping's length, from the block's start */
 } sc_ob_head;
+typedef char sc_ob_head_fits[sizeof(sc_ob_head) <= SC_OB_HEAD ? 1 : -1];
 
 static struct {
     pthread_mutex_t lock;
@@ -71,7 +80,8 @@ static struct {
     size_t kept;  /* bytes in kept blocks */
     size_t limit; /* at most this many bytes kept; 0: keep none */
     uint64_t hits, misses;
-} sc_ob = {PTHREAD_MUTEX_INITIALIZER, {0}, {0}, 0, 0, 0, 0, 0};
+    size_t head; /* the data's offset from the block's start, set once */
+} sc_ob = {PTHREAD_MUTEX_INITIALIZER, {0}, {0}, 0, 0, 0, 0, 0, SC_OB_HEAD};
 
 static void sc_ob_lock(void) { pthread_mutex_lock(&sc_ob.lock); }
 static void sc_ob_unlock(void) { pthread_mutex_unlock(&sc_ob.lock); }
@@ -118,9 +128,9 @@ static void *sc_ob_malloc(void *ctx, size_t size)
     char *p = NULL;
     int i, best = -1;
     (void)ctx;
-    if (size > SIZE_MAX - SC_OB_HEAD - SC_OB_ALIGN)
+    if (size > SIZE_MAX - sc_ob.head - SC_OB_ALIGN)
         return NULL;
-    need = (size + SC_OB_HEAD + SC_OB_ALIGN - 1) & ~(SC_OB_ALIGN - 1);
+    need = (size + sc_ob.head + SC_OB_ALIGN - 1) & ~(SC_OB_ALIGN - 1);
     sc_ob_lock();
     /* the smallest kept block that holds it, if it wastes under a third */
     for (i = 0; i < sc_ob.n; i++)
@@ -144,7 +154,7 @@ static void *sc_ob_malloc(void *ctx, size_t size)
     }
     ((sc_ob_head *)p)->magic = SC_OB_MAGIC;
     ((sc_ob_head *)p)->len = best_len;
-    return p + SC_OB_HEAD;
+    return p + sc_ob.head;
 }
 
 static void sc_ob_free(void *ctx, void *ptr, size_t size)
@@ -156,7 +166,7 @@ static void sc_ob_free(void *ctx, void *ptr, size_t size)
     (void)size;
     if (ptr == NULL)
         return;
-    base = (char *)ptr - SC_OB_HEAD;
+    base = (char *)ptr - sc_ob.head;
     len = ((sc_ob_head *)base)->len;
     ((sc_ob_head *)base)->magic = 0;
     sc_ob_lock();
@@ -195,7 +205,7 @@ static void *sc_ob_realloc(void *ctx, void *ptr, size_t new_size)
     void *p;
     if (ptr == NULL)
         return sc_ob_malloc(ctx, new_size);
-    room = ((sc_ob_head *)((char *)ptr - SC_OB_HEAD))->len - SC_OB_HEAD;
+    room = ((sc_ob_head *)((char *)ptr - sc_ob.head))->len - sc_ob.head;
     if (new_size <= room)
         return ptr;
     p = sc_ob_malloc(ctx, new_size);
@@ -217,10 +227,19 @@ static void sc_ob_atfork_child(void)
     pthread_mutex_init(&sc_ob.lock, NULL);
 }
 
-/* Module start: the limit, and a child of fork gets a fresh lock (the
- * parent's may have been held by another thread). */
+/* Module start: the limit; the data's offset, that of a large malloc
+ * block (past glibc's largest mmap threshold, so mapped as NumPy's large
+ * buffers are, and never touched); and a child of fork gets a fresh lock
+ * (the parent's may have been held by another thread). */
 static void sc_ob_init(size_t limit)
 {
+    void *probe = malloc((size_t)64 << 20);
+    if (probe != NULL) {
+        size_t off = (size_t)((uintptr_t)probe % 4096);
+        free(probe);
+        if (off % 16 == 0) /* else keep SC_OB_HEAD: NumPy's alignment */
+            sc_ob.head = off >= sizeof(sc_ob_head) ? off : off + 4096;
+    }
     sc_ob.limit = limit;
     pthread_atfork(NULL, NULL, sc_ob_atfork_child);
 }

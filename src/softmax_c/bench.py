@@ -20,14 +20,26 @@ each implementation is called the way its users call it:
   cross_entropy_grad a training step ``F.cross_entropy(t, target).backward()``
   on a leaf tensor, the classes on dim 1 as PyTorch wants them: a
   ``(-1, C)`` view when they are last; ``torch(out=)`` writes into a
-  preallocated tensor) and
+  preallocated tensor),
   JAX (``jax.nn.softmax``/``log_softmax`` under ``jit``, waited for with
-  ``block_until_ready``; float64 only when JAX runs with x64 enabled).
+  ``block_until_ready``; float64 only when JAX runs with x64 enabled) and
+  onnxruntime (softmax and log_softmax: ``sess.run(None, {"x": x})`` on an
+  ``InferenceSession`` of a one-node model, Softmax or LogSoftmax of opset
+  13 over the case's axis, made before the timing for each case and thread
+  count with ``intra_op_num_threads`` the thread count,
+  ``inter_op_num_threads`` 1 and sequential execution; a fresh output per
+  call, as its users call it).
+
+softmax_vjp on the shapes of ``MIXED_SHAPES`` has two more rows, operands
+of mixed provenance as in a training step: ``softmax_c(y=block)`` is
+``sc.softmax_vjp(y, g, out=o)`` with ``y = sc.softmax(x)`` (one of
+softmax_c's output blocks when it is large) and g and o NumPy arrays;
+``softmax_c(y=copy)`` the same with y copied into a NumPy array.
 
 The thread count of a case is set with ``sc.set_num_threads`` and
-``torch.set_num_threads`` (both restored afterwards); NumPy and SciPy use one
-thread whatever is asked, and JAX uses its own pool (its thread flags do not
-limit it).
+``torch.set_num_threads`` (both restored afterwards) and onnxruntime's session
+options; NumPy and SciPy use one thread whatever is asked, and JAX uses its
+own pool (its thread flags do not limit it).
 
 Every implementation's result is first checked against the NumPy reference
 (relative to the result's scale: 2e-5 in float32, 1e-12 in float64); one
@@ -45,7 +57,7 @@ Per case and implementation:
 - ``median``: the median time of one call;
 - ``vs numpy``: the NumPy reference's time / this time (higher is faster);
 - ``vs peer``: the fastest peer's time / this time, the peers being SciPy,
-  PyTorch and JAX in any variant ("n/a" when no peer is installed or none
+  PyTorch, JAX and onnxruntime in any variant ("n/a" when no peer is installed or none
   ran this case);
 - ``GB/s``: the bytes the operation must move, divided by the time: its
   inputs read once and its output written once (softmax and log_softmax: x
@@ -106,10 +118,12 @@ SHAPES = {
 QUICK_SHAPES = ["64x1000", "8x32000", "256x32000", "64x1000x32:1"]
 ALL_OPS = ["softmax", "log_softmax", "softmax_vjp", "cross_entropy_grad"]
 DTYPES = ["float32", "float64"]
-PEERS = ["scipy", "torch", "jax"]
+PEERS = ["scipy", "torch", "jax", "onnxruntime"]
+# softmax_vjp's shapes that also run with y from softmax_c's output blocks
+MIXED_SHAPES = ["16x262144", "256x32000"]
 
 # (repeats, seconds per round) of a full and of a --quick run
-FULL_TIMING = (7, 0.02)
+FULL_TIMING = (6, 0.02)  # 6 rounds: onnxruntime and the mixed rows fit in the same time
 QUICK_TIMING = (3, 0.004)
 
 
@@ -139,6 +153,8 @@ def peer_module(name):
             elif name == "jax":
                 import jax as mod
                 import jax.numpy  # noqa: F401
+            elif name == "onnxruntime":
+                import onnxruntime as mod
         except Exception:  # not installed, or broken: either way not a peer
             mod = None
         _peer_cache[name] = mod
@@ -178,7 +194,7 @@ class Case:
         elif op == "softmax_vjp":
             y = reference.softmax(x, axis)
             g = rng.standard_normal(self.shape, dtype=self.dtype)
-            self.inputs = {"y": y, "g": g}
+            self.inputs = {"y": y, "g": g, "x": x}  # x: for y = sc.softmax(x)
             self.nbytes = 3 * x.nbytes
         elif op == "cross_entropy_grad":
             batch = self.shape[:k] + self.shape[k + 1:]
@@ -345,6 +361,87 @@ def _jax(op):
     return prepare
 
 
+# ONNX's element types (TensorProto.DataType) of the dtypes compared
+_ONNX_TYPES = {np.dtype(np.float32): 1, np.dtype(np.float64): 11}
+
+
+def _pb_varint(n):
+    n &= (1 << 64) - 1  # a negative int64 as its two's complement
+    out = bytearray()
+    while True:
+        b, n = n & 0x7F, n >> 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _pb(field, value):
+    """One protobuf field: an int as a varint, bytes or str length-delimited."""
+    if isinstance(value, int):
+        return _pb_varint(field << 3) + _pb_varint(value)
+    if isinstance(value, str):
+        value = value.encode()
+    return _pb_varint(field << 3 | 2) + _pb_varint(len(value)) + value
+
+
+def onnx_model(op_type, shape, dtype, axis):
+    """The serialized ONNX model (a ModelProto) of one node, y = op_type(x,
+    axis), on a float tensor of `shape`: written field by field, so that
+    neither the onnx package nor its protobuf classes are needed."""
+    def value_info(name):
+        dims = b"".join(_pb(1, _pb(1, int(d))) for d in shape)  # Dimension.dim_value
+        tensor = _pb(1, _ONNX_TYPES[np.dtype(dtype)]) + _pb(2, dims)  # elem_type, shape
+        return _pb(1, name) + _pb(2, _pb(1, tensor))  # name, TypeProto.tensor_type
+    attr = _pb(1, "axis") + _pb(3, int(axis)) + _pb(20, 2)  # name, i, type INT
+    node = _pb(1, "x") + _pb(2, "y") + _pb(3, "n") + _pb(4, op_type) + _pb(5, attr)
+    graph = _pb(1, node) + _pb(2, "g") + _pb(11, value_info("x")) + _pb(12, value_info("y"))
+    opset = _pb(1, "") + _pb(2, 13)
+    return _pb(1, 8) + _pb(2, "softmax_c bench") + _pb(7, graph) + _pb(8, opset)  # IR 8
+
+
+def _onnxruntime(op):
+    def prepare(case):
+        ort = peer_module("onnxruntime")
+        x = case.inputs["x"]
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = sc.get_num_threads()  # the case's count, set by _Threads
+        so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.log_severity_level = 3  # errors only
+        model = onnx_model("Softmax" if op == "softmax" else "LogSoftmax", x.shape, x.dtype,
+                           case.axis)
+        sess = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+        run, feed = sess.run, {"x": x}
+        return (lambda: run(None, feed)), _first, None
+    return prepare
+
+
+def _first(r):
+    return r[0]
+
+
+def _mixed(copy):
+    """softmax_vjp(y, g, out=) with y = sc.softmax(x), g and out NumPy
+    arrays; with `copy` y is first copied into a NumPy array."""
+    def prepare(case):
+        inp, axis = case.inputs, case.axis
+        y, g = sc.softmax(inp["x"], axis), inp["g"]
+        if copy:
+            y = np.array(y)
+        o = np.empty_like(g)
+        return (lambda: sc.softmax_vjp(y, g, axis, out=o)), _same, None
+    return prepare
+
+
+def mixed_implementations(case):
+    """The rows of mixed provenance a case has besides implementations():
+    softmax_vjp on the shapes of MIXED_SHAPES only."""
+    if case.op != "softmax_vjp" or case.shape_name not in MIXED_SHAPES:
+        return []
+    return [Impl("softmax_c(y=block)", "softmax_c", _mixed(False)),
+            Impl("softmax_c(y=copy)", "softmax_c", _mixed(True))]
+
+
 def implementations(op, dtype="float32"):
     """The implementations compared for `op` in `dtype`: softmax_c's, the
     NumPy reference, and those of every installed peer that has the
@@ -364,6 +461,8 @@ def implementations(op, dtype="float32"):
     if (forward and peer_module("jax") is not None
             and (np.dtype(dtype) != np.float64 or _jax_x64())):
         impls.append(Impl("jax", "peer", _jax(op)))
+    if forward and peer_module("onnxruntime") is not None:
+        impls.append(Impl("onnxruntime", "peer", _onnxruntime(op)))
     return impls
 
 
@@ -501,7 +600,7 @@ def run(ops=None, shapes=None, dtypes=DTYPES, threads=None, repeats=FULL_TIMING[
 
 
 def _run_case(case, nt, copy_src, copy_dst, repeats, min_time):
-    impls = implementations(case.op, case.dtype)
+    impls = implementations(case.op, case.dtype) + mixed_implementations(case)
     fns, errors = [], {}
     for impl in impls:
         try:
@@ -660,7 +759,7 @@ def main(argv=None):
     parser = _Parser(
         prog="python -m softmax_c bench",
         description="Time softmax_c against the NumPy reference and the installed peers "
-                    "(SciPy, PyTorch, JAX), check every result, and report speed-ups, GB/s "
+                    "(SciPy, PyTorch, JAX, onnxruntime), check every result, and report speed-ups, GB/s "
                     "and the fraction of this machine's memory-copy speed.")
     parser.add_argument("--quick", action="store_true",
                         help=f"shapes {','.join(QUICK_SHAPES)} (unless --shapes) and fewer "
