@@ -25,10 +25,10 @@
  *     sixteenth of the memory), for the next output of about its size;
  *     a block that does not fit goes back to the system at once (munmap),
  *     the oldest kept ones first.  The memory kept stays in the resident
- *     set, as glibc keeps up to 64 MiB of freed heap.  (Kept with MADV_FREE
- *     instead, so that the kernel could take it back under pressure, a
- *     16 MiB float32 softmax on two threads took 1.0 ms fresh against
- *     0.71 ms with out=: the advice and its TLB shootdowns on every free.)
+ *     set, as glibc keeps up to 64 MiB of freed heap.  (Not MADV_FREE,
+ *     which would let the kernel take it back under pressure: the advice
+ *     and its TLB shootdowns on every free cost more than the page faults
+ *     saved; docs/performance.md, "Output blocks".)
  * Arrays never see any of this: they own their data as with np.empty.
  *
  * Where mmap or NEP 49 is missing (or under AddressSanitizer, which should
