@@ -164,6 +164,23 @@ def test_simd_levels_and_threads_same_tokens():
         assert not diff, (key, diff[:5])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_hot_path_as_general_path(dtype):
+    """The hot path (C-contiguous rows, scalar parameters) gives the general
+    path's tokens and log-probabilities to the bit."""
+    rng = np.random.default_rng(4)
+    x = _rows(rng, 12, 3000, dtype)
+    for kw in COMBOS + [dict(temperature=0)]:
+        t, lp = sc.sample(x, seed=5, return_logprobs=True, **kw)
+        args = {k: (np.int64 if k == "top_k" else np.float64)(v) for k, v in kw.items()}
+        # (NumPy scalars, not Python ones: the general path)
+        t2, lp2 = sc.sample(np.asfortranarray(x), seed=5, return_logprobs=True, **args)
+        np.testing.assert_array_equal(t, t2)
+        np.testing.assert_array_equal(lp, lp2)
+        t1 = sc.sample(x[3], seed=5, **kw)
+        assert t1.shape == () and t1 == sc.sample(x[3:4, ::-1][:, ::-1], seed=5, **args)[0]
+
+
 def test_torch_sample():
     torch = pytest.importorskip("torch")
     import softmax_c.torch as sct

@@ -286,8 +286,8 @@ static size_t V(smp_draw)(const SC_T *w, const double *cs, size_t n, double targ
     return last;
 }
 
-/* prm: [T, top_k, top_p, log(min_p)] (0 / 0 / 1 / -inf switch a filter
- * off).  Returns the token, -1 for a row with a NaN, +inf, only -inf or a
+/* prm: [T, top_k, top_p, min_p] (0 / 0 / 1 / 0 switch a filter off); the
+ * min-p cut is at d >= log(min_p), libm's log (what reference.py takes).  Returns the token, -1 for a row with a NaN, +inf, only -inf or a
  * maximum that overflows at this temperature, -2 when work_len is short
  * (of KFN(sample_row)'s need, sc_smp_need). */
 static size_t V(smp_need)(size_t n)
@@ -322,7 +322,7 @@ int64_t KFN(sample_row)(const SC_T *x, size_t n, const double *prm, uint64_t key
         }
         return (int64_t)i;
     }
-    const SC_T t = (SC_T)temp, zmax = xmax / t, lmin = (SC_T)prm[3];
+    const SC_T t = (SC_T)temp, zmax = xmax / t, lmin = (SC_T)log(prm[3]);
     if (!(zmax < (SC_T)INFINITY))
         return -1;
 
