@@ -42,7 +42,7 @@
 #define SC_SMP_NB 1024                /* histogram buckets of d: 1/16 nat each */
 #define SC_SMP_BSCALE 16
 #define SC_SMP_CH 256                 /* chunk of the weight sums, any SIMD level */
-#define SC_SMP_LANES 16               /* lanes of a chunk's sum: a multiple of VN */
+#define SC_SMP_LANES 32               /* lanes of a chunk's sum: a multiple of VN */
 
 static inline uint64_t sc_smp_mix(uint64_t z)
 {
@@ -205,7 +205,7 @@ SC_ALWAYS_INLINE static inline VEC V(smp_exp)(VEC x)
 
 /* The weights w = exp(x / T - zmax), 0 where d < lmin, stored to w (when
  * not NULL) with their chunk sums to cs (when not NULL); returns their
- * total, and the total of the unmasked weights in *all.
+ * total, and the total of the unmasked weights in *all (when not NULL).
  *
  * Every sum is in an order fixed by the index alone, whatever the vector
  * width: chunks of SC_SMP_CH elements; inside a chunk, lane L of
@@ -237,7 +237,9 @@ static double V(smp_weights)(const SC_T *x, size_t n, SC_T t, SC_T zmax, SC_T lm
                     else
                         V(storet)(w + i0 + i, em, k);
                 }
-                a[j] = V(add)(a[j], em), ua[j] = V(add)(ua[j], e);
+                a[j] = V(add)(a[j], em);
+                if (all)
+                    ua[j] = V(add)(ua[j], e);
             }
         }
         SC_T la[SC_SMP_LANES], lu[SC_SMP_LANES];
@@ -251,7 +253,8 @@ static double V(smp_weights)(const SC_T *x, size_t n, SC_T t, SC_T zmax, SC_T lm
         sc_two_sum_add(&s, &c, cm);
         sc_two_sum_add(&sa, &ca, cu);
     }
-    *all = sa + ca;
+    if (all)
+        *all = sa + ca;
     return s + c;
 }
 
@@ -341,7 +344,7 @@ int64_t KFN(sample_row)(const SC_T *x, size_t n, const double *prm, uint64_t key
     size_t *hc = (size_t *)p;
 
     if (k == 0 && !(top_p < 1.0)) {
-        double total = V(smp_weights)(x, n, t, zmax, lmin, w, cs, &all);
+        double total = V(smp_weights)(x, n, t, zmax, lmin, w, cs, logp ? &all : NULL);
         size_t tok = V(smp_draw)(w, cs, n, u * total);
         if (logp)
             *logp = (double)(x[tok] / t - zmax) - log(all);
@@ -384,7 +387,8 @@ int64_t KFN(sample_row)(const SC_T *x, size_t n, const double *prm, uint64_t key
             mass += exp((double)(SC_T)(bz[j] - zmax));
     } else {
         /* top-p over the whole row: the bucket where the mass crosses */
-        mass = V(smp_weights)(x, n, t, zmax, (SC_T)-INFINITY, w, NULL, &all);
+        mass = V(smp_weights)(x, n, t, zmax, (SC_T)-INFINITY, w, NULL, NULL);
+        all = mass;
         const double target = top_p * mass;
         for (size_t b = 0; b < SC_SMP_NB; b++)
             hm[b] = 0.0, hc[b] = 0;
