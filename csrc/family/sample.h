@@ -354,25 +354,38 @@ int64_t KFN(sample_row)(const SC_T *x, size_t n, const double *prm, uint64_t key
     size_t m = 0;   /* candidates (bz, bi)[0..m), sorted by rank */
     double cum = 0.0, mass;
     if (k > 0) {
-        const size_t cap = k + (k > 1024 ? k : 1024);
-        const VEC vt = V(set1)(t);
-        SC_T thr = (SC_T)-INFINITY;
+        /* A short buffer: each selection raises the threshold, and the
+         * fewer elements pass it, the fewer are looked at one by one. */
+        const size_t cap = k + (k > 256 ? k : 256);
+        /* The filter compares logits, not quotients: x -> x / t is
+         * non-decreasing, so x / t > thr = xthr / t needs x > xthr (a
+         * superset; the quotient decides).  No division for the many
+         * elements below the threshold. */
+        SC_T thr = (SC_T)-INFINITY, xthr = (SC_T)-INFINITY;
         for (size_t i0 = 0; i0 < n; i0 += 4 * VN) {
             size_t len = n - i0 < 4 * VN ? n - i0 : 4 * VN;
             if (len == 4 * VN) {
                 VEC b = V(max)(V(max)(V(load)(x + i0), V(load)(x + i0 + VN)),
                                V(max)(V(load)(x + i0 + 2 * VN), V(load)(x + i0 + 3 * VN)));
-                if (!(V(hmax)(V(div)(b, vt)) > thr))
+                if (!(V(hmax)(b) > xthr))
                     continue;
             }
-            for (size_t i = i0; i < i0 + len; i++) {
-                SC_T z = x[i] / t;
-                if (z > thr) {
-                    bz[m] = z, bi[m] = i, m++;
-                    if (m == cap && m < n) {
-                        V(smp_select)(bz, bi, m, k - 1);
-                        m = k;
-                        thr = bz[k - 1];
+            for (size_t v0 = i0; v0 < i0 + len; v0 += VN) {
+                const size_t v1 = v0 + VN < i0 + len ? v0 + VN : i0 + len;
+                if (v1 - v0 == VN && VN > 1 && !(V(hmax)(V(load)(x + v0)) > xthr))
+                    continue;
+                for (size_t i = v0; i < v1; i++) {
+                    if (!(x[i] > xthr))
+                        continue;
+                    SC_T z = x[i] / t;
+                    if (z > thr) {
+                        bz[m] = z, bi[m] = i, m++;
+                        if (m == cap && m < n) {
+                            V(smp_select)(bz, bi, m, k - 1);
+                            m = k;
+                            thr = bz[k - 1];
+                            xthr = x[bi[k - 1]];
+                        }
                     }
                 }
             }
