@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -105,21 +106,79 @@ def test_greedy_per_row_axis_logprobs():
         assert (t == tr).mean() > 0.9
 
 
-@pytest.mark.parametrize("level", ["scalar", "avx2"])
-def test_simd_levels_same_tokens(level):
-    code = (
-        "import numpy as np, softmax_c as sc\n"
-        "rng = np.random.default_rng(8)\n"
-        "x = (rng.standard_normal((64, 2000)) * 3).astype(np.float32)\n"
-        "out = [sc.sample(x, seed=77, **kw) for kw in (dict(temperature=0.8),"
-        " dict(top_k=20, top_p=0.9), dict(top_p=0.9), dict(min_p=0.05))]\n"
-        "print(np.concatenate(out).tolist())\n")
-    env = dict(os.environ, SOFTMAX_C_SIMD=level)
-    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         check=True)
-    base = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True)
-    assert res.stdout == base.stdout
+# Rows built so that sums land within rounding of the cuts: blocks of equal
+# values (a top-p target top_p * mass that a running sum of equal weights
+# meets exactly in exact arithmetic), rounded normals (many ties), lengths
+# across the vector widths and the sums' chunk; every row is repeated under
+# many uniforms (rows are keyed by index), so u covers the kept mass densely.
+LEVELS_SCRIPT = r"""
+import hashlib, json, sys
+import numpy as np
+import softmax_c as sc
+nt = int(sys.argv[1])
+rng = np.random.default_rng(11)
+rows = []
+for n in (7, 17, 255, 257, 1000, 4099, 20000):
+    for kind in range(4):
+        if kind == 0:
+            x = rng.standard_normal(n) * 3
+        elif kind == 1:
+            x = np.round(rng.standard_normal(n) * 2)
+        elif kind == 2:
+            x = np.full(n, -1.0); x[rng.permutation(n)[: max(2, n // 3)]] = 2.0
+        else:
+            x = rng.standard_normal(n) * 0.01
+        rows.append(x)
+out = {}
+for dt in (np.float32, np.float64):
+    for i, x in enumerate(rows):
+        xs = np.tile(x.astype(dt), (24, 1))
+        for kw in (dict(temperature=0.8), dict(top_p=0.5), dict(top_p=0.9, temperature=0.7),
+                   dict(top_p=1 / 3), dict(min_p=0.05), dict(min_p=0.3, top_p=0.75),
+                   dict(top_k=50, top_p=0.9, temperature=0.8), dict(top_k=3, top_p=0.5),
+                   dict(temperature=0)):
+            t, lp = sc.sample(xs, seed=2024 + i, return_logprobs=True, num_threads=nt, **kw)
+            out[f"{dt.__name__} {i} {kw}"] = hashlib.sha1(t.tobytes() + lp.tobytes()).hexdigest()
+out["level"] = sc.build_info()["simd"]
+print(json.dumps(out))
+"""
+
+
+def test_simd_levels_and_threads_same_tokens():
+    """An int seed gives the same tokens (and log-probabilities, to the bit)
+    at every SIMD level and thread count."""
+    runs = {}
+    for level in ("scalar", "avx2", "avx512f"):
+        for nt in (1, 2):
+            env = dict(os.environ, SOFTMAX_C_SIMD=level)
+            res = subprocess.run([sys.executable, "-c", LEVELS_SCRIPT, str(nt)], env=env,
+                                 capture_output=True, text=True)
+            assert res.returncode == 0, res.stderr
+            got = json.loads(res.stdout)
+            if got.pop("level") == level:   # else a level this machine lacks
+                runs[level, nt] = got
+    assert len(runs) >= 4
+    first = next(iter(runs.values()))
+    for key, got in runs.items():
+        diff = [c for c in first if got[c] != first[c]]
+        assert not diff, (key, diff[:5])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_hot_path_as_general_path(dtype):
+    """The hot path (C-contiguous rows, scalar parameters) gives the general
+    path's tokens and log-probabilities to the bit."""
+    rng = np.random.default_rng(4)
+    x = _rows(rng, 12, 3000, dtype)
+    for kw in COMBOS + [dict(temperature=0)]:
+        t, lp = sc.sample(x, seed=5, return_logprobs=True, **kw)
+        args = {k: (np.int64 if k == "top_k" else np.float64)(v) for k, v in kw.items()}
+        # (NumPy scalars, not Python ones: the general path)
+        t2, lp2 = sc.sample(np.asfortranarray(x), seed=5, return_logprobs=True, **args)
+        np.testing.assert_array_equal(t, t2)
+        np.testing.assert_array_equal(lp, lp2)
+        t1 = sc.sample(x[3], seed=5, **kw)
+        assert t1.shape == () and t1 == sc.sample(x[3:4, ::-1][:, ::-1], seed=5, **args)[0]
 
 
 def test_torch_sample():

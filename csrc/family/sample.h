@@ -26,7 +26,9 @@
  *                        mass by d (buckets of 1/16 nat); only the bucket
  *                        where the mass crosses top_p is gathered and sorted.
  * Weights of candidates are exp(d) in double (libm); the full-row passes use
- * the vector exp of exp_steps.h in the compute type.
+ * exp_steps.h's exp in the compute type (V(smp_exp): the same bits at every
+ * SIMD level), summed in an order fixed by the index (V(smp_weights)), so
+ * the kept set and the token are the same at every level and thread count.
  *
  * The uniform: splitmix64's finalizer m(),
  *   h = m(m(key + G) + G * (row + 1)),  u = (h >> 11) * 2^-53,
@@ -39,6 +41,8 @@
 #define SC_SMP_G UINT64_C(0x9E3779B97F4A7C15)
 #define SC_SMP_NB 1024                /* histogram buckets of d: 1/16 nat each */
 #define SC_SMP_BSCALE 16
+#define SC_SMP_CH 256                 /* chunk of the weight sums, any SIMD level */
+#define SC_SMP_LANES 32               /* lanes of a chunk's sum: a multiple of VN */
 
 static inline uint64_t sc_smp_mix(uint64_t z)
 {
@@ -155,40 +159,102 @@ static inline SC_T V(smp_max)(const SC_T *x, size_t n, int *bad)
     return V(hmax)(V(max)(m0, m1));
 }
 
+/* The weights' exp: exp_steps.h's exp_neg, whose vector layers (AVX2 and
+ * AVX-512) give the same bits lane for lane (the same polynomial and the
+ * same fused multiply-adds).  The portable layer writes fma as a*b + c
+ * (two roundings), so here it calls C99 fma()/fmaf() instead: the same
+ * bits as the vector layers, so that the kept set and the token do not
+ * depend on the SIMD level. */
+#ifdef SC_VEC_SCALAR_H
+SC_ALWAYS_INLINE static inline SC_T V(smp_fma)(SC_T a, SC_T b, SC_T c)
+{
+#if SC_IS_F64
+    return fma(a, b, c);
+#else
+    return fmaf(a, b, c);
+#endif
+}
+#else
+SC_ALWAYS_INLINE static inline VEC V(smp_fma)(VEC a, VEC b, VEC c) { return V(fma)(a, b, c); }
+#endif
+
+SC_ALWAYS_INLINE static inline VEC V(smp_exp)(VEC x)
+{
+    const VEC magic = V(set1)(C_(MAGIC));
+    VEC t = V(smp_fma)(x, V(set1)(C_(LOG2E)), magic);
+    VEC s = V(pow2i)(t);
+    VEC nn = V(sub)(t, magic);
+    VEC r = V(smp_fma)(nn, V(set1)(-C_(LN2_HI)), x);
+    r = V(smp_fma)(nn, V(set1)(-C_(LN2_LO)), r);
+    VEC p = V(set1)(C_(CTOP));
+#if SC_IS_F64
+    p = V(smp_fma)(p, r, V(set1)(C_(C10)));
+    p = V(smp_fma)(p, r, V(set1)(C_(C9)));
+    p = V(smp_fma)(p, r, V(set1)(C_(C8)));
+    p = V(smp_fma)(p, r, V(set1)(C_(C7)));
+    p = V(smp_fma)(p, r, V(set1)(C_(C6)));
+#endif
+    p = V(smp_fma)(p, r, V(set1)(C_(C5)));
+    p = V(smp_fma)(p, r, V(set1)(C_(C4)));
+    p = V(smp_fma)(p, r, V(set1)(C_(C3)));
+    p = V(smp_fma)(p, r, V(set1)(C_(C2)));
+    p = V(smp_fma)(p, r, V(set1)(C_(C1)));
+    p = V(smp_fma)(p, r, V(set1)((SC_T)1));
+    return V(select_lt)(x, V(set1)(C_(CUTOFF)), V(set1)((SC_T)0), V(mul)(p, s));
+}
+
 /* The weights w = exp(x / T - zmax), 0 where d < lmin, stored to w (when
  * not NULL) with their chunk sums to cs (when not NULL); returns their
- * total, and the total of the unmasked weights in *all. */
+ * total, and the total of the unmasked weights in *all (when not NULL).
+ *
+ * Every sum is in an order fixed by the index alone, whatever the vector
+ * width: chunks of SC_SMP_CH elements; inside a chunk, lane L of
+ * SC_SMP_LANES sums the elements with index = L (mod SC_SMP_LANES) in
+ * order, in the compute type (SC_SMP_LANES / VN vectors make the lanes);
+ * the lanes are then added in order in double, and the chunk sums in
+ * order into a compensated double total. */
 static double V(smp_weights)(const SC_T *x, size_t n, SC_T t, SC_T zmax, SC_T lmin, SC_T *w,
                              double *cs, double *all)
 {
+    enum { NA = SC_SMP_LANES / VN };
     const VEC vt = V(set1)(t), vm = V(set1)(zmax), vl = V(set1)(lmin), zero = V(set1)((SC_T)0);
     double s = 0.0, c = 0.0, sa = 0.0, ca = 0.0;
-    for (size_t i0 = 0, ci = 0; i0 < n; i0 += SC_CHUNK, ci++) {
-        size_t len = n - i0 < SC_CHUNK ? n - i0 : SC_CHUNK;
-        VEC a0 = zero, a1 = zero, u0 = zero, u1 = zero;
-        for (size_t i = 0; i < len; i += VN) {
-            size_t k = len - i < VN ? len - i : VN;
-            VEC d = V(sub)(V(div)(V(loadt)(x + i0 + i, k, (SC_T)-INFINITY), vt), vm);
-            VEC e = V(exp_neg)(d);
-            VEC em = V(select_lt)(d, vl, zero, e);
-            if (w) {
-                if (k == VN)
-                    V(store)(w + i0 + i, em);
-                else
-                    V(storet)(w + i0 + i, em, k);
+    for (size_t i0 = 0, ci = 0; i0 < n; i0 += SC_SMP_CH, ci++) {
+        const size_t len = n - i0 < SC_SMP_CH ? n - i0 : SC_SMP_CH;
+        VEC a[NA], ua[NA];
+        for (size_t j = 0; j < NA; j++)
+            a[j] = zero, ua[j] = zero;
+        for (size_t g = 0; g < len; g += SC_SMP_LANES) {
+            for (size_t j = 0; j < NA; j++) {
+                const size_t i = g + j * VN;
+                const size_t k = i >= len ? 0 : len - i < VN ? len - i : VN;
+                VEC d = V(sub)(V(div)(V(loadt)(x + i0 + i, k, (SC_T)-INFINITY), vt), vm);
+                VEC e = V(smp_exp)(d);
+                VEC em = V(select_lt)(d, vl, zero, e);
+                if (w) {
+                    if (k == VN)
+                        V(store)(w + i0 + i, em);
+                    else
+                        V(storet)(w + i0 + i, em, k);
+                }
+                a[j] = V(add)(a[j], em);
+                if (all)
+                    ua[j] = V(add)(ua[j], e);
             }
-            if ((i / VN) & 1)
-                a1 = V(add)(a1, em), u1 = V(add)(u1, e);
-            else
-                a0 = V(add)(a0, em), u0 = V(add)(u0, e);
         }
-        double cm = V(hsum)(V(add)(a0, a1));
+        SC_T la[SC_SMP_LANES], lu[SC_SMP_LANES];
+        for (size_t j = 0; j < NA; j++)
+            V(storet)(la + j * VN, a[j], VN), V(storet)(lu + j * VN, ua[j], VN);
+        double cm = 0.0, cu = 0.0;
+        for (size_t L = 0; L < SC_SMP_LANES; L++)
+            cm += (double)la[L], cu += (double)lu[L];
         if (cs)
             cs[ci] = cm;
         sc_two_sum_add(&s, &c, cm);
-        sc_two_sum_add(&sa, &ca, V(hsum)(V(add)(u0, u1)));
+        sc_two_sum_add(&sa, &ca, cu);
     }
-    *all = sa + ca;
+    if (all)
+        *all = sa + ca;
     return s + c;
 }
 
@@ -198,8 +264,8 @@ static size_t V(smp_draw)(const SC_T *w, const double *cs, size_t n, double targ
 {
     double acc = 0.0;
     size_t last = 0;
-    for (size_t i0 = 0, ci = 0; i0 < n; i0 += SC_CHUNK, ci++) {
-        size_t len = n - i0 < SC_CHUNK ? n - i0 : SC_CHUNK;
+    for (size_t i0 = 0, ci = 0; i0 < n; i0 += SC_SMP_CH, ci++) {
+        size_t len = n - i0 < SC_SMP_CH ? n - i0 : SC_SMP_CH;
         if (cs[ci] <= 0.0)
             continue;
         if (acc + cs[ci] > target) {
@@ -223,13 +289,13 @@ static size_t V(smp_draw)(const SC_T *w, const double *cs, size_t n, double targ
     return last;
 }
 
-/* prm: [T, top_k, top_p, log(min_p)] (0 / 0 / 1 / -inf switch a filter
- * off).  Returns the token, -1 for a row with a NaN, +inf, only -inf or a
+/* prm: [T, top_k, top_p, min_p] (0 / 0 / 1 / 0 switch a filter off); the
+ * min-p cut is at d >= log(min_p), libm's log (what reference.py takes).  Returns the token, -1 for a row with a NaN, +inf, only -inf or a
  * maximum that overflows at this temperature, -2 when work_len is short
  * (of KFN(sample_row)'s need, sc_smp_need). */
 static size_t V(smp_need)(size_t n)
 {
-    return sc_smp_align(n * sizeof(SC_T)) + sc_smp_align((n / SC_CHUNK + 2) * sizeof(double)) +
+    return sc_smp_align(n * sizeof(SC_T)) + sc_smp_align((n / SC_SMP_CH + 2) * sizeof(double)) +
            sc_smp_align(n * sizeof(SC_T)) + sc_smp_align(n * sizeof(size_t)) +
            2 * sc_smp_align(SC_SMP_NB * sizeof(double)) + 64;
 }
@@ -253,10 +319,13 @@ int64_t KFN(sample_row)(const SC_T *x, size_t n, const double *prm, uint64_t key
         while (x[i] != xmax)
             i++;
         if (logp)
-            *logp = -log(V(expsum)(x, NULL, n, xmax, NULL));
+            {
+            V(smp_weights)(x, n, (SC_T)1, xmax, (SC_T)-INFINITY, NULL, NULL, &all);
+            *logp = -log(all);
+        }
         return (int64_t)i;
     }
-    const SC_T t = (SC_T)temp, zmax = xmax / t, lmin = (SC_T)prm[3];
+    const SC_T t = (SC_T)temp, zmax = xmax / t, lmin = (SC_T)log(prm[3]);
     if (!(zmax < (SC_T)INFINITY))
         return -1;
 
@@ -265,7 +334,7 @@ int64_t KFN(sample_row)(const SC_T *x, size_t n, const double *prm, uint64_t key
     SC_T *w = (SC_T *)p;
     p += sc_smp_align(n * sizeof(SC_T));
     double *cs = (double *)p;
-    p += sc_smp_align((n / SC_CHUNK + 2) * sizeof(double));
+    p += sc_smp_align((n / SC_SMP_CH + 2) * sizeof(double));
     SC_T *bz = (SC_T *)p;
     p += sc_smp_align(n * sizeof(SC_T));
     size_t *bi = (size_t *)p;
@@ -275,7 +344,7 @@ int64_t KFN(sample_row)(const SC_T *x, size_t n, const double *prm, uint64_t key
     size_t *hc = (size_t *)p;
 
     if (k == 0 && !(top_p < 1.0)) {
-        double total = V(smp_weights)(x, n, t, zmax, lmin, w, cs, &all);
+        double total = V(smp_weights)(x, n, t, zmax, lmin, w, cs, logp ? &all : NULL);
         size_t tok = V(smp_draw)(w, cs, n, u * total);
         if (logp)
             *logp = (double)(x[tok] / t - zmax) - log(all);
@@ -285,25 +354,38 @@ int64_t KFN(sample_row)(const SC_T *x, size_t n, const double *prm, uint64_t key
     size_t m = 0;   /* candidates (bz, bi)[0..m), sorted by rank */
     double cum = 0.0, mass;
     if (k > 0) {
-        const size_t cap = k + (k > 1024 ? k : 1024);
-        const VEC vt = V(set1)(t);
-        SC_T thr = (SC_T)-INFINITY;
+        /* A short buffer: each selection raises the threshold, and the
+         * fewer elements pass it, the fewer are looked at one by one. */
+        const size_t cap = k + (k > 256 ? k : 256);
+        /* The filter compares logits, not quotients: x -> x / t is
+         * non-decreasing, so x / t > thr = xthr / t needs x > xthr (a
+         * superset; the quotient decides).  No division for the many
+         * elements below the threshold. */
+        SC_T thr = (SC_T)-INFINITY, xthr = (SC_T)-INFINITY;
         for (size_t i0 = 0; i0 < n; i0 += 4 * VN) {
             size_t len = n - i0 < 4 * VN ? n - i0 : 4 * VN;
             if (len == 4 * VN) {
                 VEC b = V(max)(V(max)(V(load)(x + i0), V(load)(x + i0 + VN)),
                                V(max)(V(load)(x + i0 + 2 * VN), V(load)(x + i0 + 3 * VN)));
-                if (!(V(hmax)(V(div)(b, vt)) > thr))
+                if (!(V(hmax)(b) > xthr))
                     continue;
             }
-            for (size_t i = i0; i < i0 + len; i++) {
-                SC_T z = x[i] / t;
-                if (z > thr) {
-                    bz[m] = z, bi[m] = i, m++;
-                    if (m == cap && m < n) {
-                        V(smp_select)(bz, bi, m, k - 1);
-                        m = k;
-                        thr = bz[k - 1];
+            for (size_t v0 = i0; v0 < i0 + len; v0 += VN) {
+                const size_t v1 = v0 + VN < i0 + len ? v0 + VN : i0 + len;
+                if (v1 - v0 == VN && VN > 1 && !(V(hmax)(V(load)(x + v0)) > xthr))
+                    continue;
+                for (size_t i = v0; i < v1; i++) {
+                    if (!(x[i] > xthr))
+                        continue;
+                    SC_T z = x[i] / t;
+                    if (z > thr) {
+                        bz[m] = z, bi[m] = i, m++;
+                        if (m == cap && m < n) {
+                            V(smp_select)(bz, bi, m, k - 1);
+                            m = k;
+                            thr = bz[k - 1];
+                            xthr = x[bi[k - 1]];
+                        }
                     }
                 }
             }
@@ -318,7 +400,8 @@ int64_t KFN(sample_row)(const SC_T *x, size_t n, const double *prm, uint64_t key
             mass += exp((double)(SC_T)(bz[j] - zmax));
     } else {
         /* top-p over the whole row: the bucket where the mass crosses */
-        mass = V(smp_weights)(x, n, t, zmax, (SC_T)-INFINITY, w, NULL, &all);
+        mass = V(smp_weights)(x, n, t, zmax, (SC_T)-INFINITY, w, NULL, NULL);
+        all = mass;
         const double target = top_p * mass;
         for (size_t b = 0; b < SC_SMP_NB; b++)
             hm[b] = 0.0, hc[b] = 0;
@@ -397,8 +480,8 @@ int64_t KFN(sample_row)(const SC_T *x, size_t n, const double *prm, uint64_t key
         const SC_T zb = bz[keep - 1];
         const size_t ib = bi[keep - 1];
         double total = 0.0;
-        for (size_t i0 = 0, ci = 0; i0 < n; i0 += SC_CHUNK, ci++) {
-            size_t len = n - i0 < SC_CHUNK ? n - i0 : SC_CHUNK;
+        for (size_t i0 = 0, ci = 0; i0 < n; i0 += SC_SMP_CH, ci++) {
+            size_t len = n - i0 < SC_SMP_CH ? n - i0 : SC_SMP_CH;
             double s = 0.0;
             for (size_t i = i0; i < i0 + len; i++) {
                 if (!(w[i] > 0))

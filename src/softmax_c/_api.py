@@ -788,6 +788,10 @@ def sample(logits, *, temperature=1.0, top_k=None, top_p=None, min_p=None, seed=
     ``log_softmax(logits / temperature)`` before any filter.  See
     docs/api.md, "sample", for the generator, errors and complexity.
     """
+    res = _kernels.sample_fast(logits, temperature, top_k, top_p, min_p, seed, axis,
+                               bool(return_logprobs), _fast_threads(num_threads))
+    if res is not None:  # the hot path's rules: _kernels (_sample.pxi)
+        return res
     from . import _sample_params as sp
     z, batch, prm = sp.prepare(logits, temperature, top_k, top_p, min_p, axis)
     key = sp.key_from_seed(seed)

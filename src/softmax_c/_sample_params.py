@@ -62,8 +62,8 @@ def _bad(name, a, ok):
 def prepare(logits, temperature, top_k, top_p, min_p, axis):
     """Check the arguments.  Returns (z, batch, prm): z the logits as a
     C-contiguous (rows, n) array of the compute dtype, batch the batch
-    shape, prm a (rows, 4) float64 array of [T, top_k, top_p, log(min_p)]
-    with 0 / 0 / 1 / -inf for a filter switched off."""
+    shape, prm a (rows, 4) float64 array of [T, top_k, top_p, min_p]
+    with 0 / 0 / 1 / 0 for a filter switched off."""
     x = as_array(logits, "logits")
     cdt, _ = result_dtypes(x.dtype, "logits")
     if x.ndim == 0:
@@ -102,6 +102,10 @@ def prepare(logits, temperature, top_k, top_p, min_p, axis):
         ok = ((a > 0) if lo_open else (a >= 0)) & (a <= 1)
         _bad(name, a, ok)
         prm[:, col] = np.broadcast_to(a, batch).reshape(rows)
-    with np.errstate(divide="ignore"):
-        prm[:, 3] = np.log(prm[:, 3])
     return z, batch, prm
+
+
+def log_min_p(m):
+    """The min-p cut log(m) as the kernel takes it: the C library's log
+    (math.log), -inf for 0."""
+    return math.log(m) if m > 0 else -math.inf

@@ -396,7 +396,7 @@ def sample_kept(logits, *, temperature=1.0, top_k=None, top_p=None, min_p=None, 
     """The kept set of softmax_c.sample by a full stable sort: a bool array
     shaped like the logits moved to (batch..., n), and the filtered
     probabilities (float64, 0 outside the kept set, renormalised)."""
-    from ._sample_params import prepare
+    from ._sample_params import log_min_p, prepare
     z, batch, prm = prepare(logits, temperature, top_k, top_p, min_p, axis)
     rows, n = z.shape
     kept = np.zeros((rows, n), dtype=bool)
@@ -405,7 +405,8 @@ def sample_kept(logits, *, temperature=1.0, top_k=None, top_p=None, min_p=None, 
         x = z[r]
         if np.isnan(x).any() or np.isposinf(x).any() or np.isneginf(x).all():
             raise ValueError(f"`logits` row {r} holds a NaN or +inf, or only -inf")
-        t, k, p, lmin = prm[r]
+        t, k, p, mp = prm[r]
+        lmin = log_min_p(mp)
         if t == 0:
             i = int(np.argmax(x))
             kept[r, i] = True
