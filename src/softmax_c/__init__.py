@@ -17,7 +17,6 @@ from ._api import (
     log_softmax_jvp,
     log_softmax_vjp,
     logsumexp,
-    sample,
     set_num_threads,
     softmax,
     softmax_jacobian,
@@ -25,6 +24,7 @@ from ._api import (
     softmax_vjp,
 )
 from ._info import build_info, get_include, show_config
+from ._sample_api import sample
 
 __all__ = [
     "__version__",

@@ -534,13 +534,12 @@ def sample(logits, **kwargs):
     returns an int64 tensor (and a float64 tensor of log-probabilities
     with return_logprobs=True)."""
     import torch
-    from . import _api
     if logits.device.type != "cpu":
         raise ValueError("softmax_c.torch.sample takes CPU tensors")
     x = logits.detach()
     if x.dtype == torch.bfloat16:
         x = x.float()
-    res = _api.sample(x.numpy(), **kwargs)
+    res = _sc.sample(x.numpy(), **kwargs)
     if isinstance(res, tuple):
         return tuple(torch.from_numpy(r) for r in res)
     return torch.from_numpy(res)
