@@ -203,3 +203,87 @@ static void V(logsumexp_short)(const SC_T *x, ptrdiff_t ldx, SC_T *out, ptrdiff_
         return;
     SC_SHORT_KINDS(V(lse_rows), 0, 5, x, ldx, out, ldo, rows, n);
 }
+
+/* softmax of rows of three or four vectors (float32 33-64 elements with
+ * AVX-512), a row at a time with the row kept in registers: row_max's
+ * four accumulators and expsum_chunk's, collapsed to the row's vectors
+ * (the same operations in the same order, so the same bits as the row
+ * kernel), then the exponentials scaled in registers and stored once.
+ * Spares the row kernel's loop setup, its store and reload of the
+ * exponentials and its masked tail's second pass.  kind: 0 two vectors and
+ * a partial one, 1 three whole, 2 three and a partial one, 3 four whole. */
+SC_ALWAYS_INLINE static inline void V(sm4_row)(const SC_T *xr, SC_T *yr, size_t t, int kind)
+{
+    const VEC ninf = V(set1)((SC_T)-INFINITY), z = V(set1)((SC_T)0);
+    const VEC x0 = V(load)(xr), x1 = V(load)(xr + VN);
+    VEC x2, x3, m0, m1 = ninf, m2 = ninf, m3 = ninf;
+    if (kind == 0) {
+        x2 = V(loadt)(xr + 2 * VN, t, (SC_T)-INFINITY);
+        m0 = V(max)(V(max)(ninf, x0), x1);
+        m1 = V(max)(ninf, x2);
+    } else if (kind <= 2) {
+        x2 = V(load)(xr + 2 * VN);
+        m0 = V(max)(V(max)(V(max)(ninf, x0), x1), x2);
+        if (kind == 2) {
+            x3 = V(loadt)(xr + 3 * VN, t, (SC_T)-INFINITY);
+            m1 = V(max)(ninf, x3);
+        }
+    } else {
+        x2 = V(load)(xr + 2 * VN), x3 = V(load)(xr + 3 * VN);
+        m0 = V(max)(ninf, x0), m1 = V(max)(ninf, x1);
+        m2 = V(max)(ninf, x2), m3 = V(max)(ninf, x3);
+    }
+    const VEC vm = V(set1)(V(hmax)(V(max)(V(max)(m0, m1), V(max)(m2, m3))));
+    const VEC e0 = V(exp_neg)(V(sub)(x0, vm)), e1 = V(exp_neg)(V(sub)(x1, vm));
+    const VEC e2 = V(exp_neg)(V(sub)(x2, vm));
+    VEC e3 = z, a0, a1 = z, a2 = z, a3 = z;
+    if (kind == 0) {
+        a0 = V(add)(V(add)(z, e0), e1);
+        a1 = V(add)(z, e2);
+    } else if (kind <= 2) {
+        a0 = V(add)(V(add)(V(add)(z, e0), e1), e2);
+        if (kind == 2) {
+            e3 = V(exp_neg)(V(sub)(x3, vm));
+            a1 = V(add)(z, e3);
+        }
+    } else {
+        e3 = V(exp_neg)(V(sub)(x3, vm));
+        a0 = V(add)(z, e0), a1 = V(add)(z, e1), a2 = V(add)(z, e2), a3 = V(add)(z, e3);
+    }
+    double s = 0.0, c = 0.0;
+    sc_two_sum_add(&s, &c, V(hsum)(V(add)(V(add)(a0, a1), V(add)(a2, a3))));
+    const VEC vc = V(set1)((SC_T)(1.0 / (s + c)));
+    V(store)(yr, V(mul)(e0, vc));
+    V(store)(yr + VN, V(mul)(e1, vc));
+    if (kind == 0) {
+        V(storet)(yr + 2 * VN, V(mul)(e2, vc), t);
+        return;
+    }
+    V(store)(yr + 2 * VN, V(mul)(e2, vc));
+    if (kind == 2)
+        V(storet)(yr + 3 * VN, V(mul)(e3, vc), t);
+    else if (kind == 3)
+        V(store)(yr + 3 * VN, V(mul)(e3, vc));
+}
+
+SC_ALWAYS_INLINE static inline void V(sm4_rows)(const SC_T *x, ptrdiff_t ldx, SC_T *y,
+                                                ptrdiff_t ldy, size_t rows, size_t t, int kind)
+{
+    for (size_t r = 0; r < rows; r++)
+        V(sm4_row)(x + (ptrdiff_t)r * ldx, y + (ptrdiff_t)r * ldy, t, kind);
+}
+
+/* Not inlined, as log_softmax_short. */
+static void V(softmax_4v)(const SC_T *x, ptrdiff_t ldx, SC_T *y, ptrdiff_t ldy, size_t rows,
+                          size_t n)
+{
+    const size_t t = n - (n - 1) / VN * VN; /* lanes of the last vector */
+    if (n < 3 * VN)
+        V(sm4_rows)(x, ldx, y, ldy, rows, t, 0);
+    else if (n == 3 * VN)
+        V(sm4_rows)(x, ldx, y, ldy, rows, t, 1);
+    else if (n < 4 * VN)
+        V(sm4_rows)(x, ldx, y, ldy, rows, t, 2);
+    else
+        V(sm4_rows)(x, ldx, y, ldy, rows, t, 3);
+}
