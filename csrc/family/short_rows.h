@@ -266,10 +266,81 @@ SC_ALWAYS_INLINE static inline void V(sm4_row)(const SC_T *xr, SC_T *yr, size_t 
         V(store)(yr + 3 * VN, V(mul)(e3, vc));
 }
 
+/* Two rows' steps interleaved (P = 2: their latency-bound reductions
+ * overlap), each row's arithmetic as sm4_row's. */
+SC_ALWAYS_INLINE static inline void V(sm4_pair)(const SC_T *xa, ptrdiff_t ldx, SC_T *ya,
+                                                ptrdiff_t ldy, size_t t, int kind)
+{
+    const VEC ninf = V(set1)((SC_T)-INFINITY), z = V(set1)((SC_T)0);
+    VEC xv[2][4], e[2][4], vm[2], vc[2];
+    for (int p = 0; p < 2; p++) {
+        const SC_T *xr = xa + p * ldx;
+        VEC m0, m1 = ninf, m2 = ninf, m3 = ninf;
+        xv[p][0] = V(load)(xr), xv[p][1] = V(load)(xr + VN);
+        if (kind == 0) {
+            xv[p][2] = V(loadt)(xr + 2 * VN, t, (SC_T)-INFINITY);
+            m0 = V(max)(V(max)(ninf, xv[p][0]), xv[p][1]);
+            m1 = V(max)(ninf, xv[p][2]);
+        } else if (kind <= 2) {
+            xv[p][2] = V(load)(xr + 2 * VN);
+            m0 = V(max)(V(max)(V(max)(ninf, xv[p][0]), xv[p][1]), xv[p][2]);
+            if (kind == 2) {
+                xv[p][3] = V(loadt)(xr + 3 * VN, t, (SC_T)-INFINITY);
+                m1 = V(max)(ninf, xv[p][3]);
+            }
+        } else {
+            xv[p][2] = V(load)(xr + 2 * VN), xv[p][3] = V(load)(xr + 3 * VN);
+            m0 = V(max)(ninf, xv[p][0]), m1 = V(max)(ninf, xv[p][1]);
+            m2 = V(max)(ninf, xv[p][2]), m3 = V(max)(ninf, xv[p][3]);
+        }
+        vm[p] = V(set1)(V(hmax)(V(max)(V(max)(m0, m1), V(max)(m2, m3))));
+    }
+    for (int p = 0; p < 2; p++) {
+        VEC a0, a1 = z, a2 = z, a3 = z;
+        for (int j = 0; j < 3; j++)
+            e[p][j] = V(exp_neg)(V(sub)(xv[p][j], vm[p]));
+        e[p][3] = z;
+        if (kind == 0) {
+            a0 = V(add)(V(add)(z, e[p][0]), e[p][1]);
+            a1 = V(add)(z, e[p][2]);
+        } else if (kind <= 2) {
+            a0 = V(add)(V(add)(V(add)(z, e[p][0]), e[p][1]), e[p][2]);
+            if (kind == 2) {
+                e[p][3] = V(exp_neg)(V(sub)(xv[p][3], vm[p]));
+                a1 = V(add)(z, e[p][3]);
+            }
+        } else {
+            e[p][3] = V(exp_neg)(V(sub)(xv[p][3], vm[p]));
+            a0 = V(add)(z, e[p][0]), a1 = V(add)(z, e[p][1]);
+            a2 = V(add)(z, e[p][2]), a3 = V(add)(z, e[p][3]);
+        }
+        double s = 0.0, c = 0.0;
+        sc_two_sum_add(&s, &c, V(hsum)(V(add)(V(add)(a0, a1), V(add)(a2, a3))));
+        vc[p] = V(set1)((SC_T)(1.0 / (s + c)));
+    }
+    for (int p = 0; p < 2; p++) {
+        SC_T *yr = ya + p * ldy;
+        V(store)(yr, V(mul)(e[p][0], vc[p]));
+        V(store)(yr + VN, V(mul)(e[p][1], vc[p]));
+        if (kind == 0) {
+            V(storet)(yr + 2 * VN, V(mul)(e[p][2], vc[p]), t);
+            continue;
+        }
+        V(store)(yr + 2 * VN, V(mul)(e[p][2], vc[p]));
+        if (kind == 2)
+            V(storet)(yr + 3 * VN, V(mul)(e[p][3], vc[p]), t);
+        else if (kind == 3)
+            V(store)(yr + 3 * VN, V(mul)(e[p][3], vc[p]));
+    }
+}
+
 SC_ALWAYS_INLINE static inline void V(sm4_rows)(const SC_T *x, ptrdiff_t ldx, SC_T *y,
                                                 ptrdiff_t ldy, size_t rows, size_t t, int kind)
 {
-    for (size_t r = 0; r < rows; r++)
+    size_t r = 0;
+    for (; r + 2 <= rows; r += 2)
+        V(sm4_pair)(x + (ptrdiff_t)r * ldx, ldx, y + (ptrdiff_t)r * ldy, ldy, t, kind);
+    if (r < rows)
         V(sm4_row)(x + (ptrdiff_t)r * ldx, y + (ptrdiff_t)r * ldy, t, kind);
 }
 
