@@ -205,7 +205,7 @@ static void V(logsumexp_short)(const SC_T *x, ptrdiff_t ldx, SC_T *out, ptrdiff_
 }
 
 /* softmax of rows of three or four vectors (float32 33-64 elements with
- * AVX-512), a row at a time with the row kept in registers: row_max's
+ * AVX-512), two rows at a time (sm4_pair), kept in registers: row_max's
  * four accumulators and expsum_chunk's, collapsed to the row's vectors
  * (the same operations in the same order, so the same bits as the row
  * kernel), then the exponentials scaled in registers and stored once.
