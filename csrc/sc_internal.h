@@ -61,30 +61,35 @@
 /* ... and from this size when the output rows follow each other (ldy = n):
  * the lines rows share are then written whole.  Shorter rows lost. */
 #define SC_PIPE_FLAT_MIN_BYTES 1024
+/* ... for log_softmax up to this size only: on longer rows its row-at-a-time
+ * form, whose last sweep already streams, was as fast or faster. */
+#define SC_PIPE_FLAT_LOG_MAX_BYTES 2048
 
 /* Whether rows of n elements of esz bytes into y take the pipelined form
  * (family/pipe.h, rows_pipe) on a vector ISA: large outputs (as for streaming),
- * rows of SC_PIPE_MIN_BYTES to SC_PREFETCH_MAX_BYTES (softmax, lg = 0: from
- * SC_PIPE_FLAT_MIN_BYTES when they follow each other; not log_softmax,
- * whose last sweep already streamed, and which lost there). */
+ * rows of SC_PIPE_MIN_BYTES to SC_PREFETCH_MAX_BYTES, and from
+ * SC_PIPE_FLAT_MIN_BYTES when they follow each other (log_softmax, lg = 1:
+ * those up to SC_PIPE_FLAT_LOG_MAX_BYTES). */
 static inline int sc_pipe_rows(size_t esz, const void *y, ptrdiff_t ldy, size_t rows, size_t n,
                                int lg)
 {
     const size_t rb = n * esz;
     return rows >= 2 && rows * rb >= SC_STREAM_MIN_BYTES && rb <= SC_PREFETCH_MAX_BYTES &&
-           (rb >= SC_PIPE_MIN_BYTES || (!lg && ldy == (ptrdiff_t)n && rb >= SC_PIPE_FLAT_MIN_BYTES)) &&
+           (rb >= SC_PIPE_MIN_BYTES ||
+            (ldy == (ptrdiff_t)n && rb >= SC_PIPE_FLAT_MIN_BYTES &&
+             (!lg || rb <= SC_PIPE_FLAT_LOG_MAX_BYTES))) &&
            (size_t)y % esz == 0;
 }
 
 /* Whether cross-entropy rows with a gradient g take the pipelined form
- * (family/xent_rows.h, xent_rows_pipe; class-index targets only): as
- * log_softmax, rows of SC_PIPE_MIN_BYTES to SC_PREFETCH_MAX_BYTES in large
- * outputs.  Where a machine's L3 holds the whole call in a loop over the
- * same arrays, plain stores win; with the caches evicted between calls,
+ * (family/xent_rows.h, xent_rows_pipe; class-index targets only): rows of
+ * SC_PIPE_MIN_BYTES to SC_PREFETCH_MAX_BYTES in large outputs.  Where a
+ * machine's L3 holds the whole call in a loop over the same arrays, plain
+ * stores win; with the caches evicted between calls,
  * as a model's other work does, the pipeline wins. */
 static inline int sc_xent_pipe_rows(size_t esz, const void *g, ptrdiff_t ldg, size_t rows, size_t n)
 {
-    return sc_pipe_rows(esz, g, ldg, rows, n, 1);
+    return n * esz >= SC_PIPE_MIN_BYTES && sc_pipe_rows(esz, g, ldg, rows, n, 1);
 }
 
 /* Elements of scratch softmax's pipeline takes: two rows, each rounded up

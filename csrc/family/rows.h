@@ -18,6 +18,10 @@ void KFN(softmax_rows_ws)(const SC_T *x, ptrdiff_t ldx, SC_T *y, ptrdiff_t ldy, 
         return;
     if (V(rows16)(SC_R16_SOFTMAX, x, ldx, y, ldy, rows, n))
         return;
+    if (VN > 1 && n > 2 * VN && n <= 4 * VN) {
+        V(softmax_4v)(x, ldx, y, ldy, rows, n);
+        return;
+    }
     if (VN > 1 && work != NULL && work_len >= sc_pipe_work(sizeof(SC_T), n) &&
         sc_pipe_rows(sizeof(SC_T), y, ldy, rows, n, 0)) {
         V(rows_pipe)(x, ldx, y, ldy, rows, n, 0, work);

@@ -203,3 +203,158 @@ static void V(logsumexp_short)(const SC_T *x, ptrdiff_t ldx, SC_T *out, ptrdiff_
         return;
     SC_SHORT_KINDS(V(lse_rows), 0, 5, x, ldx, out, ldo, rows, n);
 }
+
+/* softmax of rows of three or four vectors (float32 33-64 elements with
+ * AVX-512), two rows at a time (sm4_pair), kept in registers: row_max's
+ * four accumulators and expsum_chunk's, collapsed to the row's vectors
+ * (the same operations in the same order, so the same bits as the row
+ * kernel), then the exponentials scaled in registers and stored once.
+ * Spares the row kernel's loop setup, its store and reload of the
+ * exponentials and its masked tail's second pass.  kind: 0 two vectors and
+ * a partial one, 1 three whole, 2 three and a partial one, 3 four whole. */
+SC_ALWAYS_INLINE static inline void V(sm4_row)(const SC_T *xr, SC_T *yr, size_t t, int kind)
+{
+    const VEC ninf = V(set1)((SC_T)-INFINITY), z = V(set1)((SC_T)0);
+    const VEC x0 = V(load)(xr), x1 = V(load)(xr + VN);
+    VEC x2, x3, m0, m1 = ninf, m2 = ninf, m3 = ninf;
+    if (kind == 0) {
+        x2 = V(loadt)(xr + 2 * VN, t, (SC_T)-INFINITY);
+        m0 = V(max)(V(max)(ninf, x0), x1);
+        m1 = V(max)(ninf, x2);
+    } else if (kind <= 2) {
+        x2 = V(load)(xr + 2 * VN);
+        m0 = V(max)(V(max)(V(max)(ninf, x0), x1), x2);
+        if (kind == 2) {
+            x3 = V(loadt)(xr + 3 * VN, t, (SC_T)-INFINITY);
+            m1 = V(max)(ninf, x3);
+        }
+    } else {
+        x2 = V(load)(xr + 2 * VN), x3 = V(load)(xr + 3 * VN);
+        m0 = V(max)(ninf, x0), m1 = V(max)(ninf, x1);
+        m2 = V(max)(ninf, x2), m3 = V(max)(ninf, x3);
+    }
+    const VEC vm = V(set1)(V(hmax)(V(max)(V(max)(m0, m1), V(max)(m2, m3))));
+    const VEC e0 = V(exp_neg)(V(sub)(x0, vm)), e1 = V(exp_neg)(V(sub)(x1, vm));
+    const VEC e2 = V(exp_neg)(V(sub)(x2, vm));
+    VEC e3 = z, a0, a1 = z, a2 = z, a3 = z;
+    if (kind == 0) {
+        a0 = V(add)(V(add)(z, e0), e1);
+        a1 = V(add)(z, e2);
+    } else if (kind <= 2) {
+        a0 = V(add)(V(add)(V(add)(z, e0), e1), e2);
+        if (kind == 2) {
+            e3 = V(exp_neg)(V(sub)(x3, vm));
+            a1 = V(add)(z, e3);
+        }
+    } else {
+        e3 = V(exp_neg)(V(sub)(x3, vm));
+        a0 = V(add)(z, e0), a1 = V(add)(z, e1), a2 = V(add)(z, e2), a3 = V(add)(z, e3);
+    }
+    double s = 0.0, c = 0.0;
+    sc_two_sum_add(&s, &c, V(hsum)(V(add)(V(add)(a0, a1), V(add)(a2, a3))));
+    const VEC vc = V(set1)((SC_T)(1.0 / (s + c)));
+    V(store)(yr, V(mul)(e0, vc));
+    V(store)(yr + VN, V(mul)(e1, vc));
+    if (kind == 0) {
+        V(storet)(yr + 2 * VN, V(mul)(e2, vc), t);
+        return;
+    }
+    V(store)(yr + 2 * VN, V(mul)(e2, vc));
+    if (kind == 2)
+        V(storet)(yr + 3 * VN, V(mul)(e3, vc), t);
+    else if (kind == 3)
+        V(store)(yr + 3 * VN, V(mul)(e3, vc));
+}
+
+/* Two rows' steps interleaved (P = 2: their latency-bound reductions
+ * overlap), each row's arithmetic as sm4_row's. */
+SC_ALWAYS_INLINE static inline void V(sm4_pair)(const SC_T *xa, ptrdiff_t ldx, SC_T *ya,
+                                                ptrdiff_t ldy, size_t t, int kind)
+{
+    const VEC ninf = V(set1)((SC_T)-INFINITY), z = V(set1)((SC_T)0);
+    VEC xv[2][4], e[2][4], vm[2], vc[2];
+    for (int p = 0; p < 2; p++) {
+        const SC_T *xr = xa + p * ldx;
+        VEC m0, m1 = ninf, m2 = ninf, m3 = ninf;
+        xv[p][0] = V(load)(xr), xv[p][1] = V(load)(xr + VN);
+        if (kind == 0) {
+            xv[p][2] = V(loadt)(xr + 2 * VN, t, (SC_T)-INFINITY);
+            m0 = V(max)(V(max)(ninf, xv[p][0]), xv[p][1]);
+            m1 = V(max)(ninf, xv[p][2]);
+        } else if (kind <= 2) {
+            xv[p][2] = V(load)(xr + 2 * VN);
+            m0 = V(max)(V(max)(V(max)(ninf, xv[p][0]), xv[p][1]), xv[p][2]);
+            if (kind == 2) {
+                xv[p][3] = V(loadt)(xr + 3 * VN, t, (SC_T)-INFINITY);
+                m1 = V(max)(ninf, xv[p][3]);
+            }
+        } else {
+            xv[p][2] = V(load)(xr + 2 * VN), xv[p][3] = V(load)(xr + 3 * VN);
+            m0 = V(max)(ninf, xv[p][0]), m1 = V(max)(ninf, xv[p][1]);
+            m2 = V(max)(ninf, xv[p][2]), m3 = V(max)(ninf, xv[p][3]);
+        }
+        vm[p] = V(set1)(V(hmax)(V(max)(V(max)(m0, m1), V(max)(m2, m3))));
+    }
+    for (int p = 0; p < 2; p++) {
+        VEC a0, a1 = z, a2 = z, a3 = z;
+        for (int j = 0; j < 3; j++)
+            e[p][j] = V(exp_neg)(V(sub)(xv[p][j], vm[p]));
+        e[p][3] = z;
+        if (kind == 0) {
+            a0 = V(add)(V(add)(z, e[p][0]), e[p][1]);
+            a1 = V(add)(z, e[p][2]);
+        } else if (kind <= 2) {
+            a0 = V(add)(V(add)(V(add)(z, e[p][0]), e[p][1]), e[p][2]);
+            if (kind == 2) {
+                e[p][3] = V(exp_neg)(V(sub)(xv[p][3], vm[p]));
+                a1 = V(add)(z, e[p][3]);
+            }
+        } else {
+            e[p][3] = V(exp_neg)(V(sub)(xv[p][3], vm[p]));
+            a0 = V(add)(z, e[p][0]), a1 = V(add)(z, e[p][1]);
+            a2 = V(add)(z, e[p][2]), a3 = V(add)(z, e[p][3]);
+        }
+        double s = 0.0, c = 0.0;
+        sc_two_sum_add(&s, &c, V(hsum)(V(add)(V(add)(a0, a1), V(add)(a2, a3))));
+        vc[p] = V(set1)((SC_T)(1.0 / (s + c)));
+    }
+    for (int p = 0; p < 2; p++) {
+        SC_T *yr = ya + p * ldy;
+        V(store)(yr, V(mul)(e[p][0], vc[p]));
+        V(store)(yr + VN, V(mul)(e[p][1], vc[p]));
+        if (kind == 0) {
+            V(storet)(yr + 2 * VN, V(mul)(e[p][2], vc[p]), t);
+            continue;
+        }
+        V(store)(yr + 2 * VN, V(mul)(e[p][2], vc[p]));
+        if (kind == 2)
+            V(storet)(yr + 3 * VN, V(mul)(e[p][3], vc[p]), t);
+        else if (kind == 3)
+            V(store)(yr + 3 * VN, V(mul)(e[p][3], vc[p]));
+    }
+}
+
+SC_ALWAYS_INLINE static inline void V(sm4_rows)(const SC_T *x, ptrdiff_t ldx, SC_T *y,
+                                                ptrdiff_t ldy, size_t rows, size_t t, int kind)
+{
+    size_t r = 0;
+    for (; r + 2 <= rows; r += 2)
+        V(sm4_pair)(x + (ptrdiff_t)r * ldx, ldx, y + (ptrdiff_t)r * ldy, ldy, t, kind);
+    if (r < rows)
+        V(sm4_row)(x + (ptrdiff_t)r * ldx, y + (ptrdiff_t)r * ldy, t, kind);
+}
+
+/* Not inlined, as log_softmax_short. */
+static void V(softmax_4v)(const SC_T *x, ptrdiff_t ldx, SC_T *y, ptrdiff_t ldy, size_t rows,
+                          size_t n)
+{
+    const size_t t = n - (n - 1) / VN * VN; /* lanes of the last vector */
+    if (n < 3 * VN)
+        V(sm4_rows)(x, ldx, y, ldy, rows, t, 0);
+    else if (n == 3 * VN)
+        V(sm4_rows)(x, ldx, y, ldy, rows, t, 1);
+    else if (n < 4 * VN)
+        V(sm4_rows)(x, ldx, y, ldy, rows, t, 2);
+    else
+        V(sm4_rows)(x, ldx, y, ldy, rows, t, 3);
+}
