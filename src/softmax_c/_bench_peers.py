@@ -210,6 +210,10 @@ def _onnxruntime(op):
         so.inter_op_num_threads = 1
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         so.log_severity_level = 3  # errors only
+        # Its pool's threads spin-wait after each run by default, taking a core
+        # from whatever the interleaved rounds run next: off, as for a session
+        # that shares its cores with other work.
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         model = onnx_model("Softmax" if op == "softmax" else "LogSoftmax", x.shape, x.dtype,
                            case.axis)
         sess = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])

@@ -27,8 +27,10 @@ each implementation is called the way its users call it:
   ``InferenceSession`` of a one-node model, Softmax or LogSoftmax of opset
   13 over the case's axis, made before the timing for each case and thread
   count with ``intra_op_num_threads`` the thread count,
-  ``inter_op_num_threads`` 1 and sequential execution; a fresh output per
-  call, as its users call it).
+  ``inter_op_num_threads`` 1, sequential execution and its threads' spin-wait
+  off (by default they spin on after each run and take a core from whatever
+  runs next in the interleaved rounds); a fresh output per call, as its
+  users call it).
 
 softmax_vjp on the shapes of ``MIXED_SHAPES`` has two more rows, operands
 of mixed provenance as in a training step: ``softmax_c(y=block)`` is
