@@ -80,7 +80,7 @@ def main(path):
     data = json.load(open(path))
     m = data["machine"]
     v = m["versions"]
-    peers = ", ".join(f"{k} {v[k]}" for k in ("scipy", "torch", "jax") if k in v)
+    peers = ", ".join(f"{k} {v[k]}" for k in ("scipy", "torch", "jax", "onnxruntime") if k in v)
     print(INTRO.format(date=m["date"][:10], cores=m["cores"], cpu=m["cpu"], simd=m["simd"],
                        platform=m["platform"], python=v["python"], numpy=v["numpy"],
                        peers=peers or "no peers", softmax_c=v["softmax_c"],
