@@ -17,6 +17,16 @@ GEN = os.path.join(ROOT, "csrc", "gen_manifest.py")
 pytestmark = pytest.mark.skipif(not os.path.exists(GEN), reason="needs the source tree")
 
 
+def _read_manifest():
+    """(types, signatures, rows) of csrc/sc_kernels.def, by the generator's parser."""
+    sys.path.insert(0, os.path.join(ROOT, "csrc"))
+    try:
+        import gen_manifest
+    finally:
+        sys.path.pop(0)
+    return gen_manifest.read_manifest()
+
+
 def test_generated_pxd_files_are_current():
     res = subprocess.run([sys.executable, GEN, "--check"], capture_output=True, text=True)
     assert res.returncode == 0, res.stdout + res.stderr
@@ -29,12 +39,7 @@ def test_generated_files_say_so_on_their_first_line():
 
 
 def test_every_row_reaches_the_table_and_the_cython_api():
-    sys.path.insert(0, os.path.join(ROOT, "csrc"))
-    try:
-        import gen_manifest
-    finally:
-        sys.path.pop(0)
-    types, sigs, rows = gen_manifest.read_manifest()
+    types, sigs, rows = _read_manifest()
     assert len(rows) == len({(r["name"], r["dt"]) for r in rows}), "a row is listed twice"
     assert all(r["sig"] in sigs for r in rows)
     with open(os.path.join(ROOT, "src", "softmax_c", "kernels.pxd")) as f:
@@ -46,12 +51,7 @@ def test_every_row_reaches_the_table_and_the_cython_api():
 
 def test_the_sc_api_table_has_one_entry_per_row():
     import softmax_c.kernels  # noqa: F401  (the table is built into it)
-    sys.path.insert(0, os.path.join(ROOT, "csrc"))
-    try:
-        import gen_manifest
-    finally:
-        sys.path.pop(0)
-    _, _, rows = gen_manifest.read_manifest()
+    _, _, rows = _read_manifest()
     import ctypes
     cap = softmax_c.kernels._C_API
     get = ctypes.pythonapi.PyCapsule_GetPointer

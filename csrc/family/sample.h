@@ -289,6 +289,15 @@ static size_t V(smp_draw)(const SC_T *w, const double *cs, size_t n, double targ
     return last;
 }
 
+/* The histogram bucket of d = z - zmax <= 0: 1/SC_SMP_BSCALE nat each,
+ * everything past the last bucket's start in the last one. */
+static inline size_t V(smp_bucket)(SC_T d)
+{
+    size_t b = d > (SC_T)(-(double)SC_SMP_NB / SC_SMP_BSCALE)
+                   ? (size_t)(-(double)d * SC_SMP_BSCALE) : SC_SMP_NB - 1;
+    return b < SC_SMP_NB ? b : SC_SMP_NB - 1;
+}
+
 /* prm: [T, top_k, top_p, min_p] (0 / 0 / 1 / 0 switch a filter off); the
  * min-p cut is at d >= log(min_p), libm's log (what reference.py takes).  Returns the token, -1 for a row with a NaN, +inf, only -inf or a
  * maximum that overflows at this temperature, -2 when work_len is short
@@ -408,11 +417,7 @@ int64_t KFN(sample_row)(const SC_T *x, size_t n, const double *prm, uint64_t key
         for (size_t i = 0; i < n; i++) {
             if (!(w[i] > 0))
                 continue;
-            SC_T d = x[i] / t - zmax;
-            size_t b = d > (SC_T)(-(double)SC_SMP_NB / SC_SMP_BSCALE)
-                           ? (size_t)(-(double)d * SC_SMP_BSCALE) : SC_SMP_NB - 1;
-            if (b >= SC_SMP_NB)
-                b = SC_SMP_NB - 1;
+            const size_t b = V(smp_bucket)(x[i] / t - zmax);
             hm[b] += (double)w[i];
             hc[b]++;
         }
@@ -433,11 +438,7 @@ int64_t KFN(sample_row)(const SC_T *x, size_t n, const double *prm, uint64_t key
         for (size_t i = 0; i < n; i++) {
             if (!(w[i] > 0))
                 continue;
-            SC_T d = x[i] / t - zmax;
-            size_t b = d > (SC_T)(-(double)SC_SMP_NB / SC_SMP_BSCALE)
-                           ? (size_t)(-(double)d * SC_SMP_BSCALE) : SC_SMP_NB - 1;
-            if (b >= SC_SMP_NB)
-                b = SC_SMP_NB - 1;
+            const size_t b = V(smp_bucket)(x[i] / t - zmax);
             if (b == bs)
                 bz[m] = x[i] / t, bi[m] = i, m++;
         }
