@@ -23,6 +23,10 @@ with open(os.path.join(HERE, "data", "bitwise.json")) as f:
     RECORDED = json.load(f)
 
 
+# Slow: a subprocess per level over the whole corpus.  The bits are those of
+# the source, so the main CI run checks them; the sanitizer and installed-wheel
+# runs leave them out.
+@pytest.mark.slow
 @pytest.mark.parametrize("level", LEVELS)
 def test_results_bitwise_as_recorded(level):
     if ORDER[level] > ORDER[sc.build_info()["simd_supported"]]:

@@ -460,6 +460,7 @@ def client():
             yield c
 
 
+@pytest.mark.slow  # worker processes; the main CI run has it
 def test_on_a_local_cluster(client, rng):
     x = (rng.standard_normal((12, 64)) * 30).astype(np.float32)
     x[:, 32:] += 300

@@ -144,6 +144,7 @@ print(json.dumps(out))
 """
 
 
+@pytest.mark.slow  # six subprocesses; the main CI run has it
 def test_simd_levels_and_threads_same_tokens():
     """An int seed gives the same tokens (and log-probabilities, to the bit)
     at every SIMD level and thread count."""
