@@ -7,6 +7,7 @@
  *   forward          x -> y          SC_OP_SOFTMAX .. SC_OP_LOGSUMEXP
  *   backward         (a, b) -> out   SC_OP_SOFTMAX_JVP .. SC_OP_LOG_SOFTMAX_VJP
  *   cross-entropy    (logits, targets) -> losses, gradient    SC_OP_XENT
+ *   weighted logsumexp  (x, b) -> (out, sign)                 SC_OP_LOGSUMEXP_W
  * No function of softmax_c.h takes these codes, so they are not part of its
  * ABI.  The backward products' public code is enum sc_bwd_op of softmax_c.h
  * (the `op` of sc_piece_bwd_*), whose values are ABI: sc_op_bwd() below is
@@ -25,7 +26,8 @@ enum sc_op {
     SC_OP_LOG_SOFTMAX_JVP = 4,
     SC_OP_LOG_SOFTMAX_VJP = 5,
     SC_OP_XENT = 6,
-    SC_OP_COUNT = 7             /* the size of a table indexed by operation */
+    SC_OP_LOGSUMEXP_W = 7,      /* weighted logsumexp: (x, b) -> (out, sign) */
+    SC_OP_COUNT = 8             /* the size of a table indexed by operation */
 };
 
 /* A forward operation (x -> y): softmax, log_softmax, logsumexp. */

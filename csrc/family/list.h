@@ -29,6 +29,7 @@ SC_ALWAYS_INLINE static inline int V(rows16)(int form, const SC_T *x, ptrdiff_t 
 
 #include "family/short_rows.h"
 #include "family/rows.h"
+#include "family/lse_w.h"
 #include "family/cols.h"
 #include "family/backward.h"
 #include "family/xent_rows.h"

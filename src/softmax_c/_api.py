@@ -283,8 +283,8 @@ def log_softmax(x, axis=-1, *, where=None, out=None, num_threads=None):
     return _forward(LOG_SOFTMAX, x, axis, where, out, num_threads)
 
 
-def logsumexp(x, axis=-1, *, keepdims=False, num_threads=None):
-    """``log(sum(exp(x)))`` along `axis`, computed stably.
+def logsumexp(x, axis=-1, *, b=None, keepdims=False, return_sign=False, num_threads=None):
+    """``log(sum(b * exp(x)))`` along `axis`, computed stably.
 
     Parameters
     ----------
@@ -293,18 +293,42 @@ def logsumexp(x, axis=-1, *, keepdims=False, num_threads=None):
         masked array take no part.
     axis : int, tuple of ints or None, optional
         Axis or axes to reduce; None means all.  Default -1.
+    b : array_like, optional
+        Weights, as SciPy's ``scipy.special.logsumexp(b=...)``: real,
+        broadcast together with `x` (the result has the broadcast shape,
+        reduced), and they may be negative.  A zero weight drops its term,
+        even where `x` is +inf or NaN, as long as the result is finite.
+        Their dtype takes part in the promotion (``np.result_type(x, b)``,
+        then the policy of :func:`softmax`); a Python scalar adapts to `x`.
+        Read where they are: a `b` broadcast along the batch or along the
+        axis costs no copy.
     keepdims : bool, optional
         Keep the reduced axes with length 1.
+    return_sign : bool, optional
+        Also return the sign of the sum.  Without it, a negative sum gives
+        NaN (as SciPy).
     num_threads : int, optional
         As in :func:`softmax`.
 
     Returns
     -------
-    ndarray or scalar
-        The reduction: a NumPy scalar when every axis is reduced and
-        `keepdims` is False.  For a masked `x`, a masked array masked where
-        a slice has no unmasked entry (``-inf`` beneath; ``numpy.ma.masked``
-        for such a scalar).
+    res : ndarray or scalar
+        The reduction (``log|sum|`` with `return_sign`): a NumPy scalar when
+        every axis is reduced and `keepdims` is False.  For a masked `x`, a
+        masked array masked where a slice has no unmasked entry (``-inf``
+        beneath; ``numpy.ma.masked`` for such a scalar).
+    sign : ndarray or scalar
+        With `return_sign` only: the sign of the sum, of the result's dtype
+        and shape: +1, -1, 0 for a zero sum (``res = -inf``), NaN where
+        `res` is NaN; -1 for an empty `x`, as SciPy.
+
+    Raises
+    ------
+    TypeError
+        As :func:`softmax`; `b` complex or not numeric; `return_sign` not a
+        bool.
+    ValueError
+        `b` does not broadcast against `x`; as :func:`softmax`.
 
     Notes
     -----
@@ -312,12 +336,28 @@ def logsumexp(x, axis=-1, *, keepdims=False, num_threads=None):
     slice that is all -inf or empty gives -inf.  Absolute error at most
     1e-6 (float32) / 1e-14 (float64) times ``max(1, |result|)``.
 
+    With `b`, the weighted terms ``b * exp(x - max)`` (max over the terms
+    with a nonzero weight) are summed with compensation, so that positive
+    and negative weights cancel as exactly as SciPy's float64 result or
+    better.  Where the result so computed is not finite (all weights zero,
+    all kept `x` -inf, a kept +inf or NaN, an exact cancellation, an
+    infinite or NaN weight), the slice takes SciPy's direct formula
+    ``log|sum(b * exp(x))|`` in the working precision, as SciPy does: so a
+    zero weight on a +inf or NaN entry gives NaN when every weight of the
+    slice is zero, and an exact cancellation of terms whose ``exp``
+    overflows gives NaN, exactly as in SciPy.
+
     Examples
     --------
     >>> import numpy as np, softmax_c as sc
     >>> float(sc.logsumexp(np.array([1000., 1000.])))  # 1000 + log(2)
     1000.6931471805599
+    >>> r, s = sc.logsumexp(np.array([1., 2.]), b=np.array([1., -1.]), return_sign=True)
+    >>> float(r), float(s)  # log(e^2 - e^1), negative
+    (1.5413248546129181, -1.0)
     """
+    if b is not None or return_sign is not False:
+        return _weighted_logsumexp(x, axis, b, keepdims, return_sign, num_threads)
     if not keepdims:
         y = _kernels.fast(LOGSUMEXP, x, axis, None, _fast_threads(num_threads))
         if y is not None:
@@ -342,6 +382,88 @@ def logsumexp(x, axis=-1, *, keepdims=False, num_threads=None):
     if res.dtype != result:
         res = res.astype(result)
     return res if res.ndim else res[()]
+
+
+def _sign_of(res):
+    """SciPy's sign of an unweighted logsumexp: +1, 0 for -inf, NaN for NaN."""
+    with np.errstate(invalid="ignore"):
+        sign = np.where(res == -np.inf, 0.0, 1.0).astype(np.result_type(res))
+    sign[np.isnan(res)] = np.nan
+    return sign
+
+
+def _weighted_logsumexp(x, axis, b, keepdims, return_sign, num_threads):
+    """logsumexp with `b` and/or `return_sign` (SciPy's semantics)."""
+    return_sign = _validate.check_bool(return_sign, "return_sign")
+    if b is None:  # the unweighted kernels, the sign from the result
+        res = logsumexp(x, axis, keepdims=keepdims, num_threads=num_threads)
+        if not return_sign:
+            return res
+        data = np.ma.getdata(res)
+        if isinstance(res, np.ma.MaskedArray) or res is np.ma.masked:
+            return res, np.ma.MaskedArray(_sign_of(np.asarray(data)), mask=np.ma.getmask(res))
+        sign = _sign_of(np.asarray(res))
+        if np.size(x) == 0:
+            sign[...] = -1.0
+        return res, (sign if sign.ndim else sign[()])
+    if isinstance(x, np.ma.MaskedArray):
+        return _masked_weighted_logsumexp(x, axis, b, keepdims, return_sign, num_threads)
+    nt = _threads(num_threads)
+    x = _validate.as_array(x)
+    _validate.result_dtypes(x.dtype)
+    bw, bdt, shape = _validate.check_weights(b, x.shape)
+    compute, result = _validate.result_dtypes(x.dtype if bdt is None
+                                              else np.result_type(x.dtype, bdt))
+    axes = _validate.normalize_axis(axis, len(shape))
+    # convert each operand at its own size, then broadcast: stride-0 views,
+    # which the kernels read in place
+    xc = x if x.dtype == compute and x.flags.aligned else x.astype(compute)
+    bc = bw if bw.dtype == compute and bw.flags.aligned else bw.astype(compute)
+    xc = np.broadcast_to(xc, shape)
+    bc = np.broadcast_to(bc, shape)
+    if len(axes) == 1:
+        k, x2, b2 = axes[0], xc, bc
+    else:  # several axes: last, flattened into one (a copy where they do not merge)
+        k = len(shape) - len(axes)
+        flat = tuple(s for d, s in enumerate(shape) if d not in axes) + (
+            int(np.prod([shape[d] for d in axes], dtype=np.intp)),)
+        x2, b2 = (np.moveaxis(a, axes, range(k, len(shape))).reshape(flat) for a in (xc, bc))
+    res = np.empty(x2.shape[:k] + (1,) + x2.shape[k + 1:], dtype=compute)
+    sign = np.empty_like(res) if return_sign else None
+    if x2.size == 0:  # SciPy: -inf, sign -1
+        res.fill(-np.inf)
+        if return_sign:
+            sign.fill(-1.0)
+    else:
+        _kernels.logsumexp_w(x2, b2, res, sign, k, nt)
+    kept = tuple(1 if d in axes else s for d, s in enumerate(shape))
+    dims = kept if keepdims else tuple(s for d, s in enumerate(shape) if d not in axes)
+    out = []
+    for r in (res, sign) if return_sign else (res,):
+        r = r.reshape(dims)
+        if r.dtype != result:
+            r = r.astype(result)
+        out.append(r if r.ndim else r[()])
+    return tuple(out) if return_sign else out[0]
+
+
+def _masked_weighted_logsumexp(x, axis, b, keepdims, return_sign, num_threads):
+    """Weighted logsumexp of the unmasked entries (masked ones: x = -inf,
+    which adds nothing), masked where a slice has no unmasked entry."""
+    data = np.ma.getdata(x)
+    mask = np.ma.getmaskarray(x)
+    _validate.result_dtypes(data.dtype)
+    _, _, shape = _validate.check_weights(b, data.shape)
+    axes = _validate.normalize_axis(axis, len(shape))
+    res = _weighted_logsumexp(np.where(mask, -np.inf, data), axis, b, keepdims, return_sign,
+                              num_threads)
+    empty = np.all(np.broadcast_to(mask, shape), axis=axes, keepdims=keepdims)
+    parts = res if return_sign else (res,)
+    if np.ndim(parts[0]) == 0 and not keepdims:
+        parts = tuple(np.ma.masked if empty else p for p in parts)
+    else:
+        parts = tuple(np.ma.MaskedArray(p, mask=empty) for p in parts)
+    return parts if return_sign else parts[0]
 
 
 def _masked_logsumexp(x, axis, keepdims, num_threads):

@@ -78,6 +78,8 @@ from softmax_c.kernels cimport (
     xent_rows_ws_f64 as sc_xent_rows_ws_f64,
     sample_row_f32 as sc_sample_row_f32,
     sample_row_f64 as sc_sample_row_f64,
+    logsumexp_w_rows_f32 as sc_logsumexp_w_rows_f32,
+    logsumexp_w_rows_f64 as sc_logsumexp_w_rows_f64,
 )
 
 cdef extern from "_omp.h" nogil:

@@ -10,6 +10,7 @@ cdef extern from "sc_ops.h" nogil:
         SC_OP_LOG_SOFTMAX_JVP
         SC_OP_LOG_SOFTMAX_VJP
         SC_OP_XENT
+        SC_OP_LOGSUMEXP_W
         SC_OP_COUNT
     bint sc_op_is_forward(int op)
     bint sc_op_is_backward(int op)

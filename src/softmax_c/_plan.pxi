@@ -117,6 +117,8 @@ cdef struct Job:
     int op
     bint has_q              # xent: probability targets in operand 1
     bint has_g              # xent: a gradient in operand 2
+    bint bconst             # logsumexp_w: one weight per row (b's axis stride 0)
+    bint has_sign           # logsumexp_w: a sign output in operand 3
     sc_xent_params prm
 
 
@@ -182,7 +184,7 @@ cdef void _gather_row(const Job *job, char **base, const Plan *p, Py_ssize_t r,
     # which operand is written along the axis
     if job.op == SC_OP_XENT:
         out = 2 if job.has_g else -1
-    elif job.op == SC_OP_LOGSUMEXP:
+    elif job.op == SC_OP_LOGSUMEXP or job.op == SC_OP_LOGSUMEXP_W:
         out = -1
     else:
         out = p.narr - 1
@@ -191,6 +193,8 @@ cdef void _gather_row(const Job *job, char **base, const Plan *p, Py_ssize_t r,
         ld[a] = 1
         if (job.op == SC_OP_XENT and a >= 3) or (job.op == SC_OP_LOGSUMEXP and a == 1):
             continue            # no axis: used in place
+        if job.op == SC_OP_LOGSUMEXP_W and (a >= 2 or (a == 1 and job.bconst)):
+            continue            # outputs, and a weight per row: used in place
         if a == out:
             continue
         if job.op == SC_OP_XENT and ((a == 1 and not job.has_q) or (a == 2 and not job.has_g)):
@@ -227,7 +231,8 @@ cdef int _execute(const Job *job, char **base, const Plan *p, int nthreads,
     cdef int failed = 0
     cdef int *pfailed = &failed
     cdef Py_ssize_t off[MAXA]
-    nt = _split_threads(job.op, rows, p.n, sizeof(floating), nthreads) if p.mode == ROWS else 1
+    nt = (_split_threads(job.op, rows, p.n, sizeof(floating), nthreads)
+          if p.mode == ROWS and job.op != SC_OP_LOGSUMEXP_W else 1)
     if nt > 1:
         with nogil:
             for r in range(rows):
@@ -280,10 +285,16 @@ cdef int _execute(const Job *job, char **base, const Plan *p, int nthreads,
 cdef int _run(Job *job, tuple arrays, int k, unsigned reduced, int nthreads) except -1:
     """job along axis k of `arrays` (see _plan); the first operand's dtype
     (float32 or float64) is the compute dtype."""
+    return _plan_run(job, arrays, k, reduced, True, nthreads)
+
+
+cdef int _plan_run(Job *job, tuple arrays, int k, unsigned reduced, bint allow_cols,
+                   int nthreads) except -1:
+    """_run, panels allowed or not (an operation without a panel kernel)."""
     cdef Plan p
     cdef int a
     cdef char *base[MAXA]
-    _plan(&p, arrays, k, reduced, True)
+    _plan(&p, arrays, k, reduced, allow_cols)
     for a in range(p.narr):
         base[a] = <char *>cnp.PyArray_DATA(<cnp.ndarray>arrays[a])
     if p.isz[0] == 4:
@@ -299,6 +310,23 @@ def forward(int op, cnp.ndarray x, cnp.ndarray y, int k, int nthreads):
     cdef Job job
     job.op = op
     _run(&job, (x, y), k, 2 if op == SC_OP_LOGSUMEXP else 0, nthreads)
+
+
+def logsumexp_w(cnp.ndarray x, cnp.ndarray b, cnp.ndarray out, sign, int k, int nthreads):
+    """Weighted logsumexp along axis k of x (not empty) with weights b (x's
+    dtype and shape; broadcast views with stride 0 are read in place) into
+    out and, when it is an array, sign (both x's shape with length 1 along
+    k).  Rows whose x is contiguous along k and whose b is contiguous or
+    constant along k go to the row kernel where they are; the others
+    (a non-last axis, say) are gathered a row at a time into a per-thread
+    buffer of two rows."""
+    cdef Job job
+    cdef Py_ssize_t sb = cnp.PyArray_STRIDES(b)[k] if x.shape[k] > 1 else 0
+    job.op = SC_OP_LOGSUMEXP_W
+    job.bconst = sb == 0
+    job.has_sign = sign is not None
+    _plan_run(&job, (x, b, out, sign if job.has_sign else out), k, (2 if job.bconst else 0) | 4 | 8,
+              False, nthreads)
 
 
 def backward(int op, cnp.ndarray a, cnp.ndarray b, cnp.ndarray out, int k, int nthreads):

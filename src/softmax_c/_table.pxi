@@ -138,6 +138,17 @@ cdef inline void _rows_kernel(const Job *job, char **p, const Py_ssize_t *ld, Py
     cdef int op = job.op
     if op == SC_OP_XENT:
         _xent_kernel(job, p, ld, rows, n, False, dummy)
+    elif op == SC_OP_LOGSUMEXP_W:
+        # operands x, b, out, sign; b's element stride 0 (one weight per
+        # row) or 1 (contiguous, or gathered)
+        if floating is float:
+            sc_logsumexp_w_rows_f32(<float *>p[0], ld[0], <float *>p[1], ld[1],
+                                    0 if job.bconst else 1, <float *>p[2], ld[2],
+                                    <float *>p[3] if job.has_sign else NULL, ld[3], rows, n)
+        else:
+            sc_logsumexp_w_rows_f64(<double *>p[0], ld[0], <double *>p[1], ld[1],
+                                    0 if job.bconst else 1, <double *>p[2], ld[2],
+                                    <double *>p[3] if job.has_sign else NULL, ld[3], rows, n)
     elif sc_op_is_forward(op):
         _fwd_rows(op, <floating *>p[0], ld[0], <floating *>p[1], ld[1], rows, n)
     else:

@@ -30,6 +30,8 @@ __all__ = [
     "check_target_range",
     "check_weight",
     "check_where",
+    "check_weights",
+    "check_bool",
     "MAX_THREADS",
     "normalize_axis",
     "normalize_single_axis",
@@ -213,6 +215,51 @@ def check_where(where, shape):
         raise ValueError(
             f"`where` of shape {w.shape} does not broadcast to the input's "
             f"shape {tuple(shape)}") from None
+
+
+def check_bool(value, name):
+    """`value` as a bool: True, False or a NumPy bool only.
+
+    Raises
+    ------
+    TypeError
+        Anything else (an int, a string, None), naming `name`.
+    """
+    if value is True or value is False or isinstance(value, np.bool_):
+        return bool(value)
+    raise TypeError(f"`{name}` must be a bool, got {value!r}")
+
+
+def check_weights(b, shape):
+    """logsumexp's weights `b` against an input of `shape`: returns
+    ``(b_array, dtype, shape)``, `dtype` the dtype `b` takes part in the
+    promotion with (None for a Python int, float or bool, which adapt to
+    the input as in SciPy) and `shape` the broadcast shape of the input
+    and `b` (as in SciPy, they broadcast together).
+
+    Raises
+    ------
+    TypeError
+        `b` is complex, or not numeric (object, strings, datetimes, ...).
+    ValueError
+        `b` and the input do not broadcast together.
+    """
+    weak = type(b) in (int, float, bool)
+    arr = as_array(b, "b")
+    kind = arr.dtype.kind
+    if kind == "c":
+        raise TypeError(f"`b` must be real: got complex dtype {arr.dtype}")
+    if kind not in "biuf" or (kind == "f" and arr.dtype.itemsize > 8):
+        raise TypeError(
+            f"`b` has unsupported dtype {arr.dtype}: expected a float (up to float64), "
+            f"integer or bool dtype")
+    try:
+        full = np.broadcast_shapes(tuple(shape), arr.shape)
+    except ValueError:
+        raise ValueError(
+            f"`b` of shape {arr.shape} does not broadcast against the input's "
+            f"shape {tuple(shape)}") from None
+    return arr, None if weak else arr.dtype, full
 
 
 def check_out(out, shape, dtype, name="out"):

@@ -134,6 +134,8 @@ cdef extern from "softmax_c.h" nogil:
         void (*xent_rows_ws_f64)(const double *z, ptrdiff_t ldz, const double *q, ptrdiff_t ldq, const int64_t *t, ptrdiff_t ldt, double *g, ptrdiff_t ldg, double *loss, ptrdiff_t ldl, size_t rows, size_t n, const sc_xent_params *p, double *work, size_t work_len) noexcept nogil
         int64_t (*sample_row_f32)(const float *x, size_t n, const double *prm, uint64_t key, uint64_t row, double *logp, void *work, size_t work_len) noexcept nogil
         int64_t (*sample_row_f64)(const double *x, size_t n, const double *prm, uint64_t key, uint64_t row, double *logp, void *work, size_t work_len) noexcept nogil
+        void (*logsumexp_w_rows_f32)(const float *x, ptrdiff_t ldx, const float *b, ptrdiff_t ldb, ptrdiff_t sb, float *out, ptrdiff_t ldo, float *sgn, ptrdiff_t lds, size_t rows, size_t n) noexcept nogil
+        void (*logsumexp_w_rows_f64)(const double *x, ptrdiff_t ldx, const double *b, ptrdiff_t ldb, ptrdiff_t sb, double *out, ptrdiff_t ldo, double *sgn, ptrdiff_t lds, size_t rows, size_t n) noexcept nogil
 
 # The function table (softmax_c.h's struct sc_api), from softmax_c.kernels.
 cdef const sc_api *get_api() noexcept nogil
@@ -290,6 +292,10 @@ cdef inline int64_t sample_row_f32(const float *x, size_t n, const double *prm, 
     return get_api().sample_row_f32(x, n, prm, key, row, logp, work, work_len)
 cdef inline int64_t sample_row_f64(const double *x, size_t n, const double *prm, uint64_t key, uint64_t row, double *logp, void *work, size_t work_len) noexcept nogil:
     return get_api().sample_row_f64(x, n, prm, key, row, logp, work, work_len)
+cdef inline void logsumexp_w_rows_f32(const float *x, ptrdiff_t ldx, const float *b, ptrdiff_t ldb, ptrdiff_t sb, float *out, ptrdiff_t ldo, float *sgn, ptrdiff_t lds, size_t rows, size_t n) noexcept nogil:
+    get_api().logsumexp_w_rows_f32(x, ldx, b, ldb, sb, out, ldo, sgn, lds, rows, n)
+cdef inline void logsumexp_w_rows_f64(const double *x, ptrdiff_t ldx, const double *b, ptrdiff_t ldb, ptrdiff_t sb, double *out, ptrdiff_t ldo, double *sgn, ptrdiff_t lds, size_t rows, size_t n) noexcept nogil:
+    get_api().logsumexp_w_rows_f64(x, ldx, b, ldb, sb, out, ldo, sgn, lds, rows, n)
 
 # ---- each entry fused over float and double -----------------------------------
 
@@ -468,6 +474,11 @@ cdef inline int64_t sample_row(const floating *x, size_t n, const double *prm, u
         return get_api().sample_row_f32(x, n, prm, key, row, logp, work, work_len)
     else:
         return get_api().sample_row_f64(x, n, prm, key, row, logp, work, work_len)
+cdef inline void logsumexp_w_rows(const floating *x, ptrdiff_t ldx, const floating *b, ptrdiff_t ldb, ptrdiff_t sb, floating *out, ptrdiff_t ldo, floating *sgn, ptrdiff_t lds, size_t rows, size_t n) noexcept nogil:
+    if floating is float:
+        get_api().logsumexp_w_rows_f32(x, ldx, b, ldb, sb, out, ldo, sgn, lds, rows, n)
+    else:
+        get_api().logsumexp_w_rows_f64(x, ldx, b, ldb, sb, out, ldo, sgn, lds, rows, n)
 
 # ---- one contiguous row (written here, not generated) ----------------------
 
