@@ -14,7 +14,8 @@
  *   3. result log|s| + m (in double), sign -1 / +1.
  * A row whose result that way is not finite -- m not finite (every
  * weight zero, every kept x -inf, a kept +inf or NaN), s zero (exact
- * cancellation), infinite or NaN (an infinite or NaN weight) -- takes
+ * cancellation), infinite or NaN (an infinite or NaN weight), s negative
+ * without `sgn` (NaN) -- takes
  * SciPy's direct formula, as SciPy does: S = sum of b_i * exp(x_i) over
  * every term in the working precision (where 0 * inf is NaN: a zero
  * weight on +inf or NaN drops its term only when the result is finite),
@@ -166,7 +167,7 @@ static void V(lsew_row)(const SC_T *x, const SC_T *b, ptrdiff_t sb, size_t n, co
     }
     if (S != 0 && S - S == 0) { /* finite, nonzero */
         V(lsew_put)(S, m, res, sgn);
-        if (*res - *res == 0 || *res != *res)
+        if (*res - *res == 0)
             return;
     }
     V(lsew_put)((double)V(lsew_direct)(x, b, sb, n), 0.0, res, sgn);

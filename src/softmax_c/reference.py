@@ -29,6 +29,7 @@ import numpy as np
 from ._losses import reduce_losses
 from ._validate import (
     as_array,
+    check_bool,
     check_ignore_index,
     check_label_smoothing,
     check_num_threads,
@@ -38,6 +39,7 @@ from ._validate import (
     check_target,
     check_target_range,
     check_weight,
+    check_weights,
     check_where,
     normalize_axis,
     normalize_single_axis,
@@ -138,13 +140,19 @@ def log_softmax(x, axis=-1, *, where=None, out=None, num_threads=None):
     return _finish(y, result, out)
 
 
-def logsumexp(x, axis=-1, *, keepdims=False, num_threads=None):
-    """``log(sum(exp(x)))`` along `axis`, as ``max + log(sum(exp(x - max)))``.
+def logsumexp(x, axis=-1, *, b=None, keepdims=False, return_sign=False, num_threads=None):
+    """``log(sum(b * exp(x)))`` along `axis`, as ``max + log(sum(b * exp(x - max)))``.
 
     The NumPy version of :func:`softmax_c.logsumexp`: the same parameters,
     result (a NumPy scalar when every axis is reduced without `keepdims`),
-    dtype policy and exceptions.
+    dtype policy and exceptions.  With `b` or `return_sign`, SciPy's
+    semantics: zero weights drop their terms (x set to -inf there), the max
+    is over the kept terms, the weighted sum is taken in float64 (``np.sum``,
+    pairwise), and a slice whose result that way is not finite takes the
+    direct ``log|sum(b * exp(x))|`` in the working precision.
     """
+    if b is not None or return_sign is not False:
+        return _logsumexp_weighted(x, axis, b, keepdims, return_sign, num_threads)
     xc, axes, _, result = _prepare(x, axis, None, None, num_threads)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore", under="ignore"):
         m = np.max(xc, axis=axes, keepdims=True, initial=-np.inf)
@@ -154,6 +162,44 @@ def logsumexp(x, axis=-1, *, keepdims=False, num_threads=None):
         s = s.reshape(tuple(n for d, n in enumerate(xc.shape) if d not in axes))
     s = s.astype(result, copy=False)
     return s[()] if s.ndim == 0 else s
+
+
+def _logsumexp_weighted(x, axis, b, keepdims, return_sign, num_threads):
+    return_sign = check_bool(return_sign, "return_sign")
+    _check_threads(num_threads)
+    x = as_array(x)
+    result_dtypes(x.dtype)
+    if b is None:
+        b = np.ones((), dtype=np.bool_)
+    bw, bdt, shape = check_weights(b, x.shape)
+    compute, result = result_dtypes(x.dtype if bdt is None else np.result_type(x.dtype, bdt))
+    axes = normalize_axis(axis, len(shape))
+    xc = np.broadcast_to(x.astype(compute), shape)
+    bc = np.broadcast_to(bw.astype(compute), shape)
+    red = dict(axis=axes, keepdims=True)
+    if xc.size == 0:
+        res = np.full(tuple(1 if d in axes else n for d, n in enumerate(shape)), -np.inf, compute)
+        sign = np.full_like(res, -1.0)
+    else:
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore", under="ignore"):
+            xk = np.where(bc == 0, -np.inf, xc)
+            m = np.max(xk, **red)
+            mf = np.where(np.isfinite(m), m, 0).astype(np.float64)
+            s = np.sum(bc.astype(np.float64) * np.exp(xk.astype(np.float64) - mf), **red)
+            res = (np.log(np.abs(s)) + mf).astype(compute)
+            sign = np.sign(s).astype(compute)
+            if not return_sign:
+                res = np.where(sign < 0, np.nan, res)
+            ok = np.isfinite(m) & np.isfinite(res)
+            direct = np.sum(bc * np.exp(xc), **red)  # SciPy's formula where `ok` is False
+            res = np.where(ok, res, np.log(np.abs(direct) if return_sign else direct))
+            sign = np.where(ok, sign, np.sign(direct))
+    if not keepdims:
+        dims = tuple(n for d, n in enumerate(shape) if d not in axes)
+        res, sign = res.reshape(dims), sign.reshape(dims)
+    res, sign = res.astype(result), sign.astype(result)
+    res, sign = (res[()] if res.ndim == 0 else res), (sign[()] if sign.ndim == 0 else sign)
+    return (res, sign) if return_sign else res
 
 
 # ---------------------------------------------------------------- backward
