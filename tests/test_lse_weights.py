@@ -223,6 +223,8 @@ def test_dtype_promotion_as_scipy(sc):
 
 
 def test_masked_input_with_weights(sc, rng):
+    if sc.__name__ != "softmax_c":
+        pytest.skip("the NumPy reference refuses masked arrays")
     x = np.ma.MaskedArray(rng.normal(0, 1, (3, 4)), mask=[[0, 1, 0, 0], [1, 1, 1, 1], [0] * 4])
     b = rng.normal(0, 1, (3, 4))
     r, s = sc.logsumexp(x, b=b, return_sign=True)
