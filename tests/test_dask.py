@@ -484,3 +484,101 @@ def test_on_a_local_cluster(client, rng):
                                rtol=1e-5)
     with pytest.raises(IndexError):
         client.compute(scd.cross_entropy(dx, np.full(12, 64))).result()
+
+
+# ---------------------------------------------------------------- weights and signs
+
+def _wcase(rng, dtype=np.float64):
+    x = (rng.standard_normal((6, 40)) * 3).astype(dtype)
+    b = rng.standard_normal((6, 40)).astype(dtype)
+    x[0, 20:] += 400                 # blocks of very different magnitude
+    x[1, 3], b[1, 3] = inf, 0        # a zero weight drops a +inf
+    x[2] = -inf
+    x[3, 5] = nan
+    b[4] = 0                         # every weight zero ...
+    x[4, 7] = inf                    # ... on a +inf: NaN, as SciPy
+    b[5] = np.abs(b[5])
+    return x, b
+
+
+def _same_as_memory(got, want, rtol):
+    for g, w in zip(got, want):
+        g, w = np.asarray(g), np.asarray(w)
+        assert g.shape == w.shape and g.dtype == w.dtype
+        np.testing.assert_allclose(g, w, rtol=rtol, atol=0, equal_nan=True)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("chunks", [(3, 40), (2, 7), (6, (1, 20, 19))])
+def test_weights_and_sign_as_in_memory(rng, dtype, chunks):
+    x, b = _wcase(rng, dtype)
+    rtol = 1e-6 if dtype == np.float32 else 1e-13
+    dx = da.from_array(x, chunks=chunks)
+    for bb in (b, b[0], b[:, :1], da.from_array(b, chunks=(3, 9))):
+        want = sc.logsumexp(x, b=np.asarray(bb), return_sign=True)
+        _same_as_memory(run(da.stack(scd.logsumexp(dx, b=bb, return_sign=True))), want, rtol)
+        _same_as_memory([run(scd.logsumexp(dx, b=bb))], [sc.logsumexp(x, b=np.asarray(bb))], rtol)
+
+
+def test_weights_cancel_across_blocks_exactly(rng):
+    """Terms of both signs in different blocks: the merged sum is as exact
+    as one kernel call over the whole row (mpmath as the oracle)."""
+    mpmath = pytest.importorskip("mpmath")
+    x = rng.standard_normal(64) * 2
+    b = rng.standard_normal(64)
+    half = sc.logsumexp(x[:32], b=b[:32], return_sign=True)
+    x[32:] = x[:32]
+    b[32:] = -b[:32] * (1 + 1e-9)    # the second half cancels the first to 1e-9
+    got = run(da.stack(scd.logsumexp(da.from_array(x, chunks=8), b=b, return_sign=True)))
+    with mpmath.workdps(50):
+        s = mpmath.fsum(mpmath.mpf(float(bi)) * mpmath.exp(mpmath.mpf(float(xi)))
+                        for xi, bi in zip(x, b))
+    assert got[1] == float(mpmath.sign(s)) == -half[1]
+    assert abs(got[0] - float(mpmath.log(abs(s)))) < 1e-6  # 1e-9 cancellation: ~1e-7 digits
+
+
+def test_weights_axes_keepdims_and_scalars(rng):
+    x, b = _wcase(rng)
+    x = np.nan_to_num(x, nan=0.0, posinf=1.0, neginf=-5.0).reshape(6, 4, 10)
+    b = b.reshape(6, 4, 10)
+    dx = da.from_array(x, chunks=(2, 3, 4))
+    for axis in (0, 1, (0, 2), None):
+        for kd in (False, True):
+            got = scd.logsumexp(dx, axis, b=b, keepdims=kd, return_sign=True)
+            want = sc.logsumexp(x, axis, b=b, keepdims=kd, return_sign=True)
+            _same_as_memory(dask.compute(*got, scheduler="sync"), want, 1e-12)
+    r, s = scd.logsumexp(dx, None, b=b, return_sign=True)
+    assert np.ndim(run(r)) == 0 and isinstance(run(r), np.floating)
+
+
+def test_sign_without_weights_and_empty(rng):
+    x, _ = _wcase(rng)
+    dx = da.from_array(x, chunks=(2, 7))
+    _same_as_memory([run(v) for v in scd.logsumexp(dx, return_sign=True)],
+                    sc.logsumexp(x, return_sign=True), 1e-13)
+    e = np.zeros((3, 0))
+    got = scd.logsumexp(da.from_array(e), b=np.zeros(0), return_sign=True)
+    _same_as_memory([run(v) for v in got], sc.logsumexp(e, b=np.zeros(0), return_sign=True), 0)
+
+
+def test_weights_bad_arguments_raise_when_the_graph_is_built():
+    dx = da.ones((4, 6), chunks=2)
+    with pytest.raises(ValueError, match="`b` of shape"):
+        scd.logsumexp(dx, b=np.ones(5))
+    with pytest.raises(ValueError, match="`b` of shape"):
+        scd.logsumexp(dx, b=np.ones((3, 4, 6)))     # b may not enlarge x here
+    with pytest.raises(TypeError, match="`b` must be real"):
+        scd.logsumexp(dx, b=da.ones(6, dtype=complex))
+    with pytest.raises(TypeError, match="`return_sign` must be a bool"):
+        scd.logsumexp(dx, return_sign=1)
+    assert scd.logsumexp(dx, b=da.ones(6, dtype=np.float32, chunks=3)).dtype == np.float64
+    assert scd.logsumexp(dx.astype(np.float32), b=2).dtype == np.float32
+
+
+@pytest.mark.slow  # worker processes; the main CI run has it
+def test_weights_on_a_local_cluster(client, rng):
+    x, b = _wcase(rng, np.float32)
+    got = client.compute(da.stack(scd.logsumexp(da.from_array(x, chunks=(3, 16)),
+                                                b=da.from_array(b, chunks=(2, 20)),
+                                                return_sign=True))).result()
+    _same_as_memory(got, sc.logsumexp(x, b=b, return_sign=True), 1e-6)

@@ -400,10 +400,10 @@ def log_softmax(x, axis=-1, *, where=None, num_threads=1):
     return _forward("log_softmax", x, axis, where, num_threads)
 
 
-def logsumexp(x, axis=-1, *, keepdims=False, num_threads=1):
-    """``log(sum(exp(x)))`` along `axis` of a dask array, lazily: as
+def logsumexp(x, axis=-1, *, b=None, keepdims=False, return_sign=False, num_threads=1):
+    """``log(sum(b * exp(x)))`` along `axis` of a dask array, lazily: as
     :func:`softmax_c.logsumexp` (NaN gives NaN, else +inf gives +inf, an
-    empty or all -inf slice -inf).
+    empty or all -inf slice -inf; SciPy's `b` and `return_sign`).
 
     Parameters
     ----------
@@ -411,14 +411,21 @@ def logsumexp(x, axis=-1, *, keepdims=False, num_threads=1):
         Input; NumPy blocks only.
     axis : int, tuple of ints or None, optional
         Axis or axes to reduce, in any chunks.  Default -1.
+    b : dask.array.Array or array_like, optional
+        Weights, which may be negative, broadcastable to `x`'s shape (here
+        `b` may not enlarge `x`); dtypes as in memory.  A NumPy `b` is
+        broadcast block by block without a copy.
     keepdims : bool, optional
         Keep the reduced axes with length 1.
+    return_sign : bool, optional
+        Also return the sign of the sum (a second dask array); without it
+        a negative sum gives NaN.
     num_threads : int or None, optional
         As in :func:`softmax`.
 
     Returns
     -------
-    dask.array.Array
+    dask.array.Array, or a pair of them with `return_sign`
         0-d when every axis is reduced without `keepdims`; it computes to
         a NumPy scalar, as the in-memory function returns.
 
@@ -426,10 +433,24 @@ def logsumexp(x, axis=-1, *, keepdims=False, num_threads=1):
     -----
     Each block's logsumexp (a kernel call) is merged with the others by
     logsumexp again, in a tree: the absolute error stays within the
-    in-memory bound.
+    in-memory bound.  With `b`, when the reduced axes are split, each
+    block's state per slice is ``(a, r, sign)``: `a` the maximum over the
+    terms of nonzero weight, ``r = log|s|`` and the sign of ``s = sum(b *
+    exp(x - a))`` (the weighted kernel, compensated); the states merge in
+    the tree through the weighted kernel again, with TwoSum shifts, so
+    that terms of both signs in different blocks cancel as exactly as in
+    one.  SciPy's fallback formula for non-finite results is followed for
+    a zero weight on a +inf or NaN entry (NaN when the result is not
+    finite); where SciPy's ``exp(x)`` overflows in that formula (an exact
+    cancellation of terms above ``log(max float)``, a negative sum
+    without `return_sign` that underflows), a split slice gives the
+    mathematical -inf or NaN where the in-memory call may follow SciPy.
     """
     nt = _threads(num_threads)
     x = _as_dask(x, "x")
+    return_sign = _validate.check_bool(return_sign, "return_sign")
+    if b is not None or return_sign:
+        return _weighted_logsumexp(x, axis, b, keepdims, return_sign, nt)
     compute, result = _validate.result_dtypes(x.dtype)
     axes = _validate.normalize_axis(axis, x.ndim)
     _known(x, axes, "x")
@@ -438,6 +459,178 @@ def logsumexp(x, axis=-1, *, keepdims=False, num_threads=1):
         x, chunk=functools.partial(_lse_chunk, compute=compute, nt=nt), combine=_lse_combine,
         aggregate=functools.partial(_lse_aggregate, result=result), axis=axes, keepdims=keepdims,
         dtype=result, meta=np.empty((0,) * out_ndim, result), name="softmax_c-logsumexp")
+
+
+# ---------------------------------------------------------------- weighted logsumexp
+
+def _weights(b, x):
+    """`b` checked as in memory, as a dask array of x's shape and chunks
+    (broadcast lazily; its length-1 dims are not copied), and the dtype it
+    takes part in the promotion with (None for a Python scalar)."""
+    if isinstance(b, da.Array):
+        w = _as_dask(b, "b")
+        _validate.check_weights(np.empty((0,) * w.ndim, w.dtype), ())  # dtype only
+        dt = w.dtype
+    else:
+        w, dt, _ = _validate.check_weights(b, x.shape)
+    try:
+        if np.broadcast_shapes(w.shape, x.shape) != x.shape:
+            raise ValueError
+    except ValueError:
+        raise ValueError(
+            f"`b` of shape {w.shape} does not broadcast to the input's shape "
+            f"{tuple(x.shape)}") from None
+    w = w.reshape((1,) * (x.ndim - w.ndim) + w.shape)
+    own = tuple(x.chunks[d] if w.shape[d] == x.shape[d] else (1,) for d in range(x.ndim))
+    w = w.rechunk(own) if isinstance(w, da.Array) else da.from_array(w, chunks=own)
+    return da.broadcast_to(w, x.shape, chunks=x.chunks), dt
+
+
+def _wstate_block(xb, bb, *, axes, compute, nt):
+    """The weighted state of a block's slices, ``(..., 4)`` float64:
+    ``a`` (max of x over nonzero weights, 0 when not finite), ``r`` and
+    ``sign`` (``log|s|`` and the sign of ``s = sum(b * exp(x - a))`` over
+    those terms), and a flag: a zero weight on a +inf or NaN x (SciPy's
+    fallback formula makes such a slice NaN when its result is not
+    finite)."""
+    xc, bc = _cast(xb, compute), _cast(bb, compute)
+    kept = shape = tuple(1 if d in axes else n for d, n in enumerate(xc.shape))
+    a = np.zeros(kept, compute)
+    r = np.full(shape, -np.inf, compute)
+    sg = np.zeros(shape, compute)
+    flag = np.zeros(shape, bool)
+    for sl in _slabs(xc.shape, axes, compute.itemsize):
+        xs, bs = xc[sl], np.broadcast_to(bc[sl], xc[sl].shape)
+        if xs.size == 0:
+            continue
+        with np.errstate(invalid="ignore"):
+            zero = bs == 0
+            flag[sl] = np.any(zero & ~(xs < np.inf) & ~(xs == -np.inf), axis=axes, keepdims=True)
+            xk = np.where(zero, compute.type(-np.inf), xs)
+            m = np.max(xk, axis=axes, keepdims=True)
+            m = np.where(np.isfinite(m), m, compute.type(0))
+            np.subtract(xk, m, out=xk)
+        a[sl] = m
+        r[sl], sg[sl] = _api.logsumexp(xk, axes, b=bs, keepdims=True, return_sign=True,
+                                       num_threads=nt)
+    return np.stack([a.astype(_F64), r.astype(_F64), sg.astype(_F64), flag.astype(_F64)],
+                    axis=-1)
+
+
+def _wmerge(s, axis, keepdims):
+    """Merge weighted states along `axis`: ``A = max(a)`` over the states
+    that hold something, then ``(R, sign) = logsumexp(r + (a - A), b=sign)``
+    with the shift as an exact TwoSum pair (the weighted kernel sums the
+    signed terms with compensation)."""
+    s = np.asarray(s, _F64)
+    axes = _validate.normalize_axis(axis, s.ndim - 1)
+    a, r, sg, flag = s[..., 0], s[..., 1], s[..., 2], s[..., 3]
+    with np.errstate(invalid="ignore"):
+        live = ~(r == -np.inf)
+        big = np.max(np.where(live, a, -np.inf), axis=axes, keepdims=True, initial=-np.inf)
+        big = np.where(big == -np.inf, 0.0, big)
+        d, e = _diff(a, big)
+        # a state's sign is 0 only for an empty sum (r = -inf); NaN states
+        # keep a NaN weight, which the kernel turns into NaN
+        wt = np.where(live, sg, 1.0)
+        R, S = _api.logsumexp(d + (r + e), axes, b=wt, keepdims=True, return_sign=True,
+                              num_threads=1)
+        F = np.max(flag, axis=axes, keepdims=True)
+    return np.stack([big, R, S, F], axis=-1)
+
+
+def _wfinish(t, *, part, rs, result):
+    """The result (part 0) or the sign (part 1) from merged states."""
+    a, r, sg, flag = t[..., 0], t[..., 1], t[..., 2], t[..., 3]
+    with np.errstate(invalid="ignore"):
+        res = a + r
+        bad = (flag > 0) & ~np.isfinite(res)  # SciPy's fallback formula: NaN
+        res = np.where(bad, np.nan, res)
+        sg = np.where(bad | np.isnan(res), np.nan, np.where(res == -np.inf, 0.0, sg))
+        if not rs:
+            res = np.where(sg < 0, np.nan, res)
+    out = (res if part == 0 else sg).astype(result)
+    return out
+
+
+def _wwhole(xb, bb, *, axes, result, nt):
+    """A block holding whole slices: the in-memory call."""
+    r = _api.logsumexp(xb, axes, b=bb, keepdims=True, num_threads=nt)
+    return np.asarray(r).astype(result, copy=False)
+
+
+def _wwhole_sign(xb, bb, *, axes, result, nt):
+    """As _wwhole with return_sign: result and sign stacked on a last axis."""
+    r = _api.logsumexp(xb, axes, b=bb, keepdims=True, return_sign=True, num_threads=nt)
+    return np.stack([np.asarray(v).astype(result, copy=False) for v in r], axis=-1)
+
+
+def _pick(t, *, part):
+    return t[..., part]
+
+
+def _sign_block(r, *, empty):
+    return np.full(r.shape, -1.0, r.dtype) if empty else _api._sign_of(np.asarray(r))
+
+
+def _scalar(r):
+    return r[()] if np.ndim(r) == 0 else r
+
+
+def _weighted_logsumexp(x, axis, b, keepdims, rs, nt):
+    """logsumexp with `b` and/or `return_sign` on dask arrays."""
+    _validate.result_dtypes(x.dtype)
+    if b is None:  # return_sign only: the sign follows from the result
+        res = logsumexp(x, axis, keepdims=keepdims, num_threads=nt)
+        sg = res.map_blocks(_sign_block, empty=x.size == 0, dtype=res.dtype, meta=res._meta)
+        if res.ndim == 0:
+            res, sg = res.map_blocks(_scalar), sg.map_blocks(_scalar)
+        return res, sg
+    w, bdt = _weights(b, x)
+    compute, result = _validate.result_dtypes(
+        x.dtype if bdt is None else np.result_type(x.dtype, bdt))
+    axes = _validate.normalize_axis(axis, x.ndim)
+    _known(x, axes, "x")
+    ind = tuple(range(x.ndim))
+    pair = x.ndim
+    if x.size == 0:  # SciPy: -inf, sign -1
+        shape = tuple(1 if d in axes else n for d, n in enumerate(x.shape))
+        res = da.full(shape, -np.inf, dtype=result)
+        sg = da.full(shape, -1.0, dtype=result)
+    else:
+        meta = np.empty((0,) * x.ndim, result)
+        if all(len(x.chunks[d]) == 1 for d in axes) and not rs:
+            res = da.blockwise(
+                _wwhole, ind, x, ind, w, ind, adjust_chunks={d: 1 for d in axes}, axes=axes,
+                result=result, nt=nt, dtype=result, meta=meta, align_arrays=False,
+                name="softmax_c-logsumexp-w")
+            sg = res
+        elif all(len(x.chunks[d]) == 1 for d in axes):
+            both = da.blockwise(
+                _wwhole_sign, ind + (pair,), x, ind, w, ind, new_axes={pair: 2},
+                adjust_chunks={d: 1 for d in axes}, axes=axes, result=result, nt=nt,
+                dtype=result, meta=np.empty((0,) * (x.ndim + 1), result), align_arrays=False,
+                name="softmax_c-logsumexp-w")
+            res, sg = (both.map_blocks(_pick, part=p, drop_axis=pair, dtype=result, meta=meta)
+                       for p in (0, 1))
+        else:
+            states = da.blockwise(
+                _wstate_block, ind + (pair,), x, ind, w, ind, new_axes={pair: 4},
+                adjust_chunks={d: 1 for d in axes}, axes=axes, compute=compute, nt=nt,
+                dtype=_F64, meta=np.empty((0,) * (x.ndim + 1), _F64), align_arrays=False,
+                name="softmax_c-logsumexp-w-states")
+            total = da.reduction(
+                states, chunk=_state_keep, combine=_wmerge, aggregate=_wmerge, axis=axes,
+                keepdims=True, dtype=_F64, meta=np.empty((0,) * (x.ndim + 1), _F64),
+                name="softmax_c-logsumexp-w-merge")
+            res, sg = (total.map_blocks(_wfinish, part=p, rs=rs, result=result,
+                                        drop_axis=pair, dtype=result, meta=meta)
+                       for p in (0, 1))
+    if not keepdims:
+        res, sg = (v.squeeze(axis=axes) for v in (res, sg))
+    if res.ndim == 0:  # computes to a NumPy scalar, as in memory
+        res, sg = res.map_blocks(_scalar), sg.map_blocks(_scalar)
+    return (res, sg) if rs else res
 
 
 # ---------------------------------------------------------------- cross-entropy
