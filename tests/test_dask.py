@@ -582,3 +582,20 @@ def test_weights_on_a_local_cluster(client, rng):
                                                 b=da.from_array(b, chunks=(2, 20)),
                                                 return_sign=True))).result()
     _same_as_memory(got, sc.logsumexp(x, b=b, return_sign=True), 1e-6)
+
+
+def test_graphs_of_different_inputs_have_different_keys(rng):
+    """Output keys are tokenized from the inputs: two graphs computed
+    together (or persisted on one cluster) never take each other's blocks
+    (blockwise's `name=` fixes the key outright, so the functions pass
+    `token=`)."""
+    r = rng.standard_normal((4, 8))
+    for chunks in ((2, 4), (4, 8)):
+        x = da.from_array(r, chunks=chunks)
+        for fn in (scd.softmax, scd.log_softmax, scd.logsumexp,
+                   lambda z: scd.logsumexp(z, b=r, return_sign=True)[1]):
+            assert fn(x).name != fn(x * 2).name
+        got = dask.compute(scd.softmax(x), scd.softmax(x * 2), scheduler="sync")
+        np.testing.assert_allclose(got[1], sc.softmax(r * 2), rtol=1e-13)
+        t = np.zeros(4, int)
+        assert scd.cross_entropy(x, t).name != scd.cross_entropy(x * 2, t).name

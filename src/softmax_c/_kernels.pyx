@@ -48,6 +48,7 @@ concern:
                  cache's limit and statistics
   _fast.pxi      the hot paths for C-contiguous arrays along the last axis
   _sample.pxi    sampling a token per row (family/sample.h)
+  _dask.pxi      softmax_c.dask's block steps: row states, normalization
 This file keeps the operation codes given to Python and the small helpers
 _api.py calls for the cross-entropy's targets, aliasing and build facts.
 """
@@ -82,6 +83,7 @@ include "_split.pxi"
 include "_outputs.pxi"
 include "_fast.pxi"
 include "_sample.pxi"
+include "_dask.pxi"
 
 
 def xent_targets(cnp.ndarray t, Py_ssize_t n, long long ignore_index, weight):

@@ -24,7 +24,7 @@ import math
 import dask.array as da
 import numpy as np
 
-from . import _api, _validate
+from . import _api, _kernels, _validate
 
 __all__ = ["softmax", "log_softmax", "logsumexp", "cross_entropy",
            "lse_state", "merge_states", "state_lse"]
@@ -76,29 +76,48 @@ def _slabs(shape, axes, itemsize):
         yield (slice(None),) * p + (slice(i, i + step),)
 
 
+def _last_axis_rows(xc, axes):
+    """Whether `xc` is C-contiguous rows along its one reduced axis, the
+    last: the block steps of _kernels then take it as a (rows, n) matrix."""
+    return (axes == (xc.ndim - 1,) and xc.flags.c_contiguous and xc.flags.aligned
+            and xc.dtype.isnative)
+
+
 def _state(xc, axes, nt, where=None):
     """lse_state of `xc` (in its compute dtype; only read), with the
     positions where `where` is False left out."""
     dt = xc.dtype
-    with np.errstate(invalid="ignore"):
-        m = np.max(xc, axis=axes, keepdims=True, initial=-np.inf,
-                   where=True if where is None else where)
-        # A non-finite maximum (NaN, +inf, all -inf, empty) shifts by 0:
-        # the kernel then sees the values themselves and gives the rule's
-        # NaN, +inf or -inf.
-        a = np.where(np.isfinite(m), m, dt.type(0))
-    b = np.full(a.shape, -np.inf, dt)
+    if where is None and _last_axis_rows(xc, axes):
+        # rows: a max sweep and an exp-sum sweep per row, in the kernels
+        st = np.empty(xc.shape[:-1] + (1, 2), _F64)
+        rows, n = math.prod(xc.shape[:-1]), xc.shape[-1]
+        _kernels.block_states(xc.reshape(rows, n), st.reshape(rows, 2), _nt(nt))
+        return st
+    kept = tuple(1 if d in axes else n for d, n in enumerate(xc.shape))
+    a = np.zeros(kept, dt)
+    b = np.full(kept, -np.inf, dt)
     buf = None
+    # slab by slab, the maximum too: each slab is read from memory once
+    # (by the max) and its other passes find it in cache
     for sl in _slabs(xc.shape, axes, dt.itemsize):
         xs = xc[sl]
         if xs.size == 0:
             continue
+        ws = None if where is None else where[sl]
+        with np.errstate(invalid="ignore"):
+            m = np.max(xs, axis=axes, keepdims=True, initial=-np.inf,
+                       where=True if ws is None else ws)
+            # A non-finite maximum (NaN, +inf, all -inf, empty) shifts by 0:
+            # the kernel then sees the values themselves and gives the
+            # rule's NaN, +inf or -inf.
+            m = np.where(np.isfinite(m), m, dt.type(0))
+        a[sl] = m
         if buf is None or buf.shape != xs.shape:
             buf = np.empty(xs.shape, dt)
         with np.errstate(invalid="ignore"):
-            np.subtract(xs, a[sl], out=buf)
-        if where is not None:
-            np.copyto(buf, -np.inf, where=~where[sl])
+            np.subtract(xs, m, out=buf)
+        if ws is not None:
+            np.copyto(buf, -np.inf, where=~ws)
         b[sl] = _api.logsumexp(buf, axes, keepdims=True, num_threads=nt)
     return np.stack([a.astype(_F64), b.astype(_F64)], axis=-1)
 
@@ -155,6 +174,11 @@ def state_lse(states):
 
 def _threads(num_threads):
     return None if num_threads is None else _validate.check_num_threads(num_threads)
+
+
+def _nt(nt):
+    """A block step's thread count: nt, or the worker's default for None."""
+    return _api.get_num_threads() if nt is None else nt
 
 
 def _as_dask(x, name):
@@ -237,6 +261,14 @@ def _softmax_block(xb, sb, tb, wb=None, *, axes, compute, result, nt):
     """softmax of a block of split rows: the block's own softmax times
     ``exp(lse_block - lse_row)``, the exponent from the two states."""
     xc = _cast(xb, compute)
+    if wb is None and _last_axis_rows(xc, axes):
+        # rows: y = exp(x - A) * exp(-B) against the row's merged state
+        # (A, B), an exp sweep and a scale sweep, as the in-memory kernel
+        rows, n = math.prod(xc.shape[:-1]), xc.shape[-1]
+        y = np.empty(xc.shape, compute)
+        _kernels.block_softmax(xc.reshape(rows, n), y.reshape(rows, n),
+                               np.ascontiguousarray(tb, _F64).reshape(rows, 2), _nt(nt))
+        return y if y.dtype == result else y.astype(result)
     a, b, big, rest = sb[..., 0], sb[..., 1], tb[..., 0], tb[..., 1]
     with np.errstate(invalid="ignore", over="ignore"):
         whole = np.isfinite(rest)  # the row is neither NaN, +inf nor all -inf
@@ -330,7 +362,7 @@ def _forward(fn, x, axis, where, num_threads):
     if all(len(x.chunks[d]) == 1 for d in axes):
         args = (x,) if w is None else (x, w)
         return da.map_blocks(_whole_block, *args, fn=fn, axes=axes, nt=nt,
-                             dtype=result, meta=meta, name=f"softmax_c-{fn}")
+                             dtype=result, meta=meta, token=f"softmax_c-{fn}")
     states, total = _row_states(x, w, axes, compute, nt)
     ind = tuple(range(x.ndim))
     pair = x.ndim
@@ -339,11 +371,11 @@ def _forward(fn, x, axis, where, num_threads):
         return da.blockwise(
             _softmax_block, ind, x, ind, states, ind + (pair,), total, ind + (pair,), *extra,
             axes=axes, compute=compute, result=result, nt=nt, dtype=result, meta=meta,
-            align_arrays=False, concatenate=True, name="softmax_c-softmax-normalize")
+            align_arrays=False, concatenate=True, token="softmax_c-softmax-normalize")
     return da.blockwise(
         _log_softmax_block, ind, x, ind, total, ind + (pair,), *extra,
         axes=axes, compute=compute, result=result, dtype=result, meta=meta,
-        align_arrays=False, concatenate=True, name="softmax_c-log_softmax-normalize")
+        align_arrays=False, concatenate=True, token="softmax_c-log_softmax-normalize")
 
 
 def softmax(x, axis=-1, *, where=None, num_threads=1):
@@ -603,14 +635,14 @@ def _weighted_logsumexp(x, axis, b, keepdims, rs, nt):
             res = da.blockwise(
                 _wwhole, ind, x, ind, w, ind, adjust_chunks={d: 1 for d in axes}, axes=axes,
                 result=result, nt=nt, dtype=result, meta=meta, align_arrays=False,
-                name="softmax_c-logsumexp-w")
+                token="softmax_c-logsumexp-w")
             sg = res
         elif all(len(x.chunks[d]) == 1 for d in axes):
             both = da.blockwise(
                 _wwhole_sign, ind + (pair,), x, ind, w, ind, new_axes={pair: 2},
                 adjust_chunks={d: 1 for d in axes}, axes=axes, result=result, nt=nt,
                 dtype=result, meta=np.empty((0,) * (x.ndim + 1), result), align_arrays=False,
-                name="softmax_c-logsumexp-w")
+                token="softmax_c-logsumexp-w")
             res, sg = (both.map_blocks(_pick, part=p, drop_axis=pair, dtype=result, meta=meta)
                        for p in (0, 1))
         else:
@@ -618,7 +650,7 @@ def _weighted_logsumexp(x, axis, b, keepdims, rs, nt):
                 _wstate_block, ind + (pair,), x, ind, w, ind, new_axes={pair: 4},
                 adjust_chunks={d: 1 for d in axes}, axes=axes, compute=compute, nt=nt,
                 dtype=_F64, meta=np.empty((0,) * (x.ndim + 1), _F64), align_arrays=False,
-                name="softmax_c-logsumexp-w-states")
+                token="softmax_c-logsumexp-w-states")
             total = da.reduction(
                 states, chunk=_state_keep, combine=_wmerge, aggregate=_wmerge, axis=axes,
                 keepdims=True, dtype=_F64, meta=np.empty((0,) * (x.ndim + 1), _F64),
@@ -788,7 +820,7 @@ def cross_entropy(logits, target, *, axis=-1, weight=None, ignore_index=-100,
         *wargs, new_axes={pair: 2}, adjust_chunks={k: 1}, k=k, n=n, ls=ls,
         compute=compute, index=index, dtype=_F64,
         meta=np.empty((0,) * (z.ndim + 1), _F64), align_arrays=False, concatenate=True,
-        name="softmax_c-cross-entropy-terms")
+        token="softmax_c-cross-entropy-terms")
     per = _sum(parts, k)  # the blocks' shares, per sample
     losses = per[..., 0]
     if reduction == "none":
@@ -804,7 +836,7 @@ def cross_entropy(logits, target, *, axis=-1, weight=None, ignore_index=-100,
     return da.blockwise(
         _finish, (), plain, (), scaled, (), denom, (), scale=scale,
         mean=reduction == "mean", compute=compute, dtype=compute,
-        meta=np.empty((), compute), name="softmax_c-cross-entropy")
+        meta=np.empty((), compute), token="softmax_c-cross-entropy")
 
 
 def _weight(weight, n, compute, chunks):
