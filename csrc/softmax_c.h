@@ -62,6 +62,20 @@ extern "C" {
 /* sc_logsumexp_rows_<dt>(x, ldx, out, ldo, rows, n):
  *   out[r*ldo] = log(sum_i exp(x_i)) over slice r. */
 
+/* sc_logsumexp_w_rows_<dt>(x, ldx, b, ldb, sb, out, ldo, sgn, lds, rows, n):
+ *   SciPy's weighted logsumexp (scipy.special.logsumexp with b= and
+ *   return_sign=) over slice r of x (contiguous, rows ldx apart), weights
+ *   b[r*ldb + i*sb] (ldb and sb may be 0: weights shared by every row, one
+ *   weight per row): out[r*ldo] = log|sum_i b_i exp(x_i)| and, when sgn is
+ *   not NULL, sgn[r*lds] = its sign (+1, -1, 0 for a zero sum, NaN for
+ *   NaN); without sgn a negative sum gives NaN.  Zero weights drop their
+ *   terms (even on +inf or NaN); the terms b_i exp(x_i - max) are summed
+ *   with lane-wise two-sum compensation, so terms of both signs cancel with
+ *   an error of about u |sum| plus the exponentials' own (1 ulp of each
+ *   term).  A slice whose result that way is not finite (see
+ *   family/lse_w.h) takes SciPy's direct formula, log|sum b_i exp(x_i)| in
+ *   the working precision, as SciPy does.  n == 0: -inf, sign 0. */
+
 /* sc_softmax_cols_<dt>, sc_log_softmax_cols_<dt>, sc_logsumexp_cols_<dt>
  * (x, ldx, y, ldy, n, m): the same three over the columns of an n-by-m
  * panel (see Layouts); logsumexp_cols writes out[j*ldo] for each column j. */

@@ -265,7 +265,9 @@ def _softmax_block(xb, sb, tb, wb=None, *, axes, compute, result, nt):
         # rows: y = exp(x - A) * exp(-B) against the row's merged state
         # (A, B), an exp sweep and a scale sweep, as the in-memory kernel
         rows, n = math.prod(xc.shape[:-1]), xc.shape[-1]
-        y = np.empty(xc.shape, compute)
+        # from softmax_c's output blocks, as in memory: a block freed by a
+        # finished task is reused without faulting its pages in again
+        y = _kernels.empty_like(xc)
         _kernels.block_softmax(xc.reshape(rows, n), y.reshape(rows, n),
                                np.ascontiguousarray(tb, _F64).reshape(rows, 2), _nt(nt))
         return y if y.dtype == result else y.astype(result)
@@ -307,7 +309,7 @@ def _log_softmax_block(xb, tb, wb=None, *, axes, compute, result):
     # themselves: NaN - x, -inf - -inf)
     rest = np.where(rest == np.inf, np.nan, rest).astype(compute)
     xc = _cast(xb, compute)
-    y = np.empty(xc.shape, compute)
+    y = _kernels.empty_like(xc)
     with np.errstate(invalid="ignore"):
         for sl in _slabs(xc.shape, axes, compute.itemsize):
             ys = y[sl]
