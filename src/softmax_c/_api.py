@@ -448,13 +448,16 @@ def _weighted_logsumexp(x, axis, b, keepdims, return_sign, num_threads):
 
 
 def _masked_weighted_logsumexp(x, axis, b, keepdims, return_sign, num_threads):
-    """Weighted logsumexp of the unmasked entries (masked ones: x = -inf,
-    which adds nothing), masked where a slice has no unmasked entry."""
+    """Weighted logsumexp of the unmasked entries (masked ones: x = -inf
+    and weight 0, which add nothing whatever b holds there), masked where a
+    slice has no unmasked entry."""
     data = np.ma.getdata(x)
     mask = np.ma.getmaskarray(x)
     _validate.result_dtypes(data.dtype)
-    _, _, shape = _validate.check_weights(b, data.shape)
+    bw, _, shape = _validate.check_weights(b, data.shape)
     axes = _validate.normalize_axis(axis, len(shape))
+    if type(b) not in (int, float, bool):  # keep a Python scalar's weak dtype
+        b = np.where(mask, bw.dtype.type(0), bw)
     res = _weighted_logsumexp(np.where(mask, -np.inf, data), axis, b, keepdims, return_sign,
                               num_threads)
     empty = np.all(np.broadcast_to(mask, shape), axis=axes, keepdims=keepdims)
