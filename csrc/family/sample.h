@@ -178,30 +178,7 @@ SC_ALWAYS_INLINE static inline SC_T V(smp_fma)(SC_T a, SC_T b, SC_T c)
 SC_ALWAYS_INLINE static inline VEC V(smp_fma)(VEC a, VEC b, VEC c) { return V(fma)(a, b, c); }
 #endif
 
-SC_ALWAYS_INLINE static inline VEC V(smp_exp)(VEC x)
-{
-    const VEC magic = V(set1)(C_(MAGIC));
-    VEC t = V(smp_fma)(x, V(set1)(C_(LOG2E)), magic);
-    VEC s = V(pow2i)(t);
-    VEC nn = V(sub)(t, magic);
-    VEC r = V(smp_fma)(nn, V(set1)(-C_(LN2_HI)), x);
-    r = V(smp_fma)(nn, V(set1)(-C_(LN2_LO)), r);
-    VEC p = V(set1)(C_(CTOP));
-#if SC_IS_F64
-    p = V(smp_fma)(p, r, V(set1)(C_(C10)));
-    p = V(smp_fma)(p, r, V(set1)(C_(C9)));
-    p = V(smp_fma)(p, r, V(set1)(C_(C8)));
-    p = V(smp_fma)(p, r, V(set1)(C_(C7)));
-    p = V(smp_fma)(p, r, V(set1)(C_(C6)));
-#endif
-    p = V(smp_fma)(p, r, V(set1)(C_(C5)));
-    p = V(smp_fma)(p, r, V(set1)(C_(C4)));
-    p = V(smp_fma)(p, r, V(set1)(C_(C3)));
-    p = V(smp_fma)(p, r, V(set1)(C_(C2)));
-    p = V(smp_fma)(p, r, V(set1)(C_(C1)));
-    p = V(smp_fma)(p, r, V(set1)((SC_T)1));
-    return V(select_lt)(x, V(set1)(C_(CUTOFF)), V(set1)((SC_T)0), V(mul)(p, s));
-}
+SC_ALWAYS_INLINE static inline VEC V(smp_exp)(VEC x) { return V(exp_neg_with)(x, V(smp_fma)); }
 
 /* The sum of a chunk's lanes in double by a fixed pairwise tree: the same
  * order at every level, and no chain of SC_SMP_LANES dependent adds. */
