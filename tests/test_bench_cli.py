@@ -320,6 +320,25 @@ def test_every_implementation_agrees_on_every_layout(op, dtype, tiny_shapes):
                 assert bench._check(result(fn()), case.want, dtype) is None, (impl, shape)
 
 
+@pytest.mark.parametrize("op", list(bench.GROUP_OPS))
+def test_sampling_group(op, monkeypatch):
+    """The sampling rows draw valid tokens on a small vocabulary (the peers
+    too), and the check refuses a token outside the kept set."""
+    monkeypatch.setitem(bench.SHAPES, "3x300", ((3, 300), -1))
+    case = bench.Case(op, "3x300", "float32", np.random.default_rng(2))
+    names = [i.name for i in bench.implementations(op, "float32")]
+    assert names[:3] == ["softmax_c", "softmax(out=)", "numpy"]
+    assert ("torch" in names) == HAVE_TORCH
+    for impl in bench.implementations(op, "float32"):
+        fn, result, _ = impl.prepare(case)
+        assert bench._check(result(fn()), case.want, "float32") is None, impl
+    if op == "sample":  # top_k=50 of 300: most tokens are outside the kept set
+        outside = np.argmin(case.inputs["x"], axis=-1)
+        assert "outside the kept set" in bench._check(outside, case.want, "float32")
+    rows = bench.run([op], ["3x300"], threads=[1], repeats=1, min_time=1e-4, progress=False)
+    assert {r["impl"] for r in rows} == set(names)
+    assert all(r["error"] is None for r in rows), rows
+
 
 def test_onnx_model_encoding():
     """The model is written without the onnx package: a few fields checked

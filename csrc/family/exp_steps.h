@@ -41,30 +41,35 @@
 #define C_(name) SC_PASTE(SC_EXP32_, name)
 #endif
 
-SC_ALWAYS_INLINE static inline VEC V(exp_neg)(VEC x)
+/* The steps with a given multiply-add: the vector layer's (exp_neg), or
+ * one fused everywhere (family/sample.h, whose bits must not depend on the
+ * level).  Always inlined with a constant fma_, so it costs no call. */
+SC_ALWAYS_INLINE static inline VEC V(exp_neg_with)(VEC x, VEC (*fma_)(VEC, VEC, VEC))
 {
     const VEC magic = V(set1)(C_(MAGIC));
-    VEC t = V(fma)(x, V(set1)(C_(LOG2E)), magic);
+    VEC t = fma_(x, V(set1)(C_(LOG2E)), magic);
     VEC s = V(pow2i)(t);                              /* 2^n */
     VEC n = V(sub)(t, magic);
-    VEC r = V(fma)(n, V(set1)(-C_(LN2_HI)), x);
-    r = V(fma)(n, V(set1)(-C_(LN2_LO)), r);
+    VEC r = fma_(n, V(set1)(-C_(LN2_HI)), x);
+    r = fma_(n, V(set1)(-C_(LN2_LO)), r);
     VEC p = V(set1)(C_(CTOP));
 #if SC_IS_F64
-    p = V(fma)(p, r, V(set1)(C_(C10)));
-    p = V(fma)(p, r, V(set1)(C_(C9)));
-    p = V(fma)(p, r, V(set1)(C_(C8)));
-    p = V(fma)(p, r, V(set1)(C_(C7)));
-    p = V(fma)(p, r, V(set1)(C_(C6)));
+    p = fma_(p, r, V(set1)(C_(C10)));
+    p = fma_(p, r, V(set1)(C_(C9)));
+    p = fma_(p, r, V(set1)(C_(C8)));
+    p = fma_(p, r, V(set1)(C_(C7)));
+    p = fma_(p, r, V(set1)(C_(C6)));
 #endif
-    p = V(fma)(p, r, V(set1)(C_(C5)));
-    p = V(fma)(p, r, V(set1)(C_(C4)));
-    p = V(fma)(p, r, V(set1)(C_(C3)));
-    p = V(fma)(p, r, V(set1)(C_(C2)));
-    p = V(fma)(p, r, V(set1)(C_(C1)));
-    p = V(fma)(p, r, V(set1)((SC_T)1));
+    p = fma_(p, r, V(set1)(C_(C5)));
+    p = fma_(p, r, V(set1)(C_(C4)));
+    p = fma_(p, r, V(set1)(C_(C3)));
+    p = fma_(p, r, V(set1)(C_(C2)));
+    p = fma_(p, r, V(set1)(C_(C1)));
+    p = fma_(p, r, V(set1)((SC_T)1));
     return V(select_lt)(x, V(set1)(C_(CUTOFF)), V(set1)((SC_T)0), V(mul)(p, s));
 }
+
+SC_ALWAYS_INLINE static inline VEC V(exp_neg)(VEC x) { return V(exp_neg_with)(x, V(fma)); }
 
 /* exp for any x: exp_neg, with +inf above C_(XMAX) (about 88 for float32,
  * 709 for float64, where 2^n would leave the exponent range; the exact

@@ -178,43 +178,34 @@ SC_ALWAYS_INLINE static inline SC_T V(smp_fma)(SC_T a, SC_T b, SC_T c)
 SC_ALWAYS_INLINE static inline VEC V(smp_fma)(VEC a, VEC b, VEC c) { return V(fma)(a, b, c); }
 #endif
 
-SC_ALWAYS_INLINE static inline VEC V(smp_exp)(VEC x)
+SC_ALWAYS_INLINE static inline VEC V(smp_exp)(VEC x) { return V(exp_neg_with)(x, V(smp_fma)); }
+
+/* The sum of a chunk's lanes in double by a fixed pairwise tree: the same
+ * order at every level, and no chain of SC_SMP_LANES dependent adds. */
+static inline double V(smp_lanes)(const SC_T *la)
 {
-    const VEC magic = V(set1)(C_(MAGIC));
-    VEC t = V(smp_fma)(x, V(set1)(C_(LOG2E)), magic);
-    VEC s = V(pow2i)(t);
-    VEC nn = V(sub)(t, magic);
-    VEC r = V(smp_fma)(nn, V(set1)(-C_(LN2_HI)), x);
-    r = V(smp_fma)(nn, V(set1)(-C_(LN2_LO)), r);
-    VEC p = V(set1)(C_(CTOP));
-#if SC_IS_F64
-    p = V(smp_fma)(p, r, V(set1)(C_(C10)));
-    p = V(smp_fma)(p, r, V(set1)(C_(C9)));
-    p = V(smp_fma)(p, r, V(set1)(C_(C8)));
-    p = V(smp_fma)(p, r, V(set1)(C_(C7)));
-    p = V(smp_fma)(p, r, V(set1)(C_(C6)));
-#endif
-    p = V(smp_fma)(p, r, V(set1)(C_(C5)));
-    p = V(smp_fma)(p, r, V(set1)(C_(C4)));
-    p = V(smp_fma)(p, r, V(set1)(C_(C3)));
-    p = V(smp_fma)(p, r, V(set1)(C_(C2)));
-    p = V(smp_fma)(p, r, V(set1)(C_(C1)));
-    p = V(smp_fma)(p, r, V(set1)((SC_T)1));
-    return V(select_lt)(x, V(set1)(C_(CUTOFF)), V(set1)((SC_T)0), V(mul)(p, s));
+    double d[SC_SMP_LANES];
+    for (size_t L = 0; L < SC_SMP_LANES; L++)
+        d[L] = (double)la[L];
+    for (size_t h = SC_SMP_LANES / 2; h > 0; h /= 2)
+        for (size_t L = 0; L < h; L++)
+            d[L] += d[L + h];
+    return d[0];
 }
 
 /* The weights w = exp(x / T - zmax), 0 where d < lmin, stored to w (when
- * not NULL) with their chunk sums to cs (when not NULL); returns their
- * total, and the total of the unmasked weights in *all (when not NULL).
+ * not NULL) with their chunk sums to cs (when not NULL), the quotients
+ * x / T to zs (when not NULL); returns their total, and the total of the
+ * unmasked weights in *all (when not NULL).
  *
  * Every sum is in an order fixed by the index alone, whatever the vector
  * width: chunks of SC_SMP_CH elements; inside a chunk, lane L of
  * SC_SMP_LANES sums the elements with index = L (mod SC_SMP_LANES) in
  * order, in the compute type (SC_SMP_LANES / VN vectors make the lanes);
- * the lanes are then added in order in double, and the chunk sums in
- * order into a compensated double total. */
+ * the lanes are then added in double by sc_smp_lanes' fixed tree, and the
+ * chunk sums in order into a compensated double total. */
 static double V(smp_weights)(const SC_T *x, size_t n, SC_T t, SC_T zmax, SC_T lmin, SC_T *w,
-                             double *cs, double *all)
+                             double *cs, double *all, SC_T *zs)
 {
     enum { NA = SC_SMP_LANES / VN };
     const VEC vt = V(set1)(t), vm = V(set1)(zmax), vl = V(set1)(lmin), zero = V(set1)((SC_T)0);
@@ -228,7 +219,10 @@ static double V(smp_weights)(const SC_T *x, size_t n, SC_T t, SC_T zmax, SC_T lm
             for (size_t j = 0; j < NA; j++) {
                 const size_t i = g + j * VN;
                 const size_t k = i >= len ? 0 : len - i < VN ? len - i : VN;
-                VEC d = V(sub)(V(div)(V(loadt)(x + i0 + i, k, (SC_T)-INFINITY), vt), vm);
+                VEC z = V(div)(V(loadt)(x + i0 + i, k, (SC_T)-INFINITY), vt);
+                if (zs)
+                    V(storet)(zs + i0 + i, z, k);
+                VEC d = V(sub)(z, vm);
                 VEC e = V(smp_exp)(d);
                 VEC em = V(select_lt)(d, vl, zero, e);
                 if (w) {
@@ -245,9 +239,7 @@ static double V(smp_weights)(const SC_T *x, size_t n, SC_T t, SC_T zmax, SC_T lm
         SC_T la[SC_SMP_LANES], lu[SC_SMP_LANES];
         for (size_t j = 0; j < NA; j++)
             V(storet)(la + j * VN, a[j], VN), V(storet)(lu + j * VN, ua[j], VN);
-        double cm = 0.0, cu = 0.0;
-        for (size_t L = 0; L < SC_SMP_LANES; L++)
-            cm += (double)la[L], cu += (double)lu[L];
+        double cm = V(smp_lanes)(la), cu = all ? V(smp_lanes)(lu) : 0.0;
         if (cs)
             cs[ci] = cm;
         sc_two_sum_add(&s, &c, cm);
@@ -289,13 +281,29 @@ static size_t V(smp_draw)(const SC_T *w, const double *cs, size_t n, double targ
     return last;
 }
 
+/* Whether any of bk[0..len) is <= b (eq: == b): a branch-free loop the
+ * compiler vectorizes, so that the gathers skip the many chunks that hold
+ * nothing they keep. */
+static inline int V(smp_any_le)(const uint16_t *bk, size_t len, uint16_t b, int eq)
+{
+    unsigned hit = 0;
+    if (eq)
+        for (size_t i = 0; i < len; i++)
+            hit |= bk[i] == b;
+    else
+        for (size_t i = 0; i < len; i++)
+            hit |= bk[i] <= b;
+    return hit != 0;
+}
+
 /* The histogram bucket of d = z - zmax <= 0: 1/SC_SMP_BSCALE nat each,
  * everything past the last bucket's start in the last one. */
 static inline size_t V(smp_bucket)(SC_T d)
 {
-    size_t b = d > (SC_T)(-(double)SC_SMP_NB / SC_SMP_BSCALE)
-                   ? (size_t)(-(double)d * SC_SMP_BSCALE) : SC_SMP_NB - 1;
-    return b < SC_SMP_NB ? b : SC_SMP_NB - 1;
+    /* -d * SC_SMP_BSCALE is exact (a power of two); a signed conversion is
+     * one instruction where an unsigned one is a branch */
+    const SC_T v = -d * (SC_T)SC_SMP_BSCALE;
+    return v < (SC_T)SC_SMP_NB ? (size_t)(int64_t)v : SC_SMP_NB - 1;
 }
 
 /* prm: [T, top_k, top_p, min_p] (0 / 0 / 1 / 0 switch a filter off); the
@@ -304,7 +312,8 @@ static inline size_t V(smp_bucket)(SC_T d)
  * (of KFN(sample_row)'s need, sc_smp_need). */
 static size_t V(smp_need)(size_t n)
 {
-    return sc_smp_align(n * sizeof(SC_T)) + sc_smp_align((n / SC_SMP_CH + 2) * sizeof(double)) +
+    return 2 * sc_smp_align(n * sizeof(SC_T)) + sc_smp_align(n * sizeof(uint16_t)) +
+           sc_smp_align((n / SC_SMP_CH + 2) * sizeof(double)) +
            sc_smp_align(n * sizeof(SC_T)) + sc_smp_align(n * sizeof(size_t)) +
            2 * sc_smp_align(SC_SMP_NB * sizeof(double)) + 64;
 }
@@ -329,7 +338,7 @@ int64_t KFN(sample_row)(const SC_T *x, size_t n, const double *prm, uint64_t key
             i++;
         if (logp)
             {
-            V(smp_weights)(x, n, (SC_T)1, xmax, (SC_T)-INFINITY, NULL, NULL, &all);
+            V(smp_weights)(x, n, (SC_T)1, xmax, (SC_T)-INFINITY, NULL, NULL, &all, NULL);
             *logp = -log(all);
         }
         return (int64_t)i;
@@ -344,6 +353,10 @@ int64_t KFN(sample_row)(const SC_T *x, size_t n, const double *prm, uint64_t key
     p += sc_smp_align(n * sizeof(SC_T));
     double *cs = (double *)p;
     p += sc_smp_align((n / SC_SMP_CH + 2) * sizeof(double));
+    SC_T *zz = (SC_T *)p;   /* x / T, for the top-p passes */
+    p += sc_smp_align(n * sizeof(SC_T));
+    uint16_t *bk = (uint16_t *)p;   /* each token's histogram bucket */
+    p += sc_smp_align(n * sizeof(uint16_t));
     SC_T *bz = (SC_T *)p;
     p += sc_smp_align(n * sizeof(SC_T));
     size_t *bi = (size_t *)p;
@@ -353,7 +366,7 @@ int64_t KFN(sample_row)(const SC_T *x, size_t n, const double *prm, uint64_t key
     size_t *hc = (size_t *)p;
 
     if (k == 0 && !(top_p < 1.0)) {
-        double total = V(smp_weights)(x, n, t, zmax, lmin, w, cs, logp ? &all : NULL);
+        double total = V(smp_weights)(x, n, t, zmax, lmin, w, cs, logp ? &all : NULL, NULL);
         size_t tok = V(smp_draw)(w, cs, n, u * total);
         if (logp)
             *logp = (double)(x[tok] / t - zmax) - log(all);
@@ -409,15 +422,18 @@ int64_t KFN(sample_row)(const SC_T *x, size_t n, const double *prm, uint64_t key
             mass += exp((double)(SC_T)(bz[j] - zmax));
     } else {
         /* top-p over the whole row: the bucket where the mass crosses */
-        mass = V(smp_weights)(x, n, t, zmax, (SC_T)-INFINITY, w, NULL, NULL);
+        mass = V(smp_weights)(x, n, t, zmax, (SC_T)-INFINITY, w, NULL, NULL, zz);
         all = mass;
         const double target = top_p * mass;
         for (size_t b = 0; b < SC_SMP_NB; b++)
             hm[b] = 0.0, hc[b] = 0;
         for (size_t i = 0; i < n; i++) {
-            if (!(w[i] > 0))
+            if (!(w[i] > 0)) {
+                bk[i] = SC_SMP_NB;   /* no weight: never kept */
                 continue;
-            const size_t b = V(smp_bucket)(x[i] / t - zmax);
+            }
+            const size_t b = V(smp_bucket)(zz[i] - zmax);
+            bk[i] = (uint16_t)b;
             hm[b] += (double)w[i];
             hc[b]++;
         }
@@ -435,12 +451,13 @@ int64_t KFN(sample_row)(const SC_T *x, size_t n, const double *prm, uint64_t key
         }
         if (bs == SC_SMP_NB)   /* rounding: the last bucket that holds any */
             bs = lastb, cum = before_last;
-        for (size_t i = 0; i < n; i++) {
-            if (!(w[i] > 0))
+        for (size_t i0 = 0; i0 < n; i0 += SC_SMP_CH) {
+            const size_t i1 = n - i0 < SC_SMP_CH ? n : i0 + SC_SMP_CH;
+            if (!V(smp_any_le)(bk + i0, i1 - i0, (uint16_t)bs, 1))
                 continue;
-            const size_t b = V(smp_bucket)(x[i] / t - zmax);
-            if (b == bs)
-                bz[m] = x[i] / t, bi[m] = i, m++;
+            for (size_t i = i0; i < i1; i++)
+                if (bk[i] == bs)
+                    bz[m] = zz[i], bi[m] = i, m++;
         }
         V(smp_sort)(bz, bi, m, 0);
     }
@@ -475,27 +492,40 @@ int64_t KFN(sample_row)(const SC_T *x, size_t n, const double *prm, uint64_t key
             }
         }
         if (logp)
-            V(smp_weights)(x, n, t, zmax, (SC_T)-INFINITY, NULL, NULL, &all);
+            V(smp_weights)(x, n, t, zmax, (SC_T)-INFINITY, NULL, NULL, &all, NULL);
     } else {
-        /* mask the row to the kept set: rank up to the last kept candidate */
+        /* The kept set: the buckets before bs, and of bs the candidates up
+         * to the last kept one in rank; min-p on both.  Gathered in index
+         * order (weights compacted in place into w, indices into bi: the
+         * candidates are no longer needed), then drawn from. */
         const SC_T zb = bz[keep - 1];
         const size_t ib = bi[keep - 1];
-        double total = 0.0;
-        for (size_t i0 = 0, ci = 0; i0 < n; i0 += SC_SMP_CH, ci++) {
-            size_t len = n - i0 < SC_SMP_CH ? n - i0 : SC_SMP_CH;
-            double s = 0.0;
-            for (size_t i = i0; i < i0 + len; i++) {
-                if (!(w[i] > 0))
+        const uint16_t b0 = (uint16_t)V(smp_bucket)(zb - zmax);
+        size_t nk = 0;
+        for (size_t i0 = 0; i0 < n; i0 += SC_SMP_CH) {
+            const size_t i1 = n - i0 < SC_SMP_CH ? n : i0 + SC_SMP_CH;
+            if (!V(smp_any_le)(bk + i0, i1 - i0, b0, 0))
+                continue;
+            for (size_t i = i0; i < i1; i++) {
+                if (bk[i] > b0)
                     continue;
-                SC_T z = x[i] / t;
-                if (!((z > zb || (z == zb && i <= ib)) && (SC_T)(z - zmax) >= lmin))
-                    w[i] = 0;
-                s += (double)w[i];
+                const SC_T z = zz[i];
+                if ((bk[i] < b0 || z > zb || (z == zb && i <= ib)) && (SC_T)(z - zmax) >= lmin)
+                    w[nk] = w[i], bi[nk] = i, nk++;
             }
-            cs[ci] = s;
-            total += s;
         }
-        tok = V(smp_draw)(w, cs, n, u * total);
+        double total = 0.0, acc = 0.0;
+        for (size_t j = 0; j < nk; j++)
+            total += (double)w[j];
+        const double target = u * total;
+        tok = bi[nk - 1];
+        for (size_t j = 0; j < nk; j++) {
+            acc += (double)w[j];
+            if (acc > target) {
+                tok = bi[j];
+                break;
+            }
+        }
     }
     if (logp)
         *logp = (double)(x[tok] / t - zmax) - log(all);

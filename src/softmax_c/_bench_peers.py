@@ -71,6 +71,10 @@ def _xent_result(r):
 def _numpy(op):
     def prepare(case):
         inp, axis = case.inputs, case.axis
+        if op in ("sample", "sample_t"):  # the full-sort reference
+            from .bench import SAMPLE_PARAMS, SAMPLE_SEED
+            x, prm = inp["x"], SAMPLE_PARAMS[op]
+            return (lambda: reference.sample(x, axis=axis, seed=SAMPLE_SEED, **prm)), _same, None
         if op == "softmax_vjp":
             y, g = inp["y"], inp["g"]
             return (lambda: reference.softmax_vjp(y, g, axis)), _same, None
@@ -148,6 +152,41 @@ def _torch_xent(torch, x, target, axis):
         loss, grad = r
         return float(loss.detach()), back(grad.numpy())
     return step, result, None
+
+
+def _torch_sample(op, params):
+    """Sampling as PyTorch users compose it: with `params`, Hugging Face's
+    warper chain (temperature, top-k, top-p by a sort, then
+    torch.multinomial); `params` None: torch.multinomial alone on
+    probabilities computed beforehand (what a sampler without filters
+    costs at the least)."""
+    def prepare(case):
+        torch = peer_module("torch")
+        x, axis = case.inputs["x"], case.axis
+        xt = torch.from_numpy(np.ascontiguousarray(np.moveaxis(x, axis, -1)))
+        gen = torch.Generator().manual_seed(0)
+
+        def tokens(r):
+            return r.squeeze(-1).numpy()
+        if params is None:
+            probs = torch.softmax(xt / 0.8, -1)
+            return (lambda: torch.multinomial(probs, 1, generator=gen)), tokens, None
+        t, k, p = params.get("temperature", 1.0), params.get("top_k"), params.get("top_p")
+        ninf = -float("inf")
+
+        def step():
+            z = xt / t
+            if k:
+                kth = torch.topk(z, k, dim=-1).values[..., -1:]
+                z = z.masked_fill(z < kth, ninf)
+            if p is not None:
+                s, idx = torch.sort(z, descending=True, dim=-1)
+                ps = s.softmax(-1)
+                drop = ps.cumsum(-1) - ps > p
+                z = z.scatter(-1, idx, s.masked_fill(drop, ninf))
+            return torch.multinomial(z.softmax(-1), 1, generator=gen)
+        return step, tokens, None
+    return prepare
 
 
 def _jax(op):

@@ -7,9 +7,10 @@ from libc.math cimport INFINITY
 
 
 cdef inline size_t _sample_work_bytes(Py_ssize_t n, size_t itemsize) noexcept nogil:
-    # family/sample.h's need: two rows of values, one of indices, chunk
-    # sums and a histogram; a bound on it, with room for alignment
-    return <size_t>n * (2 * itemsize + sizeof(size_t)) + <size_t>n // 2 + 32768
+    # family/sample.h's need: three rows of values, one of indices, one of
+    # buckets, chunk sums and a histogram; a bound on it, with room for
+    # alignment
+    return <size_t>n * (3 * itemsize + sizeof(size_t) + 2) + <size_t>n // 2 + 32768
 
 
 cdef tuple _sample_run(cnp.ndarray x, const double *p, size_t pstep, uint64_t key,

@@ -38,6 +38,18 @@ of mixed provenance as in a training step: ``softmax_c(y=block)`` is
 softmax_c's output blocks when it is large) and g and o NumPy arrays;
 ``softmax_c(y=copy)`` the same with y copied into a NumPy array.
 
+Case groups that run only when ``--ops`` names them, on their own shapes
+(``GROUP_OPS``), float32 unless ``--dtype`` says otherwise: ``sample`` times
+``sc.sample(x, temperature=0.8, top_k=50, top_p=0.9)`` against the Hugging
+Face warper chain written in PyTorch (temperature, ``torch.topk``, a sort
+for top-p, ``torch.multinomial``), ``sample_t`` ``sc.sample(x,
+temperature=0.8)`` against ``torch.multinomial`` of ``softmax(x / 0.8)``
+and, as ``torch(probs)``, against ``torch.multinomial`` alone on
+probabilities computed beforehand.  Both have ``softmax(out=)``,
+``sc.softmax(x, out=)`` on the same logits, as the yardstick, and the full
+sort of ``softmax_c.reference.sample`` as the NumPy row.  A draw is checked
+by its token lying in the kept set of ``reference.sample_kept``.
+
 The thread count of a case is set with ``sc.set_num_threads`` and
 ``torch.set_num_threads`` (both restored afterwards) and onnxruntime's session
 options; NumPy and SciPy use one thread whatever is asked, and JAX uses its
@@ -104,7 +116,7 @@ from ._bench_report import (COLUMNS, LEGEND, format_header, format_summary,  # n
                             format_table, load_json, plot)
 from ._info import build_info
 from ._bench_peers import (PEERS, _jax, _jax_x64, _numpy, _onnxruntime, _same, _scipy, _torch,
-                           _xent_result, installed_peers, peer_module)
+                           _torch_sample, _xent_result, installed_peers, peer_module)
 from ._bench_peers import _pb_varint, onnx_model  # noqa: F401  (the tests reach them here)
 
 # name -> (shape, axis): the users' workloads.
@@ -120,8 +132,26 @@ SHAPES = {
     "16x262144": ((16, 262144), -1),             # long rows
     "64x1000x32:1": ((64, 1000, 32), 1),         # classes on axis 1, PyTorch's (N, C, d)
 }
+# the sampling group's vocabularies (not in the default run)
+SHAPES.update({
+    "1x128256": ((1, 128256), -1),               # one decoding step, a 128k vocabulary
+    "1x262144": ((1, 262144), -1),               # ... a 256k vocabulary
+    "64x128256": ((64, 128256), -1),             # a batch of 64 decoding steps
+})
+DEFAULT_SHAPES = ["1x32000", "1x131072", "8x32000", "64x1000", "8x12x512x512", "32768x128",
+                  "4096x4096", "256x32000", "16x262144", "64x1000x32:1"]
 QUICK_SHAPES = ["64x1000", "8x32000", "256x32000", "64x1000x32:1"]
 ALL_OPS = ["softmax", "log_softmax", "softmax_vjp", "cross_entropy_grad"]
+# Case groups run only when named in --ops: their own shapes and dtypes
+# unless --shapes / --dtype say otherwise.
+#   sample    sc.sample(temperature=0.8, top_k=50, top_p=0.9) against the
+#             Hugging Face warper chain in PyTorch
+#   sample_t  sc.sample(temperature=0.8) against torch.multinomial
+SAMPLE_SHAPES = ["1x32000", "1x128256", "1x262144", "64x128256"]
+GROUP_OPS = {"sample": (SAMPLE_SHAPES, ["float32"]), "sample_t": (SAMPLE_SHAPES, ["float32"])}
+SAMPLE_PARAMS = {"sample": dict(temperature=0.8, top_k=50, top_p=0.9),
+                 "sample_t": dict(temperature=0.8)}
+SAMPLE_SEED = 12345
 DTYPES = ["float32", "float64"]
 # softmax_vjp's shapes that also run with y from softmax_c's output blocks
 MIXED_SHAPES = ["16x262144", "256x32000"]
@@ -163,12 +193,18 @@ class Case:
             t = rng.integers(0, self.shape[k], size=batch, dtype=np.int64)
             self.inputs = {"x": x, "target": t}
             self.nbytes = 2 * x.nbytes + t.nbytes
+        elif op in SAMPLE_PARAMS:
+            self.inputs = {"x": x}
+            self.nbytes = x.nbytes  # the logits read once; the tokens are a few bytes
         else:
             raise ValueError(f"unknown operation {op!r}")
         self.want = _reference_call(op, self.inputs, axis)
 
 
 def _reference_call(op, inp, axis):
+    if op in SAMPLE_PARAMS:  # a draw is checked by its membership of the kept set
+        kept, _ = reference.sample_kept(inp["x"], axis=axis, **SAMPLE_PARAMS[op])
+        return kept
     if op == "softmax_vjp":
         return reference.softmax_vjp(inp["y"], inp["g"], axis)
     if op == "cross_entropy_grad":
@@ -201,6 +237,9 @@ class Impl:
 def _ours(op, out):
     def prepare(case):
         inp, axis = case.inputs, case.axis
+        if op in SAMPLE_PARAMS:
+            x, prm = inp["x"], SAMPLE_PARAMS[op]
+            return (lambda: sc.sample(x, axis=axis, seed=SAMPLE_SEED, **prm)), _same, None
         if op == "softmax_vjp":
             y, g = inp["y"], inp["g"]
             if out:
@@ -235,6 +274,15 @@ def _mixed(copy):
     return prepare
 
 
+def _softmax_yardstick(case):
+    """sc.softmax(x, out=) on the same logits: the yardstick of the sampling
+    group's times.  Its check: the most probable token, which every
+    filter keeps."""
+    x, axis = case.inputs["x"], case.axis
+    o = np.empty_like(x)
+    return (lambda: sc.softmax(x, axis, out=o)), (lambda r: np.argmax(r, axis=axis)), None
+
+
 def mixed_implementations(case):
     """The rows of mixed provenance a case has besides implementations():
     softmax_vjp on the shapes of MIXED_SHAPES only."""
@@ -248,6 +296,15 @@ def implementations(op, dtype="float32"):
     """The implementations compared for `op` in `dtype`: softmax_c's, the
     NumPy reference, and those of every installed peer that has the
     operation."""
+    if op in SAMPLE_PARAMS:
+        impls = [Impl("softmax_c", "softmax_c", _ours(op, False)),
+                 Impl("softmax(out=)", "yardstick", _softmax_yardstick),
+                 Impl("numpy", "reference", _numpy(op))]
+        if peer_module("torch") is not None:
+            impls.append(Impl("torch", "peer", _torch_sample(op, SAMPLE_PARAMS[op])))
+            if op == "sample_t":
+                impls.append(Impl("torch(probs)", "peer", _torch_sample(op, None)))
+        return impls
     if op not in ALL_OPS:
         raise ValueError(f"unknown operation {op!r}")
     impls = [Impl("softmax_c", "softmax_c", _ours(op, False)),
@@ -294,6 +351,17 @@ def _check(got, want, dtype):
     """None if an implementation's result agrees with the reference's,
     else a one-line reason."""
     tol = _tol(dtype)
+    if isinstance(want, np.ndarray) and want.dtype == bool:  # sampling: tokens in the kept set
+        got = np.asarray(got)
+        if got.shape != want.shape[:-1] or got.dtype.kind not in "iu":
+            return f"tokens of shape {got.shape} and dtype {got.dtype}"
+        rows = want.reshape(-1, want.shape[-1])
+        tok = got.reshape(-1)
+        if ((tok < 0) | (tok >= rows.shape[1])).any():
+            return "a token out of range"
+        if not rows[np.arange(rows.shape[0]), tok].all():
+            return "a token outside the kept set"
+        return None
     if isinstance(want, tuple):  # cross_entropy_grad: (loss, grad)
         loss, grad = got
         if not math.isclose(loss, want[0], rel_tol=tol, abs_tol=tol):
@@ -361,10 +429,27 @@ class _Threads:
         return False
 
 
-def run(ops=None, shapes=None, dtypes=DTYPES, threads=None, repeats=FULL_TIMING[0],
+def _plan(ops, shapes, dtypes):
+    """[(op, shapes, dtypes)]: the given shapes and dtypes, else each op's own
+    (a group's, or the default shapes and both dtypes)."""
+    plan = []
+    for op in ops:
+        own_shapes, own_dtypes = GROUP_OPS.get(op, (DEFAULT_SHAPES, DTYPES))
+        plan.append((op, list(shapes) if shapes is not None else own_shapes,
+                     list(dtypes) if dtypes is not None else own_dtypes))
+    return plan
+
+
+def _union(lists):
+    """The names of `lists` in order of first appearance."""
+    return list(dict.fromkeys(name for names in lists for name in names))
+
+
+def run(ops=None, shapes=None, dtypes=None, threads=None, repeats=FULL_TIMING[0],
         min_time=FULL_TIMING[1], progress=True):
     """Run the comparison; returns a list of result dicts, one per case and
     implementation, in the order op, shape, dtype, threads, implementation.
+    `shapes` and `dtypes` None: each operation's own (_plan).
 
     A result holds op, shape, dtype, threads, impl, kind, median_s,
     speedup_vs_numpy, speedup_vs_peer (None when no peer ran),
@@ -372,17 +457,16 @@ def run(ops=None, shapes=None, dtypes=DTYPES, threads=None, repeats=FULL_TIMING[
     error: None, or why the implementation was not timed (then the timing
     fields are None).
     """
-    ops = available_ops() if ops is None else list(ops)
-    shapes = list(SHAPES) if shapes is None else list(shapes)
+    plan = _plan(available_ops() if ops is None else list(ops), shapes, dtypes)
     threads = sorted(set([1, os.cpu_count() or 1] if threads is None else threads))
-    ncases = len(ops) * len(shapes) * len(dtypes) * len(threads)
+    ncases = sum(len(sh) * len(dts) for _, sh, dts in plan) * len(threads)
     bar = _Progress(ncases) if progress else None
     rng = np.random.default_rng(0)
     results = []
     with _Threads() as thr:
-        for op in ops:
-            for sname in shapes:
-                for dt in dtypes:
+        for op, op_shapes, op_dtypes in plan:
+            for sname in op_shapes:
+                for dt in op_dtypes:
                     if bar:
                         bar.label(f"{op} {sname} {dt}: preparing")
                     case = Case(op, sname, dt, rng)
@@ -567,7 +651,9 @@ def main(argv=None):
                         help=f"shapes {','.join(QUICK_SHAPES)} (unless --shapes) and fewer "
                              "repeats: under a minute")
     parser.add_argument("--ops", default=None,
-                        help=f"comma list of {','.join(ops_avail)} (default: all)")
+                        help=f"comma list of {','.join(ops_avail + list(GROUP_OPS))} (default: "
+                             f"{','.join(ops_avail)}; the groups {','.join(GROUP_OPS)} have "
+                             "their own shapes and float32)")
     parser.add_argument("--dtype", default=None,
                         help="float32, float64 or both, comma-separated (default: both)")
     parser.add_argument("--threads", default=None,
@@ -593,14 +679,13 @@ def main(argv=None):
                  if value not in (None, False)]
         if given:
             parser.error(f"--from-json reads a finished run: {', '.join(given)} cannot apply")
-    ops = _split(parser, args.ops if args.ops is not None else ",".join(ops_avail), ops_avail,
-                 "operation")
-    dtypes = _split(parser, args.dtype if args.dtype is not None else ",".join(DTYPES), DTYPES,
-                    "dtype")
+    ops = _split(parser, args.ops if args.ops is not None else ",".join(ops_avail),
+                 ops_avail + [g for g in GROUP_OPS if hasattr(sc, g.split("_")[0])], "operation")
+    dtypes = _split(parser, args.dtype, DTYPES, "dtype") if args.dtype is not None else None
     if args.shapes:
         shapes = _split(parser, args.shapes, list(SHAPES), "shape")
     else:
-        shapes = QUICK_SHAPES if args.quick else list(SHAPES)
+        shapes = QUICK_SHAPES if args.quick and not set(ops) & set(GROUP_OPS) else None
     threads = (_parse_threads(parser, args.threads) if args.threads is not None
                else [1, os.cpu_count() or 1])
     threads = sorted(set(threads))
@@ -625,6 +710,7 @@ def main(argv=None):
         return _write_plot(doc["results"], args.plot) if args.plot is not None else 0
 
     repeats, min_time = QUICK_TIMING if args.quick else FULL_TIMING
+    plan = _plan(ops, shapes, dtypes)
     load_start = _load()
     try:
         results = run(ops, shapes, dtypes, threads, repeats=repeats, min_time=min_time)
@@ -639,7 +725,8 @@ def main(argv=None):
     status = 0
     if args.json is not None:
         doc = {"machine": info,
-               "settings": {"ops": ops, "shapes": shapes, "dtypes": dtypes, "threads": threads,
+               "settings": {"ops": ops, "shapes": _union(sh for _, sh, _ in plan),
+                            "dtypes": _union(dts for _, _, dts in plan), "threads": threads,
                             "quick": args.quick, "repeats": repeats, "round_s": min_time},
                "results": results}
         try:
