@@ -415,7 +415,10 @@ def softmax(x, axis=-1, *, where=None, num_threads=1):
     :func:`softmax_c.softmax`.  Otherwise each block's state per slice
     (:func:`lse_state`) is merged along the split axes in a tree
     (:func:`merge_states`), and each block becomes its own softmax times
-    ``exp(lse_block - lse_row)``.
+    ``exp(lse_block - lse_row)``; a C-contiguous block reduced along its
+    last axis without `where` takes the kernels' steps directly, its
+    state a max sweep and an exp-sum sweep per row, its softmax
+    ``exp(x - A) * exp(-B)`` against the row's merged state ``(A, B)``.
     """
     return _forward("softmax", x, axis, where, num_threads)
 
