@@ -599,3 +599,22 @@ def test_graphs_of_different_inputs_have_different_keys(rng):
         np.testing.assert_allclose(got[1], sc.softmax(r * 2), rtol=1e-13)
         t = np.zeros(4, int)
         assert scd.cross_entropy(x, t).name != scd.cross_entropy(x * 2, t).name
+
+
+@pytest.mark.slow  # a LocalCluster of its own
+def test_bench_script_runs(capsys):
+    """benchmarks/bench_dask.py (#28's bench, run by hand) on a tiny array."""
+    import importlib.util
+    import os
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        "benchmarks", "bench_dask.py")
+    if not os.path.exists(path):
+        pytest.skip("needs the source tree")
+    pytest.importorskip("distributed")
+    spec = importlib.util.spec_from_file_location("bench_dask", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    mod.main(["--rows", "64", "--cols", "512", "--chunks", "32", "128", "--repeat", "1"])
+    out = capsys.readouterr().out
+    for name in ("softmax_c.dask", "composition", "in memory"):
+        assert name in out
