@@ -42,7 +42,7 @@
 # <= 1e-6 (float32) / 1e-14 (float64) for softmax outputs above the smallest
 # normal, absolute <= that * max(1, |result|) for log_softmax and logsumexp.
 from cython cimport floating
-from libc.stdint cimport int64_t, uint64_t
+from libc.stdint cimport int64_t, uint16_t, uint64_t
 
 cdef extern from "softmax_c.h" nogil:
     ctypedef struct sc_xent_params:
@@ -134,6 +134,30 @@ cdef extern from "softmax_c.h" nogil:
         void (*xent_rows_ws_f64)(const double *z, ptrdiff_t ldz, const double *q, ptrdiff_t ldq, const int64_t *t, ptrdiff_t ldt, double *g, ptrdiff_t ldg, double *loss, ptrdiff_t ldl, size_t rows, size_t n, const sc_xent_params *p, double *work, size_t work_len) noexcept nogil
         int64_t (*sample_row_f32)(const float *x, size_t n, const double *prm, uint64_t key, uint64_t row, double *logp, void *work, size_t work_len) noexcept nogil
         int64_t (*sample_row_f64)(const double *x, size_t n, const double *prm, uint64_t key, uint64_t row, double *logp, void *work, size_t work_len) noexcept nogil
+        void (*softmax_rows_f16)(const uint16_t *x, ptrdiff_t ldx, uint16_t *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil
+        void (*softmax_rows_bf16)(const uint16_t *x, ptrdiff_t ldx, uint16_t *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil
+        void (*log_softmax_rows_f16)(const uint16_t *x, ptrdiff_t ldx, uint16_t *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil
+        void (*log_softmax_rows_bf16)(const uint16_t *x, ptrdiff_t ldx, uint16_t *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil
+        void (*logsumexp_rows_f16)(const uint16_t *x, ptrdiff_t ldx, uint16_t *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil
+        void (*logsumexp_rows_bf16)(const uint16_t *x, ptrdiff_t ldx, uint16_t *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil
+        void (*softmax_cols_f16)(const uint16_t *x, ptrdiff_t ldx, uint16_t *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil
+        void (*softmax_cols_bf16)(const uint16_t *x, ptrdiff_t ldx, uint16_t *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil
+        void (*log_softmax_cols_f16)(const uint16_t *x, ptrdiff_t ldx, uint16_t *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil
+        void (*log_softmax_cols_bf16)(const uint16_t *x, ptrdiff_t ldx, uint16_t *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil
+        void (*logsumexp_cols_f16)(const uint16_t *x, ptrdiff_t ldx, uint16_t *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil
+        void (*logsumexp_cols_bf16)(const uint16_t *x, ptrdiff_t ldx, uint16_t *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil
+        void (*softmax_rows_to32_f16)(const uint16_t *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil
+        void (*softmax_rows_to32_bf16)(const uint16_t *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil
+        void (*log_softmax_rows_to32_f16)(const uint16_t *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil
+        void (*log_softmax_rows_to32_bf16)(const uint16_t *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil
+        void (*logsumexp_rows_to32_f16)(const uint16_t *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil
+        void (*logsumexp_rows_to32_bf16)(const uint16_t *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil
+        void (*softmax_cols_to32_f16)(const uint16_t *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil
+        void (*softmax_cols_to32_bf16)(const uint16_t *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil
+        void (*log_softmax_cols_to32_f16)(const uint16_t *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil
+        void (*log_softmax_cols_to32_bf16)(const uint16_t *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil
+        void (*logsumexp_cols_to32_f16)(const uint16_t *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil
+        void (*logsumexp_cols_to32_bf16)(const uint16_t *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil
 
 # The function table (softmax_c.h's struct sc_api), from softmax_c.kernels.
 cdef const sc_api *get_api() noexcept nogil
@@ -290,39 +314,57 @@ cdef inline int64_t sample_row_f32(const float *x, size_t n, const double *prm, 
     return get_api().sample_row_f32(x, n, prm, key, row, logp, work, work_len)
 cdef inline int64_t sample_row_f64(const double *x, size_t n, const double *prm, uint64_t key, uint64_t row, double *logp, void *work, size_t work_len) noexcept nogil:
     return get_api().sample_row_f64(x, n, prm, key, row, logp, work, work_len)
+cdef inline void softmax_rows_f16(const uint16_t *x, ptrdiff_t ldx, uint16_t *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil:
+    get_api().softmax_rows_f16(x, ldx, y, ldy, a, b)
+cdef inline void softmax_rows_bf16(const uint16_t *x, ptrdiff_t ldx, uint16_t *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil:
+    get_api().softmax_rows_bf16(x, ldx, y, ldy, a, b)
+cdef inline void log_softmax_rows_f16(const uint16_t *x, ptrdiff_t ldx, uint16_t *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil:
+    get_api().log_softmax_rows_f16(x, ldx, y, ldy, a, b)
+cdef inline void log_softmax_rows_bf16(const uint16_t *x, ptrdiff_t ldx, uint16_t *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil:
+    get_api().log_softmax_rows_bf16(x, ldx, y, ldy, a, b)
+cdef inline void logsumexp_rows_f16(const uint16_t *x, ptrdiff_t ldx, uint16_t *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil:
+    get_api().logsumexp_rows_f16(x, ldx, y, ldy, a, b)
+cdef inline void logsumexp_rows_bf16(const uint16_t *x, ptrdiff_t ldx, uint16_t *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil:
+    get_api().logsumexp_rows_bf16(x, ldx, y, ldy, a, b)
+cdef inline void softmax_cols_f16(const uint16_t *x, ptrdiff_t ldx, uint16_t *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil:
+    get_api().softmax_cols_f16(x, ldx, y, ldy, a, b)
+cdef inline void softmax_cols_bf16(const uint16_t *x, ptrdiff_t ldx, uint16_t *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil:
+    get_api().softmax_cols_bf16(x, ldx, y, ldy, a, b)
+cdef inline void log_softmax_cols_f16(const uint16_t *x, ptrdiff_t ldx, uint16_t *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil:
+    get_api().log_softmax_cols_f16(x, ldx, y, ldy, a, b)
+cdef inline void log_softmax_cols_bf16(const uint16_t *x, ptrdiff_t ldx, uint16_t *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil:
+    get_api().log_softmax_cols_bf16(x, ldx, y, ldy, a, b)
+cdef inline void logsumexp_cols_f16(const uint16_t *x, ptrdiff_t ldx, uint16_t *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil:
+    get_api().logsumexp_cols_f16(x, ldx, y, ldy, a, b)
+cdef inline void logsumexp_cols_bf16(const uint16_t *x, ptrdiff_t ldx, uint16_t *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil:
+    get_api().logsumexp_cols_bf16(x, ldx, y, ldy, a, b)
+cdef inline void softmax_rows_to32_f16(const uint16_t *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil:
+    get_api().softmax_rows_to32_f16(x, ldx, y, ldy, a, b)
+cdef inline void softmax_rows_to32_bf16(const uint16_t *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil:
+    get_api().softmax_rows_to32_bf16(x, ldx, y, ldy, a, b)
+cdef inline void log_softmax_rows_to32_f16(const uint16_t *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil:
+    get_api().log_softmax_rows_to32_f16(x, ldx, y, ldy, a, b)
+cdef inline void log_softmax_rows_to32_bf16(const uint16_t *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil:
+    get_api().log_softmax_rows_to32_bf16(x, ldx, y, ldy, a, b)
+cdef inline void logsumexp_rows_to32_f16(const uint16_t *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil:
+    get_api().logsumexp_rows_to32_f16(x, ldx, y, ldy, a, b)
+cdef inline void logsumexp_rows_to32_bf16(const uint16_t *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil:
+    get_api().logsumexp_rows_to32_bf16(x, ldx, y, ldy, a, b)
+cdef inline void softmax_cols_to32_f16(const uint16_t *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil:
+    get_api().softmax_cols_to32_f16(x, ldx, y, ldy, a, b)
+cdef inline void softmax_cols_to32_bf16(const uint16_t *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil:
+    get_api().softmax_cols_to32_bf16(x, ldx, y, ldy, a, b)
+cdef inline void log_softmax_cols_to32_f16(const uint16_t *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil:
+    get_api().log_softmax_cols_to32_f16(x, ldx, y, ldy, a, b)
+cdef inline void log_softmax_cols_to32_bf16(const uint16_t *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil:
+    get_api().log_softmax_cols_to32_bf16(x, ldx, y, ldy, a, b)
+cdef inline void logsumexp_cols_to32_f16(const uint16_t *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil:
+    get_api().logsumexp_cols_to32_f16(x, ldx, y, ldy, a, b)
+cdef inline void logsumexp_cols_to32_bf16(const uint16_t *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil:
+    get_api().logsumexp_cols_to32_bf16(x, ldx, y, ldy, a, b)
 
 # ---- each entry fused over float and double -----------------------------------
 
-cdef inline void softmax_rows(const floating *x, ptrdiff_t ldx, floating *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil:
-    if floating is float:
-        get_api().softmax_rows_f32(x, ldx, y, ldy, a, b)
-    else:
-        get_api().softmax_rows_f64(x, ldx, y, ldy, a, b)
-cdef inline void log_softmax_rows(const floating *x, ptrdiff_t ldx, floating *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil:
-    if floating is float:
-        get_api().log_softmax_rows_f32(x, ldx, y, ldy, a, b)
-    else:
-        get_api().log_softmax_rows_f64(x, ldx, y, ldy, a, b)
-cdef inline void logsumexp_rows(const floating *x, ptrdiff_t ldx, floating *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil:
-    if floating is float:
-        get_api().logsumexp_rows_f32(x, ldx, y, ldy, a, b)
-    else:
-        get_api().logsumexp_rows_f64(x, ldx, y, ldy, a, b)
-cdef inline void softmax_cols(const floating *x, ptrdiff_t ldx, floating *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil:
-    if floating is float:
-        get_api().softmax_cols_f32(x, ldx, y, ldy, a, b)
-    else:
-        get_api().softmax_cols_f64(x, ldx, y, ldy, a, b)
-cdef inline void log_softmax_cols(const floating *x, ptrdiff_t ldx, floating *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil:
-    if floating is float:
-        get_api().log_softmax_cols_f32(x, ldx, y, ldy, a, b)
-    else:
-        get_api().log_softmax_cols_f64(x, ldx, y, ldy, a, b)
-cdef inline void logsumexp_cols(const floating *x, ptrdiff_t ldx, floating *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil:
-    if floating is float:
-        get_api().logsumexp_cols_f32(x, ldx, y, ldy, a, b)
-    else:
-        get_api().logsumexp_cols_f64(x, ldx, y, ldy, a, b)
 cdef inline void softmax_jvp_rows(const floating *a, ptrdiff_t lda, const floating *b, ptrdiff_t ldb, floating *out, ptrdiff_t ldo, size_t p, size_t q) noexcept nogil:
     if floating is float:
         get_api().softmax_jvp_rows_f32(a, lda, b, ldb, out, ldo, p, q)
