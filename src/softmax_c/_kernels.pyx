@@ -48,6 +48,8 @@ concern:
                  cache's limit and statistics
   _fast.pxi      the hot paths for C-contiguous arrays along the last axis
   _sample.pxi    sampling a token per row (family/sample.h)
+  _half.pxi      float16 / bfloat16 inputs (family/half.h), computed in
+                 float32 without a float32 copy
 This file keeps the operation codes given to Python and the small helpers
 _api.py calls for the cross-entropy's targets, aliasing and build facts.
 """
@@ -82,6 +84,7 @@ include "_split.pxi"
 include "_outputs.pxi"
 include "_fast.pxi"
 include "_sample.pxi"
+include "_half.pxi"
 
 
 def xent_targets(cnp.ndarray t, Py_ssize_t n, long long ignore_index, weight):
