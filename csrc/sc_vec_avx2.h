@@ -221,7 +221,7 @@ static inline __m256 sc_load_bf16(const uint16_t *p)
     return _mm256_castsi256_ps(
         _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
 }
-static inline void sc_store_bf16(uint16_t *p, __m256 v)
+static inline __m128i sc_bf16_pack(__m256 v)
 {
     const __m256i u = _mm256_castps_si256(v), hi = _mm256_srli_epi32(u, 16);
     const __m256i r = _mm256_srli_epi32(
@@ -231,8 +231,15 @@ static inline void sc_store_bf16(uint16_t *p, __m256 v)
     const __m256i w =
         _mm256_blendv_epi8(r, q, _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q)));
     const __m256i pk = _mm256_permute4x64_epi64(_mm256_packus_epi32(w, w), 0x08);
-    _mm_storeu_si128((__m128i *)p, _mm256_castsi256_si128(pk));
+    return _mm256_castsi256_si128(pk);
 }
+static inline void sc_store_bf16(uint16_t *p, __m256 v) { _mm_storeu_si128((__m128i *)p, sc_bf16_pack(v)); }
+/* p 16-byte aligned: the converted vector through a streaming store */
+static inline void sc_stream_f16(uint16_t *p, __m256 v)
+{
+    _mm_stream_si128((__m128i *)p, _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
+static inline void sc_stream_bf16(uint16_t *p, __m256 v) { _mm_stream_si128((__m128i *)p, sc_bf16_pack(v)); }
 #define VT __m256
 #define SC_HALF_TAILS(H, FILLCONV)                                             \
     static inline VT sc_loadt_##H(const uint16_t *p, size_t k, float fill)     \

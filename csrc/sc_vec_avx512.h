@@ -269,7 +269,7 @@ static inline __m512 sc_load_bf16(const uint16_t *p)
     return _mm512_castsi512_ps(
         _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p)), 16));
 }
-static inline void sc_store_bf16(uint16_t *p, __m512 v)
+static inline __m256i sc_bf16_pack(__m512 v)
 {
     const __m512i u = _mm512_castps_si512(v), hi = _mm512_srli_epi32(u, 16);
     __m512i r = _mm512_srli_epi32(
@@ -277,7 +277,21 @@ static inline void sc_store_bf16(uint16_t *p, __m512 v)
                                              _mm512_and_si512(hi, _mm512_set1_epi32(1)))), 16);
     r = _mm512_mask_or_epi32(r, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), hi,
                              _mm512_set1_epi32(0x40));
-    _mm256_storeu_si256((__m256i *)p, _mm512_cvtepi32_epi16(r));
+    return _mm512_cvtepi32_epi16(r);
+}
+static inline void sc_store_bf16(uint16_t *p, __m512 v)
+{
+    _mm256_storeu_si256((__m256i *)p, sc_bf16_pack(v));
+}
+/* p 32-byte aligned: the converted vector through a streaming store */
+static inline void sc_stream_f16(uint16_t *p, __m512 v)
+{
+    _mm256_stream_si256((__m256i *)p,
+                        _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
+static inline void sc_stream_bf16(uint16_t *p, __m512 v)
+{
+    _mm256_stream_si256((__m256i *)p, sc_bf16_pack(v));
 }
 #define VT __m512
 #define SC_HALF_TAILS(H, FILLCONV)                                             \

@@ -106,6 +106,8 @@ static inline void sc_storet_f16(uint16_t *p, float v, size_t k)
     if (k)
         *p = sc_f32_to_f16(v);
 }
+static inline void sc_stream_f16(uint16_t *p, float v) { *p = sc_f32_to_f16(v); }
+static inline void sc_stream_bf16(uint16_t *p, float v) { *p = sc_f32_to_bf16(v); }
 static inline float sc_load_bf16(const uint16_t *p) { return sc_bf16_to_f32(*p); }
 static inline float sc_loadt_bf16(const uint16_t *p, size_t k, float fill)
 {

@@ -383,6 +383,28 @@ def test_threads(name, nt):
         check_close(op, got, truth(op, xc, 0), name)
 
 
+@pytest.mark.parametrize("name", HALF)
+@pytest.mark.parametrize("op", ["softmax", "log_softmax"])
+def test_large_outputs_stream_the_same_bits(name, op):
+    """Outputs of 4 MiB or more in rows of 1 KiB or more are written with
+    streaming stores past each row's partial first line: the same bits as
+    the rows computed a few at a time (plain stores), rows of any offset."""
+    dt = _dt(name)
+    rng = np.random.default_rng(9)
+    x = _logits(rng, (2200, 1000), name, 5.0)  # 4.4 MB, rows of 2000 bytes
+    for o32 in (False, True):
+        kw = {"dtype": np.float32} if o32 else {}
+        if o32:
+            x2 = x[:1100]  # float32 output of the same 4.4 MB
+        else:
+            x2 = x
+        big = run_op(op, x2, **kw)
+        small = np.concatenate([run_op(op, x2[i:i + 7], **kw) for i in range(0, len(x2), 7)])
+        assert np.array_equal(big.view(np.uint16 if not o32 else np.uint32),
+                              small.view(np.uint16 if not o32 else np.uint32))
+        check_close(op, big[:50], truth(op, x2[:50]), name, out32=o32)
+
+
 # ---------------------------------------------------------------- dtype=
 
 def test_dtype_keyword_is_checked():

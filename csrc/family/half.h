@@ -47,6 +47,12 @@
 #define SC_HALF_BUF 8192
 #endif
 
+/* Rows of at least this many output bytes, in outputs of SC_STREAM_MIN_BYTES
+ * or more, are written through streaming stores. */
+#ifndef SC_HALF_STREAM_MIN_ROW_BYTES
+#define SC_HALF_STREAM_MIN_ROW_BYTES SC_STREAM_MIN_ROW_BYTES
+#endif
+
 /* k lanes (k <= HN) at p, the others `fill`. */
 SC_ALWAYS_INLINE static inline HVEC HV(ldk)(const uint16_t *p, size_t k, float fill)
 {

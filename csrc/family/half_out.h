@@ -13,53 +13,66 @@
 /* One element into the output. */
 static inline void HOV(put)(SC_HOT *p, float v) { HO(storet)(p, HF(set1)(v), 1); }
 
-/* y[0, n) = exp(x - vm) * vinv, the exponentials read from e when not
- * NULL, else evaluated again from x. */
-SC_ALWAYS_INLINE static inline void HOV(scale_pass)(const uint16_t *x, const float *e, SC_HOT *y,
-                                                    size_t n, HVEC vm, HVEC vinv)
+/* The k lanes (k == HN: a whole vector) of the output at element i:
+ * softmax (log == 0) exp(x - vm) * vc, the exponentials read from e when
+ * not NULL, else evaluated again from x; log_softmax (x - vm) - vc. */
+SC_ALWAYS_INLINE static inline HVEC HOV(val)(const uint16_t *x, const float *e, size_t i,
+                                             size_t k, HVEC vm, HVEC vc, int log)
 {
-    size_t i = 0;
-    if (e) {
-        for (; i + HN <= n; i += HN)
-            HO(store)(y + i, HF(mul)(HF(load)(e + i), vinv));
-        if (i < n)
-            HO(storet)(y + i, HF(mul)(HF(loadt)(e + i, n - i, 0.0f), vinv), n - i);
-    } else {
-        for (; i + 2 * HN <= n; i += 2 * HN) {
-            HVEC a = sc_exp_neg_f32(HF(sub)(HX(load)(x + i), vm));
-            HVEC b = sc_exp_neg_f32(HF(sub)(HX(load)(x + i + HN), vm));
-            HO(store)(y + i, HF(mul)(a, vinv));
-            HO(store)(y + i + HN, HF(mul)(b, vinv));
-        }
-        for (; i + HN <= n; i += HN)
-            HO(store)(y + i, HF(mul)(sc_exp_neg_f32(HF(sub)(HX(load)(x + i), vm)), vinv));
-        if (i < n)
-            HO(storet)(y + i,
-                       HF(mul)(sc_exp_neg_f32(HF(sub)(HX(loadt)(x + i, n - i, -INFINITY), vm)),
-                               vinv),
-                       n - i);
-    }
+    if (log)
+        return HF(sub)(HF(sub)(HV(ldk)(x + i, k, 0.0f), vm), vc);
+    if (e)
+        return HF(mul)(k == HN ? HF(load)(e + i) : HF(loadt)(e + i, k, 0.0f), vc);
+    return HF(mul)(sc_exp_neg_f32(HF(sub)(HV(ldk)(x + i, k, -INFINITY), vm)), vc);
 }
 
-/* y[0, n) = (x - vm) - vc */
-SC_ALWAYS_INLINE static inline void HOV(log_pass)(const uint16_t *x, SC_HOT *y, size_t n,
-                                                  HVEC vm, HVEC vc)
+/* The write pass of a row: y[0, n) = val.  With `stream` (large outputs,
+ * the caller fences), the whole lines of y go through streaming stores,
+ * the partial lines it shares with its neighbours through plain ones. */
+SC_ALWAYS_INLINE static inline void HOV(write)(const uint16_t *x, const float *e, SC_HOT *y,
+                                               size_t n, HVEC vm, HVEC vc, int log, int stream)
 {
     size_t i = 0;
+    if (stream && HN > 1 && (size_t)y % sizeof(SC_HOT) == 0) {
+        const size_t lw = SC_LINE / sizeof(SC_HOT), mis = ((size_t)y / sizeof(SC_HOT)) % lw;
+        size_t head = mis ? lw - mis : 0;
+        if (head > n)
+            head = n;
+        for (; i + HN <= head; i += HN)
+            HO(store)(y + i, HOV(val)(x, e, i, HN, vm, vc, log));
+        if (i < head) {
+            HO(storet)(y + i, HOV(val)(x, e, i, head - i, vm, vc, log), head - i);
+            i = head;
+        }
+        for (; i + lw <= n; i += lw)
+            for (size_t j = 0; j < lw; j += HN)
+                HO(stream)(y + i + j, HOV(val)(x, e, i + j, HN, vm, vc, log));
+    }
     for (; i + 2 * HN <= n; i += 2 * HN) {
-        HO(store)(y + i, HF(sub)(HF(sub)(HX(load)(x + i), vm), vc));
-        HO(store)(y + i + HN, HF(sub)(HF(sub)(HX(load)(x + i + HN), vm), vc));
+        const HVEC a = HOV(val)(x, e, i, HN, vm, vc, log);
+        const HVEC b = HOV(val)(x, e, i + HN, HN, vm, vc, log);
+        HO(store)(y + i, a);
+        HO(store)(y + i + HN, b);
     }
     for (; i + HN <= n; i += HN)
-        HO(store)(y + i, HF(sub)(HF(sub)(HX(load)(x + i), vm), vc));
+        HO(store)(y + i, HOV(val)(x, e, i, HN, vm, vc, log));
     if (i < n)
-        HO(storet)(y + i, HF(sub)(HF(sub)(HX(loadt)(x + i, n - i, 0.0f), vm), vc), n - i);
+        HO(storet)(y + i, HOV(val)(x, e, i, n - i, vm, vc, log), n - i);
+}
+
+/* Whether a call's output goes through streaming stores (as the float32
+ * kernels': SC_STREAM_MIN_BYTES in all, SC_HALF_STREAM_MIN_ROW_BYTES a row). */
+static inline int HOV(stream)(size_t rows, size_t n)
+{
+    return rows * n * sizeof(SC_HOT) >= SC_STREAM_MIN_BYTES &&
+           n * sizeof(SC_HOT) >= SC_HALF_STREAM_MIN_ROW_BYTES;
 }
 
 void HOK(softmax_rows)(const uint16_t *x, ptrdiff_t ldx, SC_HOT *y, ptrdiff_t ldy, size_t rows,
                        size_t n)
 {
     float e[n <= SC_HALF_BUF ? (n ? n : 1) : 1];
+    const int stream = HOV(stream)(rows, n);
     if (n == 0)
         return;
     for (size_t r = 0; r < rows; r++) {
@@ -68,21 +81,34 @@ void HOK(softmax_rows)(const uint16_t *x, ptrdiff_t ldx, SC_HOT *y, ptrdiff_t ld
         const float mx = HV(row_max)(xr, n);
         float *ep = n <= SC_HALF_BUF ? e : NULL;
         const double s = HV(expsum)(xr, ep, n, mx, HV(prefetch_row)(xr, ldx, r, rows, n));
-        HOV(scale_pass)(xr, ep, yr, n, HF(set1)(mx), HF(set1)((float)(1.0 / s)));
+        const HVEC vm = HF(set1)(mx), vc = HF(set1)((float)(1.0 / s));
+        if (stream)
+            HOV(write)(xr, ep, yr, n, vm, vc, 0, 1);
+        else
+            HOV(write)(xr, ep, yr, n, vm, vc, 0, 0);
     }
+    if (stream)
+        sc_sfence();
 }
 
 void HOK(log_softmax_rows)(const uint16_t *x, ptrdiff_t ldx, SC_HOT *y, ptrdiff_t ldy,
                            size_t rows, size_t n)
 {
+    const int stream = HOV(stream)(rows, n);
     if (n == 0)
         return;
     for (size_t r = 0; r < rows; r++) {
         const uint16_t *xr = x + (ptrdiff_t)r * ldx;
         const float mx = HV(row_max)(xr, n);
         const double s = HV(expsum)(xr, NULL, n, mx, HV(prefetch_row)(xr, ldx, r, rows, n));
-        HOV(log_pass)(xr, y + (ptrdiff_t)r * ldy, n, HF(set1)(mx), HF(set1)((float)log(s)));
+        const HVEC vm = HF(set1)(mx), vc = HF(set1)((float)log(s));
+        if (stream)
+            HOV(write)(xr, NULL, y + (ptrdiff_t)r * ldy, n, vm, vc, 1, 1);
+        else
+            HOV(write)(xr, NULL, y + (ptrdiff_t)r * ldy, n, vm, vc, 1, 0);
     }
+    if (stream)
+        sc_sfence();
 }
 
 void HOK(logsumexp_rows)(const uint16_t *x, ptrdiff_t ldx, SC_HOT *out, ptrdiff_t ldo,
