@@ -152,25 +152,41 @@ static float HV(lse_nonfinite)(const uint16_t *x, ptrdiff_t stride, size_t n, fl
     return mx;
 }
 
-/* Per-lane max and compensated sum of exp(x - max) over the n rows of a
- * column vector of k lanes (a panel: family/cols.h). */
-static inline void HV(col_stats)(const uint16_t *x, ptrdiff_t ldx, size_t n, size_t k,
-                                 HVEC *mx_out, HVEC *sum_out)
+/* Per-lane max and compensated sum of exp(x - max) over the n rows of nv
+ * (<= 4) column vectors side by side, the last of kl lanes (a panel:
+ * family/cols.h).  The vectors share each row's lines, so the panel is
+ * swept once per step for all of them; each lane's arithmetic is the same
+ * whatever nv. */
+SC_ALWAYS_INLINE static inline void HV(col_stats)(const uint16_t *x, ptrdiff_t ldx, size_t n,
+                                                  size_t nv, size_t kl, HVEC *mx_out,
+                                                  HVEC *sum_out)
 {
-    HVEC mx = HF(set1)(-INFINITY);
+    HVEC mx[4], hi[4], lo[4], a[4];
+    for (size_t v = 0; v < nv; v++)
+        mx[v] = HF(set1)(-INFINITY);
     for (size_t i = 0; i < n; i++)
-        mx = HF(max)(mx, HV(ldk)(x + (ptrdiff_t)i * ldx, k, -INFINITY));
-    HVEC hi = HF(set1)(0.0f), lo = hi;
+        for (size_t v = 0; v < nv; v++)
+            mx[v] = HF(max)(mx[v], HV(ldk)(x + (ptrdiff_t)i * ldx + v * HN, v + 1 == nv ? kl : HN,
+                                           -INFINITY));
+    for (size_t v = 0; v < nv; v++)
+        hi[v] = lo[v] = HF(set1)(0.0f);
     for (size_t i0 = 0; i0 < n; i0 += 8) {
         size_t i1 = n - i0 < 8 ? n : i0 + 8;
-        HVEC a = HF(set1)(0.0f);
+        for (size_t v = 0; v < nv; v++)
+            a[v] = HF(set1)(0.0f);
         for (size_t i = i0; i < i1; i++)
-            a = HF(add)(a, sc_exp_neg_f32(
-                               HF(sub)(HV(ldk)(x + (ptrdiff_t)i * ldx, k, -INFINITY), mx)));
-        sc_two_sum_f32(&hi, &lo, a);
+            for (size_t v = 0; v < nv; v++)
+                a[v] = HF(add)(a[v], sc_exp_neg_f32(HF(sub)(
+                                         HV(ldk)(x + (ptrdiff_t)i * ldx + v * HN,
+                                                 v + 1 == nv ? kl : HN, -INFINITY),
+                                         mx[v])));
+        for (size_t v = 0; v < nv; v++)
+            sc_two_sum_f32(&hi[v], &lo[v], a[v]);
     }
-    *mx_out = mx;
-    *sum_out = HF(add)(hi, lo);
+    for (size_t v = 0; v < nv; v++) {
+        mx_out[v] = mx[v];
+        sum_out[v] = HF(add)(hi[v], lo[v]);
+    }
 }
 
 /* The kernels, per output dtype. */

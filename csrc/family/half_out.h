@@ -14,12 +14,12 @@
 static inline void HOV(put)(SC_HOT *p, float v) { HO(storet)(p, HF(set1)(v), 1); }
 
 /* The k lanes (k == HN: a whole vector) of the output at element i:
- * softmax (log == 0) exp(x - vm) * vc, the exponentials read from e when
+ * softmax (lg == 0) exp(x - vm) * vc, the exponentials read from e when
  * not NULL, else evaluated again from x; log_softmax (x - vm) - vc. */
 SC_ALWAYS_INLINE static inline HVEC HOV(val)(const uint16_t *x, const float *e, size_t i,
-                                             size_t k, HVEC vm, HVEC vc, int log)
+                                             size_t k, HVEC vm, HVEC vc, int lg)
 {
-    if (log)
+    if (lg)
         return HF(sub)(HF(sub)(HV(ldk)(x + i, k, 0.0f), vm), vc);
     if (e)
         return HF(mul)(k == HN ? HF(load)(e + i) : HF(loadt)(e + i, k, 0.0f), vc);
@@ -30,7 +30,7 @@ SC_ALWAYS_INLINE static inline HVEC HOV(val)(const uint16_t *x, const float *e, 
  * the caller fences), the whole lines of y go through streaming stores,
  * the partial lines it shares with its neighbours through plain ones. */
 SC_ALWAYS_INLINE static inline void HOV(write)(const uint16_t *x, const float *e, SC_HOT *y,
-                                               size_t n, HVEC vm, HVEC vc, int log, int stream)
+                                               size_t n, HVEC vm, HVEC vc, int lg, int stream)
 {
     size_t i = 0;
     if (stream && HN > 1 && (size_t)y % sizeof(SC_HOT) == 0) {
@@ -39,25 +39,25 @@ SC_ALWAYS_INLINE static inline void HOV(write)(const uint16_t *x, const float *e
         if (head > n)
             head = n;
         for (; i + HN <= head; i += HN)
-            HO(store)(y + i, HOV(val)(x, e, i, HN, vm, vc, log));
+            HO(store)(y + i, HOV(val)(x, e, i, HN, vm, vc, lg));
         if (i < head) {
-            HO(storet)(y + i, HOV(val)(x, e, i, head - i, vm, vc, log), head - i);
+            HO(storet)(y + i, HOV(val)(x, e, i, head - i, vm, vc, lg), head - i);
             i = head;
         }
         for (; i + lw <= n; i += lw)
             for (size_t j = 0; j < lw; j += HN)
-                HO(stream)(y + i + j, HOV(val)(x, e, i + j, HN, vm, vc, log));
+                HO(stream)(y + i + j, HOV(val)(x, e, i + j, HN, vm, vc, lg));
     }
     for (; i + 2 * HN <= n; i += 2 * HN) {
-        const HVEC a = HOV(val)(x, e, i, HN, vm, vc, log);
-        const HVEC b = HOV(val)(x, e, i + HN, HN, vm, vc, log);
+        const HVEC a = HOV(val)(x, e, i, HN, vm, vc, lg);
+        const HVEC b = HOV(val)(x, e, i + HN, HN, vm, vc, lg);
         HO(store)(y + i, a);
         HO(store)(y + i + HN, b);
     }
     for (; i + HN <= n; i += HN)
-        HO(store)(y + i, HOV(val)(x, e, i, HN, vm, vc, log));
+        HO(store)(y + i, HOV(val)(x, e, i, HN, vm, vc, lg));
     if (i < n)
-        HO(storet)(y + i, HOV(val)(x, e, i, n - i, vm, vc, log), n - i);
+        HO(storet)(y + i, HOV(val)(x, e, i, n - i, vm, vc, lg), n - i);
 }
 
 /* Whether a call's output goes through streaming stores (as the float32
@@ -133,54 +133,76 @@ void HOK(logsumexp_rows)(const uint16_t *x, ptrdiff_t ldx, SC_HOT *out, ptrdiff_
 }
 
 /* ---- panels: n rows (stride ldx) by m contiguous columns ---------------
- * One vector of columns per sweep: max, sum, write, each over the n rows;
- * softmax evaluates the exponentials again in its write sweep. */
+ * Up to four vectors of columns per sweep (they share each row's lines):
+ * max, sum, write, each over the n rows; softmax evaluates the
+ * exponentials again in its write sweep. */
+
+/* softmax (lg == 0) or log_softmax of nv column vectors, the last of kl
+ * lanes. */
+SC_ALWAYS_INLINE static inline void HOV(cols_block)(const uint16_t *x, ptrdiff_t ldx, SC_HOT *y,
+                                                    ptrdiff_t ldy, size_t n, size_t nv,
+                                                    size_t kl, int lg)
+{
+    HVEC mx[4], s[4], c[4];
+    float bs[HN];
+    HV(col_stats)(x, ldx, n, nv, kl, mx, s);
+    for (size_t v = 0; v < nv; v++) {
+        HF(store)(bs, s[v]);
+        for (size_t l = 0; l < HN; l++)
+            bs[l] = lg ? (float)log((double)bs[l]) : (float)(1.0 / (double)bs[l]);
+        c[v] = HF(load)(bs);
+    }
+    for (size_t i = 0; i < n; i++) {
+        for (size_t v = 0; v < nv; v++) {
+            const size_t k = v + 1 == nv ? kl : HN;
+            const uint16_t *xi = x + (ptrdiff_t)i * ldx + v * HN;
+            const HVEC val =
+                lg ? HF(sub)(HF(sub)(HV(ldk)(xi, k, 0.0f), mx[v]), c[v])
+                    : HF(mul)(sc_exp_neg_f32(HF(sub)(HV(ldk)(xi, k, -INFINITY), mx[v])), c[v]);
+            if (k == HN)
+                HO(store)(y + (ptrdiff_t)i * ldy + v * HN, val);
+            else
+                HO(storet)(y + (ptrdiff_t)i * ldy + v * HN, val, k);
+        }
+    }
+}
+
+/* The panel in blocks of four vectors (the last block fewer), each block's
+ * vector count a constant of its own copy of the loops. */
+SC_ALWAYS_INLINE static inline void HOV(cols)(const uint16_t *x, ptrdiff_t ldx, SC_HOT *y,
+                                              ptrdiff_t ldy, size_t n, size_t m, int lg)
+{
+    if (n == 0)
+        return;
+    for (size_t j = 0; j < m; j += 4 * HN) {
+        const size_t w = m - j < 4 * HN ? m - j : 4 * HN;
+        const size_t nv = (w + HN - 1) / HN, kl = w - (nv - 1) * HN;
+        switch (nv) {
+        case 4:
+            HOV(cols_block)(x + j, ldx, y + j, ldy, n, 4, kl, lg);
+            break;
+        case 3:
+            HOV(cols_block)(x + j, ldx, y + j, ldy, n, 3, kl, lg);
+            break;
+        case 2:
+            HOV(cols_block)(x + j, ldx, y + j, ldy, n, 2, kl, lg);
+            break;
+        default:
+            HOV(cols_block)(x + j, ldx, y + j, ldy, n, 1, kl, lg);
+        }
+    }
+}
 
 void HOK(softmax_cols)(const uint16_t *x, ptrdiff_t ldx, SC_HOT *y, ptrdiff_t ldy, size_t n,
                        size_t m)
 {
-    float bs[HN];
-    for (size_t j = 0; j < m && n > 0; j += HN) {
-        const size_t k = m - j < HN ? m - j : HN;
-        HVEC mx, s;
-        HV(col_stats)(x + j, ldx, n, k, &mx, &s);
-        HF(store)(bs, s);
-        for (size_t l = 0; l < HN; l++)
-            bs[l] = (float)(1.0 / (double)bs[l]);
-        const HVEC inv = HF(load)(bs);
-        for (size_t i = 0; i < n; i++) {
-            const HVEC v = HF(mul)(
-                sc_exp_neg_f32(HF(sub)(HV(ldk)(x + (ptrdiff_t)i * ldx + j, k, -INFINITY), mx)),
-                inv);
-            if (k == HN)
-                HO(store)(y + (ptrdiff_t)i * ldy + j, v);
-            else
-                HO(storet)(y + (ptrdiff_t)i * ldy + j, v, k);
-        }
-    }
+    HOV(cols)(x, ldx, y, ldy, n, m, 0);
 }
 
 void HOK(log_softmax_cols)(const uint16_t *x, ptrdiff_t ldx, SC_HOT *y, ptrdiff_t ldy, size_t n,
                            size_t m)
 {
-    float bs[HN];
-    for (size_t j = 0; j < m && n > 0; j += HN) {
-        const size_t k = m - j < HN ? m - j : HN;
-        HVEC mx, s;
-        HV(col_stats)(x + j, ldx, n, k, &mx, &s);
-        HF(store)(bs, s);
-        for (size_t l = 0; l < HN; l++)
-            bs[l] = (float)log((double)bs[l]);
-        const HVEC c = HF(load)(bs);
-        for (size_t i = 0; i < n; i++) {
-            const HVEC v =
-                HF(sub)(HF(sub)(HV(ldk)(x + (ptrdiff_t)i * ldx + j, k, 0.0f), mx), c);
-            if (k == HN)
-                HO(store)(y + (ptrdiff_t)i * ldy + j, v);
-            else
-                HO(storet)(y + (ptrdiff_t)i * ldy + j, v, k);
-        }
-    }
+    HOV(cols)(x, ldx, y, ldy, n, m, 1);
 }
 
 void HOK(logsumexp_cols)(const uint16_t *x, ptrdiff_t ldx, SC_HOT *out, ptrdiff_t ldo, size_t n,
@@ -190,7 +212,7 @@ void HOK(logsumexp_cols)(const uint16_t *x, ptrdiff_t ldx, SC_HOT *out, ptrdiff_
     for (size_t j = 0; j < m; j += HN) {
         const size_t k = m - j < HN ? m - j : HN;
         HVEC mx, s;
-        HV(col_stats)(x + j, ldx, n, k, &mx, &s);
+        HV(col_stats)(x + j, ldx, n, 1, k, &mx, &s);
         HF(store)(bm, mx);
         HF(store)(bs, s);
         for (size_t l = 0; l < k; l++) {
