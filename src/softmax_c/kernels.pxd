@@ -19,7 +19,9 @@
 # per dtype (softmax_rows_f32, softmax_rows_f64, piece_max_f32, ...) and,
 # for each entry that has both dtypes, fused over cython.floating
 # (softmax_rows, piece_max, ...; an entry without a floating argument
-# takes one, `dtype_only`, to choose the dtype).  The layouts and each
+# takes one, `dtype_only`, to choose the dtype).  The half-width entries
+# (softmax_rows_f16, softmax_rows_to32_bf16, ...: float16 / bfloat16 bits
+# as uint16_t, computed in float32) are per dtype only.  The layouts and each
 # function's contract are in softmax_c.h.  Besides, one contiguous row:
 #   softmax_row(x, y, n)                 y may be x
 #   log_softmax_row(x, y, n)
@@ -365,6 +367,36 @@ cdef inline void logsumexp_cols_to32_bf16(const uint16_t *x, ptrdiff_t ldx, floa
 
 # ---- each entry fused over float and double -----------------------------------
 
+cdef inline void softmax_rows(const floating *x, ptrdiff_t ldx, floating *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil:
+    if floating is float:
+        get_api().softmax_rows_f32(x, ldx, y, ldy, a, b)
+    else:
+        get_api().softmax_rows_f64(x, ldx, y, ldy, a, b)
+cdef inline void log_softmax_rows(const floating *x, ptrdiff_t ldx, floating *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil:
+    if floating is float:
+        get_api().log_softmax_rows_f32(x, ldx, y, ldy, a, b)
+    else:
+        get_api().log_softmax_rows_f64(x, ldx, y, ldy, a, b)
+cdef inline void logsumexp_rows(const floating *x, ptrdiff_t ldx, floating *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil:
+    if floating is float:
+        get_api().logsumexp_rows_f32(x, ldx, y, ldy, a, b)
+    else:
+        get_api().logsumexp_rows_f64(x, ldx, y, ldy, a, b)
+cdef inline void softmax_cols(const floating *x, ptrdiff_t ldx, floating *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil:
+    if floating is float:
+        get_api().softmax_cols_f32(x, ldx, y, ldy, a, b)
+    else:
+        get_api().softmax_cols_f64(x, ldx, y, ldy, a, b)
+cdef inline void log_softmax_cols(const floating *x, ptrdiff_t ldx, floating *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil:
+    if floating is float:
+        get_api().log_softmax_cols_f32(x, ldx, y, ldy, a, b)
+    else:
+        get_api().log_softmax_cols_f64(x, ldx, y, ldy, a, b)
+cdef inline void logsumexp_cols(const floating *x, ptrdiff_t ldx, floating *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil:
+    if floating is float:
+        get_api().logsumexp_cols_f32(x, ldx, y, ldy, a, b)
+    else:
+        get_api().logsumexp_cols_f64(x, ldx, y, ldy, a, b)
 cdef inline void softmax_jvp_rows(const floating *a, ptrdiff_t lda, const floating *b, ptrdiff_t ldb, floating *out, ptrdiff_t ldo, size_t p, size_t q) noexcept nogil:
     if floating is float:
         get_api().softmax_jvp_rows_f32(a, lda, b, ldb, out, ldo, p, q)
