@@ -503,3 +503,17 @@ def test_simd_levels(level):
                          capture_output=True, text=True, env=_env(SOFTMAX_C_SIMD=level),
                          timeout=600)
     assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]
+
+
+def test_cython_api_keeps_fused_functions():
+    """The half-width rows are per dtype in kernels.pxd; the entries they
+    share with float32/float64 keep their functions fused over
+    cython.floating."""
+    with open(os.path.join(os.path.dirname(sc.__file__), "kernels.pxd")) as f:
+        text = f.read()
+    for name in ("softmax_rows", "log_softmax_rows", "logsumexp_rows", "softmax_cols",
+                 "log_softmax_cols", "logsumexp_cols"):
+        assert f"cdef inline void {name}(const floating *x" in text, name
+        for dt in ("f16", "bf16"):
+            assert f"cdef inline void {name}_{dt}(const uint16_t *x" in text
+            assert f"cdef inline void {name}_to32_{dt}(const uint16_t *x" in text
