@@ -101,12 +101,15 @@ def kernels_pxd(types, sigs, rows):
         members.append(f"        {r} (*{fn})({p}) noexcept nogil")
         inline.append(f"cdef inline {r} {fn}({p}) noexcept nogil:\n"
                       f"    {'return ' if rk else ''}get_api().{fn}({_args(args)})")
-    # One function fused over float and double per entry that has both.
+    # One function fused over float and double per entry that has both (its
+    # half-width rows, f16 and bf16, stay per dtype: Cython's floating has
+    # no 16-bit member).
     by_name = {}
     for row in rows:
         if row["dt"] is not None:
             by_name.setdefault(row["name"], []).append(row)
     for name, rs in by_name.items():
+        rs = [r for r in rs if r["dt"] in ("f32", "f64")]
         if sorted(r["dt"] for r in rs) != ["f32", "f64"]:
             continue
         ret, params, args, rk = sigs[rs[0]["sig"]]

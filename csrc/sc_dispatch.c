@@ -72,8 +72,11 @@ int sc_simd_supported(void)
     unsigned int a, b, c, d;
     if (!__get_cpuid(1, &a, &b, &c, &d))
         return SC_SIMD_SCALAR;
-    const int osxsave = (c >> 27) & 1, avx = (c >> 28) & 1, fma = (c >> 12) & 1;
-    if (!(osxsave && avx && fma))
+    /* F16C: the float16 conversions of both vector levels (every AVX2 CPU
+     * has it; one without it takes the scalar level) */
+    const int osxsave = (c >> 27) & 1, avx = (c >> 28) & 1, fma = (c >> 12) & 1,
+              f16c = (c >> 29) & 1;
+    if (!(osxsave && avx && fma && f16c))
         return SC_SIMD_SCALAR;
     const unsigned long long xcr0 = sc_xgetbv0();
     if ((xcr0 & 0x6) != 0x6) /* XMM and YMM state */

@@ -12,7 +12,10 @@
 #include <immintrin.h>
 #include <math.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 #include "sc_logd.h"
+#include "sc_half.h"
 
 /* ---- float32 ---------------------------------------------------------- */
 typedef __m256 sc_vec_f32;
@@ -197,6 +200,68 @@ static inline __m256d sc_logd_v(__m256d x)
 }
 static inline void sc_logd_n(double *x) { _mm256_storeu_pd(x, sc_logd_v(_mm256_loadu_pd(x))); }
 static inline double sc_logd_1(double x) { return _mm256_cvtsd_f64(sc_logd_v(_mm256_set1_pd(x))); }
+
+/* ---- half-width storage (sc_half.h), computed in float32 --------------
+ * sc_load/_loadt_H convert to float32 on load, sc_store/_storet_H round to
+ * nearest even on store, H = f16 or bf16 (family/half.h).  Whole vectors:
+ * float16 through F16C (VCVTPH2PS / VCVTPS2PH), bfloat16 by a 16-bit shift
+ * on load and an integer round to nearest even on store (NaN kept NaN).
+ * Partial vectors go through a stack copy of k elements: AVX2 has no
+ * 16-bit masked load or store; no element past k is read or written. */
+static inline __m256 sc_load_f16(const uint16_t *p)
+{
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+}
+static inline void sc_store_f16(uint16_t *p, __m256 v)
+{
+    _mm_storeu_si128((__m128i *)p, _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
+static inline __m256 sc_load_bf16(const uint16_t *p)
+{
+    return _mm256_castsi256_ps(
+        _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
+}
+static inline __m128i sc_bf16_pack(__m256 v)
+{
+    const __m256i u = _mm256_castps_si256(v), hi = _mm256_srli_epi32(u, 16);
+    const __m256i r = _mm256_srli_epi32(
+        _mm256_add_epi32(u, _mm256_add_epi32(_mm256_set1_epi32(0x7fff),
+                                             _mm256_and_si256(hi, _mm256_set1_epi32(1)))), 16);
+    const __m256i q = _mm256_or_si256(hi, _mm256_set1_epi32(0x40));
+    const __m256i w =
+        _mm256_blendv_epi8(r, q, _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q)));
+    const __m256i pk = _mm256_permute4x64_epi64(_mm256_packus_epi32(w, w), 0x08);
+    return _mm256_castsi256_si128(pk);
+}
+static inline void sc_store_bf16(uint16_t *p, __m256 v) { _mm_storeu_si128((__m128i *)p, sc_bf16_pack(v)); }
+/* p 16-byte aligned: the converted vector through a streaming store */
+static inline void sc_stream_f16(uint16_t *p, __m256 v)
+{
+    _mm_stream_si128((__m128i *)p, _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
+static inline void sc_stream_bf16(uint16_t *p, __m256 v) { _mm_stream_si128((__m128i *)p, sc_bf16_pack(v)); }
+#define VT __m256
+#define SC_HALF_TAILS(H, FILLCONV)                                             \
+    static inline VT sc_loadt_##H(const uint16_t *p, size_t k, float fill)     \
+    {                                                                          \
+        uint16_t t[8];                                                        \
+        const uint16_t f = FILLCONV(fill);                                     \
+        for (size_t l = 0; l < 8; l++)                                        \
+            t[l] = f;                                                          \
+        memcpy(t, p, k * sizeof(uint16_t));                                    \
+        return sc_load_##H(t);                                                 \
+    }                                                                          \
+    static inline void sc_storet_##H(uint16_t *p, VT v, size_t k)              \
+    {                                                                          \
+        uint16_t t[8];                                                        \
+        sc_store_##H(t, v);                                                    \
+        memcpy(p, t, k * sizeof(uint16_t));                                    \
+    }
+SC_HALF_TAILS(f16, sc_f32_to_f16)
+SC_HALF_TAILS(bf16, sc_f32_to_bf16)
+#undef SC_HALF_TAILS
+
+#undef VT
 
 static inline void sc_sfence(void) { _mm_sfence(); }
 

@@ -25,7 +25,10 @@
 #include <immintrin.h>
 #include <math.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 #include "sc_logd.h"
+#include "sc_half.h"
 
 /* ---- float32 ---------------------------------------------------------- */
 typedef __m512 sc_vec_f32;
@@ -243,6 +246,75 @@ static inline __m512 sc_from_pd_f32(__m512d lo, __m512d hi)
     return _mm512_castpd_ps(
         _mm512_insertf64x4(_mm512_castps_pd(l), _mm256_castps_pd(_mm512_cvtpd_ps(hi)), 1));
 }
+
+/* ---- half-width storage (sc_half.h), computed in float32 --------------
+ * sc_load/_loadt_H convert to float32 on load, sc_store/_storet_H round to
+ * nearest even on store, H = f16 or bf16 (family/half.h).  Whole vectors:
+ * float16 through VCVTPH2PS / VCVTPS2PH (AVX-512F), bfloat16 by a 16-bit
+ * shift on load and an integer round to nearest even on store (NaN kept
+ * NaN), narrowed by VPMOVDW.  Partial vectors go through a stack copy of k
+ * elements: 16-bit masked loads and stores need AVX-512BW, which this
+ * level does not require; no element past k is read or written. */
+static inline __m512 sc_load_f16(const uint16_t *p)
+{
+    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
+}
+static inline void sc_store_f16(uint16_t *p, __m512 v)
+{
+    _mm256_storeu_si256((__m256i *)p,
+                        _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
+static inline __m512 sc_load_bf16(const uint16_t *p)
+{
+    return _mm512_castsi512_ps(
+        _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p)), 16));
+}
+static inline __m256i sc_bf16_pack(__m512 v)
+{
+    const __m512i u = _mm512_castps_si512(v), hi = _mm512_srli_epi32(u, 16);
+    __m512i r = _mm512_srli_epi32(
+        _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff),
+                                             _mm512_and_si512(hi, _mm512_set1_epi32(1)))), 16);
+    r = _mm512_mask_or_epi32(r, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), hi,
+                             _mm512_set1_epi32(0x40));
+    return _mm512_cvtepi32_epi16(r);
+}
+static inline void sc_store_bf16(uint16_t *p, __m512 v)
+{
+    _mm256_storeu_si256((__m256i *)p, sc_bf16_pack(v));
+}
+/* p 32-byte aligned: the converted vector through a streaming store */
+static inline void sc_stream_f16(uint16_t *p, __m512 v)
+{
+    _mm256_stream_si256((__m256i *)p,
+                        _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
+static inline void sc_stream_bf16(uint16_t *p, __m512 v)
+{
+    _mm256_stream_si256((__m256i *)p, sc_bf16_pack(v));
+}
+#define VT __m512
+#define SC_HALF_TAILS(H, FILLCONV)                                             \
+    static inline VT sc_loadt_##H(const uint16_t *p, size_t k, float fill)     \
+    {                                                                          \
+        uint16_t t[16];                                                        \
+        const uint16_t f = FILLCONV(fill);                                     \
+        for (size_t l = 0; l < 16; l++)                                        \
+            t[l] = f;                                                          \
+        memcpy(t, p, k * sizeof(uint16_t));                                    \
+        return sc_load_##H(t);                                                 \
+    }                                                                          \
+    static inline void sc_storet_##H(uint16_t *p, VT v, size_t k)              \
+    {                                                                          \
+        uint16_t t[16];                                                        \
+        sc_store_##H(t, v);                                                    \
+        memcpy(p, t, k * sizeof(uint16_t));                                    \
+    }
+SC_HALF_TAILS(f16, sc_f32_to_f16)
+SC_HALF_TAILS(bf16, sc_f32_to_bf16)
+#undef SC_HALF_TAILS
+
+#undef VT
 
 /* Orders streaming stores before whatever the caller does next. */
 static inline void sc_sfence(void) { _mm_sfence(); }

@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <math.h>
+#include "sc_half.h"
 
 /* ---- float32 ---------------------------------------------------------- */
 typedef float sc_vec_f32;
@@ -89,6 +90,35 @@ enum { SC_LOGD_N = 1 };
 
 static inline void sc_logd_n(double *x) { x[0] = log(x[0]); }
 static inline double sc_logd_1(double x) { return log(x); }
+
+/* ---- half-width storage (sc_half.h), computed in float32 --------------
+ * sc_load/_loadt_H convert to float32 on load, sc_store/_storet_H round to
+ * nearest even on store, H = f16 or bf16: the storage of the half-width
+ * kernels (family/half.h). */
+static inline float sc_load_f16(const uint16_t *p) { return sc_f16_to_f32(*p); }
+static inline float sc_loadt_f16(const uint16_t *p, size_t k, float fill)
+{
+    return k ? sc_f16_to_f32(*p) : fill;
+}
+static inline void sc_store_f16(uint16_t *p, float v) { *p = sc_f32_to_f16(v); }
+static inline void sc_storet_f16(uint16_t *p, float v, size_t k)
+{
+    if (k)
+        *p = sc_f32_to_f16(v);
+}
+static inline void sc_stream_f16(uint16_t *p, float v) { *p = sc_f32_to_f16(v); }
+static inline void sc_stream_bf16(uint16_t *p, float v) { *p = sc_f32_to_bf16(v); }
+static inline float sc_load_bf16(const uint16_t *p) { return sc_bf16_to_f32(*p); }
+static inline float sc_loadt_bf16(const uint16_t *p, size_t k, float fill)
+{
+    return k ? sc_bf16_to_f32(*p) : fill;
+}
+static inline void sc_store_bf16(uint16_t *p, float v) { *p = sc_f32_to_bf16(v); }
+static inline void sc_storet_bf16(uint16_t *p, float v, size_t k)
+{
+    if (k)
+        *p = sc_f32_to_bf16(v);
+}
 
 static inline void sc_sfence(void) {}
 

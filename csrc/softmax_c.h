@@ -1,6 +1,7 @@
 /*
  * softmax_c.h - the C API of softmax_c: row and panel kernels for softmax,
- * log_softmax and logsumexp, in float32 (_f32) and float64 (_f64).
+ * log_softmax and logsumexp, in float32 (_f32) and float64 (_f64), and
+ * for float16 (_f16) and bfloat16 (_bf16) storage computed in float32.
  *
  * Plain C99, no Python.  Each function dispatches at run time to the best
  * kernel this CPU and OS support (AVX-512F, AVX2+FMA, or portable C),
@@ -212,11 +213,24 @@ enum sc_simd_level { SC_SIMD_SCALAR = 0, SC_SIMD_AVX2 = 1, SC_SIMD_AVX512F = 2 }
  * sc_simd_compiled(): bit mask of the levels compiled into this build
  *   (1 << level). */
 
+/* Half-width storage, computed in float32 (family/half.h):
+ * sc_softmax_rows_<H>, sc_log_softmax_rows_<H>, sc_logsumexp_rows_<H> and
+ * the _cols forms, H = f16 (IEEE float16) or bf16 (bfloat16), take and
+ * write the bits as uint16_t; sc_<name>_to32_<H> write float32 (y of type
+ * float).  The input is converted to float32 in registers (no float32 copy
+ * is made), computed as the float32 kernels compute, and each result is
+ * rounded once, to nearest even, into the output (overflow to +-inf, NaN
+ * stays NaN): within one unit in the last place of a half-width output
+ * (softmax results of float32's normal range; log_softmax / logsumexp plus
+ * the float32 error above).  Same layouts and value rules; y may be x for
+ * the half-width outputs. */
+
 /* ---- The declarations -------------------------------------------------
  * Every function above, declared from the one list of entry points,
  * sc_kernels.def: a row K(family, name, dt, sig) or P(name, dt, sig) is
  * sc_<name>_<dt> with the signature SC_SIG_<sig> there (S and C the
- * dtype's storage and compute types, float or double); P0(name, sig) is
+ * dtype's storage and compute types: float, double, or uint16_t and
+ * float for f16 / bf16); P0(name, sig) is
  * sc_<name>. */
 #define SC_DECL_K(family, name, dt, sig) SC_DECLARE(sc_##name##_##dt, SC_SIG(sig, dt))
 #define SC_DECL_P(name, dt, sig) SC_DECLARE(sc_##name##_##dt, SC_SIG(sig, dt))

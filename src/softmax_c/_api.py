@@ -126,20 +126,71 @@ def _run(op, x, y, k, nt):
 
 # ---------------------------------------------------------------- forward
 
-def _forward(op, x, axis, where, out, num_threads):
-    if where is None:  # the hot path's rules: _kernels (_fast.pxi)
+def _half_native(x):
+    """A float16 or bfloat16 array as the half-width kernels read it: itself
+    when native-order and aligned, else a copy of the same dtype (never a
+    float32 one)."""
+    if x.dtype.isnative and x.flags.aligned:
+        return x
+    return x.astype(x.dtype.newbyteorder("="))
+
+
+def _flatten_axes(x, axes):
+    """(k, x2): x with `axes` brought last and merged into one axis k."""
+    if len(axes) == 1:
+        return axes[0], x
+    xm = np.moveaxis(x, axes, range(x.ndim - len(axes), x.ndim))
+    k = xm.ndim - len(axes)
+    return k, xm.reshape(xm.shape[:k] + (int(np.prod(xm.shape[k:], dtype=np.intp)),))
+
+
+def _half_forward(op, x, kind, axes, where, out, result, nt):
+    """softmax / log_softmax of float16 (kind 0) or bfloat16 (kind 1) `x`
+    into the result dtype (x's or float32), through _kernels.forward_half:
+    no float32 copy of the input."""
+    xh = _half_native(x)
+    if where is not None:
+        xh = np.where(where, xh, np.array(-np.inf, dtype=xh.dtype))
+    k, x2 = _flatten_axes(xh, axes)
+    direct = (out is not None and len(axes) == 1 and out.flags.aligned and out.dtype.isnative
+              and (not np.may_share_memory(out, xh)
+                   or (out.dtype == xh.dtype and _same_view(out, xh))))
+    y2 = out if direct else np.empty(x2.shape, dtype=result)
+    if x2.size:
+        _kernels.forward_half(op, x2, y2, k, kind, nt)
+    if direct:
+        res = out
+    elif len(axes) == 1:
+        res = y2
+    else:
+        xm_shape = np.moveaxis(xh, axes, range(xh.ndim - len(axes), xh.ndim)).shape
+        res = np.moveaxis(y2.reshape(xm_shape), range(k, xh.ndim), axes)
+    if where is not None:
+        np.copyto(res, np.array(0.0 if op == SOFTMAX else -np.inf, dtype=res.dtype),
+                  where=~where)
+    if out is None or res is out:
+        return res
+    np.copyto(out, res)
+    return out
+
+
+def _forward(op, x, axis, where, out, num_threads, dtype=None):
+    if where is None and dtype is None:  # the hot path's rules: _kernels (_fast.pxi)
         y = _kernels.fast(op, x, axis, out, _fast_threads(num_threads))
         if y is not None:
             return y
     if isinstance(x, np.ma.MaskedArray):
-        return _masked_forward(op, x, axis, where, out, num_threads)
+        return _masked_forward(op, x, axis, where, out, num_threads, dtype)
     nt = _threads(num_threads)
     x = _validate.as_array(x)
-    compute, result = _validate.result_dtypes(x.dtype)
+    compute, result = _validate.forward_dtypes(x.dtype, dtype)
     axes = _validate.normalize_axis(axis, x.ndim)
     if where is not None:
         where = _validate.check_where(where, x.shape)
     _validate.check_out(out, x.shape, result)
+    kind = _validate.half_kind(x.dtype)
+    if kind >= 0:
+        return _half_forward(op, x, kind, axes, where, out, result, nt)
 
     xc = x if x.dtype == compute and x.flags.aligned else x.astype(compute)
     if where is not None:
@@ -172,26 +223,28 @@ def _forward(op, x, axis, where, out, num_threads):
     return out
 
 
-def _masked_forward(op, x, axis, where, out, num_threads):
+def _masked_forward(op, x, axis, where, out, num_threads, dtype=None):
     """softmax / log_softmax of a masked array: its mask as ``where=~mask``
     (and `where`), the result masked as `x` (viewing `out` if given)."""
     mask = np.ma.getmaskarray(x)
     keep = ~mask
     if where is not None:
         keep &= _validate.check_where(where, x.shape)
-    res = _forward(op, np.ma.getdata(x), axis, keep, out, num_threads)
+    res = _forward(op, np.ma.getdata(x), axis, keep, out, num_threads, dtype)
     return np.ma.MaskedArray(res, mask=mask.copy())
 
 
-def softmax(x, axis=-1, *, where=None, out=None, num_threads=None):
+def softmax(x, axis=-1, *, where=None, out=None, num_threads=None, dtype=None):
     """Softmax along `axis`: ``exp(x - max) / sum(exp(x - max))``.
 
     Parameters
     ----------
     x : array_like
-        Input.  float32 and float64 are computed natively; float16 is
-        computed in float32 and returned as float16; bool and integers are
-        computed and returned as float64.  Other dtypes raise TypeError.
+        Input.  float32 and float64 are computed natively; float16 and
+        bfloat16 (``ml_dtypes.bfloat16``) are read as they are, computed in
+        float32 and returned in their own dtype (or float32, see `dtype`);
+        bool and integers are computed and returned as float64.  Other
+        dtypes raise TypeError.
         A masked array's mask acts as ``where=~mask`` (combined with
         `where`), and the result is a masked array with the same mask
         (viewing `out` if given); any other ndarray subclass is read as a
@@ -208,6 +261,11 @@ def softmax(x, axis=-1, *, where=None, out=None, num_threads=None):
         Threads for this call, 1 to ``2**31 - 1`` (more raises
         ValueError); None means :func:`get_num_threads`.  Small inputs run
         on one thread whatever is asked.
+    dtype : dtype, optional
+        The result's dtype: None (the policy above) or ``np.float32`` for a
+        float32 result from float16 or bfloat16 `x` (computed as for the
+        half-width result, without its final rounding); the policy's own
+        result dtype is accepted too, anything else raises TypeError.
 
     Returns
     -------
@@ -233,8 +291,10 @@ def softmax(x, axis=-1, *, where=None, out=None, num_threads=None):
     [1]_; the sum of the exponentials is accumulated with compensation, so
     the relative error stays below 1e-6 (float32) / 1e-14 (float64), plus
     ``u * |x_i - max|``, for results above the smallest normal number, on
-    rows of 2^20 elements and more.  A NaN or +inf in a slice, or a slice of
-    only -inf, makes that slice NaN.
+    rows of 2^20 elements and more.  float16 and bfloat16 results are the
+    float32 computation rounded once, to nearest even: within one unit in
+    the last place of the exact result.  A NaN or +inf in a slice, or a
+    slice of only -inf, makes that slice NaN.
 
     References
     ----------
@@ -251,10 +311,10 @@ def softmax(x, axis=-1, *, where=None, out=None, num_threads=None):
     array([[0.5 , 0.5 ],
            [0.25, 0.75]])
     """
-    return _forward(SOFTMAX, x, axis, where, out, num_threads)
+    return _forward(SOFTMAX, x, axis, where, out, num_threads, dtype)
 
 
-def log_softmax(x, axis=-1, *, where=None, out=None, num_threads=None):
+def log_softmax(x, axis=-1, *, where=None, out=None, num_threads=None, dtype=None):
     """Log-softmax along `axis`: ``x - logsumexp(x)``.
 
     Parameters, dtypes, errors and threads as in :func:`softmax`; with
@@ -272,7 +332,8 @@ def log_softmax(x, axis=-1, *, where=None, out=None, num_threads=None):
     Computed as ``(x - max) - log(sum(exp(x - max)))``, never as
     ``log(softmax(x))``, so it stays exact where the softmax underflows.
     Absolute error at most 1e-6 (float32) / 1e-14 (float64) times
-    ``max(1, |result|)``.
+    ``max(1, |result|)``; float16 and bfloat16 results are the float32
+    computation rounded once, to nearest even.
 
     Examples
     --------
@@ -280,10 +341,11 @@ def log_softmax(x, axis=-1, *, where=None, out=None, num_threads=None):
     >>> sc.log_softmax(np.array([1000., 1.]))
     array([   0., -999.])
     """
-    return _forward(LOG_SOFTMAX, x, axis, where, out, num_threads)
+    return _forward(LOG_SOFTMAX, x, axis, where, out, num_threads, dtype)
 
 
-def logsumexp(x, axis=-1, *, b=None, keepdims=False, return_sign=False, num_threads=None):
+def logsumexp(x, axis=-1, *, b=None, keepdims=False, return_sign=False, num_threads=None,
+              dtype=None):
     """``log(sum(b * exp(x)))`` along `axis`, computed stably.
 
     Parameters
@@ -309,6 +371,10 @@ def logsumexp(x, axis=-1, *, b=None, keepdims=False, return_sign=False, num_thre
         NaN (as SciPy).
     num_threads : int, optional
         As in :func:`softmax`.
+    dtype : dtype, optional
+        As in :func:`softmax`: None (float16 and bfloat16 input give a
+        result of their own dtype) or ``np.float32`` for a float32 result
+        from half-width input.
 
     Returns
     -------
@@ -357,17 +423,32 @@ def logsumexp(x, axis=-1, *, b=None, keepdims=False, return_sign=False, num_thre
     (1.5413248546129181, -1.0)
     """
     if b is not None or return_sign is not False:
+        if dtype is not None:
+            raise TypeError(f"dtype={dtype!r} is not taken together with `b` or "
+                            "`return_sign` (their result has the weighted sum's dtype)")
         return _weighted_logsumexp(x, axis, b, keepdims, return_sign, num_threads)
-    if not keepdims:
+    if not keepdims and dtype is None:
         y = _kernels.fast(LOGSUMEXP, x, axis, None, _fast_threads(num_threads))
         if y is not None:
             return y if y.ndim else y[()]
     if isinstance(x, np.ma.MaskedArray):
-        return _masked_logsumexp(x, axis, keepdims, num_threads)
+        return _masked_logsumexp(x, axis, keepdims, num_threads, dtype)
     nt = _threads(num_threads)
     x = _validate.as_array(x)
-    compute, result = _validate.result_dtypes(x.dtype)
+    compute, result = _validate.forward_dtypes(x.dtype, dtype)
     axes = _validate.normalize_axis(axis, x.ndim)
+    kind = _validate.half_kind(x.dtype)
+    if kind >= 0:  # read as it is, no float32 copy
+        k, x2 = _flatten_axes(_half_native(x), axes)
+        y2 = np.empty(x2.shape[:k] + (1,) + x2.shape[k + 1:], dtype=result)
+        if x2.size:
+            _kernels.forward_half(LOGSUMEXP, x2, y2, k, kind, nt)
+        else:
+            y2[...] = np.array(-np.inf, dtype=result)
+        kept = tuple(1 if d in axes else s for d, s in enumerate(x.shape))
+        res = y2.reshape(kept if keepdims else
+                         tuple(s for d, s in enumerate(x.shape) if d not in axes))
+        return res if res.ndim else res[()]
     xc = x if x.dtype == compute and x.flags.aligned else x.astype(compute)
     if len(axes) == 1:
         k, x2 = axes[0], xc
@@ -469,17 +550,18 @@ def _masked_weighted_logsumexp(x, axis, b, keepdims, return_sign, num_threads):
     return parts if return_sign else parts[0]
 
 
-def _masked_logsumexp(x, axis, keepdims, num_threads):
+def _masked_logsumexp(x, axis, keepdims, num_threads, dtype=None):
     """logsumexp of the unmasked entries, masked where none is left."""
     data = np.ma.getdata(x)
     _threads(num_threads)
-    _validate.result_dtypes(data.dtype)
+    _validate.forward_dtypes(data.dtype, dtype)
     axes = _validate.normalize_axis(axis, data.ndim)
     mask = np.ma.getmaskarray(x)
-    # -inf adds nothing to a sum of exponentials; float16 stays float16,
-    # integers and bool become float64 as the dtype policy makes them
-    res = logsumexp(np.where(mask, -np.inf, data), axis, keepdims=keepdims,
-                    num_threads=num_threads)
+    # -inf adds nothing to a sum of exponentials; float16 and bfloat16 stay
+    # themselves, integers and bool become float64 as the dtype policy makes them
+    fill = np.array(-np.inf, dtype=data.dtype) if _validate.half_kind(data.dtype) >= 0 else -np.inf
+    res = logsumexp(np.where(mask, fill, data), axis, keepdims=keepdims,
+                    num_threads=num_threads, dtype=dtype)
     empty = np.all(mask, axis=axes, keepdims=keepdims)
     if np.ndim(res) == 0 and not keepdims:
         return np.ma.masked if empty else res

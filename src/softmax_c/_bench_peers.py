@@ -95,7 +95,19 @@ def _scipy(op):
 
 
 def _torch_numpy(r):
+    if str(r.dtype) == "torch.bfloat16":  # NumPy has no bfloat16: ml_dtypes' (bench cases only)
+        import ml_dtypes
+        import torch
+        return r.view(torch.int16).numpy().view(ml_dtypes.bfloat16)
     return r.numpy()
+
+
+def _torch_from_numpy(torch, a):
+    """A tensor over `a`'s memory; a bfloat16 (ml_dtypes) array through its
+    bits, which torch.from_numpy does not take."""
+    if a.dtype.name == "bfloat16":
+        return torch.from_numpy(a.view(np.int16)).view(torch.bfloat16)
+    return torch.from_numpy(a)
 
 
 def _torch(op, out):
@@ -112,7 +124,7 @@ def _torch(op, out):
             return (lambda: backward(gt, yt, axis, yt.dtype)), _torch_numpy, None
         if op == "cross_entropy_grad":
             return _torch_xent(torch, inp["x"], inp["target"], axis)
-        xt = torch.from_numpy(inp["x"])
+        xt = _torch_from_numpy(torch, inp["x"])
         if out:
             f = torch._softmax if op == "softmax" else torch._log_softmax
             o = torch.empty_like(xt)

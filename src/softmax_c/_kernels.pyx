@@ -49,6 +49,8 @@ concern:
   _fast.pxi      the hot paths for C-contiguous arrays along the last axis
   _sample.pxi    sampling a token per row (family/sample.h)
   _dask.pxi      softmax_c.dask's block steps: row states, normalization
+  _half.pxi      float16 / bfloat16 inputs (family/half.h), computed in
+                 float32 without a float32 copy
 This file keeps the operation codes given to Python and the small helpers
 _api.py calls for the cross-entropy's targets, aliasing and build facts.
 """
@@ -84,6 +86,7 @@ include "_outputs.pxi"
 include "_fast.pxi"
 include "_sample.pxi"
 include "_dask.pxi"
+include "_half.pxi"
 
 
 def xent_targets(cnp.ndarray t, Py_ssize_t n, long long ignore_index, weight):

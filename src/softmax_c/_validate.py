@@ -32,6 +32,8 @@ __all__ = [
     "check_where",
     "check_weights",
     "check_bool",
+    "forward_dtypes",
+    "half_kind",
     "MAX_THREADS",
     "normalize_axis",
     "normalize_single_axis",
@@ -110,6 +112,54 @@ def check_num_threads(n):
 
 # ---------------------------------------------------------------- dtypes
 
+def half_kind(dtype):
+    """0 for float16, 1 for bfloat16 (the ml_dtypes NumPy dtype, recognised
+    by its name, kind, character code and size: ml_dtypes is not imported),
+    -1 for every other dtype."""
+    if dtype.itemsize != 2:
+        return -1
+    if dtype.kind == "f":
+        return 0
+    if dtype.kind == "V" and dtype.char == "E" and dtype.name == "bfloat16":
+        return 1
+    return -1
+
+
+def forward_dtypes(dtype, requested, name="x"):
+    """The forward functions' dtype policy, with their ``dtype=`` keyword:
+    ``(compute_dtype, result_dtype)`` for an input of `dtype`.
+
+    As :func:`result_dtypes`, and bfloat16 too (computed in float32,
+    returned as bfloat16).  `requested` is None (the result dtype of the
+    policy) or a dtype: float32 for a float32 result from float16 or
+    bfloat16 input; the policy's own result dtype is accepted too.
+
+    Raises
+    ------
+    TypeError
+        An unsupported input dtype (naming `name`), or a `requested` dtype
+        other than those (naming `dtype`).
+    """
+    dtype = np.dtype(dtype)
+    if half_kind(dtype) == 1:
+        compute, result = _F32, dtype
+    else:
+        compute, result = result_dtypes(dtype, name)
+    if requested is None:
+        return compute, result
+    try:
+        req = np.dtype(requested)
+    except TypeError:
+        raise TypeError(f"`dtype` must be None or a NumPy dtype, got {requested!r}") from None
+    if req == result:
+        return compute, result
+    if req == _F32 and half_kind(dtype) >= 0:
+        return compute, _F32
+    raise TypeError(
+        f"`dtype` must be None or float32 (for float16 or bfloat16 `{name}`), "
+        f"got {req} for `{name}` of dtype {dtype}")
+
+
 def result_dtypes(dtype, name="x"):
     """The dtype policy: ``(compute_dtype, result_dtype)`` for an input of
     `dtype`.
@@ -133,6 +183,10 @@ def result_dtypes(dtype, name="x"):
         return native, native
     if kind in "biu":
         return _F64, _F64
+    if half_kind(dtype) == 1:
+        raise TypeError(
+            f"`{name}` has dtype bfloat16, which this function does not take yet "
+            f"(softmax, log_softmax and logsumexp do): cast it to float32 first")
     raise TypeError(
         f"`{name}` has unsupported dtype {dtype}: expected float16, float32, "
         f"float64, an integer or bool dtype"

@@ -153,6 +153,11 @@ SAMPLE_PARAMS = {"sample": dict(temperature=0.8, top_k=50, top_p=0.9),
                  "sample_t": dict(temperature=0.8)}
 SAMPLE_SEED = 12345
 DTYPES = ["float32", "float64"]
+# the half-width group (softmax and log_softmax only; `--dtype half` is
+# both): PyTorch's float16 / bfloat16 softmax is the peer; bfloat16 arrays
+# are ml_dtypes', imported for these cases only
+HALF_DTYPES = ["float16", "bfloat16"]
+HALF_OPS = ["softmax", "log_softmax"]
 # softmax_vjp's shapes that also run with y from softmax_c's output blocks
 MIXED_SHAPES = ["16x262144", "256x32000"]
 
@@ -174,12 +179,17 @@ class Case:
     shared by every thread count and implementation (none writes them)."""
 
     def __init__(self, op, shape_name, dtype, rng):
-        self.op, self.shape_name, self.dtype = op, shape_name, np.dtype(dtype)
+        self.op, self.shape_name = op, shape_name
+        self.dtype = None if dtype in HALF_DTYPES else np.dtype(dtype)
         self.shape, axis = SHAPES[shape_name]
         self.axis = axis
         k = axis % len(self.shape)
-        x = rng.standard_normal(self.shape, dtype=self.dtype)
-        x *= 4
+        if dtype in HALF_DTYPES:
+            self.dtype = _half_dtype(dtype)
+            x = (rng.standard_normal(self.shape, dtype=np.float32) * 4).astype(self.dtype)
+        else:
+            x = rng.standard_normal(self.shape, dtype=self.dtype)
+            x *= 4
         if op in ("softmax", "log_softmax"):
             self.inputs = {"x": x}
             self.nbytes = 2 * x.nbytes
@@ -199,6 +209,18 @@ class Case:
         else:
             raise ValueError(f"unknown operation {op!r}")
         self.want = _reference_call(op, self.inputs, axis)
+
+
+def _half_dtype(name):
+    """float16, or ml_dtypes' bfloat16 (the bench's own import: the package
+    never imports ml_dtypes)."""
+    if name == "float16":
+        return np.dtype(np.float16)
+    try:
+        import ml_dtypes
+    except ImportError:
+        raise RuntimeError("the bfloat16 cases need ml_dtypes: pip install ml_dtypes") from None
+    return np.dtype(ml_dtypes.bfloat16)
 
 
 def _reference_call(op, inp, axis):
@@ -311,6 +333,11 @@ def implementations(op, dtype="float32"):
              Impl("softmax_c(out=)", "softmax_c", _ours(op, True)),
              Impl("numpy", "reference", _numpy(op))]
     forward = op in ("softmax", "log_softmax")
+    if str(dtype) in HALF_DTYPES:  # PyTorch is the peer of the half-width group
+        if peer_module("torch") is not None:
+            impls += [Impl("torch", "peer", _torch(op, False)),
+                      Impl("torch(out=)", "peer", _torch(op, True))]
+        return impls
     if forward and peer_module("scipy") is not None:
         impls.append(Impl("scipy", "peer", _scipy(op)))
     if peer_module("torch") is not None:
@@ -328,7 +355,8 @@ def implementations(op, dtype="float32"):
 # ---------------------------------------------------------------- checking and timing
 
 def _tol(dtype):
-    return 2e-5 if np.dtype(dtype) == np.float32 else 1e-12
+    """Relative to the result's scale: a few units of the dtype's last place."""
+    return {"float16": 2e-3, "bfloat16": 1.6e-2, "float32": 2e-5}.get(np.dtype(dtype).name, 1e-12)
 
 
 def _compare(name, got, want, tol):
@@ -339,6 +367,8 @@ def _compare(name, got, want, tol):
         return f"{name} has shape {got.shape}, expected {want.shape}"
     if got.dtype != want.dtype:
         return f"{name} is {got.dtype}, expected {want.dtype}"
+    if want.dtype.itemsize == 2:  # half-width: compared in float64
+        got, want = got.astype(np.float64), want.astype(np.float64)
     scale = float(np.max(np.abs(want), initial=0.0, where=np.isfinite(want))) or 1.0
     if np.allclose(got, want, rtol=tol, atol=tol * scale, equal_nan=True):
         return None
@@ -431,12 +461,15 @@ class _Threads:
 
 def _plan(ops, shapes, dtypes):
     """[(op, shapes, dtypes)]: the given shapes and dtypes, else each op's own
-    (a group's, or the default shapes and both dtypes)."""
+    (a group's, or the default shapes and both dtypes); the half-width
+    dtypes only for HALF_OPS."""
     plan = []
     for op in ops:
         own_shapes, own_dtypes = GROUP_OPS.get(op, (DEFAULT_SHAPES, DTYPES))
-        plan.append((op, list(shapes) if shapes is not None else own_shapes,
-                     list(dtypes) if dtypes is not None else own_dtypes))
+        dts = list(dtypes) if dtypes is not None else own_dtypes
+        dts = [dt for dt in dts if dt not in HALF_DTYPES or op in HALF_OPS]
+        if dts:
+            plan.append((op, list(shapes) if shapes is not None else own_shapes, dts))
     return plan
 
 
@@ -655,7 +688,9 @@ def main(argv=None):
                              f"{','.join(ops_avail)}; the groups {','.join(GROUP_OPS)} have "
                              "their own shapes and float32)")
     parser.add_argument("--dtype", default=None,
-                        help="float32, float64 or both, comma-separated (default: both)")
+                        help="comma list of float32, float64, float16, bfloat16 (the last two "
+                             "softmax and log_softmax only, against PyTorch's; 'half' is both; "
+                             "bfloat16 needs ml_dtypes) (default: float32,float64)")
     parser.add_argument("--threads", default=None,
                         help=f"comma list of thread counts (default: 1,{os.cpu_count() or 1})")
     parser.add_argument("--shapes", default=None,
@@ -681,7 +716,14 @@ def main(argv=None):
             parser.error(f"--from-json reads a finished run: {', '.join(given)} cannot apply")
     ops = _split(parser, args.ops if args.ops is not None else ",".join(ops_avail),
                  ops_avail + [g for g in GROUP_OPS if hasattr(sc, g.split("_")[0])], "operation")
-    dtypes = _split(parser, args.dtype, DTYPES, "dtype") if args.dtype is not None else None
+    dtypes = None
+    if args.dtype is not None:
+        dtypes = _split(parser, args.dtype, DTYPES + HALF_DTYPES + ["half"], "dtype")
+        if "half" in dtypes:
+            i = dtypes.index("half")
+            dtypes = list(dict.fromkeys(dtypes[:i] + HALF_DTYPES + dtypes[i + 1:]))
+        if any(d in HALF_DTYPES for d in dtypes) and not any(o in HALF_OPS for o in ops):
+            parser.error(f"--dtype {args.dtype}: the half-width cases are {', '.join(HALF_OPS)}")
     if args.shapes:
         shapes = _split(parser, args.shapes, list(SHAPES), "shape")
     else:

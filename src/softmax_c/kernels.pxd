@@ -19,7 +19,9 @@
 # per dtype (softmax_rows_f32, softmax_rows_f64, piece_max_f32, ...) and,
 # for each entry that has both dtypes, fused over cython.floating
 # (softmax_rows, piece_max, ...; an entry without a floating argument
-# takes one, `dtype_only`, to choose the dtype).  The layouts and each
+# takes one, `dtype_only`, to choose the dtype).  The half-width entries
+# (softmax_rows_f16, softmax_rows_to32_bf16, ...: float16 / bfloat16 bits
+# as uint16_t, computed in float32) are per dtype only.  The layouts and each
 # function's contract are in softmax_c.h.  Besides, one contiguous row:
 #   softmax_row(x, y, n)                 y may be x
 #   log_softmax_row(x, y, n)
@@ -42,7 +44,7 @@
 # <= 1e-6 (float32) / 1e-14 (float64) for softmax outputs above the smallest
 # normal, absolute <= that * max(1, |result|) for log_softmax and logsumexp.
 from cython cimport floating
-from libc.stdint cimport int64_t, uint64_t
+from libc.stdint cimport int64_t, uint16_t, uint64_t
 
 cdef extern from "softmax_c.h" nogil:
     ctypedef struct sc_xent_params:
@@ -136,6 +138,30 @@ cdef extern from "softmax_c.h" nogil:
         int64_t (*sample_row_f64)(const double *x, size_t n, const double *prm, uint64_t key, uint64_t row, double *logp, void *work, size_t work_len) noexcept nogil
         void (*logsumexp_w_rows_f32)(const float *x, ptrdiff_t ldx, const float *b, ptrdiff_t ldb, ptrdiff_t sb, float *out, ptrdiff_t ldo, float *sgn, ptrdiff_t lds, size_t rows, size_t n) noexcept nogil
         void (*logsumexp_w_rows_f64)(const double *x, ptrdiff_t ldx, const double *b, ptrdiff_t ldb, ptrdiff_t sb, double *out, ptrdiff_t ldo, double *sgn, ptrdiff_t lds, size_t rows, size_t n) noexcept nogil
+        void (*softmax_rows_f16)(const uint16_t *x, ptrdiff_t ldx, uint16_t *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil
+        void (*softmax_rows_bf16)(const uint16_t *x, ptrdiff_t ldx, uint16_t *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil
+        void (*log_softmax_rows_f16)(const uint16_t *x, ptrdiff_t ldx, uint16_t *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil
+        void (*log_softmax_rows_bf16)(const uint16_t *x, ptrdiff_t ldx, uint16_t *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil
+        void (*logsumexp_rows_f16)(const uint16_t *x, ptrdiff_t ldx, uint16_t *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil
+        void (*logsumexp_rows_bf16)(const uint16_t *x, ptrdiff_t ldx, uint16_t *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil
+        void (*softmax_cols_f16)(const uint16_t *x, ptrdiff_t ldx, uint16_t *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil
+        void (*softmax_cols_bf16)(const uint16_t *x, ptrdiff_t ldx, uint16_t *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil
+        void (*log_softmax_cols_f16)(const uint16_t *x, ptrdiff_t ldx, uint16_t *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil
+        void (*log_softmax_cols_bf16)(const uint16_t *x, ptrdiff_t ldx, uint16_t *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil
+        void (*logsumexp_cols_f16)(const uint16_t *x, ptrdiff_t ldx, uint16_t *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil
+        void (*logsumexp_cols_bf16)(const uint16_t *x, ptrdiff_t ldx, uint16_t *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil
+        void (*softmax_rows_to32_f16)(const uint16_t *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil
+        void (*softmax_rows_to32_bf16)(const uint16_t *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil
+        void (*log_softmax_rows_to32_f16)(const uint16_t *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil
+        void (*log_softmax_rows_to32_bf16)(const uint16_t *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil
+        void (*logsumexp_rows_to32_f16)(const uint16_t *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil
+        void (*logsumexp_rows_to32_bf16)(const uint16_t *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil
+        void (*softmax_cols_to32_f16)(const uint16_t *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil
+        void (*softmax_cols_to32_bf16)(const uint16_t *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil
+        void (*log_softmax_cols_to32_f16)(const uint16_t *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil
+        void (*log_softmax_cols_to32_bf16)(const uint16_t *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil
+        void (*logsumexp_cols_to32_f16)(const uint16_t *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil
+        void (*logsumexp_cols_to32_bf16)(const uint16_t *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil
 
 # The function table (softmax_c.h's struct sc_api), from softmax_c.kernels.
 cdef const sc_api *get_api() noexcept nogil
@@ -296,6 +322,54 @@ cdef inline void logsumexp_w_rows_f32(const float *x, ptrdiff_t ldx, const float
     get_api().logsumexp_w_rows_f32(x, ldx, b, ldb, sb, out, ldo, sgn, lds, rows, n)
 cdef inline void logsumexp_w_rows_f64(const double *x, ptrdiff_t ldx, const double *b, ptrdiff_t ldb, ptrdiff_t sb, double *out, ptrdiff_t ldo, double *sgn, ptrdiff_t lds, size_t rows, size_t n) noexcept nogil:
     get_api().logsumexp_w_rows_f64(x, ldx, b, ldb, sb, out, ldo, sgn, lds, rows, n)
+cdef inline void softmax_rows_f16(const uint16_t *x, ptrdiff_t ldx, uint16_t *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil:
+    get_api().softmax_rows_f16(x, ldx, y, ldy, a, b)
+cdef inline void softmax_rows_bf16(const uint16_t *x, ptrdiff_t ldx, uint16_t *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil:
+    get_api().softmax_rows_bf16(x, ldx, y, ldy, a, b)
+cdef inline void log_softmax_rows_f16(const uint16_t *x, ptrdiff_t ldx, uint16_t *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil:
+    get_api().log_softmax_rows_f16(x, ldx, y, ldy, a, b)
+cdef inline void log_softmax_rows_bf16(const uint16_t *x, ptrdiff_t ldx, uint16_t *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil:
+    get_api().log_softmax_rows_bf16(x, ldx, y, ldy, a, b)
+cdef inline void logsumexp_rows_f16(const uint16_t *x, ptrdiff_t ldx, uint16_t *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil:
+    get_api().logsumexp_rows_f16(x, ldx, y, ldy, a, b)
+cdef inline void logsumexp_rows_bf16(const uint16_t *x, ptrdiff_t ldx, uint16_t *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil:
+    get_api().logsumexp_rows_bf16(x, ldx, y, ldy, a, b)
+cdef inline void softmax_cols_f16(const uint16_t *x, ptrdiff_t ldx, uint16_t *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil:
+    get_api().softmax_cols_f16(x, ldx, y, ldy, a, b)
+cdef inline void softmax_cols_bf16(const uint16_t *x, ptrdiff_t ldx, uint16_t *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil:
+    get_api().softmax_cols_bf16(x, ldx, y, ldy, a, b)
+cdef inline void log_softmax_cols_f16(const uint16_t *x, ptrdiff_t ldx, uint16_t *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil:
+    get_api().log_softmax_cols_f16(x, ldx, y, ldy, a, b)
+cdef inline void log_softmax_cols_bf16(const uint16_t *x, ptrdiff_t ldx, uint16_t *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil:
+    get_api().log_softmax_cols_bf16(x, ldx, y, ldy, a, b)
+cdef inline void logsumexp_cols_f16(const uint16_t *x, ptrdiff_t ldx, uint16_t *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil:
+    get_api().logsumexp_cols_f16(x, ldx, y, ldy, a, b)
+cdef inline void logsumexp_cols_bf16(const uint16_t *x, ptrdiff_t ldx, uint16_t *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil:
+    get_api().logsumexp_cols_bf16(x, ldx, y, ldy, a, b)
+cdef inline void softmax_rows_to32_f16(const uint16_t *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil:
+    get_api().softmax_rows_to32_f16(x, ldx, y, ldy, a, b)
+cdef inline void softmax_rows_to32_bf16(const uint16_t *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil:
+    get_api().softmax_rows_to32_bf16(x, ldx, y, ldy, a, b)
+cdef inline void log_softmax_rows_to32_f16(const uint16_t *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil:
+    get_api().log_softmax_rows_to32_f16(x, ldx, y, ldy, a, b)
+cdef inline void log_softmax_rows_to32_bf16(const uint16_t *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil:
+    get_api().log_softmax_rows_to32_bf16(x, ldx, y, ldy, a, b)
+cdef inline void logsumexp_rows_to32_f16(const uint16_t *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil:
+    get_api().logsumexp_rows_to32_f16(x, ldx, y, ldy, a, b)
+cdef inline void logsumexp_rows_to32_bf16(const uint16_t *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil:
+    get_api().logsumexp_rows_to32_bf16(x, ldx, y, ldy, a, b)
+cdef inline void softmax_cols_to32_f16(const uint16_t *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil:
+    get_api().softmax_cols_to32_f16(x, ldx, y, ldy, a, b)
+cdef inline void softmax_cols_to32_bf16(const uint16_t *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil:
+    get_api().softmax_cols_to32_bf16(x, ldx, y, ldy, a, b)
+cdef inline void log_softmax_cols_to32_f16(const uint16_t *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil:
+    get_api().log_softmax_cols_to32_f16(x, ldx, y, ldy, a, b)
+cdef inline void log_softmax_cols_to32_bf16(const uint16_t *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil:
+    get_api().log_softmax_cols_to32_bf16(x, ldx, y, ldy, a, b)
+cdef inline void logsumexp_cols_to32_f16(const uint16_t *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil:
+    get_api().logsumexp_cols_to32_f16(x, ldx, y, ldy, a, b)
+cdef inline void logsumexp_cols_to32_bf16(const uint16_t *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil:
+    get_api().logsumexp_cols_to32_bf16(x, ldx, y, ldy, a, b)
 
 # ---- each entry fused over float and double -----------------------------------
 

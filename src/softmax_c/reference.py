@@ -43,6 +43,7 @@ from ._validate import (
     check_where,
     normalize_axis,
     normalize_single_axis,
+    forward_dtypes,
     result_dtypes,
 )
 
@@ -91,10 +92,10 @@ def _shifted(x, axes, where):
     return np.where(where, x - m, -np.inf)
 
 
-def _prepare(x, axis, where, out, num_threads):
+def _prepare(x, axis, where, out, num_threads, dtype=None):
     _check_threads(num_threads)
     x = as_array(x)
-    compute, result = result_dtypes(x.dtype)
+    compute, result = forward_dtypes(x.dtype, dtype)
     axes = normalize_axis(axis, x.ndim)
     if where is not None:
         where = check_where(where, x.shape)
@@ -102,7 +103,7 @@ def _prepare(x, axis, where, out, num_threads):
     return x.astype(compute), axes, where, result
 
 
-def softmax(x, axis=-1, *, where=None, out=None, num_threads=None):
+def softmax(x, axis=-1, *, where=None, out=None, num_threads=None, dtype=None):
     """Softmax along `axis`: ``exp(x - max) / sum(exp(x - max))``.
 
     The NumPy version of :func:`softmax_c.softmax`: the same parameters, result,
@@ -116,7 +117,7 @@ def softmax(x, axis=-1, *, where=None, out=None, num_threads=None):
     >>> reference.softmax(np.array([1000., 1.]))
     array([1., 0.])
     """
-    xc, axes, where, result = _prepare(x, axis, where, out, num_threads)
+    xc, axes, where, result = _prepare(x, axis, where, out, num_threads, dtype)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore", under="ignore"):
         e = np.exp(_shifted(xc, axes, where))
         y = e / np.sum(e, axis=axes, keepdims=True)
@@ -125,13 +126,13 @@ def softmax(x, axis=-1, *, where=None, out=None, num_threads=None):
     return _finish(y, result, out)
 
 
-def log_softmax(x, axis=-1, *, where=None, out=None, num_threads=None):
+def log_softmax(x, axis=-1, *, where=None, out=None, num_threads=None, dtype=None):
     """Log-softmax along `axis`: ``(x - max) - log(sum(exp(x - max)))``.
 
     The NumPy version of :func:`softmax_c.log_softmax`: the same parameters,
     result, dtype policy and exceptions.
     """
-    xc, axes, where, result = _prepare(x, axis, where, out, num_threads)
+    xc, axes, where, result = _prepare(x, axis, where, out, num_threads, dtype)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore", under="ignore"):
         z = _shifted(xc, axes, where)
         y = z - np.log(np.sum(np.exp(z), axis=axes, keepdims=True))
@@ -140,7 +141,8 @@ def log_softmax(x, axis=-1, *, where=None, out=None, num_threads=None):
     return _finish(y, result, out)
 
 
-def logsumexp(x, axis=-1, *, b=None, keepdims=False, return_sign=False, num_threads=None):
+def logsumexp(x, axis=-1, *, b=None, keepdims=False, return_sign=False, num_threads=None,
+              dtype=None):
     """``log(sum(b * exp(x)))`` along `axis`, as ``max + log(sum(b * exp(x - max)))``.
 
     The NumPy version of :func:`softmax_c.logsumexp`: the same parameters,
@@ -152,8 +154,11 @@ def logsumexp(x, axis=-1, *, b=None, keepdims=False, return_sign=False, num_thre
     direct ``log|sum(b * exp(x))|`` in the working precision.
     """
     if b is not None or return_sign is not False:
+        if dtype is not None:
+            raise TypeError(f"dtype={dtype!r} is not taken together with `b` or "
+                            "`return_sign` (their result has the weighted sum's dtype)")
         return _logsumexp_weighted(x, axis, b, keepdims, return_sign, num_threads)
-    xc, axes, _, result = _prepare(x, axis, None, None, num_threads)
+    xc, axes, _, result = _prepare(x, axis, None, None, num_threads, dtype)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore", under="ignore"):
         m = np.max(xc, axis=axes, keepdims=True, initial=-np.inf)
         m = np.where(np.isfinite(m), m, 0)

@@ -1,0 +1,180 @@
+# Half-width storage (textually part of _kernels.pyx): float16 and
+# bfloat16 inputs through the kernels of csrc/family/half.h, which read them
+# as they are (no float32 copy) and write the input's dtype or float32.
+# The same plans as _plan.pxi (rows, cols, gather); the gather layout
+# gathers the half-width row into a per-thread buffer of its own dtype.
+# One long row is not split across threads here.
+
+from libc.stdint cimport uint16_t
+
+
+cdef void _half_call(int op, bint cols, int kind, bint o32, const uint16_t *x, Py_ssize_t ldx,
+                     char *y, Py_ssize_t ldy, size_t a, size_t b) noexcept nogil:
+    """The half-width kernel of op, layout, input kind (0 float16, 1
+    bfloat16) and output (o32: float32, else the input's dtype)."""
+    if cols == 0 and o32 == 0 and kind == 0 and op == SC_OP_SOFTMAX:
+        sc_softmax_rows_f16(x, ldx, <uint16_t *>y, ldy, a, b)
+    elif cols == 0 and o32 == 0 and kind == 0 and op == SC_OP_LOG_SOFTMAX:
+        sc_log_softmax_rows_f16(x, ldx, <uint16_t *>y, ldy, a, b)
+    elif cols == 0 and o32 == 0 and kind == 0 and op == SC_OP_LOGSUMEXP:
+        sc_logsumexp_rows_f16(x, ldx, <uint16_t *>y, ldy, a, b)
+    elif cols == 0 and o32 == 0 and kind == 1 and op == SC_OP_SOFTMAX:
+        sc_softmax_rows_bf16(x, ldx, <uint16_t *>y, ldy, a, b)
+    elif cols == 0 and o32 == 0 and kind == 1 and op == SC_OP_LOG_SOFTMAX:
+        sc_log_softmax_rows_bf16(x, ldx, <uint16_t *>y, ldy, a, b)
+    elif cols == 0 and o32 == 0 and kind == 1 and op == SC_OP_LOGSUMEXP:
+        sc_logsumexp_rows_bf16(x, ldx, <uint16_t *>y, ldy, a, b)
+    elif cols == 0 and o32 == 1 and kind == 0 and op == SC_OP_SOFTMAX:
+        sc_softmax_rows_to32_f16(x, ldx, <float *>y, ldy, a, b)
+    elif cols == 0 and o32 == 1 and kind == 0 and op == SC_OP_LOG_SOFTMAX:
+        sc_log_softmax_rows_to32_f16(x, ldx, <float *>y, ldy, a, b)
+    elif cols == 0 and o32 == 1 and kind == 0 and op == SC_OP_LOGSUMEXP:
+        sc_logsumexp_rows_to32_f16(x, ldx, <float *>y, ldy, a, b)
+    elif cols == 0 and o32 == 1 and kind == 1 and op == SC_OP_SOFTMAX:
+        sc_softmax_rows_to32_bf16(x, ldx, <float *>y, ldy, a, b)
+    elif cols == 0 and o32 == 1 and kind == 1 and op == SC_OP_LOG_SOFTMAX:
+        sc_log_softmax_rows_to32_bf16(x, ldx, <float *>y, ldy, a, b)
+    elif cols == 0 and o32 == 1 and kind == 1 and op == SC_OP_LOGSUMEXP:
+        sc_logsumexp_rows_to32_bf16(x, ldx, <float *>y, ldy, a, b)
+    elif cols == 1 and o32 == 0 and kind == 0 and op == SC_OP_SOFTMAX:
+        sc_softmax_cols_f16(x, ldx, <uint16_t *>y, ldy, a, b)
+    elif cols == 1 and o32 == 0 and kind == 0 and op == SC_OP_LOG_SOFTMAX:
+        sc_log_softmax_cols_f16(x, ldx, <uint16_t *>y, ldy, a, b)
+    elif cols == 1 and o32 == 0 and kind == 0 and op == SC_OP_LOGSUMEXP:
+        sc_logsumexp_cols_f16(x, ldx, <uint16_t *>y, ldy, a, b)
+    elif cols == 1 and o32 == 0 and kind == 1 and op == SC_OP_SOFTMAX:
+        sc_softmax_cols_bf16(x, ldx, <uint16_t *>y, ldy, a, b)
+    elif cols == 1 and o32 == 0 and kind == 1 and op == SC_OP_LOG_SOFTMAX:
+        sc_log_softmax_cols_bf16(x, ldx, <uint16_t *>y, ldy, a, b)
+    elif cols == 1 and o32 == 0 and kind == 1 and op == SC_OP_LOGSUMEXP:
+        sc_logsumexp_cols_bf16(x, ldx, <uint16_t *>y, ldy, a, b)
+    elif cols == 1 and o32 == 1 and kind == 0 and op == SC_OP_SOFTMAX:
+        sc_softmax_cols_to32_f16(x, ldx, <float *>y, ldy, a, b)
+    elif cols == 1 and o32 == 1 and kind == 0 and op == SC_OP_LOG_SOFTMAX:
+        sc_log_softmax_cols_to32_f16(x, ldx, <float *>y, ldy, a, b)
+    elif cols == 1 and o32 == 1 and kind == 0 and op == SC_OP_LOGSUMEXP:
+        sc_logsumexp_cols_to32_f16(x, ldx, <float *>y, ldy, a, b)
+    elif cols == 1 and o32 == 1 and kind == 1 and op == SC_OP_SOFTMAX:
+        sc_softmax_cols_to32_bf16(x, ldx, <float *>y, ldy, a, b)
+    elif cols == 1 and o32 == 1 and kind == 1 and op == SC_OP_LOG_SOFTMAX:
+        sc_log_softmax_cols_to32_bf16(x, ldx, <float *>y, ldy, a, b)
+    elif cols == 1 and o32 == 1 and kind == 1 and op == SC_OP_LOGSUMEXP:
+        sc_logsumexp_cols_to32_bf16(x, ldx, <float *>y, ldy, a, b)
+
+
+cdef struct HalfJob:
+    int op
+    int kind
+    bint o32
+
+
+cdef void _half_rows_range(const HalfJob *job, char **base, const Plan *p, Py_ssize_t g0,
+                           Py_ssize_t g1) noexcept nogil:
+    """Rows g0..g1 of the batch, in runs of equally spaced rows (as
+    _rows_range)."""
+    cdef Py_ssize_t off[MAXA]
+    cdef Py_ssize_t step[MAXA]
+    cdef Py_ssize_t R = p.bsize[p.nb - 1] if p.nb else 1
+    cdef Py_ssize_t g = g0, r, seg
+    cdef int a
+    for a in range(2):
+        step[a] = p.bst[a][p.nb - 1] if p.nb else 0
+    while g < g1:
+        r = g % R
+        seg = R - r
+        if seg > g1 - g:
+            seg = g1 - g
+        _offsets(p, g // R, p.nb - 1 if p.nb else 0, off)
+        _half_call(job.op, False, job.kind, job.o32,
+                   <const uint16_t *>(base[0] + off[0] + r * step[0]), step[0] // p.isz[0],
+                   base[1] + off[1] + r * step[1], step[1] // p.isz[1], seg, p.n)
+        g += seg
+
+
+cdef void _half_cols_item(const HalfJob *job, char **base, const Plan *p, Py_ssize_t it,
+                          Py_ssize_t nblk) noexcept nogil:
+    """Column block it % nblk of panel it // nblk."""
+    cdef Py_ssize_t off[MAXA]
+    cdef Py_ssize_t j0 = (it % nblk) * COL_BLOCK, w = p.m - j0
+    if w > COL_BLOCK:
+        w = COL_BLOCK
+    _offsets(p, it // nblk, p.nb, off)
+    _half_call(job.op, True, job.kind, job.o32,
+               <const uint16_t *>(base[0] + off[0] + j0 * p.isz[0]), p.ax[0],
+               base[1] + off[1] + j0 * p.isz[1], p.ax[1], p.n, w)
+
+
+cdef void _half_gather_row(const HalfJob *job, char **base, const Plan *p, Py_ssize_t r,
+                           char *buf) noexcept nogil:
+    """Row r through buf (n half-width inputs, then n outputs): gather,
+    compute, scatter (logsumexp's output is written in place)."""
+    cdef Py_ssize_t off[MAXA]
+    cdef Py_ssize_t i, n = p.n
+    cdef uint16_t *xin = <uint16_t *>buf
+    cdef char *yrow = buf + ((2 * n + 63) // 64) * 64
+    cdef const uint16_t *src
+    _offsets(p, r, p.nb, off)
+    src = <const uint16_t *>(base[0] + off[0])
+    for i in range(n):
+        xin[i] = src[i * p.ax[0]]
+    if job.op == SC_OP_LOGSUMEXP:
+        _half_call(job.op, False, job.kind, job.o32, xin, n, base[1] + off[1], 1, 1, n)
+        return
+    _half_call(job.op, False, job.kind, job.o32, xin, n, yrow, n, 1, n)
+    if job.o32:
+        for i in range(n):
+            (<float *>(base[1] + off[1]))[i * p.ax[1]] = (<float *>yrow)[i]
+    else:
+        for i in range(n):
+            (<uint16_t *>(base[1] + off[1]))[i * p.ax[1]] = (<uint16_t *>yrow)[i]
+
+
+def forward_half(int op, cnp.ndarray x, cnp.ndarray y, int k, int kind, int nthreads):
+    """Unary op along axis k of x (float16, kind 0, or bfloat16, kind 1;
+    not empty) into y (x's dtype or float32; for logsumexp length 1 along
+    k).  y is x (same strides) or overlaps it nowhere."""
+    cdef HalfJob job
+    cdef Plan p
+    cdef char *base[MAXA]
+    cdef Py_ssize_t rows, it, r, c, nblk
+    cdef int nt
+    cdef char *buf = NULL
+    cdef int failed = 0
+    cdef int *pfailed = &failed
+    job.op = op
+    job.kind = kind
+    job.o32 = cnp.PyArray_ITEMSIZE(y) == 4
+    _plan(&p, (x, y), k, 2 if op == SC_OP_LOGSUMEXP else 0, True)
+    base[0] = <char *>cnp.PyArray_DATA(x)
+    base[1] = <char *>cnp.PyArray_DATA(y)
+    rows = p.count
+    nblk = (p.m + COL_BLOCK - 1) // COL_BLOCK
+    if p.mode == ROWS:
+        nt = _threads_for(rows * p.n * 2, rows, nthreads)
+        if nt == 1:
+            with nogil:
+                _half_rows_range(&job, base, &p, 0, rows)
+        else:
+            for c in prange(nt, nogil=True, schedule='static', num_threads=nt):
+                _half_rows_range(&job, base, &p, rows * c // nt, rows * (c + 1) // nt)
+    elif p.mode == COLS:
+        nt = _threads_for(rows * p.n * p.m * 2, rows * nblk, nthreads)
+        if nt == 1:
+            with nogil:
+                for it in range(rows * nblk):
+                    _half_cols_item(&job, base, &p, it, nblk)
+        else:
+            for it in prange(rows * nblk, nogil=True, schedule='static', num_threads=nt):
+                _half_cols_item(&job, base, &p, it, nblk)
+    else:
+        nt = _threads_for(rows * p.n * 2, rows, nthreads)
+        with nogil, parallel(num_threads=nt):
+            buf = <char *> malloc(6 * p.n + 128)
+            if buf == NULL:
+                pfailed[0] = 1
+            else:
+                for r in prange(rows, schedule='static'):
+                    _half_gather_row(&job, base, &p, r, buf)
+                free(buf)
+        if failed:
+            raise MemoryError(f"softmax_c: could not allocate row buffers of {p.n} elements")
