@@ -27,6 +27,7 @@ import numpy as np
 import pytest
 
 import softmax_c as sc
+from softmax_c import reference as ref
 
 try:
     import ml_dtypes
@@ -478,6 +479,7 @@ import sys
 sys.path.insert(0, sys.argv[2])
 import numpy as np
 import softmax_c as sc
+from softmax_c import reference as ref
 import test_half as th
 assert sc.build_info()["simd"] == sys.argv[1], sc.build_info()["simd"]
 names = ["float16"] + (["bfloat16"] if th.ml_dtypes is not None else [])
@@ -519,3 +521,14 @@ def test_cython_api_keeps_fused_functions():
         for dt in ("f16", "bf16"):
             assert f"cdef inline void {name}_{dt}(const uint16_t *x" in text
             assert f"cdef inline void {name}_to32_{dt}(const uint16_t *x" in text
+
+
+@pytest.mark.parametrize("mod", [sc, ref], ids=["softmax_c", "reference"])
+def test_dtype_with_weights_is_refused(mod):
+    """logsumexp's weighted result has the weighted sum's dtype: dtype= with
+    b= or return_sign= raises, naming dtype."""
+    x = np.ones(3, np.float16)
+    with pytest.raises(TypeError, match="dtype"):
+        mod.logsumexp(x, b=np.ones(3), dtype=np.float32)
+    with pytest.raises(TypeError, match="dtype"):
+        mod.logsumexp(x, return_sign=True, dtype=np.float32)
