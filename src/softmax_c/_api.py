@@ -124,9 +124,132 @@ def _run(op, x, y, k, nt):
     _kernels.forward(op, x, y, k, nt)
 
 
+# ---------------------------------------------------------------- fused options
+
+def _fused_offsets(batch, strides):
+    """The (B, 5) int64 element offsets of each block (batch index, C order)
+    in the five operands, from each operand's strides (in elements) over the
+    batch dims (None: an absent operand)."""
+    B = int(np.prod(batch, dtype=np.intp)) if batch else 1
+    offs = np.zeros((B, 5), dtype=np.int64)
+    if batch and B:
+        idx = np.indices(batch, dtype=np.int64).reshape(len(batch), B)
+        for col, st in enumerate(strides):
+            if st is not None:
+                offs[:, col] = np.asarray(st, dtype=np.int64) @ idx
+    return offs
+
+
+def _fused_forward(op, x, axis, options, where, out, num_threads, keepdims=False):
+    """softmax / log_softmax / logsumexp with the fused options: checks,
+    then the fused kernel (family/fused.h) over blocks of (query, key)
+    rows along the axis, moved last (a copy when it is not contiguous)."""
+    nt = _threads(num_threads)
+    x = _validate.as_array(x)
+    compute, result = _validate.result_dtypes(x.dtype)
+    f = _validate.check_fused(x.shape, axis, compute, where=where, **options)
+    if op != LOGSUMEXP:
+        _validate.check_out(out, x.shape, result)
+    k, nd, isz = f.axis, x.ndim, compute.itemsize
+
+    bias = f.bias
+    if f.where is not None:  # excluded positions: a bias of -inf
+        mask = np.where(f.where, compute.type(0), compute.type(-np.inf))
+        bias = mask if bias is None else bias + mask
+
+    def last(a):  # axis k moved last, as a view
+        return a if k == nd - 1 else np.moveaxis(a, k, -1)
+
+    xc = x if x.dtype == compute and x.flags.aligned else x.astype(compute)
+    xm = last(xc)
+    if xm.shape[-1] > 1 and xm.strides[-1] != isz:
+        xm = np.ascontiguousarray(xm)  # not fused yet: a non-contiguous reduced axis
+    bm = None
+    if bias is not None:
+        bm = last(np.broadcast_to(bias, x.shape))
+        if (bm.shape[-1] > 1 and bm.strides[-1] not in (0, isz)) or not bm.flags.aligned:
+            bm = np.ascontiguousarray(bm)
+    per_row = []
+    for v in (f.scale, f.sink):
+        if v is None or isinstance(v, float):
+            per_row.append(None)
+        else:
+            a = last(np.broadcast_to(v, tuple(1 if d == k else s for d, s in enumerate(x.shape))))
+            a = a[..., 0]
+            per_row.append(a if a.flags.aligned else np.ascontiguousarray(a))
+    sm, km = per_row
+
+    shape = xm.shape
+    if op == LOGSUMEXP:
+        ym = np.empty(shape[:-1], dtype=compute)
+        direct = False
+    else:
+        inputs = [a for a in (bm, sm, km) if a is not None]
+        om = last(out) if out is not None else None
+        direct = (out is not None and out.dtype == compute and out.flags.aligned
+                  and (om.shape[-1] <= 1 or om.strides[-1] == isz)
+                  and (_same_view(om, xm) or not np.may_share_memory(om, xm))
+                  and not any(np.may_share_memory(om, a) for a in inputs))
+        ym = om if direct else _kernels.empty_like(xm)
+
+    n = shape[-1]
+    if nd >= 2:
+        batch, Q = shape[:-2], shape[-2]
+    else:
+        batch, Q = (), 1
+
+    def row_and_batch(a, full):
+        """Row stride and batch strides (elements) of a (None: absent);
+        `full`: a has the last (reduced) axis."""
+        if a is None:
+            return 0, None
+        st = [s // isz for s in a.strides]
+        if not full:
+            st = st + [0]
+        if nd >= 2:
+            return st[-2], st[:-2]
+        return 0, []
+
+    lx, bx = row_and_batch(xm, True)
+    ly, by = row_and_batch(ym, op != LOGSUMEXP)
+    lb, bb = row_and_batch(bm, True)
+    ls, bs = row_and_batch(sm, False)
+    lk, bk = row_and_batch(km, False)
+    if op == LOGSUMEXP and nd >= 2:
+        ly = ym.strides[-1] // isz
+    offs = _fused_offsets(batch, [bx, by, bb, bs, bk])
+    inc = 1 if bm is None or bm.shape[-1] <= 1 else bm.strides[-1] // isz
+    sink_v = 0.0 if f.sink is None else (f.sink if isinstance(f.sink, float) else 0.0)
+    if x.size and n:
+        _kernels.fused(op, xm, ym, bm, sm, km, offs, Q, n, (lx, ly, lb, ls, lk),
+                       f.scale if isinstance(f.scale, float) else 1.0,
+                       f.softcap or 0.0, inc, f.causal is not None, f.causal or 0,
+                       f.sink is not None, sink_v, nt)
+    elif op == LOGSUMEXP:  # no element in a row: the sink alone, or -inf
+        ym[...] = -np.inf if f.sink is None else (
+            f.sink if isinstance(f.sink, float) else km)
+
+    if op == LOGSUMEXP:
+        res = np.expand_dims(ym, k) if keepdims else ym
+        if res.dtype != result:
+            res = res.astype(result)
+        return res if res.ndim else res[()]
+    if direct:
+        return out
+    res = ym if k == nd - 1 else np.moveaxis(ym, -1, k)
+    if out is None:
+        return res if res.dtype == result else res.astype(result)
+    np.copyto(out, res, casting="unsafe")
+    return out
+
+
 # ---------------------------------------------------------------- forward
 
-def _forward(op, x, axis, where, out, num_threads):
+def _forward(op, x, axis, where, out, num_threads, options=None):
+    if options is not None:
+        if isinstance(x, np.ma.MaskedArray):
+            return _masked_forward(op, x, axis, where, out, num_threads, options)
+        return _fused_forward(op, x, axis, options, where, out, num_threads)
     if where is None:  # the hot path's rules: _kernels (_fast.pxi)
         y = _kernels.fast(op, x, axis, out, _fast_threads(num_threads))
         if y is not None:
@@ -172,18 +295,19 @@ def _forward(op, x, axis, where, out, num_threads):
     return out
 
 
-def _masked_forward(op, x, axis, where, out, num_threads):
+def _masked_forward(op, x, axis, where, out, num_threads, options=None):
     """softmax / log_softmax of a masked array: its mask as ``where=~mask``
     (and `where`), the result masked as `x` (viewing `out` if given)."""
     mask = np.ma.getmaskarray(x)
     keep = ~mask
     if where is not None:
         keep &= _validate.check_where(where, x.shape)
-    res = _forward(op, np.ma.getdata(x), axis, keep, out, num_threads)
+    res = _forward(op, np.ma.getdata(x), axis, keep, out, num_threads, options)
     return np.ma.MaskedArray(res, mask=mask.copy())
 
 
-def softmax(x, axis=-1, *, where=None, out=None, num_threads=None):
+def softmax(x, axis=-1, *, scale=None, softcap=None, bias=None, where=None, causal=None,
+            sink=None, out=None, num_threads=None):
     """Softmax along `axis`: ``exp(x - max) / sum(exp(x - max))``.
 
     Parameters
@@ -251,10 +375,15 @@ def softmax(x, axis=-1, *, where=None, out=None, num_threads=None):
     array([[0.5 , 0.5 ],
            [0.25, 0.75]])
     """
-    return _forward(SOFTMAX, x, axis, where, out, num_threads)
+    if (scale is None and softcap is None and bias is None and causal is None
+            and sink is None):
+        return _forward(SOFTMAX, x, axis, where, out, num_threads)
+    return _forward(SOFTMAX, x, axis, where, out, num_threads,
+                    _options(scale, softcap, bias, causal, sink))
 
 
-def log_softmax(x, axis=-1, *, where=None, out=None, num_threads=None):
+def log_softmax(x, axis=-1, *, scale=None, softcap=None, bias=None, where=None, causal=None,
+                sink=None, out=None, num_threads=None):
     """Log-softmax along `axis`: ``x - logsumexp(x)``.
 
     Parameters, dtypes, errors and threads as in :func:`softmax`; with
@@ -280,10 +409,15 @@ def log_softmax(x, axis=-1, *, where=None, out=None, num_threads=None):
     >>> sc.log_softmax(np.array([1000., 1.]))
     array([   0., -999.])
     """
-    return _forward(LOG_SOFTMAX, x, axis, where, out, num_threads)
+    if (scale is None and softcap is None and bias is None and causal is None
+            and sink is None):
+        return _forward(LOG_SOFTMAX, x, axis, where, out, num_threads)
+    return _forward(LOG_SOFTMAX, x, axis, where, out, num_threads,
+                    _options(scale, softcap, bias, causal, sink))
 
 
-def logsumexp(x, axis=-1, *, keepdims=False, num_threads=None):
+def logsumexp(x, axis=-1, *, keepdims=False, scale=None, softcap=None, bias=None, where=None,
+              causal=None, sink=None, num_threads=None):
     """``log(sum(exp(x)))`` along `axis`, computed stably.
 
     Parameters
@@ -318,6 +452,15 @@ def logsumexp(x, axis=-1, *, keepdims=False, num_threads=None):
     >>> float(sc.logsumexp(np.array([1000., 1000.])))  # 1000 + log(2)
     1000.6931471805599
     """
+    if not (scale is None and softcap is None and bias is None and causal is None
+            and sink is None and where is None):
+        options = _options(scale, softcap, bias, causal, sink)
+        if isinstance(x, np.ma.MaskedArray):
+            keep = ~np.ma.getmaskarray(x)
+            if where is not None:
+                keep &= _validate.check_where(where, x.shape)
+            x, where = np.ma.getdata(x), keep
+        return _fused_forward(LOGSUMEXP, x, axis, options, where, None, num_threads, keepdims)
     if not keepdims:
         y = _kernels.fast(LOGSUMEXP, x, axis, None, _fast_threads(num_threads))
         if y is not None:
@@ -342,6 +485,10 @@ def logsumexp(x, axis=-1, *, keepdims=False, num_threads=None):
     if res.dtype != result:
         res = res.astype(result)
     return res if res.ndim else res[()]
+
+
+def _options(scale, softcap, bias, causal, sink):
+    return dict(scale=scale, softcap=softcap, bias=bias, causal=causal, sink=sink)
 
 
 def _masked_logsumexp(x, axis, keepdims, num_threads):

@@ -3,6 +3,7 @@
 # softmax_c.kernels (the module that holds them), under their C names.
 from softmax_c.kernels cimport (
     sc_xent_params,
+    sc_fused_params,
     softmax_rows_f32 as sc_softmax_rows_f32,
     softmax_rows_f64 as sc_softmax_rows_f64,
     log_softmax_rows_f32 as sc_log_softmax_rows_f32,
@@ -78,6 +79,10 @@ from softmax_c.kernels cimport (
     xent_rows_ws_f64 as sc_xent_rows_ws_f64,
     sample_row_f32 as sc_sample_row_f32,
     sample_row_f64 as sc_sample_row_f64,
+    fused_rows_f32 as sc_fused_rows_f32,
+    fused_rows_f64 as sc_fused_rows_f64,
+    tanh_rows_f32 as sc_tanh_rows_f32,
+    tanh_rows_f64 as sc_tanh_rows_f64,
 )
 
 cdef extern from "_omp.h" nogil:

@@ -82,6 +82,7 @@ include "_split.pxi"
 include "_outputs.pxi"
 include "_fast.pxi"
 include "_sample.pxi"
+include "_fused.pxi"
 
 
 def xent_targets(cnp.ndarray t, Py_ssize_t n, long long ignore_index, weight):

@@ -51,6 +51,24 @@ cdef extern from "softmax_c.h" nogil:
         double scale             # gradient factor (1 / denominator for a mean)
         double weight_sum        # sum of the weights; n without weights
 
+    ctypedef struct sc_fused_params:
+        int op                   # enum sc_fused_op
+        int causal
+        int has_sink
+        double scale
+        ptrdiff_t ld_scale
+        double softcap
+        ptrdiff_t ld_bias
+        ptrdiff_t inc_bias
+        ptrdiff_t causal_k
+        double sink
+        ptrdiff_t ld_sink
+
+    enum sc_fused_op:
+        SC_FUSED_SOFTMAX
+        SC_FUSED_LOG_SOFTMAX
+        SC_FUSED_LOGSUMEXP
+
     enum sc_bwd_op:
         SC_SOFTMAX_JVP
         SC_LOG_SOFTMAX_JVP
@@ -134,6 +152,10 @@ cdef extern from "softmax_c.h" nogil:
         void (*xent_rows_ws_f64)(const double *z, ptrdiff_t ldz, const double *q, ptrdiff_t ldq, const int64_t *t, ptrdiff_t ldt, double *g, ptrdiff_t ldg, double *loss, ptrdiff_t ldl, size_t rows, size_t n, const sc_xent_params *p, double *work, size_t work_len) noexcept nogil
         int64_t (*sample_row_f32)(const float *x, size_t n, const double *prm, uint64_t key, uint64_t row, double *logp, void *work, size_t work_len) noexcept nogil
         int64_t (*sample_row_f64)(const double *x, size_t n, const double *prm, uint64_t key, uint64_t row, double *logp, void *work, size_t work_len) noexcept nogil
+        void (*fused_rows_f32)(const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t rows, size_t n, const float *bias, const float *scale, const float *sink, size_t q0, const sc_fused_params *p, float *work) noexcept nogil
+        void (*fused_rows_f64)(const double *x, ptrdiff_t ldx, double *y, ptrdiff_t ldy, size_t rows, size_t n, const double *bias, const double *scale, const double *sink, size_t q0, const sc_fused_params *p, double *work) noexcept nogil
+        void (*tanh_rows_f32)(const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil
+        void (*tanh_rows_f64)(const double *x, ptrdiff_t ldx, double *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil
 
 # The function table (softmax_c.h's struct sc_api), from softmax_c.kernels.
 cdef const sc_api *get_api() noexcept nogil
@@ -290,6 +312,14 @@ cdef inline int64_t sample_row_f32(const float *x, size_t n, const double *prm, 
     return get_api().sample_row_f32(x, n, prm, key, row, logp, work, work_len)
 cdef inline int64_t sample_row_f64(const double *x, size_t n, const double *prm, uint64_t key, uint64_t row, double *logp, void *work, size_t work_len) noexcept nogil:
     return get_api().sample_row_f64(x, n, prm, key, row, logp, work, work_len)
+cdef inline void fused_rows_f32(const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t rows, size_t n, const float *bias, const float *scale, const float *sink, size_t q0, const sc_fused_params *p, float *work) noexcept nogil:
+    get_api().fused_rows_f32(x, ldx, y, ldy, rows, n, bias, scale, sink, q0, p, work)
+cdef inline void fused_rows_f64(const double *x, ptrdiff_t ldx, double *y, ptrdiff_t ldy, size_t rows, size_t n, const double *bias, const double *scale, const double *sink, size_t q0, const sc_fused_params *p, double *work) noexcept nogil:
+    get_api().fused_rows_f64(x, ldx, y, ldy, rows, n, bias, scale, sink, q0, p, work)
+cdef inline void tanh_rows_f32(const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil:
+    get_api().tanh_rows_f32(x, ldx, y, ldy, a, b)
+cdef inline void tanh_rows_f64(const double *x, ptrdiff_t ldx, double *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil:
+    get_api().tanh_rows_f64(x, ldx, y, ldy, a, b)
 
 # ---- each entry fused over float and double -----------------------------------
 
@@ -468,6 +498,16 @@ cdef inline int64_t sample_row(const floating *x, size_t n, const double *prm, u
         return get_api().sample_row_f32(x, n, prm, key, row, logp, work, work_len)
     else:
         return get_api().sample_row_f64(x, n, prm, key, row, logp, work, work_len)
+cdef inline void fused_rows(const floating *x, ptrdiff_t ldx, floating *y, ptrdiff_t ldy, size_t rows, size_t n, const floating *bias, const floating *scale, const floating *sink, size_t q0, const sc_fused_params *p, floating *work) noexcept nogil:
+    if floating is float:
+        get_api().fused_rows_f32(x, ldx, y, ldy, rows, n, bias, scale, sink, q0, p, work)
+    else:
+        get_api().fused_rows_f64(x, ldx, y, ldy, rows, n, bias, scale, sink, q0, p, work)
+cdef inline void tanh_rows(const floating *x, ptrdiff_t ldx, floating *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil:
+    if floating is float:
+        get_api().tanh_rows_f32(x, ldx, y, ldy, a, b)
+    else:
+        get_api().tanh_rows_f64(x, ldx, y, ldy, a, b)
 
 # ---- one contiguous row (written here, not generated) ----------------------
 

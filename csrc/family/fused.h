@@ -1,0 +1,241 @@
+/*
+ * family/fused.h - softmax, log_softmax and logsumexp with the fused
+ * inference options (softmax_c.h, sc_fused_rows): per element
+ *   z = x * scale; z = softcap * tanh(z / softcap); z = z + bias;
+ * a causal kept prefix per row, bias == -inf excluding its position, and a
+ * sink logit that joins the max and the sum only.
+ *
+ * A row is three sweeps, as the plain row kernels (family/exp_steps.h):
+ *   1. z of the kept prefix computed in registers from x (and bias),
+ *      stored to the output row (logsumexp: to the caller's work row),
+ *      its max taken on the way;
+ *   2. exp(z - mx) summed (softmax: stored) over that row, in place;
+ *   3. softmax: scaled by 1 / s; log_softmax: z - mx - log(s).
+ * So every option is computed once per element, in the compute dtype, and
+ * no array but the output is written.  The excluded tail of a causal row is
+ * written (0 / -inf) without being read.  Rows whose max is not finite or
+ * whose sum is not (a NaN or +inf among the kept z) take a scalar path
+ * that writes NaN at the kept positions and 0 / -inf at the excluded ones;
+ * a row with nothing left (all excluded or -inf, no sink) is 0 / -inf.
+ */
+
+/* ---- tanh ---------------------------------------------------------------
+ * |u| >= 0.5: (1 - t) / (1 + t), t = exp(-2|u|) (exp_neg; t flushes to 0
+ * for large |u|, giving 1); below: u + u^3 P(u^2), a least-squares fit on
+ * [0, 0.5] (csrc: fit in the commit that added it; max error about 1.3 ulp
+ * float32, 1 ulp float64 there), where 1 - t would lose the low bits.
+ * Odd: the sign of u is put back.  NaN -> NaN. */
+#if SC_IS_F64
+static const double V(tanh_c)[10] = {
+    -0.3333333333333333,     0.13333333333329891,     -0.0539682539636808,
+    0.021869488300128893,    -0.00886322932944357,    0.00359203414987979,
+    -0.0014549640213966121,  0.0005849836852513502,   -0.0002211112367688425,
+    5.950419239051892e-05};
+#define SC_TANH_DEG 10
+#else
+static const float V(tanh_c)[5] = {-0.3333333134651184f, 0.1333322674036026f,
+                                   -0.05393378809094429f, 0.021472711116075516f,
+                                   -0.006946984212845564f};
+#define SC_TANH_DEG 5
+#endif
+
+SC_ALWAYS_INLINE static inline VEC V(tanh)(VEC u)
+{
+    const VEC zero = V(set1)((SC_T)0), one = V(set1)((SC_T)1);
+    const VEC a = V(max)(u, V(sub)(zero, u));
+    const VEC t = V(exp_neg)(V(mul)(a, V(set1)((SC_T)-2)));
+    const VEC big = V(div)(V(sub)(one, t), V(add)(one, t));
+    const VEC w = V(mul)(a, a);
+    VEC p = V(set1)(V(tanh_c)[SC_TANH_DEG - 1]);
+    for (int j = SC_TANH_DEG - 2; j >= 0; j--)
+        p = V(fma)(p, w, V(set1)(V(tanh_c)[j]));
+    const VEC small = V(fma)(V(mul)(a, w), p, a);
+    const VEC r = V(select_lt)(a, V(set1)((SC_T)0.5), small, big);
+    return V(select_lt)(u, zero, V(sub)(zero, r), r);
+}
+#undef SC_TANH_DEG
+
+/* Lane-wise tanh for the tests (softmax_c.h, sc_tanh_*): y = tanh(x). */
+void KFN(tanh_rows)(const SC_T *x, ptrdiff_t ldx, SC_T *y, ptrdiff_t ldy, size_t rows, size_t n)
+{
+    for (size_t r = 0; r < rows; r++) {
+        const SC_T *xr = x + (ptrdiff_t)r * ldx;
+        SC_T *yr = y + (ptrdiff_t)r * ldy;
+        size_t i = 0;
+        for (; i + VN <= n; i += VN)
+            V(store)(yr + i, V(tanh)(V(load)(xr + i)));
+        if (i < n)
+            V(storet)(yr + i, V(tanh)(V(loadt)(xr + i, n - i, (SC_T)0)), n - i);
+    }
+}
+
+/* ---- step 1: z of the kept prefix ------------------------------------- */
+
+#ifndef SC_FUSED_BIAS_MODES
+#define SC_FUSED_BIAS_MODES
+enum { SC_FB_NONE = 0, SC_FB_ROW = 1, SC_FB_ONE = 2 }; /* bias: none, a row, one value */
+#endif
+
+SC_ALWAYS_INLINE static inline VEC V(fz)(VEC xv, VEC bv, VEC vs, VEC vc, VEC vic, int cap,
+                                         int bmode)
+{
+    VEC z = V(mul)(xv, vs);
+    if (cap)
+        z = V(mul)(vc, V(tanh)(V(mul)(z, vic)));
+    if (bmode != SC_FB_NONE) {
+        /* bias -inf excludes its position, whatever z is */
+        z = V(select_lt)(bv, V(set1)(SC_IS_F64 ? (SC_T)-1.7976931348623157e308 : (SC_T)-3.4028234663852886e38),
+                         V(set1)((SC_T)-INFINITY), V(add)(z, bv));
+    }
+    return z;
+}
+
+/* z[0..L) of one row stored to d, returning its max (-inf for L == 0). */
+SC_ALWAYS_INLINE static inline SC_T V(fz_row)(const SC_T *x, const SC_T *b, SC_T *d, size_t L,
+                                              SC_T sc, SC_T cap_v, int cap, int bmode)
+{
+    const VEC vs = V(set1)(sc), vc = V(set1)(cap_v), vic = V(set1)((SC_T)1 / cap_v);
+    VEC m0 = V(set1)((SC_T)-INFINITY), m1 = m0;
+    VEC bone = V(set1)(bmode == SC_FB_ONE ? b[0] : (SC_T)0);
+    size_t i = 0;
+    for (; i + 2 * VN <= L; i += 2 * VN) {
+        VEC b0 = bmode == SC_FB_ROW ? V(load)(b + i) : bone;
+        VEC b1 = bmode == SC_FB_ROW ? V(load)(b + i + VN) : bone;
+        VEC z0 = V(fz)(V(load)(x + i), b0, vs, vc, vic, cap, bmode);
+        VEC z1 = V(fz)(V(load)(x + i + VN), b1, vs, vc, vic, cap, bmode);
+        V(store)(d + i, z0);
+        V(store)(d + i + VN, z1);
+        m0 = V(max)(m0, z0);
+        m1 = V(max)(m1, z1);
+    }
+    for (; i < L; i += VN) {
+        const size_t k = L - i < VN ? L - i : VN;
+        VEC bv = bmode == SC_FB_ROW ? V(ldk)(b + i, k, (SC_T)0) : bone;
+        VEC z = V(fz)(V(ldk)(x + i, k, (SC_T)0), bv, vs, vc, vic, cap, bmode);
+        V(stk)(d + i, z, k);
+        m0 = V(max)(m0, k == VN ? z : V(blend_lanes)(z, V(set1)((SC_T)-INFINITY), k));
+    }
+    return V(hmax)(V(max)(m0, m1));
+}
+
+/* One z, in scalar code, for the special rows: whether position j is
+ * excluded by the bias. */
+static inline int V(fexcluded)(const SC_T *b, int bmode, size_t j)
+{
+    return bmode != SC_FB_NONE && b[bmode == SC_FB_ROW ? j : 0] == (SC_T)-INFINITY;
+}
+
+static void V(fill)(SC_T *y, size_t n, SC_T v)
+{
+    const VEC vv = V(set1)(v);
+    size_t i = 0;
+    for (; i + VN <= n; i += VN)
+        V(store)(y + i, vv);
+    if (i < n)
+        V(storet)(y + i, vv, n - i);
+}
+
+/* One row, every sweep; y the output row (softmax, log_softmax) or NULL
+ * (logsumexp: the row goes to `work`, the result is returned). */
+SC_ALWAYS_INLINE static inline SC_T V(fused_row)(int op, const SC_T *x, SC_T *y, const SC_T *b,
+                                                 size_t n, size_t L, SC_T sc, SC_T cap_v,
+                                                 int has_sink, double sink, SC_T *work, int cap,
+                                                 int bmode)
+{
+    SC_T *d = op == SC_FUSED_LOGSUMEXP ? work : y;
+    SC_T mx = V(fz_row)(x, b, d, L, sc, cap_v, cap, bmode);
+    double s = 0.0;
+    if (has_sink && (double)mx < sink)
+        mx = (SC_T)sink;
+    if (has_sink && sink != sink)
+        mx = (SC_T)NAN;
+    const SC_T empty = op == SC_FUSED_SOFTMAX ? (SC_T)0 : (SC_T)-INFINITY;
+    if (mx == (SC_T)-INFINITY) { /* nothing left */
+        if (op != SC_FUSED_LOGSUMEXP)
+            V(fill)(y, n, empty);
+        return (SC_T)-INFINITY;
+    }
+    int special = !(mx < (SC_T)INFINITY); /* +inf or NaN */
+    if (!special) {
+        s = V(expsum)(d, op == SC_FUSED_SOFTMAX ? d : NULL, L, mx, NULL);
+        if (has_sink)
+            s += exp(sink - (double)mx);
+        special = !(s < INFINITY); /* NaN among the z */
+    }
+    if (op == SC_FUSED_LOGSUMEXP) {
+        if (!special)
+            return (SC_T)((double)mx + log(s));
+        if (mx != mx || s != s)
+            return (SC_T)NAN;
+        for (size_t j = 0; j < L; j++)
+            if (d[j] != d[j])
+                return (SC_T)NAN;
+        return (SC_T)INFINITY;
+    }
+    if (special) {
+        for (size_t j = 0; j < L; j++)
+            y[j] = V(fexcluded)(b, bmode, j) ? empty : (SC_T)NAN;
+    } else if (L == 0) {
+    } else if (op == SC_FUSED_SOFTMAX) {
+        V(scale)(y, L, (SC_T)(1.0 / s));
+    } else {
+        V(final_pass)(y, y, L, mx, (SC_T)log(s), 0);
+    }
+    if (L < n)
+        V(fill)(y + L, n - L, empty);
+    return (SC_T)0;
+}
+
+SC_ALWAYS_INLINE static inline void V(fused_loop)(const SC_T *x, ptrdiff_t ldx, SC_T *y,
+                                                  ptrdiff_t ldy, size_t rows, size_t n,
+                                                  const SC_T *bias, const SC_T *scale,
+                                                  const SC_T *sink, size_t q0,
+                                                  const sc_fused_params *p, SC_T *work, int cap,
+                                                  int bmode)
+{
+    const int op = p->op;
+    const SC_T cap_v = cap ? (SC_T)p->softcap : (SC_T)1;
+    for (size_t r = 0; r < rows; r++) {
+        size_t L = n;
+        if (p->causal) {
+            const ptrdiff_t kept = (ptrdiff_t)(q0 + r) + p->causal_k + 1;
+            L = kept <= 0 ? 0 : ((size_t)kept < n ? (size_t)kept : n);
+        }
+        const SC_T sc = scale ? scale[(ptrdiff_t)r * p->ld_scale] : (SC_T)p->scale;
+        const double sk = sink ? (double)sink[(ptrdiff_t)r * p->ld_sink] : p->sink;
+        const SC_T *br = bias ? bias + (ptrdiff_t)r * p->ld_bias : NULL;
+        const SC_T *xr = x + (ptrdiff_t)r * ldx;
+        if (op == SC_FUSED_LOGSUMEXP)
+            y[(ptrdiff_t)r * ldy] = V(fused_row)(op, xr, NULL, br, n, L, sc, cap_v, p->has_sink,
+                                                 sk, work, cap, bmode);
+        else
+            V(fused_row)(op, xr, y + (ptrdiff_t)r * ldy, br, n, L, sc, cap_v, p->has_sink, sk,
+                         work, cap, bmode);
+    }
+}
+
+void KFN(fused_rows)(const SC_T *x, ptrdiff_t ldx, SC_T *y, ptrdiff_t ldy, size_t rows, size_t n,
+                     const SC_T *bias, const SC_T *scale, const SC_T *sink, size_t q0,
+                     const sc_fused_params *p, SC_T *work)
+{
+    const int cap = p->softcap > 0.0;
+    const int bmode = bias == NULL ? SC_FB_NONE : (p->inc_bias == 0 ? SC_FB_ONE : SC_FB_ROW);
+#define SC_FUSED_CALL(c, bm) \
+    V(fused_loop)(x, ldx, y, ldy, rows, n, bias, scale, sink, q0, p, work, c, bm)
+    if (cap) {
+        if (bmode == SC_FB_NONE)
+            SC_FUSED_CALL(1, SC_FB_NONE);
+        else if (bmode == SC_FB_ROW)
+            SC_FUSED_CALL(1, SC_FB_ROW);
+        else
+            SC_FUSED_CALL(1, SC_FB_ONE);
+    } else {
+        if (bmode == SC_FB_NONE)
+            SC_FUSED_CALL(0, SC_FB_NONE);
+        else if (bmode == SC_FB_ROW)
+            SC_FUSED_CALL(0, SC_FB_ROW);
+        else
+            SC_FUSED_CALL(0, SC_FB_ONE);
+    }
+#undef SC_FUSED_CALL
+}
