@@ -104,7 +104,7 @@ from ._bench_report import (COLUMNS, LEGEND, format_header, format_summary,  # n
                             format_table, load_json, plot)
 from ._info import build_info
 from ._bench_peers import (PEERS, _jax, _jax_x64, _numpy, _onnxruntime, _same, _scipy, _torch,
-                           _xent_result, installed_peers, peer_module)
+                           _torch_numpy, _xent_result, installed_peers, peer_module)
 from ._bench_peers import _pb_varint, onnx_model  # noqa: F401  (the tests reach them here)
 
 # name -> (shape, axis): the users' workloads.
@@ -121,6 +121,26 @@ SHAPES = {
     "64x1000x32:1": ((64, 1000, 32), 1),         # classes on axis 1, PyTorch's (N, C, d)
 }
 QUICK_SHAPES = ["64x1000", "8x32000", "256x32000", "64x1000x32:1"]
+
+# The fused inference options (softmax with scale, causal, bias, softcap):
+# a group of its own, not in the default run (``--ops fused`` selects it).
+# Each runs on its one shape in float32; the rows are softmax_c's fused
+# call, the same softmax_c call without the options ("no options": the
+# plain softmax of x, the figure the options should cost little over, not
+# checked) and PyTorch's unfused composition, as users write it.
+FUSED_SHAPES = {
+    "8x12x512x512": ((8, 12, 512, 512), -1),
+    "32x1x4096": ((32, 1, 4096), -1),          # one query over a KV cache, 32 heads
+    "8x256000": ((8, 256000), -1),             # a batch of logits over a large vocabulary
+}
+# name -> (shape, softmax_c's keywords; "mask" is a 512x512 float32 mask
+# of 0 / -inf, broadcast over batch and heads)
+FUSED_OPS = {
+    "fused_causal": ("8x12x512x512", dict(scale=0.125, causal=True)),
+    "fused_decode": ("32x1x4096", dict(scale=0.125, causal=True)),
+    "fused_bias": ("8x12x512x512", dict(bias="mask")),
+    "fused_softcap": ("8x256000", dict(softcap=30.0, scale=1 / 0.7)),
+}
 ALL_OPS = ["softmax", "log_softmax", "softmax_vjp", "cross_entropy_grad"]
 DTYPES = ["float32", "float64"]
 # softmax_vjp's shapes that also run with y from softmax_c's output blocks
@@ -145,11 +165,23 @@ class Case:
 
     def __init__(self, op, shape_name, dtype, rng):
         self.op, self.shape_name, self.dtype = op, shape_name, np.dtype(dtype)
-        self.shape, axis = SHAPES[shape_name]
+        self.shape, axis = SHAPES[shape_name] if op not in FUSED_OPS else FUSED_SHAPES[shape_name]
         self.axis = axis
         k = axis % len(self.shape)
         x = rng.standard_normal(self.shape, dtype=self.dtype)
         x *= 4
+        if op in FUSED_OPS:
+            kw = dict(FUSED_OPS[op][1])
+            self.nbytes = 2 * x.nbytes
+            if kw.get("bias") == "mask":
+                q, n = self.shape[-2:]
+                kw["bias"] = np.where(rng.random((q, n)) < 0.2, -np.inf, 0).astype(self.dtype)
+                self.nbytes += kw["bias"].nbytes
+            if "softcap" in kw:
+                x *= 10  # logits of tens
+            self.inputs = {"x": x, "kw": kw}
+            self.want = reference.softmax(x, axis, **kw)
+            return
         if op in ("softmax", "log_softmax"):
             self.inputs = {"x": x}
             self.nbytes = 2 * x.nbytes
@@ -233,6 +265,52 @@ def _mixed(copy):
         o = np.empty_like(g)
         return (lambda: sc.softmax_vjp(y, g, axis, out=o)), _same, None
     return prepare
+
+
+def _fused_ours(out, plain=False):
+    def prepare(case):
+        x, kw, axis = case.inputs["x"], case.inputs["kw"], case.axis
+        if plain:
+            kw = {}
+        if out:
+            o = np.empty_like(x)
+            return (lambda: sc.softmax(x, axis, out=o, **kw)), _same, None
+        return (lambda: sc.softmax(x, axis, **kw)), _same, None
+    return prepare
+
+
+def _fused_torch(case):
+    """PyTorch's unfused composition of the case's options."""
+    torch = peer_module("torch")
+    x, kw = case.inputs["x"], case.inputs["kw"]
+    xt = torch.from_numpy(x)
+    scale = kw.get("scale")
+    if kw.get("causal"):
+        q, n = x.shape[-2:]
+        mask = torch.ones(q, n, dtype=torch.bool).triu(n - q + 1)
+
+        def fn():
+            return torch.softmax((xt * scale).masked_fill(mask, float("-inf")), dim=-1)
+    elif "bias" in kw:
+        bt = torch.from_numpy(kw["bias"])
+
+        def fn():
+            return torch.softmax(xt + bt, dim=-1)
+    else:
+        cap = kw["softcap"]
+
+        def fn():
+            return torch.softmax(cap * torch.tanh(xt * scale / cap), dim=-1)
+    return fn, _torch_numpy, None
+
+
+def fused_implementations():
+    impls = [Impl("softmax_c", "softmax_c", _fused_ours(False)),
+             Impl("softmax_c(out=)", "softmax_c", _fused_ours(True)),
+             Impl("softmax_c(no options)", "baseline", _fused_ours(True, plain=True))]
+    if peer_module("torch") is not None:
+        impls.append(Impl("torch", "peer", _fused_torch))
+    return impls
 
 
 def mixed_implementations(case):
@@ -375,14 +453,14 @@ def run(ops=None, shapes=None, dtypes=DTYPES, threads=None, repeats=FULL_TIMING[
     ops = available_ops() if ops is None else list(ops)
     shapes = list(SHAPES) if shapes is None else list(shapes)
     threads = sorted(set([1, os.cpu_count() or 1] if threads is None else threads))
-    ncases = len(ops) * len(shapes) * len(dtypes) * len(threads)
+    ncases = sum(1 if op in FUSED_OPS else len(shapes) * len(dtypes) for op in ops) * len(threads)
     bar = _Progress(ncases) if progress else None
     rng = np.random.default_rng(0)
     results = []
     with _Threads() as thr:
         for op in ops:
-            for sname in shapes:
-                for dt in dtypes:
+            for sname in ([FUSED_OPS[op][0]] if op in FUSED_OPS else shapes):
+                for dt in (["float32"] if op in FUSED_OPS else dtypes):
                     if bar:
                         bar.label(f"{op} {sname} {dt}: preparing")
                     case = Case(op, sname, dt, rng)
@@ -402,14 +480,17 @@ def run(ops=None, shapes=None, dtypes=DTYPES, threads=None, repeats=FULL_TIMING[
 
 
 def _run_case(case, nt, copy_src, copy_dst, repeats, min_time):
-    impls = implementations(case.op, case.dtype) + mixed_implementations(case)
+    if case.op in FUSED_OPS:
+        impls = fused_implementations()
+    else:
+        impls = implementations(case.op, case.dtype) + mixed_implementations(case)
     fns, errors = [], {}
     for impl in impls:
         try:
             fn, result, reset = impl.prepare(case)
             if reset is not None:
                 reset()
-            err = _check(result(fn()), case.want, case.dtype)
+            err = None if impl.kind == "baseline" else _check(result(fn()), case.want, case.dtype)
         except Exception as e:  # a peer without this call, or a bug: reported, not timed
             err = f"raised {type(e).__name__}: {e}".splitlines()[0]
         if err is None:
@@ -567,7 +648,9 @@ def main(argv=None):
                         help=f"shapes {','.join(QUICK_SHAPES)} (unless --shapes) and fewer "
                              "repeats: under a minute")
     parser.add_argument("--ops", default=None,
-                        help=f"comma list of {','.join(ops_avail)} (default: all)")
+                        help=f"comma list of {','.join(ops_avail)} (default: all), and of "
+                             f"the fused options' group {','.join(FUSED_OPS)} ('fused': all "
+                             "four; float32, each on its own shape; not in the default run)")
     parser.add_argument("--dtype", default=None,
                         help="float32, float64 or both, comma-separated (default: both)")
     parser.add_argument("--threads", default=None,
@@ -593,8 +676,9 @@ def main(argv=None):
                  if value not in (None, False)]
         if given:
             parser.error(f"--from-json reads a finished run: {', '.join(given)} cannot apply")
-    ops = _split(parser, args.ops if args.ops is not None else ",".join(ops_avail), ops_avail,
-                 "operation")
+    ops_text = args.ops if args.ops is not None else ",".join(ops_avail)
+    ops_text = ",".join(",".join(FUSED_OPS) if o == "fused" else o for o in ops_text.split(","))
+    ops = _split(parser, ops_text, ops_avail + list(FUSED_OPS), "operation")
     dtypes = _split(parser, args.dtype if args.dtype is not None else ",".join(DTYPES), DTYPES,
                     "dtype")
     if args.shapes:
