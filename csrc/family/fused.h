@@ -118,6 +118,96 @@ SC_ALWAYS_INLINE static inline SC_T V(fz_row)(const SC_T *x, const SC_T *b, SC_T
     return V(hmax)(V(max)(m0, m1));
 }
 
+/* ---- without softcap: z recomputed in every sweep ------------------------
+ * z = x * scale (+ bias) costs one or two operations, less than a store
+ * and a reload of z would: these sweeps read x (and bias) as the plain
+ * kernels read x, and store only the results. */
+
+/* z of the k (< VN, or VN) elements at i, lanes past k -inf. */
+SC_ALWAYS_INLINE static inline VEC V(fz_at)(const SC_T *x, const SC_T *b, size_t i, size_t k,
+                                            VEC vs, VEC bone, int bmode)
+{
+    const VEC one = V(set1)((SC_T)1);
+    VEC bv = bmode == SC_FB_ROW ? V(ldk)(b + i, k, (SC_T)0) : bone;
+    VEC z = V(fz)(V(ldk)(x + i, k, (SC_T)0), bv, vs, one, one, 0, bmode);
+    return k == VN ? z : V(blend_lanes)(z, V(set1)((SC_T)-INFINITY), k);
+}
+
+static inline SC_T V(fz_max)(const SC_T *x, const SC_T *b, size_t L, SC_T sc, int bmode)
+{
+    const VEC vs = V(set1)(sc), bone = V(set1)(bmode == SC_FB_ONE ? b[0] : (SC_T)0);
+    VEC m0 = V(set1)((SC_T)-INFINITY), m1 = m0, m2 = m0, m3 = m0;
+    size_t i = 0;
+    for (; i + 4 * VN <= L; i += 4 * VN) {
+        m0 = V(max)(m0, V(fz_at)(x, b, i, VN, vs, bone, bmode));
+        m1 = V(max)(m1, V(fz_at)(x, b, i + VN, VN, vs, bone, bmode));
+        m2 = V(max)(m2, V(fz_at)(x, b, i + 2 * VN, VN, vs, bone, bmode));
+        m3 = V(max)(m3, V(fz_at)(x, b, i + 3 * VN, VN, vs, bone, bmode));
+    }
+    for (; i < L; i += VN)
+        m0 = V(max)(m0, V(fz_at)(x, b, i, L - i < VN ? L - i : VN, vs, bone, bmode));
+    return V(hmax)(V(max)(V(max)(m0, m1), V(max)(m2, m3)));
+}
+
+/* The sum of exp(z - mx) over z[0..L), in chunks as V(expsum); each term
+ * stored to y unless y is NULL. */
+SC_ALWAYS_INLINE static inline double V(fz_expsum)(const SC_T *x, const SC_T *b, SC_T *y,
+                                                   size_t L, SC_T sc, int bmode, SC_T mx)
+{
+    const VEC vs = V(set1)(sc), bone = V(set1)(bmode == SC_FB_ONE ? b[0] : (SC_T)0);
+    const VEC vm = V(set1)(mx);
+    double s = 0.0, c = 0.0;
+    for (size_t i0 = 0; i0 < L; i0 += SC_CHUNK) {
+        const size_t end = L - i0 < SC_CHUNK ? L : i0 + SC_CHUNK;
+        VEC a0 = V(set1)((SC_T)0), a1 = a0, a2 = a0, a3 = a0;
+        size_t i = i0;
+        for (; i + 4 * VN <= end; i += 4 * VN) {
+            VEC e0 = V(exp_neg)(V(sub)(V(fz_at)(x, b, i, VN, vs, bone, bmode), vm));
+            VEC e1 = V(exp_neg)(V(sub)(V(fz_at)(x, b, i + VN, VN, vs, bone, bmode), vm));
+            VEC e2 = V(exp_neg)(V(sub)(V(fz_at)(x, b, i + 2 * VN, VN, vs, bone, bmode), vm));
+            VEC e3 = V(exp_neg)(V(sub)(V(fz_at)(x, b, i + 3 * VN, VN, vs, bone, bmode), vm));
+            if (y) {
+                V(store)(y + i, e0);
+                V(store)(y + i + VN, e1);
+                V(store)(y + i + 2 * VN, e2);
+                V(store)(y + i + 3 * VN, e3);
+            }
+            a0 = V(add)(a0, e0);
+            a1 = V(add)(a1, e1);
+            a2 = V(add)(a2, e2);
+            a3 = V(add)(a3, e3);
+        }
+        for (; i < end; i += VN) {
+            const size_t k = end - i < VN ? end - i : VN;
+            VEC e = V(exp_neg)(V(sub)(V(fz_at)(x, b, i, k, vs, bone, bmode), vm));
+            if (y)
+                V(stk)(y + i, e, k);
+            a1 = V(add)(a1, e);
+        }
+        sc_two_sum_add(&s, &c, V(hsum)(V(add)(V(add)(a0, a1), V(add)(a2, a3))));
+    }
+    return s + c;
+}
+
+/* log_softmax's write sweep: y = (z - mx) - c over [0, L). */
+SC_ALWAYS_INLINE static inline void V(fz_final)(const SC_T *x, const SC_T *b, SC_T *y, size_t L,
+                                                SC_T sc, int bmode, SC_T mx, SC_T c)
+{
+    const VEC vs = V(set1)(sc), bone = V(set1)(bmode == SC_FB_ONE ? b[0] : (SC_T)0);
+    const VEC vm = V(set1)(mx), vc = V(set1)(c);
+    size_t i = 0;
+    for (; i + 2 * VN <= L; i += 2 * VN) {
+        VEC z0 = V(fz_at)(x, b, i, VN, vs, bone, bmode);
+        VEC z1 = V(fz_at)(x, b, i + VN, VN, vs, bone, bmode);
+        V(store)(y + i, V(final_op)(z0, vm, vc));
+        V(store)(y + i + VN, V(final_op)(z1, vm, vc));
+    }
+    for (; i < L; i += VN) {
+        const size_t k = L - i < VN ? L - i : VN;
+        V(stk)(y + i, V(final_op)(V(fz_at)(x, b, i, k, vs, bone, bmode), vm, vc), k);
+    }
+}
+
 /* One z, in scalar code, for the special rows: whether position j is
  * excluded by the bias. */
 static inline int V(fexcluded)(const SC_T *b, int bmode, size_t j)
@@ -142,8 +232,10 @@ SC_ALWAYS_INLINE static inline SC_T V(fused_row)(int op, const SC_T *x, SC_T *y,
                                                  int has_sink, double sink, SC_T *work, int cap,
                                                  int bmode)
 {
+    /* with softcap, z is stored by the first sweep (d) and read back;
+     * without, each sweep computes it again from x */
     SC_T *d = op == SC_FUSED_LOGSUMEXP ? work : y;
-    SC_T mx = V(fz_row)(x, b, d, L, sc, cap_v, cap, bmode);
+    SC_T mx = cap ? V(fz_row)(x, b, d, L, sc, cap_v, cap, bmode) : V(fz_max)(x, b, L, sc, bmode);
     double s = 0.0;
     if (has_sink && (double)mx < sink)
         mx = (SC_T)sink;
@@ -157,7 +249,10 @@ SC_ALWAYS_INLINE static inline SC_T V(fused_row)(int op, const SC_T *x, SC_T *y,
     }
     int special = !(mx < (SC_T)INFINITY); /* +inf or NaN */
     if (!special) {
-        s = V(expsum)(d, op == SC_FUSED_SOFTMAX ? d : NULL, L, mx, NULL);
+        if (cap)
+            s = V(expsum)(d, op == SC_FUSED_SOFTMAX ? d : NULL, L, mx, NULL);
+        else
+            s = V(fz_expsum)(x, b, op == SC_FUSED_SOFTMAX ? y : NULL, L, sc, bmode, mx);
         if (has_sink)
             s += exp(sink - (double)mx);
         special = !(s < INFINITY); /* NaN among the z */
@@ -167,9 +262,13 @@ SC_ALWAYS_INLINE static inline SC_T V(fused_row)(int op, const SC_T *x, SC_T *y,
             return (SC_T)((double)mx + log(s));
         if (mx != mx || s != s)
             return (SC_T)NAN;
-        for (size_t j = 0; j < L; j++)
-            if (d[j] != d[j])
+        for (size_t j = 0; j < L; j++) {
+            /* z again, as the kernel computes it (without softcap, x * sc
+             * + b; with, the stored z) */
+            SC_T z = cap ? d[j] : x[j] * sc + (bmode == SC_FB_NONE ? (SC_T)0 : b[bmode == SC_FB_ROW ? j : 0]);
+            if (z != z && !V(fexcluded)(b, bmode, j))
                 return (SC_T)NAN;
+        }
         return (SC_T)INFINITY;
     }
     if (special) {
@@ -178,8 +277,10 @@ SC_ALWAYS_INLINE static inline SC_T V(fused_row)(int op, const SC_T *x, SC_T *y,
     } else if (L == 0) {
     } else if (op == SC_FUSED_SOFTMAX) {
         V(scale)(y, L, (SC_T)(1.0 / s));
-    } else {
+    } else if (cap) {
         V(final_pass)(y, y, L, mx, (SC_T)log(s), 0);
+    } else {
+        V(fz_final)(x, b, y, L, sc, bmode, mx, (SC_T)log(s));
     }
     if (L < n)
         V(fill)(y + L, n - L, empty);

@@ -375,8 +375,8 @@ def softmax(x, axis=-1, *, scale=None, softcap=None, bias=None, where=None, caus
     array([[0.5 , 0.5 ],
            [0.25, 0.75]])
     """
-    if (scale is None and softcap is None and bias is None and causal is None
-            and sink is None):
+    if (scale is None and softcap is None and bias is None
+            and (causal is None or causal is False) and sink is None):
         return _forward(SOFTMAX, x, axis, where, out, num_threads)
     return _forward(SOFTMAX, x, axis, where, out, num_threads,
                     _options(scale, softcap, bias, causal, sink))
@@ -409,8 +409,8 @@ def log_softmax(x, axis=-1, *, scale=None, softcap=None, bias=None, where=None, 
     >>> sc.log_softmax(np.array([1000., 1.]))
     array([   0., -999.])
     """
-    if (scale is None and softcap is None and bias is None and causal is None
-            and sink is None):
+    if (scale is None and softcap is None and bias is None
+            and (causal is None or causal is False) and sink is None):
         return _forward(LOG_SOFTMAX, x, axis, where, out, num_threads)
     return _forward(LOG_SOFTMAX, x, axis, where, out, num_threads,
                     _options(scale, softcap, bias, causal, sink))
@@ -452,8 +452,8 @@ def logsumexp(x, axis=-1, *, keepdims=False, scale=None, softcap=None, bias=None
     >>> float(sc.logsumexp(np.array([1000., 1000.])))  # 1000 + log(2)
     1000.6931471805599
     """
-    if not (scale is None and softcap is None and bias is None and causal is None
-            and sink is None and where is None):
+    if not (scale is None and softcap is None and bias is None
+            and (causal is None or causal is False) and sink is None and where is None):
         options = _options(scale, softcap, bias, causal, sink)
         if isinstance(x, np.ma.MaskedArray):
             keep = ~np.ma.getmaskarray(x)

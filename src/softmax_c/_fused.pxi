@@ -88,7 +88,7 @@ def fused(int op, cnp.ndarray x, cnp.ndarray y, bias, scale, sink, cnp.ndarray o
     if R == 0 or N == 0:
         return
     cdef size_t isz = 4 if j.f32 else 8
-    cdef size_t wlen = <size_t>N * isz + 64 if op == SC_OP_LOGSUMEXP else 0
+    cdef size_t wlen = <size_t>N * isz + 64 if op == SC_OP_LOGSUMEXP and softcap > 0 else 0
     nt = _threads_for(R * N * <Py_ssize_t>isz, R, nthreads)
     # chunks of rows: a few per thread, whole blocks when the blocks are many
     j.qb = Q
