@@ -322,9 +322,31 @@ def softmax(x, axis=-1, *, scale=None, softcap=None, bias=None, where=None, caus
         plain ndarray and the result is a plain ndarray.
     axis : int, tuple of ints or None, optional
         The axis or axes normalized together; None means all.  Default -1.
+        With the fused options below: one axis.
+    scale : float or array_like, optional
+        Fused option: ``z = x * scale``; a finite float, or one factor per
+        row (an array broadcastable to the shape without `axis`).
+    softcap : float, optional
+        Fused option: ``z = softcap * tanh(z / softcap)``, softcap > 0.
+    bias : array_like, optional
+        Fused option: ``z = z + bias``, a float array broadcastable to `x`;
+        a bias of ``-inf`` excludes its position (never read).
     where : array_like of bool, optional
         Positions taking part in the normalization (broadcast to `x`).  The
         others are never read and get 0; a slice with no True position is 0.
+    causal : bool or int, optional
+        Fused option, along the last axis of an array of 2 or more
+        dimensions (axis -2 the queries i, axis -1 the keys j): True keeps
+        ``j <= i + (n_keys - n_queries)``, an int k keeps ``j <= i + k``;
+        the others are excluded (0), never read.
+    sink : float or array_like, optional
+        Fused option: a logit per row (a float, or an array like `scale`)
+        that joins the max and the sum of the exponentials only, so the
+        result sums to less than 1.
+
+        With any fused option, the slice is softmax of z over its kept
+        positions; a slice with nothing left (and no sink) is 0, never
+        NaN.  See docs/api.md, "Fused options".
     out : ndarray, optional
         Where to write the result: the result's shape and dtype, any
         strides; ``out=x`` works in place.
@@ -343,10 +365,13 @@ def softmax(x, axis=-1, *, scale=None, softcap=None, bias=None, where=None, caus
     ------
     TypeError
         Unsupported dtype, non-bool `where`, `out` not an ndarray or of the
-        wrong dtype, `axis` or `num_threads` of the wrong type.
+        wrong dtype, `axis` or `num_threads` of the wrong type, a fused
+        option of the wrong type.
     ValueError
         `out` of the wrong shape or read-only, `num_threads` < 1 or
-        > ``2**31 - 1``, repeated axes.
+        > ``2**31 - 1``, repeated axes; `softcap` <= 0, a non-finite
+        `scale`, a NaN or +inf `sink`, an option that does not broadcast,
+        `causal` on a 1-d input or another axis than the last.
     numpy.exceptions.AxisError
         `axis` out of range.
 
@@ -386,9 +411,10 @@ def log_softmax(x, axis=-1, *, scale=None, softcap=None, bias=None, where=None, 
                 sink=None, out=None, num_threads=None):
     """Log-softmax along `axis`: ``x - logsumexp(x)``.
 
-    Parameters, dtypes, errors and threads as in :func:`softmax`; with
-    `where`, excluded positions (and slices with no True position) get
-    ``-inf``.
+    Parameters, dtypes, errors and threads as in :func:`softmax`, the
+    fused options (scale, softcap, bias, causal, sink) included; with
+    `where` or an option, excluded positions (and slices with nothing left)
+    get ``-inf``.
 
     Returns
     -------
@@ -429,6 +455,10 @@ def logsumexp(x, axis=-1, *, keepdims=False, scale=None, softcap=None, bias=None
         Axis or axes to reduce; None means all.  Default -1.
     keepdims : bool, optional
         Keep the reduced axes with length 1.
+    scale, softcap, bias, where, causal, sink : optional
+        The fused options of :func:`softmax` (one axis): the logsumexp of
+        z over the kept positions, the sink included; ``-inf`` for a slice
+        with nothing left.
     num_threads : int, optional
         As in :func:`softmax`.
 
