@@ -149,6 +149,8 @@ typedef struct {
     ptrdiff_t causal_k;  /* query i keeps keys j <= i + causal_k */
     double sink;         /* every row's sink when the sink pointer is NULL */
     ptrdiff_t ld_sink;   /* row stride of the sink pointer */
+    int stream;          /* 1: a large output (4 MiB or more in the whole call): the
+                          * excluded tails of causal rows through streaming stores */
 } sc_fused_params;
 
 /* sc_tanh_rows_<dt>(x, ldx, y, ldy, rows, n): y = tanh(x), the softcap's

@@ -133,7 +133,7 @@ SC_ALWAYS_INLINE static inline VEC V(fz_at)(const SC_T *x, const SC_T *b, size_t
     return k == VN ? z : V(blend_lanes)(z, V(set1)((SC_T)-INFINITY), k);
 }
 
-static inline SC_T V(fz_max)(const SC_T *x, const SC_T *b, size_t L, SC_T sc, int bmode)
+SC_ALWAYS_INLINE static inline SC_T V(fz_max)(const SC_T *x, const SC_T *b, size_t L, SC_T sc, int bmode)
 {
     const VEC vs = V(set1)(sc), bone = V(set1)(bmode == SC_FB_ONE ? b[0] : (SC_T)0);
     VEC m0 = V(set1)((SC_T)-INFINITY), m1 = m0, m2 = m0, m3 = m0;
@@ -215,10 +215,29 @@ static inline int V(fexcluded)(const SC_T *b, int bmode, size_t j)
     return bmode != SC_FB_NONE && b[bmode == SC_FB_ROW ? j : 0] == (SC_T)-INFINITY;
 }
 
-static void V(fill)(SC_T *y, size_t n, SC_T v)
+/* y[0..n) = v; with `stream`, the whole lines of y through streaming
+ * stores (the caller fences): a causal row's excluded tail is only
+ * written, and in a large output would otherwise be read for ownership
+ * first.  The line y starts in, shared with the kept part, takes plain
+ * stores. */
+static void V(fill)(SC_T *y, size_t n, SC_T v, int stream)
 {
     const VEC vv = V(set1)(v);
     size_t i = 0;
+    if (stream && VN > 1 && (size_t)y % sizeof(SC_T) == 0) {
+        const size_t lw = SC_LINE / sizeof(SC_T), mis = ((size_t)y / sizeof(SC_T)) % lw;
+        size_t head = mis ? lw - mis : 0;
+        if (head > n)
+            head = n;
+        for (; i + VN <= head; i += VN)
+            V(store)(y + i, vv);
+        if (i < head) {
+            V(storet)(y + i, vv, head - i);
+            i = head;
+        }
+        for (; i + VN <= n; i += VN)
+            V(stream)(y + i, vv);
+    }
     for (; i + VN <= n; i += VN)
         V(store)(y + i, vv);
     if (i < n)
@@ -230,12 +249,19 @@ static void V(fill)(SC_T *y, size_t n, SC_T v)
 SC_ALWAYS_INLINE static inline SC_T V(fused_row)(int op, const SC_T *x, SC_T *y, const SC_T *b,
                                                  size_t n, size_t L, SC_T sc, SC_T cap_v,
                                                  int has_sink, double sink, SC_T *work, int cap,
-                                                 int bmode)
+                                                 int bmode, int stream, const SC_T *pf, size_t pfn,
+                                                 const SC_T *pfb)
 {
     /* with softcap, z is stored by the first sweep (d) and read back;
      * without, each sweep computes it again from x */
     SC_T *d = op == SC_FUSED_LOGSUMEXP ? work : y;
     SC_T mx = cap ? V(fz_row)(x, b, d, L, sc, cap_v, cap, bmode) : V(fz_max)(x, b, L, sc, bmode);
+    /* the next row's kept part (and bias), while this row's sweeps compute */
+    for (size_t k = 0; pf && k < pfn; k += SC_LINE / sizeof(SC_T)) {
+        SC_PREFETCH(pf + k);
+        if (pfb)
+            SC_PREFETCH(pfb + k);
+    }
     double s = 0.0;
     if (has_sink && (double)mx < sink)
         mx = (SC_T)sink;
@@ -244,7 +270,7 @@ SC_ALWAYS_INLINE static inline SC_T V(fused_row)(int op, const SC_T *x, SC_T *y,
     const SC_T empty = op == SC_FUSED_SOFTMAX ? (SC_T)0 : (SC_T)-INFINITY;
     if (mx == (SC_T)-INFINITY) { /* nothing left */
         if (op != SC_FUSED_LOGSUMEXP)
-            V(fill)(y, n, empty);
+            V(fill)(y, n, empty, stream);
         return (SC_T)-INFINITY;
     }
     int special = !(mx < (SC_T)INFINITY); /* +inf or NaN */
@@ -283,7 +309,7 @@ SC_ALWAYS_INLINE static inline SC_T V(fused_row)(int op, const SC_T *x, SC_T *y,
         V(fz_final)(x, b, y, L, sc, bmode, mx, (SC_T)log(s));
     }
     if (L < n)
-        V(fill)(y + L, n - L, empty);
+        V(fill)(y + L, n - L, empty, stream);
     return (SC_T)0;
 }
 
@@ -296,6 +322,7 @@ SC_ALWAYS_INLINE static inline void V(fused_loop)(const SC_T *x, ptrdiff_t ldx, 
 {
     const int op = p->op;
     const SC_T cap_v = cap ? (SC_T)p->softcap : (SC_T)1;
+    const int stream = p->causal && p->stream && n * sizeof(SC_T) >= SC_STREAM_MIN_ROW_BYTES;
     for (size_t r = 0; r < rows; r++) {
         size_t L = n;
         if (p->causal) {
@@ -306,13 +333,18 @@ SC_ALWAYS_INLINE static inline void V(fused_loop)(const SC_T *x, ptrdiff_t ldx, 
         const double sk = sink ? (double)sink[(ptrdiff_t)r * p->ld_sink] : p->sink;
         const SC_T *br = bias ? bias + (ptrdiff_t)r * p->ld_bias : NULL;
         const SC_T *xr = x + (ptrdiff_t)r * ldx;
+        const SC_T *pf = V(prefetch_row)(xr, ldx, r, rows, n);
+        const size_t pfn = L + 1 < n ? L + 1 : n;
+        const SC_T *pfb = pf && bmode == SC_FB_ROW && p->ld_bias != 0 ? br + p->ld_bias : NULL;
         if (op == SC_FUSED_LOGSUMEXP)
             y[(ptrdiff_t)r * ldy] = V(fused_row)(op, xr, NULL, br, n, L, sc, cap_v, p->has_sink,
-                                                 sk, work, cap, bmode);
+                                                 sk, work, cap, bmode, 0, pf, pfn, pfb);
         else
             V(fused_row)(op, xr, y + (ptrdiff_t)r * ldy, br, n, L, sc, cap_v, p->has_sink, sk,
-                         work, cap, bmode);
+                         work, cap, bmode, stream, pf, pfn, pfb);
     }
+    if (stream)
+        sc_sfence();
 }
 
 void KFN(fused_rows)(const SC_T *x, ptrdiff_t ldx, SC_T *y, ptrdiff_t ldy, size_t rows, size_t n,

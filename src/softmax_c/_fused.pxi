@@ -85,6 +85,7 @@ def fused(int op, cnp.ndarray x, cnp.ndarray y, bias, scale, sink, cnp.ndarray o
     j.p.softcap = softcap
     j.p.ld_bias = lds[2]
     j.p.inc_bias = inc_bias
+    j.p.stream = op != SC_OP_LOGSUMEXP and cnp.PyArray_NBYTES(y) >= 4 * 1024 * 1024
     if R == 0 or N == 0:
         return
     cdef size_t isz = 4 if j.f32 else 8

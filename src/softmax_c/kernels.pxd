@@ -63,6 +63,7 @@ cdef extern from "softmax_c.h" nogil:
         ptrdiff_t causal_k
         double sink
         ptrdiff_t ld_sink
+        int stream
 
     enum sc_fused_op:
         SC_FUSED_SOFTMAX
