@@ -126,20 +126,6 @@ def _run(op, x, y, k, nt):
 
 # ---------------------------------------------------------------- fused options
 
-def _fused_offsets(batch, strides):
-    """The (B, 5) int64 element offsets of each block (batch index, C order)
-    in the five operands, from each operand's strides (in elements) over the
-    batch dims (None: an absent operand)."""
-    B = int(np.prod(batch, dtype=np.intp)) if batch else 1
-    offs = np.zeros((B, 5), dtype=np.int64)
-    if batch and B:
-        idx = np.indices(batch, dtype=np.int64).reshape(len(batch), B)
-        for col, st in enumerate(strides):
-            if st is not None:
-                offs[:, col] = np.asarray(st, dtype=np.int64) @ idx
-    return offs
-
-
 def _fused_forward(op, x, axis, options, where, out, num_threads, keepdims=False):
     """softmax / log_softmax / logsumexp with the fused options: checks,
     then the fused kernel (family/fused.h) over blocks of (query, key)
@@ -217,11 +203,13 @@ def _fused_forward(op, x, axis, options, where, out, num_threads, keepdims=False
     lk, bk = row_and_batch(km, False)
     if op == LOGSUMEXP and nd >= 2:
         ly = ym.strides[-1] // isz
-    offs = _fused_offsets(batch, [bx, by, bb, bs, bk])
+    bst = np.array([[0 if st is None else st[d] for st in (bx, by, bb, bs, bk)]
+                    for d in range(len(batch))], dtype=np.int64).reshape(len(batch), 5)
     inc = 1 if bm is None or bm.shape[-1] <= 1 else bm.strides[-1] // isz
     sink_v = 0.0 if f.sink is None else (f.sink if isinstance(f.sink, float) else 0.0)
     if x.size and n:
-        _kernels.fused(op, xm, ym, bm, sm, km, offs, Q, n, (lx, ly, lb, ls, lk),
+        _kernels.fused(op, xm, ym, bm, sm, km, np.array(batch, dtype=np.int64), bst, Q, n,
+                       (lx, ly, lb, ls, lk),
                        f.scale if isinstance(f.scale, float) else 1.0,
                        f.softcap or 0.0, inc, f.causal is not None, f.causal or 0,
                        f.sink is not None, sink_v, nt)

@@ -12,7 +12,9 @@ cdef struct _fz_job:
     char *b
     char *s
     char *k
-    const int64_t *offs
+    const int64_t *bshape   # nb batch dims
+    const int64_t *bst      # (nb, 5) element strides of the five operands
+    int nb
     Py_ssize_t Q, N, qb, cpb
     ptrdiff_t ldx, ldy
     bint f32
@@ -21,11 +23,19 @@ cdef struct _fz_job:
 
 cdef inline void _fz_chunk(const _fz_job *j, Py_ssize_t c, void *work) noexcept nogil:
     cdef Py_ssize_t b = c // j.cpb, q0 = (c % j.cpb) * j.qb
-    cdef Py_ssize_t rows = j.Q - q0
-    cdef const int64_t *o = j.offs + 5 * b
+    cdef Py_ssize_t rows = j.Q - q0, idx
+    cdef int64_t o[5]
+    cdef int d, e
     cdef size_t isz = 4 if j.f32 else 8
     if rows > j.qb:
         rows = j.qb
+    for e in range(5):
+        o[e] = 0
+    for d in range(j.nb - 1, -1, -1):  # the block's index, C order
+        idx = b % j.bshape[d]
+        b = b // j.bshape[d]
+        for e in range(5):
+            o[e] += idx * j.bst[5 * d + e]
     cdef char *xb = j.x + (o[0] + q0 * j.ldx) * <Py_ssize_t>isz
     cdef char *yb = j.y + (o[1] + q0 * j.ldy) * <Py_ssize_t>isz
     cdef char *bb = j.b + (o[2] + q0 * j.p.ld_bias) * <Py_ssize_t>isz if j.b != NULL else NULL
@@ -47,19 +57,27 @@ cdef inline char *_fz_data(a):
     return <char *>cnp.PyArray_DATA(<cnp.ndarray>a)
 
 
-def fused(int op, cnp.ndarray x, cnp.ndarray y, bias, scale, sink, cnp.ndarray offs,
-          Py_ssize_t Q, Py_ssize_t N, tuple lds, double scale_v, double softcap,
+def fused(int op, cnp.ndarray x, cnp.ndarray y, bias, scale, sink, cnp.ndarray bshape,
+          cnp.ndarray bst, Py_ssize_t Q, Py_ssize_t N, tuple lds, double scale_v, double softcap,
           Py_ssize_t inc_bias, bint causal, Py_ssize_t causal_k, bint has_sink, double sink_v,
           int nthreads):
     """op (SOFTMAX, LOG_SOFTMAX, LOGSUMEXP) with the fused options over
-    blocks of Q rows of N elements, one per row of `offs` (a C-contiguous
-    int64 (B, 5) array: each block's element offsets in x, y, bias, scale,
-    sink); lds = the row strides in elements (x, y, bias, scale, sink).
+    blocks of Q rows of N elements, one per index of the batch shape
+    `bshape` (a C-contiguous int64 array of nb dims; bst a C-contiguous
+    int64 (nb, 5) array: each dim's stride in elements in x, y, bias,
+    scale, sink); lds = the row strides in elements (same order).
     x, y, bias, scale and sink (arrays or None) of one dtype, float32 or
     float64, aligned, N > 0; y is x or overlaps no input.  logsumexp writes
     y[offset + row * ldy]."""
     cdef _fz_job j
-    cdef Py_ssize_t B = cnp.PyArray_DIM(offs, 0), R = B * Q, nchunks, c
+    cdef Py_ssize_t B = 1, R, nchunks, c
+    cdef int d
+    j.nb = <int>cnp.PyArray_DIM(bshape, 0)
+    j.bshape = <const int64_t *>cnp.PyArray_DATA(bshape)
+    j.bst = <const int64_t *>cnp.PyArray_DATA(bst)
+    for d in range(j.nb):
+        B *= j.bshape[d]
+    R = B * Q
     cdef int nt, failed = 0
     cdef void *work = NULL
     j.x = _fz_data(x)
@@ -67,7 +85,6 @@ def fused(int op, cnp.ndarray x, cnp.ndarray y, bias, scale, sink, cnp.ndarray o
     j.b = _fz_data(bias)
     j.s = _fz_data(scale)
     j.k = _fz_data(sink)
-    j.offs = <const int64_t *>cnp.PyArray_DATA(offs)
     j.Q = Q
     j.N = N
     j.ldx = lds[0]
