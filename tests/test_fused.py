@@ -439,3 +439,20 @@ def test_against_torch(sc, rng):
                                rtol=2e-5, atol=1e-30)
     want = torch.logsumexp(30.0 * torch.tanh(tl / 30.0), dim=-1).numpy()
     np.testing.assert_allclose(sc.logsumexp(logits, softcap=30.0), want, rtol=2e-6)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_large_outputs_stream(sc, ref, rng, dtype):
+    # 4 MiB or more in rows of 1 KiB or more: rows made in a work row and
+    # written through streaming stores (family/fused.h); same values
+    x = (rng.standard_normal((2, 4, 256, 520)) * 3).astype(dtype)
+    bias = np.where(rng.random((256, 520)) < 0.1, -np.inf, rng.standard_normal((256, 520)))
+    x[0, 0, 5, 3] = np.nan
+    for kw in (dict(scale=0.125, causal=True), dict(bias=bias, sink=0.5),
+               dict(softcap=3.0, causal=-7, scale=2.0)):
+        for op in ("softmax", "log_softmax"):
+            got, want = both(sc, ref, op, x, **kw)
+            check(op, got, want, dtype)
+            out = np.empty(x.shape[:-1] + (x.shape[-1] + 3,), dtype)[..., 1:-2]
+            getattr(sc, op)(x, out=out, **kw)
+            np.testing.assert_array_equal(out, got)

@@ -244,6 +244,47 @@ static void V(fill)(SC_T *y, size_t n, SC_T v, int stream)
         V(storet)(y + i, vv, n - i);
 }
 
+/* The write sweep into a large output (stream): y[0..L) from the work row
+ * w (softmax: w * c0; log_softmax: (w - c0) - c1) or, with w NULL, from x
+ * and bias (log_softmax without softcap: (z - c0) - c1): plain stores up
+ * to y's first line boundary, whole lines through streaming stores, the
+ * last partial line plain (it shares its line with what follows).  The
+ * caller fences. */
+SC_ALWAYS_INLINE static inline VEC V(fst_val)(int op, const SC_T *w, const SC_T *x,
+                                              const SC_T *b, size_t i, size_t k, VEC vs,
+                                              VEC bone, int bmode, VEC c0, VEC c1)
+{
+    if (op == SC_FUSED_SOFTMAX)
+        return V(mul)(V(ldk)(w + i, k, (SC_T)0), c0);
+    if (w)
+        return V(final_op)(V(ldk)(w + i, k, (SC_T)0), c0, c1);
+    return V(final_op)(V(fz_at)(x, b, i, k, vs, bone, bmode), c0, c1);
+}
+
+SC_ALWAYS_INLINE static inline void V(fstream)(int op, SC_T *y, const SC_T *w, const SC_T *x,
+                                               const SC_T *b, size_t L, SC_T sc, int bmode,
+                                               SC_T a0, SC_T a1)
+{
+    const VEC vs = V(set1)(sc), bone = V(set1)(bmode == SC_FB_ONE ? b[0] : (SC_T)0);
+    const VEC c0 = V(set1)(a0), c1 = V(set1)(a1);
+    const size_t lw = SC_LINE / sizeof(SC_T), mis = ((size_t)y / sizeof(SC_T)) % lw;
+    size_t head = mis ? lw - mis : 0, i = 0;
+    if (head > L)
+        head = L;
+    for (; i < head; i += VN) {
+        const size_t k = head - i < VN ? head - i : VN;
+        V(stk)(y + i, V(fst_val)(op, w, x, b, i, k, vs, bone, bmode, c0, c1), k);
+    }
+    i = head;
+    for (; i + lw <= L; i += lw)
+        for (size_t j = i; j < i + lw; j += VN)
+            V(stream)(y + j, V(fst_val)(op, w, x, b, j, VN, vs, bone, bmode, c0, c1));
+    for (; i < L; i += VN) {
+        const size_t k = L - i < VN ? L - i : VN;
+        V(stk)(y + i, V(fst_val)(op, w, x, b, i, k, vs, bone, bmode, c0, c1), k);
+    }
+}
+
 /* One row, every sweep; y the output row (softmax, log_softmax) or NULL
  * (logsumexp: the row goes to `work`, the result is returned). */
 SC_ALWAYS_INLINE static inline SC_T V(fused_row)(int op, const SC_T *x, SC_T *y, const SC_T *b,
@@ -254,7 +295,10 @@ SC_ALWAYS_INLINE static inline SC_T V(fused_row)(int op, const SC_T *x, SC_T *y,
 {
     /* with softcap, z is stored by the first sweep (d) and read back;
      * without, each sweep computes it again from x */
-    SC_T *d = op == SC_FUSED_LOGSUMEXP ? work : y;
+    /* stream (a large output, VN > 1): the row is made in the work row and
+     * written once, through streaming stores (no read of y's lines) */
+    const int st = stream && work && VN > 1 && op != SC_FUSED_LOGSUMEXP;
+    SC_T *d = op == SC_FUSED_LOGSUMEXP || st ? work : y;
     SC_T mx = cap ? V(fz_row)(x, b, d, L, sc, cap_v, cap, bmode) : V(fz_max)(x, b, L, sc, bmode);
     /* the next row's kept part (and bias), while this row's sweeps compute */
     for (size_t k = 0; pf && k < pfn; k += SC_LINE / sizeof(SC_T)) {
@@ -278,7 +322,7 @@ SC_ALWAYS_INLINE static inline SC_T V(fused_row)(int op, const SC_T *x, SC_T *y,
         if (cap)
             s = V(expsum)(d, op == SC_FUSED_SOFTMAX ? d : NULL, L, mx, NULL);
         else
-            s = V(fz_expsum)(x, b, op == SC_FUSED_SOFTMAX ? y : NULL, L, sc, bmode, mx);
+            s = V(fz_expsum)(x, b, op == SC_FUSED_SOFTMAX ? d : NULL, L, sc, bmode, mx);
         if (has_sink)
             s += exp(sink - (double)mx);
         special = !(s < INFINITY); /* NaN among the z */
@@ -301,6 +345,11 @@ SC_ALWAYS_INLINE static inline SC_T V(fused_row)(int op, const SC_T *x, SC_T *y,
         for (size_t j = 0; j < L; j++)
             y[j] = V(fexcluded)(b, bmode, j) ? empty : (SC_T)NAN;
     } else if (L == 0) {
+    } else if (st) {
+        if (op == SC_FUSED_SOFTMAX)
+            V(fstream)(op, y, d, x, b, L, sc, bmode, (SC_T)(1.0 / s), (SC_T)0);
+        else
+            V(fstream)(op, y, cap ? d : NULL, x, b, L, sc, bmode, mx, (SC_T)log(s));
     } else if (op == SC_FUSED_SOFTMAX) {
         V(scale)(y, L, (SC_T)(1.0 / s));
     } else if (cap) {
@@ -322,7 +371,7 @@ SC_ALWAYS_INLINE static inline void V(fused_loop)(const SC_T *x, ptrdiff_t ldx, 
 {
     const int op = p->op;
     const SC_T cap_v = cap ? (SC_T)p->softcap : (SC_T)1;
-    const int stream = p->causal && p->stream && n * sizeof(SC_T) >= SC_STREAM_MIN_ROW_BYTES;
+    const int stream = p->stream && n * sizeof(SC_T) >= SC_STREAM_MIN_ROW_BYTES;
     for (size_t r = 0; r < rows; r++) {
         size_t L = n;
         if (p->causal) {

@@ -102,11 +102,15 @@ def fused(int op, cnp.ndarray x, cnp.ndarray y, bias, scale, sink, cnp.ndarray b
     j.p.softcap = softcap
     j.p.ld_bias = lds[2]
     j.p.inc_bias = inc_bias
-    j.p.stream = op != SC_OP_LOGSUMEXP and cnp.PyArray_NBYTES(y) >= 4 * 1024 * 1024
+    j.p.stream = (op != SC_OP_LOGSUMEXP and cnp.PyArray_NBYTES(y) >= 4 * 1024 * 1024
+                  and N * (4 if j.f32 else 8) >= 1024)
     if R == 0 or N == 0:
         return
     cdef size_t isz = 4 if j.f32 else 8
-    cdef size_t wlen = <size_t>N * isz + 64 if op == SC_OP_LOGSUMEXP and softcap > 0 else 0
+    # a work row: logsumexp with softcap (z), and rows written through
+    # streaming stores (family/fused.h)
+    cdef size_t wlen = <size_t>N * isz + 64 if ((op == SC_OP_LOGSUMEXP and softcap > 0)
+                                                or j.p.stream) else 0
     nt = _threads_for(R * N * <Py_ssize_t>isz, R, nthreads)
     # chunks of rows: a few per thread, whole blocks when the blocks are many
     j.qb = Q
