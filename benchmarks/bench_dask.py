@@ -1,8 +1,8 @@
-"""softmax_c.dask on a LocalCluster, issue #28's bench (not in the default
-run: a script, run by hand).
+"""softmax_c.dask on a LocalCluster, against the dask composition and in
+memory (not in the default run: a script, run by hand).
 
     python benchmarks/bench_dask.py                       # 1 GiB, 4096x65536
-    python benchmarks/bench_dask.py --rows 16384          # #28's 4 GiB case
+    python benchmarks/bench_dask.py --rows 16384          # the 4 GiB case
 
 softmax of a float32 array (rows x cols, in chunks of 2048x16384: the
 reduced axis split in 4), on a LocalCluster of 2 single-threaded worker
@@ -14,7 +14,7 @@ processes, three ways:
 
 x is generated and persisted on the workers first; each timing is
 ``persist`` of the result and waiting for it (the result stays on the
-workers, as the input), best of --repeat.  #28's goals: softmax_c.dask at
+workers, as the input), best of --repeat.  The goals: softmax_c.dask at
 most 0.5x the composition's time and 2.0x the in-memory time.
 """
 import argparse

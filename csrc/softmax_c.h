@@ -132,6 +132,46 @@ typedef struct {
  * (strides ldq, ldg; g may be z).  Results within the same bounds as the
  * row kernel's, not bitwise the same (the sums run per lane). */
 
+/* sc_fused_rows_<dt>(x, ldx, y, ldy, rows, n, bias, scale, sink, q0, p, work):
+ * softmax, log_softmax or logsumexp (p->op) of rows whose elements are, in
+ * this order (all in the kernel's dtype):
+ *   z = x * scale            scale: row r's at scale[r * p->ld_scale], or
+ *                            p->scale for every row when scale is NULL;
+ *   z = c * tanh(z / c)      when c = p->softcap > 0;
+ *   z = z + bias             bias (or NULL): row r's at bias + r * p->ld_bias,
+ *                            n values (p->inc_bias 1) or one (inc_bias 0);
+ *                            a bias of -inf excludes its position;
+ * row r keeps only its first clamp(q0 + r + p->causal_k + 1, 0, n)
+ * positions when p->causal (query q0 + r over n keys), the others excluded
+ * and never read; with p->has_sink, a logit (sink[r * p->ld_sink], or
+ * p->sink when sink is NULL) joins the max and the sum only.  Excluded
+ * positions get 0 (softmax) / -inf (log_softmax); a row with nothing left
+ * (no kept finite z, no sink) gives 0 / -inf / -inf; a NaN or +inf among
+ * the kept z makes the kept positions NaN (logsumexp: NaN, or +inf).
+ * softmax / log_softmax write y[r * ldy + i]; logsumexp writes y[r * ldy]
+ * and needs `work` of n elements with softcap (so do p->stream rows).  y may be x (same
+ * strides) for softmax / log_softmax. */
+enum sc_fused_op { SC_FUSED_SOFTMAX = 0, SC_FUSED_LOG_SOFTMAX = 1, SC_FUSED_LOGSUMEXP = 2 };
+typedef struct {
+    int op;              /* enum sc_fused_op */
+    int causal;          /* 0 or 1 */
+    int has_sink;        /* 0 or 1 */
+    double scale;        /* every row's factor when the scale pointer is NULL */
+    ptrdiff_t ld_scale;  /* row stride of the scale pointer */
+    double softcap;      /* > 0, or 0: no cap */
+    ptrdiff_t ld_bias;   /* row stride of bias */
+    ptrdiff_t inc_bias;  /* 1: a row of n values; 0: one value per row */
+    ptrdiff_t causal_k;  /* query i keeps keys j <= i + causal_k */
+    double sink;         /* every row's sink when the sink pointer is NULL */
+    ptrdiff_t ld_sink;   /* row stride of the sink pointer */
+    int stream;          /* 1: a large output (4 MiB or more in the whole call): rows
+                          * of 1 KiB or more are made in `work` (n elements, needed
+                          * then) and written through streaming stores */
+} sc_fused_params;
+
+/* sc_tanh_rows_<dt>(x, ldx, y, ldy, rows, n): y = tanh(x), the softcap's
+ * vector tanh (a few ulp), exposed for the tests. */
+
 /* ---- One row across threads ---------------------------------------------
  * The pieces the row kernels are made of, for splitting one long row
  * between threads (softmax_c does this itself when rows are fewer than

@@ -321,7 +321,7 @@ def test_every_implementation_agrees_on_every_layout(op, dtype, tiny_shapes):
                 assert bench._check(result(fn()), case.want, dtype) is None, (impl, shape)
 
 
-@pytest.mark.parametrize("op", list(bench.GROUP_OPS))
+@pytest.mark.parametrize("op", list(bench.SAMPLE_PARAMS))
 def test_sampling_group(op, monkeypatch):
     """The sampling rows draw valid tokens on a small vocabulary (the peers
     too), and the check refuses a token outside the kept set."""

@@ -603,7 +603,7 @@ def test_graphs_of_different_inputs_have_different_keys(rng):
 
 @pytest.mark.slow  # a LocalCluster of its own
 def test_bench_script_runs(capsys):
-    """benchmarks/bench_dask.py (#28's bench, run by hand) on a tiny array."""
+    """benchmarks/bench_dask.py (run by hand) on a tiny array."""
     import importlib.util
     import os
     path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),

@@ -36,6 +36,7 @@ SC_ALWAYS_INLINE static inline int V(rows16)(int form, const SC_T *x, ptrdiff_t 
 #include "family/xent_cols.h"
 #include "family/pieces.h"
 #include "family/sample.h"
+#include "family/fused.h"
 
 #undef C_
 #undef V

@@ -124,6 +124,113 @@ def _run(op, x, y, k, nt):
     _kernels.forward(op, x, y, k, nt)
 
 
+# ---------------------------------------------------------------- fused options
+
+def _fused_forward(op, x, axis, options, where, out, num_threads, keepdims=False):
+    """softmax / log_softmax / logsumexp with the fused options: checks,
+    then the fused kernel (family/fused.h) over blocks of (query, key)
+    rows along the axis, moved last (a copy when it is not contiguous)."""
+    nt = _threads(num_threads)
+    x = _validate.as_array(x)
+    compute, result = _validate.result_dtypes(x.dtype)
+    f = _validate.check_fused(x.shape, axis, compute, where=where, **options)
+    if op != LOGSUMEXP:
+        _validate.check_out(out, x.shape, result)
+    k, nd, isz = f.axis, x.ndim, compute.itemsize
+
+    bias = f.bias
+    if f.where is not None:  # excluded positions: a bias of -inf
+        mask = np.where(f.where, compute.type(0), compute.type(-np.inf))
+        bias = mask if bias is None else bias + mask
+
+    def last(a):  # axis k moved last, as a view
+        return a if k == nd - 1 else np.moveaxis(a, k, -1)
+
+    xc = x if x.dtype == compute and x.flags.aligned else x.astype(compute)
+    xm = last(xc)
+    if xm.shape[-1] > 1 and xm.strides[-1] != isz:
+        xm = np.ascontiguousarray(xm)  # not fused yet: a non-contiguous reduced axis
+    bm = None
+    if bias is not None:
+        bm = last(np.broadcast_to(bias, x.shape))
+        if (bm.shape[-1] > 1 and bm.strides[-1] not in (0, isz)) or not bm.flags.aligned:
+            bm = np.ascontiguousarray(bm)
+    per_row = []
+    for v in (f.scale, f.sink):
+        if v is None or isinstance(v, float):
+            per_row.append(None)
+        else:
+            a = last(np.broadcast_to(v, tuple(1 if d == k else s for d, s in enumerate(x.shape))))
+            a = a[..., 0]
+            per_row.append(a if a.flags.aligned else np.ascontiguousarray(a))
+    sm, km = per_row
+
+    shape = xm.shape
+    if op == LOGSUMEXP:
+        ym = np.empty(shape[:-1], dtype=compute)
+        direct = False
+    else:
+        inputs = [a for a in (bm, sm, km) if a is not None]
+        om = last(out) if out is not None else None
+        direct = (out is not None and out.dtype == compute and out.flags.aligned
+                  and (om.shape[-1] <= 1 or om.strides[-1] == isz)
+                  and (_same_view(om, xm) or not np.may_share_memory(om, xm))
+                  and not any(np.may_share_memory(om, a) for a in inputs))
+        ym = om if direct else _kernels.empty_like(xm)
+
+    n = shape[-1]
+    if nd >= 2:
+        batch, Q = shape[:-2], shape[-2]
+    else:
+        batch, Q = (), 1
+
+    def row_and_batch(a, full):
+        """Row stride and batch strides (elements) of a (None: absent);
+        `full`: a has the last (reduced) axis."""
+        if a is None:
+            return 0, None
+        st = [s // isz for s in a.strides]
+        if not full:
+            st = st + [0]
+        if nd >= 2:
+            return st[-2], st[:-2]
+        return 0, []
+
+    lx, bx = row_and_batch(xm, True)
+    ly, by = row_and_batch(ym, op != LOGSUMEXP)
+    lb, bb = row_and_batch(bm, True)
+    ls, bs = row_and_batch(sm, False)
+    lk, bk = row_and_batch(km, False)
+    if op == LOGSUMEXP and nd >= 2:
+        ly = ym.strides[-1] // isz
+    bst = np.array([[0 if st is None else st[d] for st in (bx, by, bb, bs, bk)]
+                    for d in range(len(batch))], dtype=np.int64).reshape(len(batch), 5)
+    inc = 1 if bm is None or bm.shape[-1] <= 1 else bm.strides[-1] // isz
+    sink_v = 0.0 if f.sink is None else (f.sink if isinstance(f.sink, float) else 0.0)
+    if x.size and n:
+        _kernels.fused(op, xm, ym, bm, sm, km, np.array(batch, dtype=np.int64), bst, Q, n,
+                       (lx, ly, lb, ls, lk),
+                       f.scale if isinstance(f.scale, float) else 1.0,
+                       f.softcap or 0.0, inc, f.causal is not None, f.causal or 0,
+                       f.sink is not None, sink_v, nt)
+    elif op == LOGSUMEXP:  # no element in a row: the sink alone, or -inf
+        ym[...] = -np.inf if f.sink is None else (
+            f.sink if isinstance(f.sink, float) else km)
+
+    if op == LOGSUMEXP:
+        res = np.expand_dims(ym, k) if keepdims else ym
+        if res.dtype != result:
+            res = res.astype(result)
+        return res if res.ndim else res[()]
+    if direct:
+        return out
+    res = ym if k == nd - 1 else np.moveaxis(ym, -1, k)
+    if out is None:
+        return res if res.dtype == result else res.astype(result)
+    np.copyto(out, res, casting="unsafe")
+    return out
+
+
 # ---------------------------------------------------------------- forward
 
 def _half_native(x):
@@ -174,7 +281,14 @@ def _half_forward(op, x, kind, axes, where, out, result, nt):
     return out
 
 
-def _forward(op, x, axis, where, out, num_threads, dtype=None):
+def _forward(op, x, axis, where, out, num_threads, dtype=None, options=None):
+    if options is not None:
+        if dtype is not None:
+            raise TypeError(f"dtype={dtype!r} is not taken together with the fused options "
+                            "(scale, softcap, bias, causal, sink) yet")
+        if isinstance(x, np.ma.MaskedArray):
+            return _masked_forward(op, x, axis, where, out, num_threads, None, options)
+        return _fused_forward(op, x, axis, options, where, out, num_threads)
     if where is None and dtype is None:  # the hot path's rules: _kernels (_fast.pxi)
         y = _kernels.fast(op, x, axis, out, _fast_threads(num_threads))
         if y is not None:
@@ -223,18 +337,19 @@ def _forward(op, x, axis, where, out, num_threads, dtype=None):
     return out
 
 
-def _masked_forward(op, x, axis, where, out, num_threads, dtype=None):
+def _masked_forward(op, x, axis, where, out, num_threads, dtype=None, options=None):
     """softmax / log_softmax of a masked array: its mask as ``where=~mask``
     (and `where`), the result masked as `x` (viewing `out` if given)."""
     mask = np.ma.getmaskarray(x)
     keep = ~mask
     if where is not None:
         keep &= _validate.check_where(where, x.shape)
-    res = _forward(op, np.ma.getdata(x), axis, keep, out, num_threads, dtype)
+    res = _forward(op, np.ma.getdata(x), axis, keep, out, num_threads, dtype, options)
     return np.ma.MaskedArray(res, mask=mask.copy())
 
 
-def softmax(x, axis=-1, *, where=None, out=None, num_threads=None, dtype=None):
+def softmax(x, axis=-1, *, scale=None, softcap=None, bias=None, where=None, causal=None,
+            sink=None, out=None, num_threads=None, dtype=None):
     """Softmax along `axis`: ``exp(x - max) / sum(exp(x - max))``.
 
     Parameters
@@ -251,9 +366,31 @@ def softmax(x, axis=-1, *, where=None, out=None, num_threads=None, dtype=None):
         plain ndarray and the result is a plain ndarray.
     axis : int, tuple of ints or None, optional
         The axis or axes normalized together; None means all.  Default -1.
+        With the fused options below: one axis.
+    scale : float or array_like, optional
+        Fused option: ``z = x * scale``; a finite float, or one factor per
+        row (an array broadcastable to the shape without `axis`).
+    softcap : float, optional
+        Fused option: ``z = softcap * tanh(z / softcap)``, softcap > 0.
+    bias : array_like, optional
+        Fused option: ``z = z + bias``, a float array broadcastable to `x`;
+        a bias of ``-inf`` excludes its position (never read).
     where : array_like of bool, optional
         Positions taking part in the normalization (broadcast to `x`).  The
         others are never read and get 0; a slice with no True position is 0.
+    causal : bool or int, optional
+        Fused option, along the last axis of an array of 2 or more
+        dimensions (axis -2 the queries i, axis -1 the keys j): True keeps
+        ``j <= i + (n_keys - n_queries)``, an int k keeps ``j <= i + k``;
+        the others are excluded (0), never read.
+    sink : float or array_like, optional
+        Fused option: a logit per row (a float, or an array like `scale`)
+        that joins the max and the sum of the exponentials only, so the
+        result sums to less than 1.
+
+        With any fused option, the slice is softmax of z over its kept
+        positions; a slice with nothing left (and no sink) is 0, never
+        NaN.  See docs/api.md, "Fused options".
     out : ndarray, optional
         Where to write the result: the result's shape and dtype, any
         strides; ``out=x`` works in place.
@@ -277,10 +414,13 @@ def softmax(x, axis=-1, *, where=None, out=None, num_threads=None, dtype=None):
     ------
     TypeError
         Unsupported dtype, non-bool `where`, `out` not an ndarray or of the
-        wrong dtype, `axis` or `num_threads` of the wrong type.
+        wrong dtype, `axis` or `num_threads` of the wrong type, a fused
+        option of the wrong type.
     ValueError
         `out` of the wrong shape or read-only, `num_threads` < 1 or
-        > ``2**31 - 1``, repeated axes.
+        > ``2**31 - 1``, repeated axes; `softcap` <= 0, a non-finite
+        `scale`, a NaN or +inf `sink`, an option that does not broadcast,
+        `causal` on a 1-d input or another axis than the last.
     numpy.exceptions.AxisError
         `axis` out of range.
 
@@ -311,15 +451,18 @@ def softmax(x, axis=-1, *, where=None, out=None, num_threads=None, dtype=None):
     array([[0.5 , 0.5 ],
            [0.25, 0.75]])
     """
-    return _forward(SOFTMAX, x, axis, where, out, num_threads, dtype)
+    return _forward(SOFTMAX, x, axis, where, out, num_threads, dtype,
+                    _options(scale, softcap, bias, causal, sink))
 
 
-def log_softmax(x, axis=-1, *, where=None, out=None, num_threads=None, dtype=None):
+def log_softmax(x, axis=-1, *, scale=None, softcap=None, bias=None, where=None, causal=None,
+                sink=None, out=None, num_threads=None, dtype=None):
     """Log-softmax along `axis`: ``x - logsumexp(x)``.
 
-    Parameters, dtypes, errors and threads as in :func:`softmax`; with
-    `where`, excluded positions (and slices with no True position) get
-    ``-inf``.
+    Parameters, dtypes, errors and threads as in :func:`softmax`, the
+    fused options (scale, softcap, bias, causal, sink) included; with
+    `where` or an option, excluded positions (and slices with nothing left)
+    get ``-inf``.
 
     Returns
     -------
@@ -341,10 +484,12 @@ def log_softmax(x, axis=-1, *, where=None, out=None, num_threads=None, dtype=Non
     >>> sc.log_softmax(np.array([1000., 1.]))
     array([   0., -999.])
     """
-    return _forward(LOG_SOFTMAX, x, axis, where, out, num_threads, dtype)
+    return _forward(LOG_SOFTMAX, x, axis, where, out, num_threads, dtype,
+                    _options(scale, softcap, bias, causal, sink))
 
 
-def logsumexp(x, axis=-1, *, b=None, keepdims=False, return_sign=False, num_threads=None,
+def logsumexp(x, axis=-1, *, b=None, keepdims=False, return_sign=False, scale=None,
+              softcap=None, bias=None, where=None, causal=None, sink=None, num_threads=None,
               dtype=None):
     """``log(sum(b * exp(x)))`` along `axis`, computed stably.
 
@@ -369,6 +514,10 @@ def logsumexp(x, axis=-1, *, b=None, keepdims=False, return_sign=False, num_thre
     return_sign : bool, optional
         Also return the sign of the sum.  Without it, a negative sum gives
         NaN (as SciPy).
+    scale, softcap, bias, where, causal, sink : optional
+        The fused options of :func:`softmax` (one axis): the logsumexp of
+        z over the kept positions, the sink included; ``-inf`` for a slice
+        with nothing left.
     num_threads : int, optional
         As in :func:`softmax`.
     dtype : dtype, optional
@@ -422,11 +571,26 @@ def logsumexp(x, axis=-1, *, b=None, keepdims=False, return_sign=False, num_thre
     >>> float(r), float(s)  # log(e^2 - e^1), negative
     (1.5413248546129181, -1.0)
     """
+    options = _options(scale, softcap, bias, causal, sink)
     if b is not None or return_sign is not False:
+        if options is not None or where is not None:
+            raise TypeError("`b` and `return_sign` are not taken together with `where` or the "
+                            "fused options (scale, softcap, bias, causal, sink)")
         if dtype is not None:
             raise TypeError(f"dtype={dtype!r} is not taken together with `b` or "
                             "`return_sign` (their result has the weighted sum's dtype)")
         return _weighted_logsumexp(x, axis, b, keepdims, return_sign, num_threads)
+    if options is not None or where is not None:
+        if dtype is not None:
+            raise TypeError(f"dtype={dtype!r} is not taken together with `where` or the fused "
+                            "options (scale, softcap, bias, causal, sink) yet")
+        options = options or dict(scale=None, softcap=None, bias=None, causal=None, sink=None)
+        if isinstance(x, np.ma.MaskedArray):
+            keep = ~np.ma.getmaskarray(x)
+            if where is not None:
+                keep &= _validate.check_where(where, x.shape)
+            x, where = np.ma.getdata(x), keep
+        return _fused_forward(LOGSUMEXP, x, axis, options, where, None, num_threads, keepdims)
     if not keepdims and dtype is None:
         y = _kernels.fast(LOGSUMEXP, x, axis, None, _fast_threads(num_threads))
         if y is not None:
@@ -548,6 +712,15 @@ def _masked_weighted_logsumexp(x, axis, b, keepdims, return_sign, num_threads):
     else:
         parts = tuple(np.ma.MaskedArray(p, mask=empty) for p in parts)
     return parts if return_sign else parts[0]
+
+
+def _options(scale, softcap, bias, causal, sink):
+    """The fused options as _fused_forward takes them; None when none is
+    given (causal=False is no mask), so that such calls keep their paths."""
+    if (scale is None and softcap is None and bias is None
+            and (causal is None or causal is False) and sink is None):
+        return None
+    return dict(scale=scale, softcap=softcap, bias=bias, causal=causal, sink=sink)
 
 
 def _masked_logsumexp(x, axis, keepdims, num_threads, dtype=None):

@@ -3,6 +3,7 @@
 # softmax_c.kernels (the module that holds them), under their C names.
 from softmax_c.kernels cimport (
     sc_xent_params,
+    sc_fused_params,
     softmax_rows_f32 as sc_softmax_rows_f32,
     softmax_rows_f64 as sc_softmax_rows_f64,
     log_softmax_rows_f32 as sc_log_softmax_rows_f32,
@@ -104,6 +105,10 @@ from softmax_c.kernels cimport (
     log_softmax_cols_to32_bf16 as sc_log_softmax_cols_to32_bf16,
     logsumexp_cols_to32_f16 as sc_logsumexp_cols_to32_f16,
     logsumexp_cols_to32_bf16 as sc_logsumexp_cols_to32_bf16,
+    fused_rows_f32 as sc_fused_rows_f32,
+    fused_rows_f64 as sc_fused_rows_f64,
+    tanh_rows_f32 as sc_tanh_rows_f32,
+    tanh_rows_f64 as sc_tanh_rows_f64,
 )
 
 cdef extern from "_omp.h" nogil:

@@ -87,6 +87,7 @@ include "_fast.pxi"
 include "_sample.pxi"
 include "_dask.pxi"
 include "_half.pxi"
+include "_fused.pxi"
 
 
 def xent_targets(cnp.ndarray t, Py_ssize_t n, long long ignore_index, weight):

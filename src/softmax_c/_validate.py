@@ -474,3 +474,143 @@ def check_target_range(target, n_classes, ignore_index):
             raise IndexError(
                 f"`target` holds class index {int(value)}, out of range for "
                 f"{n_classes} classes (and not ignore_index={ignore_index})")
+
+
+# ---------------------------------------------------------------- fused options
+
+class Fused:
+    """The checked fused options of one call (see :func:`check_fused`)."""
+    __slots__ = ("axis", "scale", "softcap", "bias", "where", "causal", "sink")
+
+    def __init__(self, **kw):
+        for k, v in kw.items():
+            setattr(self, k, v)
+
+
+def _real_scalar(value):
+    return (isinstance(value, (numbers.Real, np.floating, np.integer))
+            and not isinstance(value, (bool, np.bool_)))
+
+
+def _per_row(value, name, shape, k, compute, allow_neg_inf):
+    """`scale` / `sink`: a float, or an array broadcastable to the reduced
+    shape (`shape` without axis k; an array of `shape`'s ndim with length 1
+    along k also works).  Returns a float, or an array of `shape` with
+    length 1 along k (a broadcast view, compute dtype)."""
+    if _real_scalar(value) or (isinstance(value, np.ndarray) and value.ndim == 0
+                               and value.dtype.kind in "fiu"):
+        v = float(value)
+        if v != v or v == np.inf or (v == -np.inf and not allow_neg_inf):
+            raise ValueError(f"`{name}` must be finite{' or -inf' if allow_neg_inf else ''}, "
+                             f"got {value!r}")
+        return v
+    if isinstance(value, (str, bytes, bool, np.bool_)) or value is Ellipsis:
+        raise TypeError(f"`{name}` must be a float or an array of floats, got {value!r}")
+    a = np.asarray(value)
+    if a.dtype.kind not in "fiu":
+        raise TypeError(f"`{name}` must be a float or an array of floats, got dtype {a.dtype}")
+    kshape = tuple(1 if d == k else s for d, s in enumerate(shape))
+    reduced = tuple(s for d, s in enumerate(shape) if d != k)
+    try:
+        if a.ndim == len(shape) and a.shape[k] == 1:
+            b = np.broadcast_to(a, kshape)
+        else:
+            b = np.expand_dims(np.broadcast_to(a, reduced), k)
+    except ValueError:
+        raise ValueError(f"`{name}` of shape {a.shape} does not broadcast to the reduced "
+                         f"shape {reduced}") from None
+    if a.size and a.dtype.kind == "f":
+        bad = np.isnan(a) | (a == np.inf) if allow_neg_inf else ~np.isfinite(a)
+        if bad.any():
+            raise ValueError(f"`{name}` must be finite{' or -inf' if allow_neg_inf else ''}, "
+                             f"got {a[bad].flat[0]!r} in it")
+    return b.astype(compute, copy=False)
+
+
+def check_fused(shape, axis, compute, *, scale=None, softcap=None, bias=None, where=None,
+                causal=None, sink=None):
+    """Check the fused options of softmax / log_softmax / logsumexp for an
+    input of `shape` computed in `compute`.  Returns a :class:`Fused`:
+    axis (one int), scale (a float, or an array of `shape` with length 1
+    along axis, compute dtype), softcap (a float or None), bias (None or an
+    array of `shape`'s ndim broadcastable to it, compute dtype, not
+    broadcast), where (None or a bool array broadcastable to it, likewise),
+    causal (None or the offset k: query i keeps keys j <= i + k), sink (None,
+    a float or an array like scale).
+
+    Raises
+    ------
+    TypeError
+        An option of the wrong type (a bool or a str for a number, a bias of
+        a dtype that is not a float, a non-bool `where`, a `causal` that is
+        neither a bool nor an int).
+    ValueError
+        `softcap` <= 0 or not finite, a non-finite `scale`, a NaN or +inf
+        `sink`, an array that does not broadcast, `causal` on a 1-d input or
+        along an axis that is not the last, several axes.
+    """
+    ndim = len(shape)
+    axes = normalize_axis(axis, ndim)
+    if len(axes) != 1:
+        raise ValueError(f"the fused options (scale, softcap, bias, causal, sink) take one "
+                         f"axis, got axis={axis!r}")
+    k = axes[0]
+    out = Fused(axis=k, scale=1.0, softcap=None, bias=None, where=None, causal=None, sink=None)
+    if scale is not None:
+        out.scale = _per_row(scale, "scale", shape, k, compute, False)
+    if softcap is not None:
+        if not _real_scalar(softcap):
+            raise TypeError(f"`softcap` must be a float, got {softcap!r}")
+        c = float(softcap)
+        if not (0.0 < c < np.inf):
+            raise ValueError(f"`softcap` must be > 0 and finite, got {softcap!r}")
+        out.softcap = c
+    if bias is not None:
+        if isinstance(bias, (str, bytes)) or isinstance(bias, (bool, np.bool_)):
+            raise TypeError(f"`bias` must be an array of floats, got {bias!r}")
+        b = np.asarray(bias)
+        if b.dtype.kind != "f":
+            raise TypeError(f"`bias` must be an array of float16, float32 or float64, "
+                            f"got dtype {b.dtype}")
+        try:
+            np.broadcast_shapes(b.shape, tuple(shape))
+            if b.ndim > ndim or np.broadcast_shapes(b.shape, tuple(shape)) != tuple(shape):
+                raise ValueError
+        except ValueError:
+            raise ValueError(f"`bias` of shape {b.shape} does not broadcast to the input's "
+                             f"shape {tuple(shape)}") from None
+        out.bias = b.reshape((1,) * (ndim - b.ndim) + b.shape).astype(compute, copy=False)
+    if where is not None:
+        w = np.asarray(where)
+        if w.dtype != np.bool_:
+            raise TypeError(f"`where` must be a boolean array, got dtype {w.dtype}")
+        try:
+            if w.ndim > ndim or np.broadcast_shapes(w.shape, tuple(shape)) != tuple(shape):
+                raise ValueError
+        except ValueError:
+            raise ValueError(f"`where` of shape {w.shape} does not broadcast to the input's "
+                             f"shape {tuple(shape)}") from None
+        out.where = w.reshape((1,) * (ndim - w.ndim) + w.shape)
+    if causal is not None and causal is not False:
+        if causal is True or isinstance(causal, np.bool_):
+            if not causal:
+                causal = None
+        elif not _is_int(causal):
+            raise TypeError(f"`causal` must be a bool or an int, got {causal!r}")
+        if causal is not None:
+            if ndim < 2:
+                raise ValueError(f"`causal` needs an input of 2 or more dimensions (queries, "
+                                 f"keys), got shape {tuple(shape)}")
+            if k != ndim - 1:
+                raise ValueError(f"`causal` works along the last axis only, got axis={axis!r}")
+            out.causal = (shape[-1] - shape[-2]) if causal is True or isinstance(
+                causal, np.bool_) else int(causal)
+    if sink is not None:
+        out.sink = _per_row(sink, "sink", shape, k, compute, True)
+    return out
+
+
+def fused_given(scale, softcap, bias, causal, sink):
+    """Whether any fused option (other than `where`) is given."""
+    return not (scale is None and softcap is None and bias is None
+                and (causal is None or causal is False) and sink is None)

@@ -116,7 +116,8 @@ from ._bench_report import (COLUMNS, LEGEND, format_header, format_summary,  # n
                             format_table, load_json, plot)
 from ._info import build_info
 from ._bench_peers import (PEERS, _jax, _jax_x64, _numpy, _onnxruntime, _same, _scipy, _torch,
-                           _torch_sample, _xent_result, installed_peers, peer_module)
+                           _torch_numpy, _torch_sample, _xent_result, installed_peers,
+                           peer_module)
 from ._bench_peers import _pb_varint, onnx_model  # noqa: F401  (the tests reach them here)
 
 # name -> (shape, axis): the users' workloads.
@@ -141,6 +142,27 @@ SHAPES.update({
 DEFAULT_SHAPES = ["1x32000", "1x131072", "8x32000", "64x1000", "8x12x512x512", "32768x128",
                   "4096x4096", "256x32000", "16x262144", "64x1000x32:1"]
 QUICK_SHAPES = ["64x1000", "8x32000", "256x32000", "64x1000x32:1"]
+
+# The fused inference options (softmax with scale, causal, bias, softcap):
+# a group of its own, not in the default run (``--ops fused`` selects it).
+# Each runs on its one shape in float32; the rows are softmax_c's fused
+# call, the same softmax_c call without the options ("no options": the
+# plain softmax of x, the figure the options should cost little over, not
+# checked) and PyTorch's unfused composition, as users write it.
+FUSED_SHAPES = {
+    "8x12x512x512": ((8, 12, 512, 512), -1),
+    "32x1x4096": ((32, 1, 4096), -1),          # one query over a KV cache, 32 heads
+    "8x256000": ((8, 256000), -1),             # a batch of logits over a large vocabulary
+}
+# name -> (shape, softmax_c's keywords; "mask" is a 512x512 float32 mask
+# of 0 / -inf, broadcast over batch and heads)
+FUSED_OPS = {
+    "fused_causal": ("8x12x512x512", dict(scale=0.125, causal=True)),
+    "fused_decode": ("32x1x4096", dict(scale=0.125, causal=True)),
+    "fused_bias": ("8x12x512x512", dict(bias="mask")),
+    "fused_softcap": ("8x256000", dict(softcap=30.0, scale=1 / 0.7)),
+}
+SHAPES.update(FUSED_SHAPES)
 ALL_OPS = ["softmax", "log_softmax", "softmax_vjp", "cross_entropy_grad"]
 # Case groups run only when named in --ops: their own shapes and dtypes
 # unless --shapes / --dtype say otherwise.
@@ -152,6 +174,8 @@ GROUP_OPS = {"sample": (SAMPLE_SHAPES, ["float32"]), "sample_t": (SAMPLE_SHAPES,
 SAMPLE_PARAMS = {"sample": dict(temperature=0.8, top_k=50, top_p=0.9),
                  "sample_t": dict(temperature=0.8)}
 SAMPLE_SEED = 12345
+# each fused case on its own shape, in float32, whatever --shapes and --dtype say
+GROUP_OPS.update({op: ([shape], ["float32"]) for op, (shape, _) in FUSED_OPS.items()})
 DTYPES = ["float32", "float64"]
 # the half-width group (softmax and log_softmax only; `--dtype half` is
 # both): PyTorch's float16 / bfloat16 softmax is the peer; bfloat16 arrays
@@ -190,6 +214,18 @@ class Case:
         else:
             x = rng.standard_normal(self.shape, dtype=self.dtype)
             x *= 4
+        if op in FUSED_OPS:
+            kw = dict(FUSED_OPS[op][1])
+            self.nbytes = 2 * x.nbytes
+            if kw.get("bias") == "mask":
+                q, n = self.shape[-2:]
+                kw["bias"] = np.where(rng.random((q, n)) < 0.2, -np.inf, 0).astype(self.dtype)
+                self.nbytes += kw["bias"].nbytes
+            if "softcap" in kw:
+                x *= 10  # logits of tens
+            self.inputs = {"x": x, "kw": kw}
+            self.want = reference.softmax(x, axis, **kw)
+            return
         if op in ("softmax", "log_softmax"):
             self.inputs = {"x": x}
             self.nbytes = 2 * x.nbytes
@@ -303,6 +339,52 @@ def _softmax_yardstick(case):
     x, axis = case.inputs["x"], case.axis
     o = np.empty_like(x)
     return (lambda: sc.softmax(x, axis, out=o)), (lambda r: np.argmax(r, axis=axis)), None
+
+
+def _fused_ours(out, plain=False):
+    def prepare(case):
+        x, kw, axis = case.inputs["x"], case.inputs["kw"], case.axis
+        if plain:
+            kw = {}
+        if out:
+            o = np.empty_like(x)
+            return (lambda: sc.softmax(x, axis, out=o, **kw)), _same, None
+        return (lambda: sc.softmax(x, axis, **kw)), _same, None
+    return prepare
+
+
+def _fused_torch(case):
+    """PyTorch's unfused composition of the case's options."""
+    torch = peer_module("torch")
+    x, kw = case.inputs["x"], case.inputs["kw"]
+    xt = torch.from_numpy(x)
+    scale = kw.get("scale")
+    if kw.get("causal"):
+        q, n = x.shape[-2:]
+        mask = torch.ones(q, n, dtype=torch.bool).triu(n - q + 1)
+
+        def fn():
+            return torch.softmax((xt * scale).masked_fill(mask, float("-inf")), dim=-1)
+    elif "bias" in kw:
+        bt = torch.from_numpy(kw["bias"])
+
+        def fn():
+            return torch.softmax(xt + bt, dim=-1)
+    else:
+        cap = kw["softcap"]
+
+        def fn():
+            return torch.softmax(cap * torch.tanh(xt * scale / cap), dim=-1)
+    return fn, _torch_numpy, None
+
+
+def fused_implementations():
+    impls = [Impl("softmax_c", "softmax_c", _fused_ours(False)),
+             Impl("softmax_c(out=)", "softmax_c", _fused_ours(True)),
+             Impl("softmax_c(no options)", "baseline", _fused_ours(True, plain=True))]
+    if peer_module("torch") is not None:
+        impls.append(Impl("torch", "peer", _fused_torch))
+    return impls
 
 
 def mixed_implementations(case):
@@ -466,6 +548,9 @@ def _plan(ops, shapes, dtypes):
     plan = []
     for op in ops:
         own_shapes, own_dtypes = GROUP_OPS.get(op, (DEFAULT_SHAPES, DTYPES))
+        if op in FUSED_OPS:
+            plan.append((op, own_shapes, own_dtypes))
+            continue
         dts = list(dtypes) if dtypes is not None else own_dtypes
         dts = [dt for dt in dts if dt not in HALF_DTYPES or op in HALF_OPS]
         if dts:
@@ -519,14 +604,17 @@ def run(ops=None, shapes=None, dtypes=None, threads=None, repeats=FULL_TIMING[0]
 
 
 def _run_case(case, nt, copy_src, copy_dst, repeats, min_time):
-    impls = implementations(case.op, case.dtype) + mixed_implementations(case)
+    if case.op in FUSED_OPS:
+        impls = fused_implementations()
+    else:
+        impls = implementations(case.op, case.dtype) + mixed_implementations(case)
     fns, errors = [], {}
     for impl in impls:
         try:
             fn, result, reset = impl.prepare(case)
             if reset is not None:
                 reset()
-            err = _check(result(fn()), case.want, case.dtype)
+            err = None if impl.kind == "baseline" else _check(result(fn()), case.want, case.dtype)
         except Exception as e:  # a peer without this call, or a bug: reported, not timed
             err = f"raised {type(e).__name__}: {e}".splitlines()[0]
         if err is None:
@@ -686,7 +774,7 @@ def main(argv=None):
     parser.add_argument("--ops", default=None,
                         help=f"comma list of {','.join(ops_avail + list(GROUP_OPS))} (default: "
                              f"{','.join(ops_avail)}; the groups {','.join(GROUP_OPS)} have "
-                             "their own shapes and float32)")
+                             "their own shapes and float32; 'fused': the four fused_*)")
     parser.add_argument("--dtype", default=None,
                         help="comma list of float32, float64, float16, bfloat16 (the last two "
                              "softmax and log_softmax only, against PyTorch's; 'half' is both; "
@@ -714,8 +802,11 @@ def main(argv=None):
                  if value not in (None, False)]
         if given:
             parser.error(f"--from-json reads a finished run: {', '.join(given)} cannot apply")
-    ops = _split(parser, args.ops if args.ops is not None else ",".join(ops_avail),
-                 ops_avail + [g for g in GROUP_OPS if hasattr(sc, g.split("_")[0])], "operation")
+    ops_text = args.ops if args.ops is not None else ",".join(ops_avail)
+    ops_text = ",".join(",".join(FUSED_OPS) if o == "fused" else o for o in ops_text.split(","))
+    ops = _split(parser, ops_text,
+                 ops_avail + [g for g in GROUP_OPS if hasattr(sc, g.split("_")[0])
+                              or g in FUSED_OPS], "operation")
     dtypes = None
     if args.dtype is not None:
         dtypes = _split(parser, args.dtype, DTYPES + HALF_DTYPES + ["half"], "dtype")

@@ -53,6 +53,25 @@ cdef extern from "softmax_c.h" nogil:
         double scale             # gradient factor (1 / denominator for a mean)
         double weight_sum        # sum of the weights; n without weights
 
+    ctypedef struct sc_fused_params:
+        int op                   # enum sc_fused_op
+        int causal
+        int has_sink
+        double scale
+        ptrdiff_t ld_scale
+        double softcap
+        ptrdiff_t ld_bias
+        ptrdiff_t inc_bias
+        ptrdiff_t causal_k
+        double sink
+        ptrdiff_t ld_sink
+        int stream
+
+    enum sc_fused_op:
+        SC_FUSED_SOFTMAX
+        SC_FUSED_LOG_SOFTMAX
+        SC_FUSED_LOGSUMEXP
+
     enum sc_bwd_op:
         SC_SOFTMAX_JVP
         SC_LOG_SOFTMAX_JVP
@@ -162,6 +181,10 @@ cdef extern from "softmax_c.h" nogil:
         void (*log_softmax_cols_to32_bf16)(const uint16_t *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil
         void (*logsumexp_cols_to32_f16)(const uint16_t *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil
         void (*logsumexp_cols_to32_bf16)(const uint16_t *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil
+        void (*fused_rows_f32)(const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t rows, size_t n, const float *bias, const float *scale, const float *sink, size_t q0, const sc_fused_params *p, float *work) noexcept nogil
+        void (*fused_rows_f64)(const double *x, ptrdiff_t ldx, double *y, ptrdiff_t ldy, size_t rows, size_t n, const double *bias, const double *scale, const double *sink, size_t q0, const sc_fused_params *p, double *work) noexcept nogil
+        void (*tanh_rows_f32)(const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil
+        void (*tanh_rows_f64)(const double *x, ptrdiff_t ldx, double *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil
 
 # The function table (softmax_c.h's struct sc_api), from softmax_c.kernels.
 cdef const sc_api *get_api() noexcept nogil
@@ -370,6 +393,14 @@ cdef inline void logsumexp_cols_to32_f16(const uint16_t *x, ptrdiff_t ldx, float
     get_api().logsumexp_cols_to32_f16(x, ldx, y, ldy, a, b)
 cdef inline void logsumexp_cols_to32_bf16(const uint16_t *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil:
     get_api().logsumexp_cols_to32_bf16(x, ldx, y, ldy, a, b)
+cdef inline void fused_rows_f32(const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t rows, size_t n, const float *bias, const float *scale, const float *sink, size_t q0, const sc_fused_params *p, float *work) noexcept nogil:
+    get_api().fused_rows_f32(x, ldx, y, ldy, rows, n, bias, scale, sink, q0, p, work)
+cdef inline void fused_rows_f64(const double *x, ptrdiff_t ldx, double *y, ptrdiff_t ldy, size_t rows, size_t n, const double *bias, const double *scale, const double *sink, size_t q0, const sc_fused_params *p, double *work) noexcept nogil:
+    get_api().fused_rows_f64(x, ldx, y, ldy, rows, n, bias, scale, sink, q0, p, work)
+cdef inline void tanh_rows_f32(const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil:
+    get_api().tanh_rows_f32(x, ldx, y, ldy, a, b)
+cdef inline void tanh_rows_f64(const double *x, ptrdiff_t ldx, double *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil:
+    get_api().tanh_rows_f64(x, ldx, y, ldy, a, b)
 
 # ---- each entry fused over float and double -----------------------------------
 
@@ -553,6 +584,16 @@ cdef inline void logsumexp_w_rows(const floating *x, ptrdiff_t ldx, const floati
         get_api().logsumexp_w_rows_f32(x, ldx, b, ldb, sb, out, ldo, sgn, lds, rows, n)
     else:
         get_api().logsumexp_w_rows_f64(x, ldx, b, ldb, sb, out, ldo, sgn, lds, rows, n)
+cdef inline void fused_rows(const floating *x, ptrdiff_t ldx, floating *y, ptrdiff_t ldy, size_t rows, size_t n, const floating *bias, const floating *scale, const floating *sink, size_t q0, const sc_fused_params *p, floating *work) noexcept nogil:
+    if floating is float:
+        get_api().fused_rows_f32(x, ldx, y, ldy, rows, n, bias, scale, sink, q0, p, work)
+    else:
+        get_api().fused_rows_f64(x, ldx, y, ldy, rows, n, bias, scale, sink, q0, p, work)
+cdef inline void tanh_rows(const floating *x, ptrdiff_t ldx, floating *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil:
+    if floating is float:
+        get_api().tanh_rows_f32(x, ldx, y, ldy, a, b)
+    else:
+        get_api().tanh_rows_f64(x, ldx, y, ldy, a, b)
 
 # ---- one contiguous row (written here, not generated) ----------------------
 

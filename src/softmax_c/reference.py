@@ -40,7 +40,9 @@ from ._validate import (
     check_target_range,
     check_weight,
     check_weights,
+    check_fused,
     check_where,
+    fused_given,
     normalize_axis,
     normalize_single_axis,
     forward_dtypes,
@@ -103,7 +105,70 @@ def _prepare(x, axis, where, out, num_threads, dtype=None):
     return x.astype(compute), axes, where, result
 
 
-def softmax(x, axis=-1, *, where=None, out=None, num_threads=None, dtype=None):
+def _fused(op, x, axis, options, where, out, num_threads, keepdims=False):
+    """softmax / log_softmax / logsumexp (op 0, 1, 2) with the fused
+    options, in float64 whatever the input, step by step as docs/api.md
+    states them: z = x * scale; z = softcap * tanh(z / softcap);
+    z = z + bias; positions excluded by `where`, `causal` or a bias of
+    -inf take no part (0 / -inf); the sink joins the max and the sum."""
+    _check_threads(num_threads)
+    x = as_array(x)
+    compute, result = result_dtypes(x.dtype)
+    f = check_fused(x.shape, axis, compute, where=where, **options)
+    if op != 2:
+        check_out(out, x.shape, result)
+    k = f.axis
+    z = x.astype(np.float64)
+    keep = np.ones(x.shape, dtype=bool)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore", under="ignore"):
+        z = z * (f.scale if isinstance(f.scale, float) else f.scale.astype(np.float64))
+        if f.softcap is not None:
+            z = f.softcap * np.tanh(z / f.softcap)
+        if f.bias is not None:
+            b = f.bias.astype(np.float64)
+            z = z + b
+            keep = keep & (b != -np.inf)
+        if f.where is not None:
+            keep = keep & f.where
+        if f.causal is not None:
+            i = np.arange(x.shape[-2])[:, None]
+            j = np.arange(x.shape[-1])[None, :]
+            keep = keep & (j <= i + f.causal)
+        z = np.where(keep, z, -np.inf)
+        m = np.max(z, axis=k, keepdims=True, initial=-np.inf)
+        nan = np.any(np.isnan(z), axis=k, keepdims=True)
+        posinf = np.any(z == np.inf, axis=k, keepdims=True)
+        if f.sink is not None:
+            sk = f.sink if isinstance(f.sink, float) else f.sink.astype(np.float64)
+            m = np.maximum(m, sk)
+        empty = m == -np.inf
+        mm = np.where(np.isfinite(m), m, 0.0)
+        e = np.exp(z - mm)
+        s = np.sum(e, axis=k, keepdims=True)
+        if f.sink is not None:
+            s = s + np.exp(sk - mm)
+        bad = nan | posinf | np.isnan(m)
+        if op == 0:
+            y = np.where(keep, e / s, 0.0)
+            y = np.where(empty, 0.0, y)
+            y = np.where(bad & keep, np.nan, y)
+        elif op == 1:
+            y = np.where(keep, z - mm - np.log(s), -np.inf)
+            y = np.where(empty, -np.inf, y)
+            y = np.where(bad & keep, np.nan, y)
+        else:
+            y = np.where(empty, -np.inf, mm + np.log(s))
+            y = np.where(posinf, np.inf, y)
+            y = np.where(nan | np.isnan(m), np.nan, y)
+            if not keepdims:
+                y = np.squeeze(y, axis=k)
+            y = y.astype(result)
+            return y[()] if y.ndim == 0 else y
+    return _finish(y, result, out)
+
+
+def softmax(x, axis=-1, *, scale=None, softcap=None, bias=None, where=None, causal=None,
+            sink=None, out=None, num_threads=None, dtype=None):
     """Softmax along `axis`: ``exp(x - max) / sum(exp(x - max))``.
 
     The NumPy version of :func:`softmax_c.softmax`: the same parameters, result,
@@ -117,6 +182,12 @@ def softmax(x, axis=-1, *, where=None, out=None, num_threads=None, dtype=None):
     >>> reference.softmax(np.array([1000., 1.]))
     array([1., 0.])
     """
+    options = dict(scale=scale, softcap=softcap, bias=bias, causal=causal, sink=sink)
+    if fused_given(**options):
+        if dtype is not None:
+            raise TypeError(f"dtype={dtype!r} is not taken together with the fused options "
+                            "(scale, softcap, bias, causal, sink) yet")
+        return _fused(0, x, axis, options, where, out, num_threads)
     xc, axes, where, result = _prepare(x, axis, where, out, num_threads, dtype)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore", under="ignore"):
         e = np.exp(_shifted(xc, axes, where))
@@ -126,12 +197,19 @@ def softmax(x, axis=-1, *, where=None, out=None, num_threads=None, dtype=None):
     return _finish(y, result, out)
 
 
-def log_softmax(x, axis=-1, *, where=None, out=None, num_threads=None, dtype=None):
+def log_softmax(x, axis=-1, *, scale=None, softcap=None, bias=None, where=None, causal=None,
+                sink=None, out=None, num_threads=None, dtype=None):
     """Log-softmax along `axis`: ``(x - max) - log(sum(exp(x - max)))``.
 
     The NumPy version of :func:`softmax_c.log_softmax`: the same parameters,
     result, dtype policy and exceptions.
     """
+    options = dict(scale=scale, softcap=softcap, bias=bias, causal=causal, sink=sink)
+    if fused_given(**options):
+        if dtype is not None:
+            raise TypeError(f"dtype={dtype!r} is not taken together with the fused options "
+                            "(scale, softcap, bias, causal, sink) yet")
+        return _fused(1, x, axis, options, where, out, num_threads)
     xc, axes, where, result = _prepare(x, axis, where, out, num_threads, dtype)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore", under="ignore"):
         z = _shifted(xc, axes, where)
@@ -141,7 +219,8 @@ def log_softmax(x, axis=-1, *, where=None, out=None, num_threads=None, dtype=Non
     return _finish(y, result, out)
 
 
-def logsumexp(x, axis=-1, *, b=None, keepdims=False, return_sign=False, num_threads=None,
+def logsumexp(x, axis=-1, *, b=None, keepdims=False, return_sign=False, scale=None,
+              softcap=None, bias=None, where=None, causal=None, sink=None, num_threads=None,
               dtype=None):
     """``log(sum(b * exp(x)))`` along `axis`, as ``max + log(sum(b * exp(x - max)))``.
 
@@ -153,11 +232,20 @@ def logsumexp(x, axis=-1, *, b=None, keepdims=False, return_sign=False, num_thre
     pairwise), and a slice whose result that way is not finite takes the
     direct ``log|sum(b * exp(x))|`` in the working precision.
     """
+    options = dict(scale=scale, softcap=softcap, bias=bias, causal=causal, sink=sink)
     if b is not None or return_sign is not False:
+        if fused_given(**options) or where is not None:
+            raise TypeError("`b` and `return_sign` are not taken together with `where` or the "
+                            "fused options (scale, softcap, bias, causal, sink)")
         if dtype is not None:
             raise TypeError(f"dtype={dtype!r} is not taken together with `b` or "
                             "`return_sign` (their result has the weighted sum's dtype)")
         return _logsumexp_weighted(x, axis, b, keepdims, return_sign, num_threads)
+    if fused_given(**options) or where is not None:
+        if dtype is not None:
+            raise TypeError(f"dtype={dtype!r} is not taken together with `where` or the fused "
+                            "options (scale, softcap, bias, causal, sink) yet")
+        return _fused(2, x, axis, options, where, None, num_threads, keepdims)
     xc, axes, _, result = _prepare(x, axis, None, None, num_threads, dtype)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore", under="ignore"):
         m = np.max(xc, axis=axes, keepdims=True, initial=-np.inf)
