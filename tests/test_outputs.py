@@ -10,6 +10,7 @@ nothing grows without bound over many calls, threads and fork are safe, and
 the limit (SOFTMAX_C_OUTPUT_CACHE_MB) is honoured.
 """
 import ctypes
+import json
 import multiprocessing
 import os
 import pickle
@@ -104,18 +105,33 @@ def test_large_outputs_start_where_numpys_own_do_in_their_page():
     """A large malloc block's offset in its page is where NumPy's own large
     buffers start (16 with glibc): a loop that reads one array while
     writing another a little lower in its page stalls on false store
-    matches (4K aliasing), so blocks start there too, every one of them."""
+    matches (4K aliasing), so blocks start there too, every one of them.
+    In a fresh process: the offset is learnt at import, and what other
+    libraries loaded into a long test process do to malloc's thresholds
+    later is theirs."""
     if not ENABLED:
         pytest.skip("no output blocks in this build")
-    libc = ctypes.CDLL(None)
-    libc.malloc.restype = ctypes.c_void_p
-    libc.malloc.argtypes = [ctypes.c_size_t]
-    libc.free.argtypes = [ctypes.c_void_p]
-    p = libc.malloc(64 << 20)
-    libc.free(p)
-    x = np.random.default_rng(2).standard_normal(BIG).astype(np.float32)
-    offsets = {call().ctypes.data % 4096 for _, call in _calls(x)}
-    assert offsets == {p % 4096}
+    code = """if 1:
+        import ctypes, json, sys
+        sys.path.insert(0, sys.argv[1])
+        import numpy as np
+        import test_outputs as t
+        libc = ctypes.CDLL(None)
+        libc.malloc.restype = ctypes.c_void_p
+        libc.malloc.argtypes = [ctypes.c_size_t]
+        libc.free.argtypes = [ctypes.c_void_p]
+        p = libc.malloc(64 << 20)
+        libc.free(p)
+        x = np.random.default_rng(2).standard_normal(t.BIG).astype(np.float32)
+        offsets = sorted({call().ctypes.data % 4096 for _, call in t._calls(x)})
+        print(json.dumps([p % 4096, offsets]))
+    """
+    here = os.path.dirname(os.path.abspath(__file__))
+    proc = subprocess.run([sys.executable, "-c", code, here], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    probe, offsets = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert offsets == [probe]
 
 
 def test_small_outputs_come_from_numpy():
