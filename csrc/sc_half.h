@@ -76,4 +76,24 @@ static inline uint16_t sc_f32_to_bf16(float f)
     return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
 
+/* The partial loads and stores of a vector layer's half-width vectors
+ * (VT of NL float32 lanes): through a stack copy of exactly k elements,
+ * since 16-bit masked loads need AVX-512BW, which no level requires. */
+#define SC_HALF_TAILS(H, FILLCONV, VT, NL)                                     \
+    static inline VT sc_loadt_##H(const uint16_t *p, size_t k, float fill)     \
+    {                                                                          \
+        uint16_t t[NL];                                                        \
+        const uint16_t f = FILLCONV(fill);                                     \
+        for (size_t l = 0; l < NL; l++)                                        \
+            t[l] = f;                                                          \
+        memcpy(t, p, k * sizeof(uint16_t));                                    \
+        return sc_load_##H(t);                                                 \
+    }                                                                          \
+    static inline void sc_storet_##H(uint16_t *p, VT v, size_t k)              \
+    {                                                                          \
+        uint16_t t[NL];                                                        \
+        sc_store_##H(t, v);                                                    \
+        memcpy(p, t, k * sizeof(uint16_t));                                    \
+    }
+
 #endif /* SC_HALF_H */

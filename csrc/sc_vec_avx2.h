@@ -240,28 +240,8 @@ static inline void sc_stream_f16(uint16_t *p, __m256 v)
     _mm_stream_si128((__m128i *)p, _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
 }
 static inline void sc_stream_bf16(uint16_t *p, __m256 v) { _mm_stream_si128((__m128i *)p, sc_bf16_pack(v)); }
-#define VT __m256
-#define SC_HALF_TAILS(H, FILLCONV)                                             \
-    static inline VT sc_loadt_##H(const uint16_t *p, size_t k, float fill)     \
-    {                                                                          \
-        uint16_t t[8];                                                        \
-        const uint16_t f = FILLCONV(fill);                                     \
-        for (size_t l = 0; l < 8; l++)                                        \
-            t[l] = f;                                                          \
-        memcpy(t, p, k * sizeof(uint16_t));                                    \
-        return sc_load_##H(t);                                                 \
-    }                                                                          \
-    static inline void sc_storet_##H(uint16_t *p, VT v, size_t k)              \
-    {                                                                          \
-        uint16_t t[8];                                                        \
-        sc_store_##H(t, v);                                                    \
-        memcpy(p, t, k * sizeof(uint16_t));                                    \
-    }
-SC_HALF_TAILS(f16, sc_f32_to_f16)
-SC_HALF_TAILS(bf16, sc_f32_to_bf16)
-#undef SC_HALF_TAILS
-
-#undef VT
+SC_HALF_TAILS(f16, sc_f32_to_f16, __m256, 8)
+SC_HALF_TAILS(bf16, sc_f32_to_bf16, __m256, 8)
 
 static inline void sc_sfence(void) { _mm_sfence(); }
 

@@ -293,28 +293,8 @@ static inline void sc_stream_bf16(uint16_t *p, __m512 v)
 {
     _mm256_stream_si256((__m256i *)p, sc_bf16_pack(v));
 }
-#define VT __m512
-#define SC_HALF_TAILS(H, FILLCONV)                                             \
-    static inline VT sc_loadt_##H(const uint16_t *p, size_t k, float fill)     \
-    {                                                                          \
-        uint16_t t[16];                                                        \
-        const uint16_t f = FILLCONV(fill);                                     \
-        for (size_t l = 0; l < 16; l++)                                        \
-            t[l] = f;                                                          \
-        memcpy(t, p, k * sizeof(uint16_t));                                    \
-        return sc_load_##H(t);                                                 \
-    }                                                                          \
-    static inline void sc_storet_##H(uint16_t *p, VT v, size_t k)              \
-    {                                                                          \
-        uint16_t t[16];                                                        \
-        sc_store_##H(t, v);                                                    \
-        memcpy(p, t, k * sizeof(uint16_t));                                    \
-    }
-SC_HALF_TAILS(f16, sc_f32_to_f16)
-SC_HALF_TAILS(bf16, sc_f32_to_bf16)
-#undef SC_HALF_TAILS
-
-#undef VT
+SC_HALF_TAILS(f16, sc_f32_to_f16, __m512, 16)
+SC_HALF_TAILS(bf16, sc_f32_to_bf16, __m512, 16)
 
 /* Orders streaming stores before whatever the caller does next. */
 static inline void sc_sfence(void) { _mm_sfence(); }
