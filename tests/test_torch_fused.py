@@ -21,7 +21,7 @@ SHAPE = (2, 3, 4)  # (batch, queries, keys)
 
 
 def _t(rng, shape, dtype=F64, scale=1.0, grad=False):
-    t = torch.from_numpy(scale * rng.standard_normal(shape)).to(dtype)
+    t = torch.from_numpy(np.asarray(scale * rng.standard_normal(shape))).to(dtype)
     return t.requires_grad_(grad)
 
 
@@ -63,6 +63,7 @@ SPECS = {
     "sink-row": dict(sink=(2, 3)),
     "sink-broadcast": dict(sink=(3,)),
     "sink-keepdim": dict(sink=(2, 1, 1)),
+    "sink-0d": dict(sink=()),
     "all": dict(scale=(2, 3), softcap=2.0, bias=(3, 4), causal=0, sink=(2, 3)),
     "all-floats": dict(scale=0.5, softcap=3.0, bias=(4,), causal=True, sink=-0.5),
 }
@@ -119,7 +120,7 @@ def test_gradcheck(rng, fn, spec):
 
 
 @pytest.mark.parametrize("fn", [sct.softmax, sct.log_softmax], ids=FN_IDS)
-@pytest.mark.parametrize("spec", ["softcap-scale-row", "all"])
+@pytest.mark.parametrize("spec", ["softcap-scale-row", "bias-rows", "sink-row", "all"])
 def test_gradgradcheck(rng, fn, spec):
     # create_graph=True: the backward in differentiable torch operations
     x = _t(rng, SHAPE, grad=True)
@@ -275,6 +276,8 @@ def test_causal_errors(rng):
 
 def test_tensor_option_checks(rng):
     x = _t(rng, SHAPE)
+    with pytest.raises(TypeError, match="softcap"):  # no gradient for it: refused, not dropped
+        sct.softmax(x, -1, softcap=torch.tensor(2.0, dtype=F64, requires_grad=True))
     with pytest.raises(TypeError, match="bias"):
         sct.softmax(x, -1, bias=torch.zeros(4, dtype=torch.bfloat16))
     with pytest.raises(TypeError, match="scale"):

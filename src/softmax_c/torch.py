@@ -494,6 +494,10 @@ class FusedSoftmax(torch.autograd.Function):
     def forward(ctx, input, dim, log, scale, softcap, bias, causal, sink):
         _check_float(input, "input")
         k = _axis(dim, max(input.ndim, 1))
+        for name, v in (("softcap", softcap), ("causal", causal)):
+            if isinstance(v, torch.Tensor) and v.requires_grad:
+                raise TypeError(f"`{name}` gets no gradient: pass a float (or "
+                                f"{name}.item()), not a tensor that requires grad")
         options = dict(scale=_option_array(scale, "scale"), softcap=softcap,
                        bias=_option_array(bias, "bias"), causal=causal,
                        sink=_option_array(sink, "sink"))
@@ -507,7 +511,9 @@ class FusedSoftmax(torch.autograd.Function):
         ctx.axis, ctx.log, ctx.softcap = k, log, softcap
         ctx.scale = None if isinstance(scale, torch.Tensor) else scale  # float or array
         ctx.bias_meta = (bias.shape, bias.dtype) if isinstance(bias, torch.Tensor) else None
-        ctx.save_for_backward(input, out,
+        # x is needed only under softcap (its tanh) or for scale's gradient
+        keep_x = softcap is not None or ctx.needs_input_grad[3]
+        ctx.save_for_backward(input if keep_x else None, out,
                               scale if isinstance(scale, torch.Tensor) else None,
                               sink if isinstance(sink, torch.Tensor) else None, lse)
         return out
@@ -515,7 +521,7 @@ class FusedSoftmax(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output):
         x, y, scale_t, sink_t, lse = ctx.saved_tensors
-        k, log = ctx.axis % max(x.ndim, 1), ctx.log  # non-negative: per-row views need it
+        k, log = ctx.axis % max(y.ndim, 1), ctx.log  # non-negative: per-row views need it
         graph = torch.is_grad_enabled()  # create_graph: differentiable operations only
         g = grad_output
         if log:  # excluded positions (-inf) are constant: their g takes no part
@@ -533,7 +539,7 @@ class FusedSoftmax(torch.autograd.Function):
         grad_x = grad_scale = grad_bias = grad_sink = None
 
         if need[0] or need[3]:
-            shape = x.shape
+            shape = y.shape
             if scale_t is not None:
                 s = _per_row_view(scale_t, shape, k)
             elif ctx.scale is not None and np.ndim(ctx.scale) > 0:
@@ -550,7 +556,7 @@ class FusedSoftmax(torch.autograd.Function):
             if need[0]:
                 f = s if d is None else s * d
                 grad_x = dz if isinstance(f, float) and f == 1.0 else dz * f
-                grad_x = torch.where(zero, 0.0, grad_x).to(x.dtype)
+                grad_x = torch.where(zero, 0.0, grad_x).to(y.dtype)
             if need[3]:
                 dxs = x if d is None else torch.where(x.isinf(), 0.0, x * d)
                 e = torch.where(zero, 0.0, dz * dxs).sum(k, keepdim=True)
@@ -567,9 +573,9 @@ class FusedSoftmax(torch.autograd.Function):
                 p = y.exp() if log else y
                 y_sink = 1.0 - p.sum(k, keepdim=True)
             else:
-                sv = _per_row_view(sink_t.detach().to(lse.dtype), x.shape, k)
+                sv = _per_row_view(sink_t.detach().to(lse.dtype), y.shape, k)
                 y_sink = torch.where(lse == -torch.inf, 0.0, (sv - lse).exp())
-            grad_sink = _unview(-total * y_sink, sink_t, x.shape, k)
+            grad_sink = _unview(-total * y_sink, sink_t, y.shape, k)
         return grad_x, None, None, grad_scale, None, grad_bias, None, grad_sink
 
 
