@@ -13,7 +13,18 @@ Provides
   as the loss, is saved for backward;
 - :func:`softmax`, :func:`log_softmax` and :func:`cross_entropy`, the
   same with the signatures of ``torch.softmax`` / ``torch.log_softmax`` /
-  ``torch.nn.functional.cross_entropy``.
+  ``torch.nn.functional.cross_entropy``;
+- softmax_c's fused options on :func:`softmax` and :func:`log_softmax`,
+  keyword only: ``scale``, ``softcap``, ``bias``, ``causal`` and ``sink``
+  (``softmax(x, -1, scale=d ** -0.5, bias=alibi, causal=True)``), with the
+  semantics and errors of :func:`softmax_c.softmax`.  They run through
+  :class:`FusedSoftmax`: forward by softmax_c's fused kernel, backward with
+  respect to `input` and to `scale`, `bias` and `sink` when they are
+  tensors that require grad (each gradient summed over the dimensions its
+  option was broadcast along); floats, NumPy arrays, `softcap` and
+  `causal` get no gradient.  Excluded positions (a ``-inf`` bias, past the
+  causal diagonal) and rows with nothing left get gradient 0, never NaN.
+  The ``where=`` option of softmax_c is not taken.
 
 Zero-copy.  Every tensor reaches softmax_c as a NumPy view of its own
 memory (``t.detach().numpy()``), whatever its strides: a transposed,
@@ -42,8 +53,9 @@ What is supported
   itself refuses a `weight` that requires grad; it does differentiate
   probability targets, which this module does not).
 - Derivatives of every order.  A plain backward pass runs softmax_c's
-  kernels (``softmax_vjp`` / ``log_softmax_vjp``; the cross-entropy
-  scales the gradient saved by its forward).  When the gradient needs a
+  kernels (``softmax_vjp`` / ``log_softmax_vjp``, also for the fused
+  options, whose elementwise chain rule is in PyTorch operations; the
+  cross-entropy scales the gradient saved by its forward).  When the gradient needs a
   graph of its own (``create_graph=True``: gradient penalties,
   Hessian-vector products), backward is computed with differentiable
   PyTorch operations on the saved output instead (for the cross-entropy,
@@ -62,7 +74,8 @@ What is supported
   ``torch.set_num_threads`` says, and PyTorch's setting is unchanged.
 
 Errors raised by softmax_c itself (a `dim` out of range, a class index out
-of range, a target of the wrong shape, ...) propagate unchanged.
+of range, a target of the wrong shape, a bad fused option, ...) propagate
+unchanged, raised before the kernels write anything.
 
 Examples
 --------
@@ -642,6 +655,9 @@ def softmax(input, dim, dtype=None, *, scale=None, softcap=None, bias=None, caus
     >>> import torch, softmax_c.torch as sct
     >>> sct.softmax(torch.tensor([0., 1.0986122886681098], dtype=torch.float64), 0)
     tensor([0.2500, 0.7500], dtype=torch.float64)
+    >>> sct.softmax(torch.zeros(2, 2, dtype=torch.float64), 1, causal=True, sink=0.0)
+    tensor([[0.5000, 0.0000],
+            [0.3333, 0.3333]], dtype=torch.float64)
     """
     return _fused_apply(input, dim, dtype, False, scale, softcap, bias, causal, sink)
 
