@@ -281,7 +281,9 @@ def test_tensor_option_checks(rng):
     with pytest.raises(TypeError, match="bias"):
         sct.softmax(x, -1, bias=torch.zeros(4, dtype=torch.bfloat16))
     with pytest.raises(TypeError, match="scale"):
-        sct.softmax(x, -1, scale=[1.0, 2.0, 3.0].__iter__())
+        sct.softmax(x, -1, scale=torch.ones(3, dtype=torch.complex128))
+    with pytest.raises(ValueError, match="sink.*device"):
+        sct.softmax(x, -1, sink=torch.zeros(3, device="meta"))
 
 
 # ---------------------------------------------------------------- zero-copy
