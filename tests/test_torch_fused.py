@@ -39,7 +39,8 @@ def _options(rng, spec, dtype=F64, grad=True):
         if name in ("softcap", "causal") or isinstance(v, float):
             out[name] = v
         elif name == "scale":  # kept away from 0 so the softcap's tanh is not flat
-            out[name] = torch.from_numpy(np.asarray(0.5 + rng.random(v))).to(dtype).requires_grad_(grad)
+            s = torch.from_numpy(np.asarray(0.5 + rng.random(v))).to(dtype)
+            out[name] = s.requires_grad_(grad)
         else:
             out[name] = _t(rng, v, dtype, grad=grad)
     return out
