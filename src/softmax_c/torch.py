@@ -13,7 +13,18 @@ Provides
   as the loss, is saved for backward;
 - :func:`softmax`, :func:`log_softmax` and :func:`cross_entropy`, the
   same with the signatures of ``torch.softmax`` / ``torch.log_softmax`` /
-  ``torch.nn.functional.cross_entropy``.
+  ``torch.nn.functional.cross_entropy``;
+- softmax_c's fused options on :func:`softmax` and :func:`log_softmax`,
+  keyword only: ``scale``, ``softcap``, ``bias``, ``causal`` and ``sink``
+  (``softmax(x, -1, scale=d ** -0.5, bias=alibi, causal=True)``), with the
+  semantics and errors of :func:`softmax_c.softmax`.  They run through
+  :class:`FusedSoftmax`: forward by softmax_c's fused kernel, backward with
+  respect to `input` and to `scale`, `bias` and `sink` when they are
+  tensors that require grad (each gradient summed over the dimensions its
+  option was broadcast along); floats, NumPy arrays, `softcap` and
+  `causal` get no gradient.  Excluded positions (a ``-inf`` bias, past the
+  causal diagonal) and rows with nothing left get gradient 0, never NaN.
+  The ``where=`` option of softmax_c is not taken.
 
 Zero-copy.  Every tensor reaches softmax_c as a NumPy view of its own
 memory (``t.detach().numpy()``), whatever its strides: a transposed,
@@ -42,8 +53,9 @@ What is supported
   itself refuses a `weight` that requires grad; it does differentiate
   probability targets, which this module does not).
 - Derivatives of every order.  A plain backward pass runs softmax_c's
-  kernels (``softmax_vjp`` / ``log_softmax_vjp``; the cross-entropy
-  scales the gradient saved by its forward).  When the gradient needs a
+  kernels (``softmax_vjp`` / ``log_softmax_vjp``, also for the fused
+  options, whose elementwise chain rule is in PyTorch operations; the
+  cross-entropy scales the gradient saved by its forward).  When the gradient needs a
   graph of its own (``create_graph=True``: gradient penalties,
   Hessian-vector products), backward is computed with differentiable
   PyTorch operations on the saved output instead (for the cross-entropy,
@@ -62,7 +74,8 @@ What is supported
   ``torch.set_num_threads`` says, and PyTorch's setting is unchanged.
 
 Errors raised by softmax_c itself (a `dim` out of range, a class index out
-of range, a target of the wrong shape, ...) propagate unchanged.
+of range, a target of the wrong shape, a bad fused option, ...) propagate
+unchanged, raised before the kernels write anything.
 
 Examples
 --------
@@ -96,7 +109,8 @@ import numpy as np
 import softmax_c as _sc
 from . import _validate
 
-__all__ = ["Softmax", "LogSoftmax", "CrossEntropy", "softmax", "log_softmax", "cross_entropy"]
+__all__ = ["Softmax", "LogSoftmax", "FusedSoftmax", "CrossEntropy", "softmax", "log_softmax",
+           "cross_entropy"]
 
 _FLOATS = (torch.float32, torch.float64)
 
@@ -431,11 +445,181 @@ def _xent_hessian_product(ctx, grad, target, weight, v):
     return a * v - a * torch.where(live, av / torch.where(live, scale * total, 1.0), 0.0)
 
 
+# ---------------------------------------------------------------- fused options
+
+def _option_array(value, name):
+    """A tensor option (scale, bias, sink) as the NumPy view softmax_c
+    takes; anything else (a float, an array, None) as it is, for softmax_c
+    to check."""
+    if isinstance(value, torch.Tensor):
+        _check_tensor(value, name)
+        return _numpy(value)
+    return value
+
+
+def _per_row_view(t, shape, k):
+    """Tensor `t` (a per-row scale or sink) as softmax_c reads it: of the
+    input's ndim with length 1 along axis k, by the rule of
+    softmax_c._validate._per_row (length 1 along k as it is, else broadcast
+    to the reduced shape).  Differentiable, so its gradient reaches `t`."""
+    kshape = tuple(1 if d == k else s for d, s in enumerate(shape))
+    if t.ndim == len(shape) and t.ndim and t.shape[k] == 1:
+        return t.expand(kshape)
+    reduced = tuple(s for d, s in enumerate(shape) if d != k)
+    return t.expand(reduced).unsqueeze(k)
+
+
+class FusedSoftmax(torch.autograd.Function):
+    """Softmax or log-softmax along `dim` with softmax_c's fused options,
+    forward by softmax_c's fused kernel, backward with respect to `input`
+    and the tensor options.
+
+    ``FusedSoftmax.apply(input, dim, log, scale, softcap, bias, causal,
+    sink)``, every argument positional (PyTorch tracks only positional
+    tensors); prefer :func:`softmax` / :func:`log_softmax`.
+
+    The row normalized is ``z = softcap * tanh(input * scale / softcap) +
+    bias`` (softcap optional), with the positions excluded by a `-inf`
+    bias or `causal` taking no part and `sink` joining the denominator
+    only: the semantics of :func:`softmax_c.softmax`.
+
+    Notes
+    -----
+    With ``y`` the output and ``g`` the incoming gradient, the gradient
+    with respect to ``z`` is ``dz = y * (g - sum(y * g))`` (softmax,
+    :func:`softmax_c.softmax_vjp`; it holds with a sink, where ``y`` sums to
+    less than 1) or ``dz = g - exp(y) * sum(g)`` with ``g`` zeroed at the
+    excluded positions (log-softmax, :func:`softmax_c.log_softmax_vjp`);
+    ``dz`` is 0 at excluded positions.  Then ``d input = dz * scale * (1 -
+    t**2)``, ``d scale = sum(dz * input * (1 - t**2))`` along `dim`, with
+    ``t = tanh(input * scale / softcap)`` (``t = 0`` without softcap),
+    ``d bias = dz``, and ``d sink = -sum(g * y) * y_sink`` (softmax) or
+    ``-sum(g) * y_sink`` (log-softmax), ``y_sink = exp(sink - lse)`` the
+    sink's share of the denominator, ``lse`` the logsumexp of the row with
+    the sink, computed by the forward pass (one more pass) only when `sink`
+    requires grad.  Each gradient is summed over the dimensions its option
+    was broadcast along.  With ``create_graph=True`` the same formulas run
+    in differentiable PyTorch operations (``y_sink = 1 - sum(exp(...))``
+    there), so higher derivatives are correct.
+    """
+
+    @staticmethod
+    def forward(ctx, input, dim, log, scale, softcap, bias, causal, sink):
+        _check_float(input, "input")
+        k = _axis(dim, max(input.ndim, 1))
+        for name, v in (("softcap", softcap), ("causal", causal)):
+            if isinstance(v, torch.Tensor) and v.requires_grad:
+                raise TypeError(f"`{name}` gets no gradient: pass a float (or "
+                                f"{name}.item()), not a tensor that requires grad")
+        options = dict(scale=_option_array(scale, "scale"), softcap=softcap,
+                       bias=_option_array(bias, "bias"), causal=causal,
+                       sink=_option_array(sink, "sink"))
+        fn = _sc.log_softmax if log else _sc.softmax
+        out = torch.empty_like(input)
+        fn(_slices(input), axis=k, out=_slices(out), **options)
+        lse = None
+        if isinstance(sink, torch.Tensor) and ctx.needs_input_grad[7]:
+            lse = torch.from_numpy(np.ascontiguousarray(
+                _sc.logsumexp(_slices(input), axis=k, keepdims=True, **options)))
+        ctx.axis, ctx.log, ctx.softcap = k, log, softcap
+        ctx.scale = None if isinstance(scale, torch.Tensor) else scale  # float or array
+        ctx.bias_meta = (bias.shape, bias.dtype) if isinstance(bias, torch.Tensor) else None
+        # x is needed only under softcap (its tanh) or for scale's gradient
+        keep_x = softcap is not None or ctx.needs_input_grad[3]
+        ctx.save_for_backward(input if keep_x else None, out,
+                              scale if isinstance(scale, torch.Tensor) else None,
+                              sink if isinstance(sink, torch.Tensor) else None, lse)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        x, y, scale_t, sink_t, lse = ctx.saved_tensors
+        k, log = ctx.axis % max(y.ndim, 1), ctx.log  # non-negative: per-row views need it
+        graph = torch.is_grad_enabled()  # create_graph: differentiable operations only
+        g = grad_output
+        if log:  # excluded positions (-inf) are constant: their g takes no part
+            g = torch.where(y == -torch.inf, 0.0, g).to(y.dtype)
+        if graph:
+            if log:
+                dz = g - y.exp() * g.sum(k, keepdim=True)
+            else:
+                dz = y * (g - (y * g).sum(k, keepdim=True))
+        else:
+            dz = torch.empty_like(y)
+            vjp = _sc.log_softmax_vjp if log else _sc.softmax_vjp
+            vjp(_slices(y), _slices(g), axis=k, out=_slices(dz))
+        need = ctx.needs_input_grad
+        grad_x = grad_scale = grad_bias = grad_sink = None
+
+        if need[0] or need[3]:
+            shape = y.shape
+            if scale_t is not None:
+                s = _per_row_view(scale_t, shape, k)
+            elif ctx.scale is not None and np.ndim(ctx.scale) > 0:
+                s = _per_row_view(torch.as_tensor(np.asarray(ctx.scale, dtype=np.float64)),
+                                  shape, k)
+            else:
+                s = 1.0 if ctx.scale is None else float(ctx.scale)
+            if ctx.softcap is not None:
+                t = torch.tanh(x * s / ctx.softcap)
+                d = 1.0 - t * t
+            else:
+                d = None
+            zero = dz == 0  # excluded positions: x there may be anything, even NaN
+            if need[0]:
+                f = s if d is None else s * d
+                grad_x = dz if isinstance(f, float) and f == 1.0 else dz * f
+                grad_x = torch.where(zero, 0.0, grad_x).to(y.dtype)
+            if need[3]:
+                dxs = x if d is None else torch.where(x.isinf(), 0.0, x * d)
+                e = torch.where(zero, 0.0, dz * dxs).sum(k, keepdim=True)
+                grad_scale = _unview(e, scale_t, shape, k)
+        if need[5]:
+            shape, dtype = ctx.bias_meta
+            grad_bias = dz.sum_to_size(shape).to(dtype) if len(shape) else dz.sum().to(dtype)
+        if need[7]:
+            if log:
+                total = g.sum(k, keepdim=True)
+            else:
+                total = (g * y).sum(k, keepdim=True)
+            if graph:
+                p = y.exp() if log else y
+                y_sink = 1.0 - p.sum(k, keepdim=True)
+            else:
+                sv = _per_row_view(sink_t.detach().to(lse.dtype), y.shape, k)
+                y_sink = torch.where(lse == -torch.inf, 0.0, (sv - lse).exp())
+            grad_sink = _unview(-total * y_sink, sink_t, y.shape, k)
+        return grad_x, None, None, grad_scale, None, grad_bias, None, grad_sink
+
+
+def _unview(grad, t, shape, k):
+    """The gradient of per-row tensor `t` from that of its
+    :func:`_per_row_view` (length 1 along k): summed back to `t`'s shape
+    and dtype."""
+    if not (t.ndim == len(shape) and t.ndim and t.shape[k] == 1):
+        grad = grad.squeeze(k) if grad.ndim else grad
+    if t.ndim == 0:
+        return grad.sum().to(t.dtype)
+    return grad.sum_to_size(t.shape).to(t.dtype)
+
+
 # ---------------------------------------------------------------- functional forms
 
-def softmax(input, dim, dtype=None):
+def _fused_apply(input, dim, dtype, log, scale, softcap, bias, causal, sink):
+    """Softmax / LogSoftmax without options (the plain kernels, their bits),
+    FusedSoftmax with any."""
+    if dtype is not None:
+        input = input.to(dtype)
+    if scale is None and softcap is None and bias is None and causal is None and sink is None:
+        return (LogSoftmax if log else Softmax).apply(input, dim)
+    return FusedSoftmax.apply(input, dim, log, scale, softcap, bias, causal, sink)
+
+
+def softmax(input, dim, dtype=None, *, scale=None, softcap=None, bias=None, causal=None,
+            sink=None):
     """Softmax along `dim`, differentiable, by softmax_c: as
-    ``torch.softmax(input, dim, dtype=None)``.
+    ``torch.softmax(input, dim, dtype=None)``, with softmax_c's fused
+    options.
 
     Parameters
     ----------
@@ -447,6 +631,15 @@ def softmax(input, dim, dtype=None):
         torch.float32 or torch.float64: `input` is cast to it first (by
         PyTorch, which also casts the gradient back), e.g. to take float16
         inputs.
+    scale, softcap, bias, causal, sink : optional
+        Keyword only: the fused options of :func:`softmax_c.softmax`, with
+        its semantics and errors.  `scale` (a float or a per-row tensor),
+        `bias` (a tensor broadcastable to `input`, float16/32/64) and `sink`
+        (a float or a per-row tensor) may be tensors that require grad:
+        they get gradients, summed over the dimensions they were broadcast
+        along (see :class:`FusedSoftmax`); floats, NumPy arrays, `softcap`
+        and `causal` get none.  With any option, `dim` is one axis and
+        `causal` needs `dim` the last axis.
 
     Returns
     -------
@@ -462,15 +655,18 @@ def softmax(input, dim, dtype=None):
     >>> import torch, softmax_c.torch as sct
     >>> sct.softmax(torch.tensor([0., 1.0986122886681098], dtype=torch.float64), 0)
     tensor([0.2500, 0.7500], dtype=torch.float64)
+    >>> sct.softmax(torch.zeros(2, 2, dtype=torch.float64), 1, causal=True, sink=0.0)
+    tensor([[0.5000, 0.0000],
+            [0.3333, 0.3333]], dtype=torch.float64)
     """
-    if dtype is not None:
-        input = input.to(dtype)
-    return Softmax.apply(input, dim)
+    return _fused_apply(input, dim, dtype, False, scale, softcap, bias, causal, sink)
 
 
-def log_softmax(input, dim, dtype=None):
+def log_softmax(input, dim, dtype=None, *, scale=None, softcap=None, bias=None, causal=None,
+                sink=None):
     """Log-softmax along `dim`, differentiable, by softmax_c: as
-    ``torch.log_softmax(input, dim, dtype=None)``.
+    ``torch.log_softmax(input, dim, dtype=None)``, with softmax_c's fused
+    options.
 
     Parameters, returns and errors as in :func:`softmax`.
 
@@ -480,9 +676,7 @@ def log_softmax(input, dim, dtype=None):
     >>> sct.log_softmax(torch.tensor([1000., 1.], dtype=torch.float64), 0)
     tensor([   0., -999.], dtype=torch.float64)
     """
-    if dtype is not None:
-        input = input.to(dtype)
-    return LogSoftmax.apply(input, dim)
+    return _fused_apply(input, dim, dtype, True, scale, softcap, bias, causal, sink)
 
 
 def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean",
