@@ -12,8 +12,12 @@ import warnings
 import numpy as np
 
 from . import _kernels, _losses, _validate
+from ._common import _fast_threads, _same_view, _threads  # noqa: F401  (_sample_api's too)
+from ._fused_api import _fused_forward, _options
+from ._half_api import _flatten_axes, _half_forward, _half_native
 from ._kernels import (LOG_SOFTMAX, LOG_SOFTMAX_JVP, LOG_SOFTMAX_VJP, LOGSUMEXP, SOFTMAX,
                        SOFTMAX_JVP)
+from ._lse_api import _sign_of, _weighted_logsumexp  # noqa: F401  (dask uses _sign_of)
 
 
 # ---------------------------------------------------------------- outputs
@@ -90,29 +94,7 @@ def set_num_threads(n):
     _kernels.set_default_threads(0 if n is None else _validate.check_num_threads(n))
 
 
-def _fast_threads(num_threads):
-    """num_threads for the hot paths: 0 (the default) for None, the value
-    for an int in [1, MAX_THREADS], and -1 (take the general path, which
-    raises) for anything else."""
-    if num_threads is None:
-        return 0
-    if type(num_threads) is int and 1 <= num_threads <= _validate.MAX_THREADS:
-        return num_threads
-    return -1
-
-
-def _threads(num_threads):
-    if num_threads is None:
-        return get_num_threads()
-    return _validate.check_num_threads(num_threads)
-
-
 # ---------------------------------------------------------------- layout
-
-def _same_view(a, b):
-    """Whether ndarrays a and b are the same elements in the same layout."""
-    return a is b or _kernels.same_view(a, b)
-
 
 def _run(op, x, y, k, nt):
     """op along axis k of x into y (same dtype, float32 or float64; for
@@ -124,162 +106,7 @@ def _run(op, x, y, k, nt):
     _kernels.forward(op, x, y, k, nt)
 
 
-# ---------------------------------------------------------------- fused options
-
-def _fused_forward(op, x, axis, options, where, out, num_threads, keepdims=False):
-    """softmax / log_softmax / logsumexp with the fused options: checks,
-    then the fused kernel (family/fused.h) over blocks of (query, key)
-    rows along the axis, moved last (a copy when it is not contiguous)."""
-    nt = _threads(num_threads)
-    x = _validate.as_array(x)
-    compute, result = _validate.result_dtypes(x.dtype)
-    f = _validate.check_fused(x.shape, axis, compute, where=where, **options)
-    if op != LOGSUMEXP:
-        _validate.check_out(out, x.shape, result)
-    k, nd, isz = f.axis, x.ndim, compute.itemsize
-
-    bias = f.bias
-    if f.where is not None:  # excluded positions: a bias of -inf
-        mask = np.where(f.where, compute.type(0), compute.type(-np.inf))
-        bias = mask if bias is None else bias + mask
-
-    def last(a):  # axis k moved last, as a view
-        return a if k == nd - 1 else np.moveaxis(a, k, -1)
-
-    xc = x if x.dtype == compute and x.flags.aligned else x.astype(compute)
-    xm = last(xc)
-    if xm.shape[-1] > 1 and xm.strides[-1] != isz:
-        xm = np.ascontiguousarray(xm)  # not fused yet: a non-contiguous reduced axis
-    bm = None
-    if bias is not None:
-        bm = last(np.broadcast_to(bias, x.shape))
-        if (bm.shape[-1] > 1 and bm.strides[-1] not in (0, isz)) or not bm.flags.aligned:
-            bm = np.ascontiguousarray(bm)
-    per_row = []
-    for v in (f.scale, f.sink):
-        if v is None or isinstance(v, float):
-            per_row.append(None)
-        else:
-            a = last(np.broadcast_to(v, tuple(1 if d == k else s for d, s in enumerate(x.shape))))
-            a = a[..., 0]
-            per_row.append(a if a.flags.aligned else np.ascontiguousarray(a))
-    sm, km = per_row
-
-    shape = xm.shape
-    if op == LOGSUMEXP:
-        ym = np.empty(shape[:-1], dtype=compute)
-        direct = False
-    else:
-        inputs = [a for a in (bm, sm, km) if a is not None]
-        om = last(out) if out is not None else None
-        direct = (out is not None and out.dtype == compute and out.flags.aligned
-                  and (om.shape[-1] <= 1 or om.strides[-1] == isz)
-                  and (_same_view(om, xm) or not np.may_share_memory(om, xm))
-                  and not any(np.may_share_memory(om, a) for a in inputs))
-        ym = om if direct else _kernels.empty_like(xm)
-
-    n = shape[-1]
-    if nd >= 2:
-        batch, Q = shape[:-2], shape[-2]
-    else:
-        batch, Q = (), 1
-
-    def row_and_batch(a, full):
-        """Row stride and batch strides (elements) of a (None: absent);
-        `full`: a has the last (reduced) axis."""
-        if a is None:
-            return 0, None
-        st = [s // isz for s in a.strides]
-        if not full:
-            st = st + [0]
-        if nd >= 2:
-            return st[-2], st[:-2]
-        return 0, []
-
-    lx, bx = row_and_batch(xm, True)
-    ly, by = row_and_batch(ym, op != LOGSUMEXP)
-    lb, bb = row_and_batch(bm, True)
-    ls, bs = row_and_batch(sm, False)
-    lk, bk = row_and_batch(km, False)
-    if op == LOGSUMEXP and nd >= 2:
-        ly = ym.strides[-1] // isz
-    bst = np.array([[0 if st is None else st[d] for st in (bx, by, bb, bs, bk)]
-                    for d in range(len(batch))], dtype=np.int64).reshape(len(batch), 5)
-    inc = 1 if bm is None or bm.shape[-1] <= 1 else bm.strides[-1] // isz
-    sink_v = 0.0 if f.sink is None else (f.sink if isinstance(f.sink, float) else 0.0)
-    if x.size and n:
-        _kernels.fused(op, xm, ym, bm, sm, km, np.array(batch, dtype=np.int64), bst, Q, n,
-                       (lx, ly, lb, ls, lk),
-                       f.scale if isinstance(f.scale, float) else 1.0,
-                       f.softcap or 0.0, inc, f.causal is not None, f.causal or 0,
-                       f.sink is not None, sink_v, nt)
-    elif op == LOGSUMEXP:  # no element in a row: the sink alone, or -inf
-        ym[...] = -np.inf if f.sink is None else (
-            f.sink if isinstance(f.sink, float) else km)
-
-    if op == LOGSUMEXP:
-        res = np.expand_dims(ym, k) if keepdims else ym
-        if res.dtype != result:
-            res = res.astype(result)
-        return res if res.ndim else res[()]
-    if direct:
-        return out
-    res = ym if k == nd - 1 else np.moveaxis(ym, -1, k)
-    if out is None:
-        return res if res.dtype == result else res.astype(result)
-    np.copyto(out, res, casting="unsafe")
-    return out
-
-
 # ---------------------------------------------------------------- forward
-
-def _half_native(x):
-    """A float16 or bfloat16 array as the half-width kernels read it: itself
-    when native-order and aligned, else a copy of the same dtype (never a
-    float32 one)."""
-    if x.dtype.isnative and x.flags.aligned:
-        return x
-    return x.astype(x.dtype.newbyteorder("="))
-
-
-def _flatten_axes(x, axes):
-    """(k, x2): x with `axes` brought last and merged into one axis k."""
-    if len(axes) == 1:
-        return axes[0], x
-    xm = np.moveaxis(x, axes, range(x.ndim - len(axes), x.ndim))
-    k = xm.ndim - len(axes)
-    return k, xm.reshape(xm.shape[:k] + (int(np.prod(xm.shape[k:], dtype=np.intp)),))
-
-
-def _half_forward(op, x, kind, axes, where, out, result, nt):
-    """softmax / log_softmax of float16 (kind 0) or bfloat16 (kind 1) `x`
-    into the result dtype (x's or float32), through _kernels.forward_half:
-    no float32 copy of the input."""
-    xh = _half_native(x)
-    if where is not None:
-        xh = np.where(where, xh, np.array(-np.inf, dtype=xh.dtype))
-    k, x2 = _flatten_axes(xh, axes)
-    direct = (out is not None and len(axes) == 1 and out.flags.aligned and out.dtype.isnative
-              and (not np.may_share_memory(out, xh)
-                   or (out.dtype == xh.dtype and _same_view(out, xh))))
-    y2 = out if direct else np.empty(x2.shape, dtype=result)
-    if x2.size:
-        _kernels.forward_half(op, x2, y2, k, kind, nt)
-    if direct:
-        res = out
-    elif len(axes) == 1:
-        res = y2
-    else:
-        xm_shape = np.moveaxis(xh, axes, range(xh.ndim - len(axes), xh.ndim)).shape
-        res = np.moveaxis(y2.reshape(xm_shape), range(k, xh.ndim), axes)
-    if where is not None:
-        np.copyto(res, np.array(0.0 if op == SOFTMAX else -np.inf, dtype=res.dtype),
-                  where=~where)
-    if out is None or res is out:
-        return res
-    np.copyto(out, res)
-    return out
-
 
 def _forward(op, x, axis, where, out, num_threads, dtype=None, options=None):
     if options is not None:
@@ -627,100 +454,6 @@ def logsumexp(x, axis=-1, *, b=None, keepdims=False, return_sign=False, scale=No
     if res.dtype != result:
         res = res.astype(result)
     return res if res.ndim else res[()]
-
-
-def _sign_of(res):
-    """SciPy's sign of an unweighted logsumexp: +1, 0 for -inf, NaN for NaN."""
-    with np.errstate(invalid="ignore"):
-        sign = np.where(res == -np.inf, 0.0, 1.0).astype(np.result_type(res))
-    sign[np.isnan(res)] = np.nan
-    return sign
-
-
-def _weighted_logsumexp(x, axis, b, keepdims, return_sign, num_threads):
-    """logsumexp with `b` and/or `return_sign` (SciPy's semantics)."""
-    return_sign = _validate.check_bool(return_sign, "return_sign")
-    if b is None:  # the unweighted kernels, the sign from the result
-        res = logsumexp(x, axis, keepdims=keepdims, num_threads=num_threads)
-        if not return_sign:
-            return res
-        data = np.ma.getdata(res)
-        if isinstance(res, np.ma.MaskedArray) or res is np.ma.masked:
-            return res, np.ma.MaskedArray(_sign_of(np.asarray(data)), mask=np.ma.getmask(res))
-        sign = _sign_of(np.asarray(res))
-        if np.size(x) == 0:
-            sign[...] = -1.0
-        return res, (sign if sign.ndim else sign[()])
-    if isinstance(x, np.ma.MaskedArray):
-        return _masked_weighted_logsumexp(x, axis, b, keepdims, return_sign, num_threads)
-    nt = _threads(num_threads)
-    x = _validate.as_array(x)
-    _validate.result_dtypes(x.dtype)
-    bw, bdt, shape = _validate.check_weights(b, x.shape)
-    compute, result = _validate.result_dtypes(x.dtype if bdt is None
-                                              else np.result_type(x.dtype, bdt))
-    axes = _validate.normalize_axis(axis, len(shape))
-    # convert each operand at its own size, then broadcast: stride-0 views,
-    # which the kernels read in place
-    xc = x if x.dtype == compute and x.flags.aligned else x.astype(compute)
-    bc = bw if bw.dtype == compute and bw.flags.aligned else bw.astype(compute)
-    xc = np.broadcast_to(xc, shape)
-    bc = np.broadcast_to(bc, shape)
-    if len(axes) == 1:
-        k, x2, b2 = axes[0], xc, bc
-    else:  # several axes: last, flattened into one (a copy where they do not merge)
-        k = len(shape) - len(axes)
-        flat = tuple(s for d, s in enumerate(shape) if d not in axes) + (
-            int(np.prod([shape[d] for d in axes], dtype=np.intp)),)
-        x2, b2 = (np.moveaxis(a, axes, range(k, len(shape))).reshape(flat) for a in (xc, bc))
-    res = np.empty(x2.shape[:k] + (1,) + x2.shape[k + 1:], dtype=compute)
-    sign = np.empty_like(res) if return_sign else None
-    if x2.size == 0:  # SciPy: -inf, sign -1
-        res.fill(-np.inf)
-        if return_sign:
-            sign.fill(-1.0)
-    else:
-        _kernels.logsumexp_w(x2, b2, res, sign, k, nt)
-    kept = tuple(1 if d in axes else s for d, s in enumerate(shape))
-    dims = kept if keepdims else tuple(s for d, s in enumerate(shape) if d not in axes)
-    out = []
-    for r in (res, sign) if return_sign else (res,):
-        r = r.reshape(dims)
-        if r.dtype != result:
-            r = r.astype(result)
-        out.append(r if r.ndim else r[()])
-    return tuple(out) if return_sign else out[0]
-
-
-def _masked_weighted_logsumexp(x, axis, b, keepdims, return_sign, num_threads):
-    """Weighted logsumexp of the unmasked entries (masked ones: x = -inf
-    and weight 0, which add nothing whatever b holds there), masked where a
-    slice has no unmasked entry."""
-    data = np.ma.getdata(x)
-    mask = np.ma.getmaskarray(x)
-    _validate.result_dtypes(data.dtype)
-    bw, _, shape = _validate.check_weights(b, data.shape)
-    axes = _validate.normalize_axis(axis, len(shape))
-    if type(b) not in (int, float, bool):  # keep a Python scalar's weak dtype
-        b = np.where(mask, bw.dtype.type(0), bw)
-    res = _weighted_logsumexp(np.where(mask, -np.inf, data), axis, b, keepdims, return_sign,
-                              num_threads)
-    empty = np.all(np.broadcast_to(mask, shape), axis=axes, keepdims=keepdims)
-    parts = res if return_sign else (res,)
-    if np.ndim(parts[0]) == 0 and not keepdims:
-        parts = tuple(np.ma.masked if empty else p for p in parts)
-    else:
-        parts = tuple(np.ma.MaskedArray(p, mask=empty) for p in parts)
-    return parts if return_sign else parts[0]
-
-
-def _options(scale, softcap, bias, causal, sink):
-    """The fused options as _fused_forward takes them; None when none is
-    given (causal=False is no mask), so that such calls keep their paths."""
-    if (scale is None and softcap is None and bias is None
-            and (causal is None or causal is False) and sink is None):
-        return None
-    return dict(scale=scale, softcap=softcap, bias=bias, causal=causal, sink=sink)
 
 
 def _masked_logsumexp(x, axis, keepdims, num_threads, dtype=None):
