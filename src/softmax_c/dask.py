@@ -207,6 +207,24 @@ def _known(x, axes, name):
                 f"{name}.compute_chunk_sizes() first")
 
 
+
+def _chunked_like(w, x, name):
+    """w (NumPy or dask) broadcast to dask array x's shape and chunks: the
+    dims it has in full take x's chunks, its length-1 dims are broadcast
+    without being copied; ValueError naming `name` if it does not
+    broadcast."""
+    try:
+        if np.broadcast_shapes(w.shape, x.shape) != x.shape:
+            raise ValueError
+    except ValueError:
+        raise ValueError(
+            f"`{name}` of shape {w.shape} does not broadcast to the input's "
+            f"shape {tuple(x.shape)}") from None
+    w = w.reshape((1,) * (x.ndim - w.ndim) + w.shape)
+    own = tuple(x.chunks[d] if w.shape[d] == x.shape[d] else (1,) for d in range(x.ndim))
+    w = w.rechunk(own) if isinstance(w, da.Array) else da.from_array(w, chunks=own)
+    return da.broadcast_to(w, x.shape, chunks=x.chunks)
+
 def _where(where, x):
     """`where` checked as the in-memory functions check it, as a dask
     array of x's shape and chunks (broadcast lazily, block by block)."""
@@ -218,19 +236,7 @@ def _where(where, x):
         w = np.asarray(where)
         if w.dtype != np.bool_:
             raise TypeError(f"`where` must be a boolean array, got dtype {w.dtype}")
-    try:
-        if np.broadcast_shapes(w.shape, x.shape) != x.shape:
-            raise ValueError
-    except ValueError:
-        raise ValueError(
-            f"`where` of shape {w.shape} does not broadcast to the input's "
-            f"shape {tuple(x.shape)}") from None
-    w = w.reshape((1,) * (x.ndim - w.ndim) + w.shape)
-    # the dims it has in full take x's chunks; its length-1 dims are
-    # broadcast to x's chunks without being copied
-    own = tuple(x.chunks[d] if w.shape[d] == x.shape[d] else (1,) for d in range(x.ndim))
-    w = w.rechunk(own) if isinstance(w, da.Array) else da.from_array(w, chunks=own)
-    return da.broadcast_to(w, x.shape, chunks=x.chunks)
+    return _chunked_like(w, x, "where")
 
 
 def _cast(block, dtype):
@@ -510,17 +516,7 @@ def _weights(b, x):
         dt = w.dtype
     else:
         w, dt, _ = _validate.check_weights(b, x.shape)
-    try:
-        if np.broadcast_shapes(w.shape, x.shape) != x.shape:
-            raise ValueError
-    except ValueError:
-        raise ValueError(
-            f"`b` of shape {w.shape} does not broadcast to the input's shape "
-            f"{tuple(x.shape)}") from None
-    w = w.reshape((1,) * (x.ndim - w.ndim) + w.shape)
-    own = tuple(x.chunks[d] if w.shape[d] == x.shape[d] else (1,) for d in range(x.ndim))
-    w = w.rechunk(own) if isinstance(w, da.Array) else da.from_array(w, chunks=own)
-    return da.broadcast_to(w, x.shape, chunks=x.chunks), dt
+    return _chunked_like(w, x, "b"), dt
 
 
 def _wstate_block(xb, bb, *, axes, compute, nt):

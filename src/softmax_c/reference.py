@@ -105,6 +105,18 @@ def _prepare(x, axis, where, out, num_threads, dtype=None):
     return x.astype(compute), axes, where, result
 
 
+
+def _given_options(scale, softcap, bias, causal, sink, dtype):
+    """The fused options as a dict, or None when none is given; dtype= does
+    not combine with them."""
+    options = dict(scale=scale, softcap=softcap, bias=bias, causal=causal, sink=sink)
+    if not fused_given(**options):
+        return None
+    if dtype is not None:
+        raise TypeError(f"dtype={dtype!r} is not taken together with the fused options "
+                        "(scale, softcap, bias, causal, sink) yet")
+    return options
+
 def _fused(op, x, axis, options, where, out, num_threads, keepdims=False):
     """softmax / log_softmax / logsumexp (op 0, 1, 2) with the fused
     options, in float64 whatever the input, step by step as docs/api.md
@@ -182,11 +194,8 @@ def softmax(x, axis=-1, *, scale=None, softcap=None, bias=None, where=None, caus
     >>> reference.softmax(np.array([1000., 1.]))
     array([1., 0.])
     """
-    options = dict(scale=scale, softcap=softcap, bias=bias, causal=causal, sink=sink)
-    if fused_given(**options):
-        if dtype is not None:
-            raise TypeError(f"dtype={dtype!r} is not taken together with the fused options "
-                            "(scale, softcap, bias, causal, sink) yet")
+    options = _given_options(scale, softcap, bias, causal, sink, dtype)
+    if options is not None:
         return _fused(0, x, axis, options, where, out, num_threads)
     xc, axes, where, result = _prepare(x, axis, where, out, num_threads, dtype)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore", under="ignore"):
@@ -204,11 +213,8 @@ def log_softmax(x, axis=-1, *, scale=None, softcap=None, bias=None, where=None, 
     The NumPy version of :func:`softmax_c.log_softmax`: the same parameters,
     result, dtype policy and exceptions.
     """
-    options = dict(scale=scale, softcap=softcap, bias=bias, causal=causal, sink=sink)
-    if fused_given(**options):
-        if dtype is not None:
-            raise TypeError(f"dtype={dtype!r} is not taken together with the fused options "
-                            "(scale, softcap, bias, causal, sink) yet")
+    options = _given_options(scale, softcap, bias, causal, sink, dtype)
+    if options is not None:
         return _fused(1, x, axis, options, where, out, num_threads)
     xc, axes, where, result = _prepare(x, axis, where, out, num_threads, dtype)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore", under="ignore"):
