@@ -33,7 +33,9 @@ To run it yourself: `python -m softmax_c bench --quick` takes under a
 minute; `--ops`, `--dtype`, `--threads` and `--shapes` choose the cases,
 `--json FILE` saves them, `--plot FILE.png` draws softmax_c's speed-up over
 the fastest peer per case (as `bench-speedup.png`), and
-`--from-json FILE --plot FILE.png` draws it again from saved figures.  For
+`--from-json FILE --plot FILE.png` draws it again from saved figures.
+Groups outside the default run: `--ops sample,sample_t`, `--ops fused`,
+`--dtype half` ([api.md](api.md#the-command-line)).  For
 figures worth comparing, run on an otherwise idle machine: a thread count
 above the free cores turns each OpenMP barrier into a wait for the
 scheduler.
