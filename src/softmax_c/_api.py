@@ -13,7 +13,7 @@ import numpy as np
 
 from . import _kernels, _losses, _validate
 from ._common import _fast_threads, _same_view, _threads  # noqa: F401  (_sample_api's too)
-from ._fused_api import _fused_forward, _options
+from ._fused_api import _fused_forward
 from ._half_api import _flatten_axes, _half_forward, _half_native
 from ._kernels import (LOG_SOFTMAX, LOG_SOFTMAX_JVP, LOG_SOFTMAX_VJP, LOGSUMEXP, SOFTMAX,
                        SOFTMAX_JVP)
@@ -110,9 +110,6 @@ def _run(op, x, y, k, nt):
 
 def _forward(op, x, axis, where, out, num_threads, dtype=None, options=None):
     if options is not None:
-        if dtype is not None:
-            raise TypeError(f"dtype={dtype!r} is not taken together with the fused options "
-                            "(scale, softcap, bias, causal, sink) yet")
         if isinstance(x, np.ma.MaskedArray):
             return _masked_forward(op, x, axis, where, out, num_threads, None, options)
         return _fused_forward(op, x, axis, options, where, out, num_threads)
@@ -279,7 +276,7 @@ def softmax(x, axis=-1, *, scale=None, softcap=None, bias=None, where=None, caus
            [0.25, 0.75]])
     """
     return _forward(SOFTMAX, x, axis, where, out, num_threads, dtype,
-                    _options(scale, softcap, bias, causal, sink))
+                    _validate.fused_options(scale, softcap, bias, causal, sink, dtype))
 
 
 def log_softmax(x, axis=-1, *, scale=None, softcap=None, bias=None, where=None, causal=None,
@@ -312,7 +309,7 @@ def log_softmax(x, axis=-1, *, scale=None, softcap=None, bias=None, where=None, 
     array([   0., -999.])
     """
     return _forward(LOG_SOFTMAX, x, axis, where, out, num_threads, dtype,
-                    _options(scale, softcap, bias, causal, sink))
+                    _validate.fused_options(scale, softcap, bias, causal, sink, dtype))
 
 
 def logsumexp(x, axis=-1, *, b=None, keepdims=False, return_sign=False, scale=None,
@@ -398,19 +395,11 @@ def logsumexp(x, axis=-1, *, b=None, keepdims=False, return_sign=False, scale=No
     >>> float(r), float(s)  # log(e^2 - e^1), negative
     (1.5413248546129181, -1.0)
     """
-    options = _options(scale, softcap, bias, causal, sink)
-    if b is not None or return_sign is not False:
-        if options is not None or where is not None:
-            raise TypeError("`b` and `return_sign` are not taken together with `where` or the "
-                            "fused options (scale, softcap, bias, causal, sink)")
-        if dtype is not None:
-            raise TypeError(f"dtype={dtype!r} is not taken together with `b` or "
-                            "`return_sign` (their result has the weighted sum's dtype)")
+    options = _validate.fused_options(scale, softcap, bias, causal, sink)
+    path = _validate.logsumexp_path(options, where, b, return_sign, dtype)
+    if path == "weighted":
         return _weighted_logsumexp(x, axis, b, keepdims, return_sign, num_threads)
-    if options is not None or where is not None:
-        if dtype is not None:
-            raise TypeError(f"dtype={dtype!r} is not taken together with `where` or the fused "
-                            "options (scale, softcap, bias, causal, sink) yet")
+    if path == "fused":
         options = options or dict(scale=None, softcap=None, bias=None, causal=None, sink=None)
         if isinstance(x, np.ma.MaskedArray):
             keep = ~np.ma.getmaskarray(x)

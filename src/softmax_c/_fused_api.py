@@ -8,15 +8,6 @@ from ._common import _same_view, _threads
 from ._kernels import LOGSUMEXP
 
 
-def _options(scale, softcap, bias, causal, sink):
-    """The fused options as _fused_forward takes them; None when none is
-    given (causal=False is no mask), so that such calls keep their paths."""
-    if (scale is None and softcap is None and bias is None
-            and (causal is None or causal is False) and sink is None):
-        return None
-    return dict(scale=scale, softcap=softcap, bias=bias, causal=causal, sink=sink)
-
-
 def _fused_forward(op, x, axis, options, where, out, num_threads, keepdims=False):
     """softmax / log_softmax / logsumexp with the fused options: checks,
     then the fused kernel (family/fused.h) over blocks of (query, key)

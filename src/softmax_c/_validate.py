@@ -34,6 +34,8 @@ __all__ = [
     "check_bool",
     "forward_dtypes",
     "half_kind",
+    "fused_options",
+    "logsumexp_path",
     "MAX_THREADS",
     "normalize_axis",
     "normalize_single_axis",
@@ -614,3 +616,37 @@ def fused_given(scale, softcap, bias, causal, sink):
     """Whether any fused option (other than `where`) is given."""
     return not (scale is None and softcap is None and bias is None
                 and (causal is None or causal is False) and sink is None)
+
+
+_FUSED_NAMES = "the fused options (scale, softcap, bias, causal, sink)"
+
+
+def fused_options(scale, softcap, bias, causal, sink, dtype=None):
+    """The fused options as a dict, None when none is given (causal=False
+    is no mask), so that such calls keep their paths; dtype= does not
+    combine with them (TypeError)."""
+    if not fused_given(scale, softcap, bias, causal, sink):
+        return None
+    if dtype is not None:
+        raise TypeError(f"dtype={dtype!r} is not taken together with {_FUSED_NAMES} yet")
+    return dict(scale=scale, softcap=softcap, bias=bias, causal=causal, sink=sink)
+
+
+def logsumexp_path(options, where, b, return_sign, dtype):
+    """Which logsumexp a call is: "weighted" (b or return_sign), "fused"
+    (an option or where) or "plain"; TypeError, naming the parameters, for
+    the combinations not taken."""
+    if b is not None or return_sign is not False:
+        if options is not None or where is not None:
+            raise TypeError(f"`b` and `return_sign` are not taken together with `where` or "
+                            f"{_FUSED_NAMES}")
+        if dtype is not None:
+            raise TypeError(f"dtype={dtype!r} is not taken together with `b` or "
+                            "`return_sign` (their result has the weighted sum's dtype)")
+        return "weighted"
+    if options is not None or where is not None:
+        if dtype is not None:
+            raise TypeError(f"dtype={dtype!r} is not taken together with `where` or "
+                            f"{_FUSED_NAMES} yet")
+        return "fused"
+    return "plain"

@@ -42,10 +42,11 @@ from ._validate import (
     check_weights,
     check_fused,
     check_where,
-    fused_given,
+    fused_options,
     normalize_axis,
     normalize_single_axis,
     forward_dtypes,
+    logsumexp_path,
     result_dtypes,
 )
 
@@ -105,17 +106,6 @@ def _prepare(x, axis, where, out, num_threads, dtype=None):
     return x.astype(compute), axes, where, result
 
 
-
-def _given_options(scale, softcap, bias, causal, sink, dtype):
-    """The fused options as a dict, or None when none is given; dtype= does
-    not combine with them."""
-    options = dict(scale=scale, softcap=softcap, bias=bias, causal=causal, sink=sink)
-    if not fused_given(**options):
-        return None
-    if dtype is not None:
-        raise TypeError(f"dtype={dtype!r} is not taken together with the fused options "
-                        "(scale, softcap, bias, causal, sink) yet")
-    return options
 
 def _fused(op, x, axis, options, where, out, num_threads, keepdims=False):
     """softmax / log_softmax / logsumexp (op 0, 1, 2) with the fused
@@ -194,7 +184,7 @@ def softmax(x, axis=-1, *, scale=None, softcap=None, bias=None, where=None, caus
     >>> reference.softmax(np.array([1000., 1.]))
     array([1., 0.])
     """
-    options = _given_options(scale, softcap, bias, causal, sink, dtype)
+    options = fused_options(scale, softcap, bias, causal, sink, dtype)
     if options is not None:
         return _fused(0, x, axis, options, where, out, num_threads)
     xc, axes, where, result = _prepare(x, axis, where, out, num_threads, dtype)
@@ -213,7 +203,7 @@ def log_softmax(x, axis=-1, *, scale=None, softcap=None, bias=None, where=None, 
     The NumPy version of :func:`softmax_c.log_softmax`: the same parameters,
     result, dtype policy and exceptions.
     """
-    options = _given_options(scale, softcap, bias, causal, sink, dtype)
+    options = fused_options(scale, softcap, bias, causal, sink, dtype)
     if options is not None:
         return _fused(1, x, axis, options, where, out, num_threads)
     xc, axes, where, result = _prepare(x, axis, where, out, num_threads, dtype)
@@ -238,19 +228,12 @@ def logsumexp(x, axis=-1, *, b=None, keepdims=False, return_sign=False, scale=No
     pairwise), and a slice whose result that way is not finite takes the
     direct ``log|sum(b * exp(x))|`` in the working precision.
     """
-    options = dict(scale=scale, softcap=softcap, bias=bias, causal=causal, sink=sink)
-    if b is not None or return_sign is not False:
-        if fused_given(**options) or where is not None:
-            raise TypeError("`b` and `return_sign` are not taken together with `where` or the "
-                            "fused options (scale, softcap, bias, causal, sink)")
-        if dtype is not None:
-            raise TypeError(f"dtype={dtype!r} is not taken together with `b` or "
-                            "`return_sign` (their result has the weighted sum's dtype)")
+    options = fused_options(scale, softcap, bias, causal, sink)
+    path = logsumexp_path(options, where, b, return_sign, dtype)
+    if path == "weighted":
         return _logsumexp_weighted(x, axis, b, keepdims, return_sign, num_threads)
-    if fused_given(**options) or where is not None:
-        if dtype is not None:
-            raise TypeError(f"dtype={dtype!r} is not taken together with `where` or the fused "
-                            "options (scale, softcap, bias, causal, sink) yet")
+    if path == "fused":
+        options = options or dict(scale=None, softcap=None, bias=None, causal=None, sink=None)
         return _fused(2, x, axis, options, where, None, num_threads, keepdims)
     xc, axes, _, result = _prepare(x, axis, None, None, num_threads, dtype)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore", under="ignore"):
