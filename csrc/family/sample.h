@@ -57,7 +57,24 @@ static inline double sc_smp_uniform(uint64_t key, uint64_t row)
     return (double)(h >> 11) * 0x1.0p-53;
 }
 
+#define SC_SMP_SEG 32768             /* segment of top-p's histograms: chunks */
+#define SC_SMP_MAXP 64                /* pieces a row may be cut into */
+
 static inline size_t sc_smp_align(size_t b) { return (b + 63) & ~(size_t)63; }
+
+/* the ways through a row (the steps below) */
+enum { SC_SMP_GREEDY = 0, SC_SMP_PLAIN = 1, SC_SMP_TOPK = 2, SC_SMP_TOPP = 3 };
+
+typedef double sc_smp_v4d __attribute__((vector_size(32)));
+
+/* The compensated total of chunk sums cs[0..nc), in order. */
+static double sc_smp_total_(const double *cs, size_t nc)
+{
+    double s = 0.0, c = 0.0;
+    for (size_t i = 0; i < nc; i++)
+        sc_two_sum_add(&s, &c, cs[i]);
+    return s + c;
+}
 #endif
 
 /* a ranks before b in (-z, index) order */
@@ -180,74 +197,95 @@ SC_ALWAYS_INLINE static inline VEC V(smp_fma)(VEC a, VEC b, VEC c) { return V(fm
 
 SC_ALWAYS_INLINE static inline VEC V(smp_exp)(VEC x) { return V(exp_neg_with)(x, V(smp_fma)); }
 
-/* The sum of a chunk's lanes in double by a fixed pairwise tree: the same
- * order at every level, and no chain of SC_SMP_LANES dependent adds. */
+/* The sum of a chunk's lanes in double by a fixed pairwise tree (lane L
+ * takes lane L + h, h = 16, 8, 4, 2, 1): the same order at every level.
+ * Written on 4-double vectors so that it is a dozen instructions, not a
+ * chain of scalar adds through memory. */
 static inline double V(smp_lanes)(const SC_T *la)
 {
-    double d[SC_SMP_LANES];
-    for (size_t L = 0; L < SC_SMP_LANES; L++)
-        d[L] = (double)la[L];
-    for (size_t h = SC_SMP_LANES / 2; h > 0; h /= 2)
-        for (size_t L = 0; L < h; L++)
-            d[L] += d[L + h];
-    return d[0];
+    sc_smp_v4d d[8];
+    for (size_t i = 0; i < 8; i++)
+        d[i] = (sc_smp_v4d){(double)la[4 * i], (double)la[4 * i + 1], (double)la[4 * i + 2],
+                            (double)la[4 * i + 3]};
+    for (size_t i = 0; i < 4; i++)
+        d[i] += d[i + 4];
+    d[0] += d[2];
+    d[1] += d[3];
+    d[0] += d[1];
+    return (d[0][0] + d[0][2]) + (d[0][1] + d[0][3]);
 }
 
-/* The weights w = exp(x / T - zmax), 0 where d < lmin, stored to w (when
- * not NULL) with their chunk sums to cs (when not NULL), the quotients
- * x / T to zs (when not NULL); returns their total, and the total of the
- * unmasked weights in *all (when not NULL).
+/* The chunk sums of the weights w = exp(x / T - zmax) over [lo, hi), lo a
+ * multiple of SC_SMP_CH: cs[c] for chunk c of the row; the weights stored
+ * to w (do_w), 0 where d < lmin (do_mask), the unmasked chunk sums to ucs
+ * (do_u), the quotients x / T to zs (do_z).  Always inlined with constant
+ * flags, so each caller gets a loop without the branches it does not need.
  *
  * Every sum is in an order fixed by the index alone, whatever the vector
- * width: chunks of SC_SMP_CH elements; inside a chunk, lane L of
- * SC_SMP_LANES sums the elements with index = L (mod SC_SMP_LANES) in
+ * width or the piece: chunks of SC_SMP_CH elements; inside a chunk, lane L
+ * of SC_SMP_LANES sums the elements with index = L (mod SC_SMP_LANES) in
  * order, in the compute type (SC_SMP_LANES / VN vectors make the lanes);
- * the lanes are then added in double by sc_smp_lanes' fixed tree, and the
- * chunk sums in order into a compensated double total. */
-static double V(smp_weights)(const SC_T *x, size_t n, SC_T t, SC_T zmax, SC_T lmin, SC_T *w,
-                             double *cs, double *all, SC_T *zs)
+ * the lanes are then added in double by smp_lanes' fixed tree.  The chunk
+ * sums are added in order by sc_smp_total. */
+SC_ALWAYS_INLINE static inline void V(smp_wchunks)(const SC_T *x, size_t lo, size_t hi, SC_T t,
+                                                   SC_T zmax, SC_T lmin, SC_T *w, double *cs,
+                                                   double *ucs, SC_T *zs, int do_w, int do_mask,
+                                                   int do_u, int do_z)
 {
     enum { NA = SC_SMP_LANES / VN };
     const VEC vt = V(set1)(t), vm = V(set1)(zmax), vl = V(set1)(lmin), zero = V(set1)((SC_T)0);
-    double s = 0.0, c = 0.0, sa = 0.0, ca = 0.0;
-    for (size_t i0 = 0, ci = 0; i0 < n; i0 += SC_SMP_CH, ci++) {
-        const size_t len = n - i0 < SC_SMP_CH ? n - i0 : SC_SMP_CH;
+    for (size_t i0 = lo; i0 < hi; i0 += SC_SMP_CH) {
+        const size_t len = hi - i0 < SC_SMP_CH ? hi - i0 : SC_SMP_CH;
         VEC a[NA], ua[NA];
         for (size_t j = 0; j < NA; j++)
             a[j] = zero, ua[j] = zero;
-        for (size_t g = 0; g < len; g += SC_SMP_LANES) {
-            for (size_t j = 0; j < NA; j++) {
-                const size_t i = g + j * VN;
-                const size_t k = i >= len ? 0 : len - i < VN ? len - i : VN;
-                VEC z = V(div)(V(loadt)(x + i0 + i, k, (SC_T)-INFINITY), vt);
-                if (zs)
-                    V(storet)(zs + i0 + i, z, k);
-                VEC d = V(sub)(z, vm);
-                VEC e = V(smp_exp)(d);
-                VEC em = V(select_lt)(d, vl, zero, e);
-                if (w) {
-                    if (k == VN)
-                        V(store)(w + i0 + i, em);
-                    else
-                        V(storet)(w + i0 + i, em, k);
+        if (len == SC_SMP_CH) {
+            /* a whole chunk: plain loads and stores, no lane counts */
+            for (size_t g = 0; g < SC_SMP_CH; g += SC_SMP_LANES) {
+                for (size_t j = 0; j < NA; j++) {
+                    const size_t i = i0 + g + j * VN;
+                    const VEC z = V(div)(V(load)(x + i), vt);
+                    if (do_z)
+                        V(store)(zs + i, z);
+                    const VEC d = V(sub)(z, vm);
+                    const VEC e = V(smp_exp)(d);
+                    const VEC em = do_mask ? V(select_lt)(d, vl, zero, e) : e;
+                    if (do_w)
+                        V(store)(w + i, em);
+                    a[j] = V(add)(a[j], em);
+                    if (do_u)
+                        ua[j] = V(add)(ua[j], e);
                 }
-                a[j] = V(add)(a[j], em);
-                if (all)
-                    ua[j] = V(add)(ua[j], e);
+            }
+        } else {
+            for (size_t g = 0; g < len; g += SC_SMP_LANES) {
+                for (size_t j = 0; j < NA; j++) {
+                    const size_t i = g + j * VN;
+                    const size_t k = i >= len ? 0 : len - i < VN ? len - i : VN;
+                    const VEC z = V(div)(V(loadt)(x + i0 + i, k, (SC_T)-INFINITY), vt);
+                    if (do_z)
+                        V(storet)(zs + i0 + i, z, k);
+                    const VEC d = V(sub)(z, vm);
+                    const VEC e = V(smp_exp)(d);
+                    const VEC em = do_mask ? V(select_lt)(d, vl, zero, e) : e;
+                    if (do_w)
+                        V(storet)(w + i0 + i, em, k);
+                    a[j] = V(add)(a[j], em);
+                    if (do_u)
+                        ua[j] = V(add)(ua[j], e);
+                }
             }
         }
-        SC_T la[SC_SMP_LANES], lu[SC_SMP_LANES];
+        SC_T la[SC_SMP_LANES];
         for (size_t j = 0; j < NA; j++)
-            V(storet)(la + j * VN, a[j], VN), V(storet)(lu + j * VN, ua[j], VN);
-        double cm = V(smp_lanes)(la), cu = all ? V(smp_lanes)(lu) : 0.0;
-        if (cs)
-            cs[ci] = cm;
-        sc_two_sum_add(&s, &c, cm);
-        sc_two_sum_add(&sa, &ca, cu);
+            V(store)(la + j * VN, a[j]);
+        cs[i0 / SC_SMP_CH] = V(smp_lanes)(la);
+        if (do_u) {
+            for (size_t j = 0; j < NA; j++)
+                V(store)(la + j * VN, ua[j]);
+            ucs[i0 / SC_SMP_CH] = V(smp_lanes)(la);
+        }
     }
-    if (all)
-        *all = sa + ca;
-    return s + c;
 }
 
 /* The draw from stored weights and their chunk sums: the first index whose
@@ -306,141 +344,354 @@ static inline size_t V(smp_bucket)(SC_T d)
     return v < (SC_T)SC_SMP_NB ? (size_t)(int64_t)v : SC_SMP_NB - 1;
 }
 
-/* prm: [T, top_k, top_p, min_p] (0 / 0 / 1 / 0 switch a filter off); the
- * min-p cut is at d >= log(min_p), libm's log (what reference.py takes).  Returns the token, -1 for a row with a NaN, +inf, only -inf or a
- * maximum that overflows at this temperature, -2 when work_len is short
- * (of KFN(sample_row)'s need, sc_smp_need). */
+/* ---- the steps of a row --------------------------------------------------
+ * A row is sampled in steps; each step has a part on pieces of the row
+ * (piece p of np, run by as many threads as there are pieces, or by one
+ * thread in turn) and a part on the whole row after it (piece -1), which
+ * combines the pieces' results in an order that does not depend on np:
+ *   step 0  pieces: the maximum and whether a NaN or +inf is there.
+ *   step 1  pieces: the chunk sums of the weights (stored for the plain
+ *           draw), or top-k's selection of the piece's k first, or top-p's
+ *           weights and a histogram per segment of SC_SMP_SEG elements.
+ *           whole row: the plain draw; top-k's merge, cut and draw; top-p's
+ *           histograms added segment by segment, the boundary bucket.
+ *   step 2  (top-p) pieces: the kept weights and their chunk sums.
+ *           whole row: the draw.
+ * So the token is the same for every np.  The whole-row part returns the
+ * token, -1 for a bad row, -2 for a short work area, -3 to go on with the
+ * next step. */
+typedef struct {
+    SC_T pmax[SC_SMP_MAXP];
+    int pbad[SC_SMP_MAXP];
+    size_t pm[SC_SMP_MAXP];   /* top-k: candidates each piece kept */
+    int mode;
+    size_t k, ib, b0;
+    SC_T xmax, t, zmax, lmin, zb;
+    double all;
+} V(smp_state);
+
+typedef struct {
+    V(smp_state) *st;
+    SC_T *w, *zz, *bz;
+    double *cs, *ucs, *hs, *hm;
+    uint16_t *bk;
+    size_t *bi;
+} V(smp_areas);
+
 static size_t V(smp_need)(size_t n)
 {
-    return 2 * sc_smp_align(n * sizeof(SC_T)) + sc_smp_align(n * sizeof(uint16_t)) +
-           sc_smp_align((n / SC_SMP_CH + 2) * sizeof(double)) +
-           sc_smp_align(n * sizeof(SC_T)) + sc_smp_align(n * sizeof(size_t)) +
-           2 * sc_smp_align(SC_SMP_NB * sizeof(double)) + 64;
+    const size_t nc = n / SC_SMP_CH + 2, nseg = n / SC_SMP_SEG + 1;
+    return sc_smp_align(sizeof(V(smp_state))) + 3 * sc_smp_align(n * sizeof(SC_T)) +
+           2 * sc_smp_align(nc * sizeof(double)) + sc_smp_align(n * sizeof(uint16_t)) +
+           sc_smp_align(n * sizeof(size_t)) + sc_smp_align(nseg * SC_SMP_NB * sizeof(double)) +
+           sc_smp_align(SC_SMP_NB * sizeof(double)) + 64;
 }
 
-int64_t KFN(sample_row)(const SC_T *x, size_t n, const double *prm, uint64_t key, uint64_t row,
-                        double *logp, void *work, size_t work_len)
+static V(smp_areas) V(smp_carve)(void *work, size_t n)
 {
-    if (n == 0 || work_len < V(smp_need)(n))
-        return -2;
-    int bad;
-    const SC_T xmax = V(smp_max)(x, n, &bad);
-    if (bad || xmax == (SC_T)-INFINITY)
-        return -1;
-    const double temp = prm[0], top_p = prm[2];
-    const double u = sc_smp_uniform(key, row);
-    double all;
-    size_t k = prm[1] >= (double)n ? 0 : (size_t)prm[1];
-
-    if (temp == 0.0) {
-        size_t i = 0;
-        while (x[i] != xmax)
-            i++;
-        if (logp)
-            {
-            V(smp_weights)(x, n, (SC_T)1, xmax, (SC_T)-INFINITY, NULL, NULL, &all, NULL);
-            *logp = -log(all);
-        }
-        return (int64_t)i;
-    }
-    const SC_T t = (SC_T)temp, zmax = xmax / t, lmin = (SC_T)log(prm[3]);
-    if (!(zmax < (SC_T)INFINITY))
-        return -1;
-
-    /* the work areas */
+    const size_t nc = n / SC_SMP_CH + 2, nseg = n / SC_SMP_SEG + 1;
+    V(smp_areas) a;
     char *p = (char *)(((uintptr_t)work + 63) & ~(uintptr_t)63);
-    SC_T *w = (SC_T *)p;
+    a.st = (V(smp_state) *)p;
+    p += sc_smp_align(sizeof(V(smp_state)));
+    a.w = (SC_T *)p;
     p += sc_smp_align(n * sizeof(SC_T));
-    double *cs = (double *)p;
-    p += sc_smp_align((n / SC_SMP_CH + 2) * sizeof(double));
-    SC_T *zz = (SC_T *)p;   /* x / T, for the top-p passes */
+    a.zz = (SC_T *)p;   /* x / T, for the top-p passes */
     p += sc_smp_align(n * sizeof(SC_T));
-    uint16_t *bk = (uint16_t *)p;   /* each token's histogram bucket */
+    a.bz = (SC_T *)p;   /* candidates: quotients */
+    p += sc_smp_align(n * sizeof(SC_T));
+    a.cs = (double *)p;
+    p += sc_smp_align(nc * sizeof(double));
+    a.ucs = (double *)p;
+    p += sc_smp_align(nc * sizeof(double));
+    a.bk = (uint16_t *)p;   /* each token's histogram bucket */
     p += sc_smp_align(n * sizeof(uint16_t));
-    SC_T *bz = (SC_T *)p;
-    p += sc_smp_align(n * sizeof(SC_T));
-    size_t *bi = (size_t *)p;
+    a.bi = (size_t *)p;   /* candidates: indices */
     p += sc_smp_align(n * sizeof(size_t));
-    double *hm = (double *)p;
-    p += sc_smp_align(SC_SMP_NB * sizeof(double));
-    size_t *hc = (size_t *)p;
+    a.hs = (double *)p;   /* one histogram per segment */
+    p += sc_smp_align(nseg * SC_SMP_NB * sizeof(double));
+    a.hm = (double *)p;
+    return a;
+}
 
-    if (k == 0 && !(top_p < 1.0)) {
-        double total = V(smp_weights)(x, n, t, zmax, lmin, w, cs, logp ? &all : NULL, NULL);
-        size_t tok = V(smp_draw)(w, cs, n, u * total);
-        if (logp)
-            *logp = (double)(x[tok] / t - zmax) - log(all);
-        return (int64_t)tok;
-    }
+/* Piece p of np: whole units (SC_SMP_CH or SC_SMP_SEG elements) shared out
+ * evenly, the last ending at n. */
+static inline void V(smp_cut)(size_t n, size_t unit, int p, int np, size_t *lo, size_t *hi)
+{
+    const size_t units = (n + unit - 1) / unit;
+    const size_t a = units * (size_t)p / (size_t)np * unit;
+    const size_t b = units * (size_t)(p + 1) / (size_t)np * unit;
+    *lo = a < n ? a : n;
+    *hi = b < n ? b : n;
+}
 
-    size_t m = 0;   /* candidates (bz, bi)[0..m), sorted by rank */
-    double cum = 0.0, mass;
-    if (k > 0) {
-        /* A short buffer: each selection raises the threshold, and the
-         * fewer elements pass it, the fewer are looked at one by one. */
-        const size_t cap = k + (k > 256 ? k : 256);
-        /* The filter compares logits, not quotients: x -> x / t is
-         * non-decreasing, so x / t > thr = xthr / t needs x > xthr (a
-         * superset; the quotient decides).  No division for the many
-         * elements below the threshold. */
-        SC_T thr = (SC_T)-INFINITY, xthr = (SC_T)-INFINITY;
-        for (size_t i0 = 0; i0 < n; i0 += 4 * VN) {
-            size_t len = n - i0 < 4 * VN ? n - i0 : 4 * VN;
-            if (len == 4 * VN) {
-                VEC b = V(max)(V(max)(V(load)(x + i0), V(load)(x + i0 + VN)),
-                               V(max)(V(load)(x + i0 + 2 * VN), V(load)(x + i0 + 3 * VN)));
-                if (!(V(hmax)(b) > xthr))
+/* top-k on [lo, hi): the piece's k first in rank, unordered, at
+ * (bz, bi)[lo..lo + m); returns m (at most k). */
+static size_t V(smp_topk_piece)(const SC_T *x, size_t lo, size_t hi, SC_T t, size_t k, SC_T *bz,
+                                size_t *bi)
+{
+    /* A short buffer: each selection raises the threshold, and the fewer
+     * elements pass it, the fewer are looked at one by one. */
+    const size_t cap = k + (k > 256 ? k : 256);
+    /* The filter compares logits, not quotients: x -> x / t is
+     * non-decreasing, so x / t > thr = xthr / t needs x > xthr (a superset;
+     * the quotient decides).  No division for the many elements below the
+     * threshold. */
+    SC_T thr = (SC_T)-INFINITY, xthr = (SC_T)-INFINITY;
+    size_t m = 0;
+    bz += lo, bi += lo;
+    for (size_t i0 = lo; i0 < hi; i0 += 4 * VN) {
+        size_t len = hi - i0 < 4 * VN ? hi - i0 : 4 * VN;
+        if (len == 4 * VN) {
+            VEC b = V(max)(V(max)(V(load)(x + i0), V(load)(x + i0 + VN)),
+                           V(max)(V(load)(x + i0 + 2 * VN), V(load)(x + i0 + 3 * VN)));
+            if (!(V(hmax)(b) > xthr))
+                continue;
+        }
+        for (size_t v0 = i0; v0 < i0 + len; v0 += VN) {
+            const size_t v1 = v0 + VN < i0 + len ? v0 + VN : i0 + len;
+            if (v1 - v0 == VN && VN > 1 && !(V(hmax)(V(load)(x + v0)) > xthr))
+                continue;
+            for (size_t i = v0; i < v1; i++) {
+                if (!(x[i] > xthr))
                     continue;
-            }
-            for (size_t v0 = i0; v0 < i0 + len; v0 += VN) {
-                const size_t v1 = v0 + VN < i0 + len ? v0 + VN : i0 + len;
-                if (v1 - v0 == VN && VN > 1 && !(V(hmax)(V(load)(x + v0)) > xthr))
-                    continue;
-                for (size_t i = v0; i < v1; i++) {
-                    if (!(x[i] > xthr))
-                        continue;
-                    SC_T z = x[i] / t;
-                    if (z > thr) {
-                        bz[m] = z, bi[m] = i, m++;
-                        if (m == cap && m < n) {
-                            V(smp_select)(bz, bi, m, k - 1);
-                            m = k;
-                            thr = bz[k - 1];
-                            xthr = x[bi[k - 1]];
-                        }
+                SC_T z = x[i] / t;
+                if (z > thr) {
+                    bz[m] = z, bi[m] = i, m++;
+                    if (m == cap) {
+                        V(smp_select)(bz, bi, m, k - 1);
+                        m = k;
+                        thr = bz[k - 1];
+                        xthr = x[bi[k - 1]];
                     }
                 }
             }
         }
-        if (m > k) {
-            V(smp_select)(bz, bi, m, k - 1);
-            m = k;
-        }
-        V(smp_sort)(bz, bi, m, 0);
-        mass = 0.0;
-        for (size_t j = 0; j < m; j++)
-            mass += exp((double)(SC_T)(bz[j] - zmax));
-    } else {
-        /* top-p over the whole row: the bucket where the mass crosses */
-        mass = V(smp_weights)(x, n, t, zmax, (SC_T)-INFINITY, w, NULL, NULL, zz);
-        all = mass;
-        const double target = top_p * mass;
+    }
+    if (m > k) {
+        V(smp_select)(bz, bi, m, k - 1);
+        m = k;
+    }
+    return m;
+}
+
+/* top-p: the weights, quotients and buckets of the segments in [lo, hi)
+ * (lo a multiple of SC_SMP_SEG), one histogram of weight by bucket per
+ * segment, each summed in index order. */
+static void V(smp_topp_piece)(const SC_T *x, size_t lo, size_t hi, const V(smp_areas) *A)
+{
+    const V(smp_state) *st = A->st;
+    for (size_t s0 = lo; s0 < hi; s0 += SC_SMP_SEG) {
+        const size_t s1 = hi - s0 < SC_SMP_SEG ? hi : s0 + SC_SMP_SEG;
+        double *h = A->hs + (s0 / SC_SMP_SEG) * SC_SMP_NB;
+        V(smp_wchunks)(x, s0, s1, st->t, st->zmax, (SC_T)-INFINITY, A->w, A->cs, NULL, A->zz, 1,
+                       0, 0, 1);
         for (size_t b = 0; b < SC_SMP_NB; b++)
-            hm[b] = 0.0, hc[b] = 0;
-        for (size_t i = 0; i < n; i++) {
-            if (!(w[i] > 0)) {
-                bk[i] = SC_SMP_NB;   /* no weight: never kept */
+            h[b] = 0.0;
+        for (size_t i = s0; i < s1; i++) {
+            if (!(A->w[i] > 0)) {
+                A->bk[i] = SC_SMP_NB;   /* no weight: never kept */
                 continue;
             }
-            const size_t b = V(smp_bucket)(zz[i] - zmax);
-            bk[i] = (uint16_t)b;
-            hm[b] += (double)w[i];
-            hc[b]++;
+            const size_t b = V(smp_bucket)(A->zz[i] - st->zmax);
+            A->bk[i] = (uint16_t)b;
+            h[b] += (double)A->w[i];
         }
+    }
+}
+
+/* top-p, step 2: the kept weights on [lo, hi) (chunk-aligned), others set
+ * to 0, and their chunk sums, each in index order. */
+static void V(smp_topp_keep)(size_t lo, size_t hi, const V(smp_areas) *A)
+{
+    const V(smp_state) *st = A->st;
+    const SC_T zb = st->zb, zmax = st->zmax, lmin = st->lmin;
+    const size_t ib = st->ib;
+    const uint16_t b0 = (uint16_t)st->b0;
+    SC_T *w = A->w;
+    for (size_t i0 = lo; i0 < hi; i0 += SC_SMP_CH) {
+        const size_t i1 = hi - i0 < SC_SMP_CH ? hi : i0 + SC_SMP_CH;
+        double s = 0.0;
+        if (V(smp_any_le)(A->bk + i0, i1 - i0, b0, 0)) {
+            for (size_t i = i0; i < i1; i++) {
+                const uint16_t b = A->bk[i];
+                const SC_T z = A->zz[i];
+                if (b <= b0 && (b < b0 || z > zb || (z == zb && i <= ib)) &&
+                    (SC_T)(z - zmax) >= lmin)
+                    s += (double)w[i];
+                else
+                    w[i] = 0;
+            }
+        }
+        A->cs[i0 / SC_SMP_CH] = s;
+    }
+}
+
+static void V(smp_piece)(const SC_T *x, size_t n, int step, int p, int np, double *logp,
+                         const V(smp_areas) *A)
+{
+    V(smp_state) *st = A->st;
+    size_t lo, hi;
+    if (step == 0) {
+        V(smp_cut)(n, SC_SMP_CH, p, np, &lo, &hi);
+        st->pmax[p] = lo < hi ? V(smp_max)(x + lo, hi - lo, &st->pbad[p]) : (SC_T)-INFINITY;
+        if (lo >= hi)
+            st->pbad[p] = 0;
+        return;
+    }
+    const SC_T ninf = (SC_T)-INFINITY;
+    if (st->mode == SC_SMP_TOPP && step == 1) {
+        V(smp_cut)(n, SC_SMP_SEG, p, np, &lo, &hi);
+        V(smp_topp_piece)(x, lo, hi, A);
+        return;
+    }
+    V(smp_cut)(n, SC_SMP_CH, p, np, &lo, &hi);
+    if (st->mode == SC_SMP_TOPP) {
+        V(smp_topp_keep)(lo, hi, A);
+    } else if (st->mode == SC_SMP_GREEDY) {
+        V(smp_wchunks)(x, lo, hi, (SC_T)1, st->xmax, ninf, NULL, A->cs, NULL, NULL, 0, 0, 0, 0);
+    } else if (st->mode == SC_SMP_PLAIN) {
+        if (!(st->lmin > ninf))
+            V(smp_wchunks)(x, lo, hi, st->t, st->zmax, ninf, A->w, A->cs, NULL, NULL, 1, 0, 0, 0);
+        else if (logp)
+            V(smp_wchunks)(x, lo, hi, st->t, st->zmax, st->lmin, A->w, A->cs, A->ucs, NULL, 1, 1,
+                           1, 0);
+        else
+            V(smp_wchunks)(x, lo, hi, st->t, st->zmax, st->lmin, A->w, A->cs, NULL, NULL, 1, 1,
+                           0, 0);
+    } else {
+        st->pm[p] = V(smp_topk_piece)(x, lo, hi, st->t, st->k, A->bz, A->bi);
+        if (logp)
+            V(smp_wchunks)(x, lo, hi, st->t, st->zmax, ninf, NULL, A->cs, NULL, NULL, 0, 0, 0, 0);
+    }
+}
+
+/* The kept prefix of the candidates (bz, bi)[0..m), sorted by rank: top-p
+ * (kept while the mass before is below top_p * mass, cum being the mass
+ * ranked before the candidates), then min-p. */
+static size_t V(smp_keep)(const SC_T *bz, size_t m, double cum, double mass, double top_p,
+                          SC_T zmax, SC_T lmin)
+{
+    const double target = top_p * mass;
+    size_t keep = 0;
+    for (; keep < m; keep++) {
+        if (keep > 0 && top_p < 1.0 && cum >= target)
+            break;
+        if (keep > 0 && !((SC_T)(bz[keep] - zmax) >= lmin))
+            break;
+        cum += exp((double)(SC_T)(bz[keep] - zmax));
+    }
+    return keep;
+}
+
+static int64_t V(smp_whole)(const SC_T *x, size_t n, const double *prm, uint64_t key,
+                            uint64_t row, double *logp, int step, int np, const V(smp_areas) *A)
+{
+    V(smp_state) *st = A->st;
+    const size_t nc = (n + SC_SMP_CH - 1) / SC_SMP_CH;
+    const double top_p = prm[2];
+    if (step == 0) {
+        SC_T xmax = st->pmax[0];
+        int bad = st->pbad[0];
+        for (int p = 1; p < np; p++) {
+            xmax = st->pmax[p] > xmax ? st->pmax[p] : xmax;
+            bad |= st->pbad[p];
+        }
+        if (bad || xmax == (SC_T)-INFINITY)
+            return -1;
+        st->xmax = xmax;
+        const double temp = prm[0];
+        if (temp == 0.0) {
+            if (!logp) {
+                size_t i = 0;
+                while (x[i] != xmax)
+                    i++;
+                return (int64_t)i;
+            }
+            st->mode = SC_SMP_GREEDY;
+            return -3;
+        }
+        st->t = (SC_T)temp;
+        st->zmax = xmax / st->t;
+        st->lmin = (SC_T)log(prm[3]);
+        if (!(st->zmax < (SC_T)INFINITY))
+            return -1;
+        st->k = prm[1] >= (double)n ? 0 : (size_t)prm[1];
+        st->mode = st->k > 0 ? SC_SMP_TOPK : top_p < 1.0 ? SC_SMP_TOPP : SC_SMP_PLAIN;
+        return -3;
+    }
+    const double u = sc_smp_uniform(key, row);
+    const SC_T t = st->t, zmax = st->zmax, lmin = st->lmin;
+    SC_T *bz = A->bz;
+    size_t *bi = A->bi;
+    if (st->mode == SC_SMP_GREEDY) {
+        size_t i = 0;
+        while (x[i] != st->xmax)
+            i++;
+        *logp = -log(sc_smp_total_(A->cs, nc));
+        return (int64_t)i;
+    }
+    if (st->mode == SC_SMP_PLAIN) {
+        const double total = sc_smp_total_(A->cs, nc);
+        const size_t tok = V(smp_draw)(A->w, A->cs, n, u * total);
+        if (logp) {
+            const double all = st->lmin > (SC_T)-INFINITY ? sc_smp_total_(A->ucs, nc) : total;
+            *logp = (double)(x[tok] / t - zmax) - log(all);
+        }
+        return (int64_t)tok;
+    }
+    if (st->mode == SC_SMP_TOPK) {
+        /* the pieces' candidates together, cut to the k first, by rank */
+        size_t m = 0, lo, hi;
+        for (int p = 0; p < np; p++) {
+            V(smp_cut)(n, SC_SMP_CH, p, np, &lo, &hi);
+            memmove(bz + m, bz + lo, st->pm[p] * sizeof(SC_T));
+            memmove(bi + m, bi + lo, st->pm[p] * sizeof(size_t));
+            m += st->pm[p];
+        }
+        if (m > st->k) {
+            V(smp_select)(bz, bi, m, st->k - 1);
+            m = st->k;
+        }
+        V(smp_sort)(bz, bi, m, 0);
+        double mass = 0.0;
+        for (size_t j = 0; j < m; j++)
+            mass += exp((double)(SC_T)(bz[j] - zmax));
+        const size_t keep = V(smp_keep)(bz, m, 0.0, mass, top_p, zmax, lmin);
+        /* draw among the kept candidates in index order */
+        V(smp_sort)(bz, bi, keep, 1);
+        double total = 0.0, acc = 0.0;
+        for (size_t j = 0; j < keep; j++)
+            total += exp((double)(SC_T)(bz[j] - zmax));
+        const double target = u * total;
+        size_t tok = bi[keep - 1];
+        for (size_t j = 0; j < keep; j++) {
+            acc += exp((double)(SC_T)(bz[j] - zmax));
+            if (acc > target) {
+                tok = bi[j];
+                break;
+            }
+        }
+        if (logp)
+            *logp = (double)(x[tok] / t - zmax) - log(sc_smp_total_(A->cs, nc));
+        return (int64_t)tok;
+    }
+    if (step == 1) {
+        /* top-p: the segments' histograms added in segment order; the bucket
+         * where the mass crosses top_p; its tokens sorted by rank */
+        const double mass = sc_smp_total_(A->cs, nc), target = top_p * mass;
+        const size_t nseg = (n + SC_SMP_SEG - 1) / SC_SMP_SEG;
+        double *hm = A->hm;
+        st->all = mass;
+        for (size_t b = 0; b < SC_SMP_NB; b++)
+            hm[b] = A->hs[b];
+        for (size_t s = 1; s < nseg; s++)
+            for (size_t b = 0; b < SC_SMP_NB; b++)
+                hm[b] += A->hs[s * SC_SMP_NB + b];
+        double cum = 0.0, before_last = 0.0;
         size_t bs = SC_SMP_NB, lastb = 0;
-        double before_last = 0.0;
         for (size_t b = 0; b < SC_SMP_NB; b++) {
-            if (!hc[b])
+            if (!(hm[b] > 0))   /* no token (a held weight is > 0) */
                 continue;
             if (cum + hm[b] >= target) {
                 bs = b;
@@ -451,83 +702,63 @@ int64_t KFN(sample_row)(const SC_T *x, size_t n, const double *prm, uint64_t key
         }
         if (bs == SC_SMP_NB)   /* rounding: the last bucket that holds any */
             bs = lastb, cum = before_last;
+        size_t m = 0;
         for (size_t i0 = 0; i0 < n; i0 += SC_SMP_CH) {
             const size_t i1 = n - i0 < SC_SMP_CH ? n : i0 + SC_SMP_CH;
-            if (!V(smp_any_le)(bk + i0, i1 - i0, (uint16_t)bs, 1))
+            if (!V(smp_any_le)(A->bk + i0, i1 - i0, (uint16_t)bs, 1))
                 continue;
             for (size_t i = i0; i < i1; i++)
-                if (bk[i] == bs)
-                    bz[m] = zz[i], bi[m] = i, m++;
+                if (A->bk[i] == bs)
+                    bz[m] = A->zz[i], bi[m] = i, m++;
         }
         V(smp_sort)(bz, bi, m, 0);
+        const size_t keep = V(smp_keep)(bz, m, cum, mass, top_p, zmax, lmin);
+        /* the kept set: the buckets before bs, and of bs the candidates up
+         * to the last kept one in rank; min-p on both (step 2) */
+        st->zb = bz[keep - 1];
+        st->ib = bi[keep - 1];
+        st->b0 = V(smp_bucket)(st->zb - zmax);
+        return -3;
     }
-
-    /* the kept prefix of the candidates: top-p (mass before < top_p * mass,
-     * cum being the mass of the buckets before), then min-p */
-    size_t keep = 0;
-    {
-        const double target = top_p * mass;
-        for (; keep < m; keep++) {
-            if (keep > 0 && top_p < 1.0 && cum >= target)
-                break;
-            if (keep > 0 && !((SC_T)(bz[keep] - zmax) >= lmin))
-                break;
-            cum += exp((double)(SC_T)(bz[keep] - zmax));
-        }
-    }
-    size_t tok;
-    if (k > 0) {
-        /* draw among the kept candidates in index order */
-        V(smp_sort)(bz, bi, keep, 1);
-        double total = 0.0, acc = 0.0;
-        for (size_t j = 0; j < keep; j++)
-            total += exp((double)(SC_T)(bz[j] - zmax));
-        const double target = u * total;
-        tok = bi[keep - 1];
-        for (size_t j = 0; j < keep; j++) {
-            acc += exp((double)(SC_T)(bz[j] - zmax));
-            if (acc > target) {
-                tok = bi[j];
-                break;
-            }
-        }
-        if (logp)
-            V(smp_weights)(x, n, t, zmax, (SC_T)-INFINITY, NULL, NULL, &all, NULL);
-    } else {
-        /* The kept set: the buckets before bs, and of bs the candidates up
-         * to the last kept one in rank; min-p on both.  Gathered in index
-         * order (weights compacted in place into w, indices into bi: the
-         * candidates are no longer needed), then drawn from. */
-        const SC_T zb = bz[keep - 1];
-        const size_t ib = bi[keep - 1];
-        const uint16_t b0 = (uint16_t)V(smp_bucket)(zb - zmax);
-        size_t nk = 0;
-        for (size_t i0 = 0; i0 < n; i0 += SC_SMP_CH) {
-            const size_t i1 = n - i0 < SC_SMP_CH ? n : i0 + SC_SMP_CH;
-            if (!V(smp_any_le)(bk + i0, i1 - i0, b0, 0))
-                continue;
-            for (size_t i = i0; i < i1; i++) {
-                if (bk[i] > b0)
-                    continue;
-                const SC_T z = zz[i];
-                if ((bk[i] < b0 || z > zb || (z == zb && i <= ib)) && (SC_T)(z - zmax) >= lmin)
-                    w[nk] = w[i], bi[nk] = i, nk++;
-            }
-        }
-        double total = 0.0, acc = 0.0;
-        for (size_t j = 0; j < nk; j++)
-            total += (double)w[j];
-        const double target = u * total;
-        tok = bi[nk - 1];
-        for (size_t j = 0; j < nk; j++) {
-            acc += (double)w[j];
-            if (acc > target) {
-                tok = bi[j];
-                break;
-            }
-        }
-    }
+    const double total = sc_smp_total_(A->cs, nc);
+    const size_t tok = V(smp_draw)(A->w, A->cs, n, u * total);
     if (logp)
-        *logp = (double)(x[tok] / t - zmax) - log(all);
+        *logp = (double)(x[tok] / t - zmax) - log(st->all);
     return (int64_t)tok;
+}
+
+/* One step of a row on np pieces: piece p's part (p >= 0; returns 0), or
+ * the whole row's part after it (p == -1).  prm: [T, top_k, top_p, min_p]
+ * (0 / 0 / 1 / 0 switch a filter off); the min-p cut is at
+ * d >= log(min_p), libm's log (what reference.py takes).  The whole row's
+ * part returns the token, -1 for a row with a NaN, +inf, only -inf or a
+ * maximum that overflows at this temperature, -2 when work_len is short
+ * (of sc_sample_work's need) or np is outside [1, SC_SMP_MAXP], -3 for
+ * the next step.  The work area is the row's, shared by the pieces. */
+int64_t KFN(sample_split)(const SC_T *x, size_t n, const double *prm, uint64_t key, uint64_t row,
+                          double *logp, void *work, size_t work_len, int step, int piece, int np)
+{
+    if (n == 0 || work_len < V(smp_need)(n) || np < 1 || np > SC_SMP_MAXP || piece >= np)
+        return -2;
+    const V(smp_areas) A = V(smp_carve)(work, n);
+    if (piece >= 0) {
+        V(smp_piece)(x, n, step, piece, np, logp, &A);
+        return 0;
+    }
+    return V(smp_whole)(x, n, prm, key, row, logp, step, np, &A);
+}
+
+/* One row on one thread: the steps, one piece each. */
+int64_t KFN(sample_row)(const SC_T *x, size_t n, const double *prm, uint64_t key, uint64_t row,
+                        double *logp, void *work, size_t work_len)
+{
+    if (n == 0 || work_len < V(smp_need)(n))
+        return -2;
+    const V(smp_areas) A = V(smp_carve)(work, n);
+    for (int step = 0;; step++) {
+        V(smp_piece)(x, n, step, 0, 1, logp, &A);
+        const int64_t r = V(smp_whole)(x, n, prm, key, row, logp, step, 1, &A);
+        if (r != -3)
+            return r;
+    }
 }

@@ -109,6 +109,8 @@ from softmax_c.kernels cimport (
     fused_rows_f64 as sc_fused_rows_f64,
     tanh_rows_f32 as sc_tanh_rows_f32,
     tanh_rows_f64 as sc_tanh_rows_f64,
+    sample_split_f32 as sc_sample_split_f32,
+    sample_split_f64 as sc_sample_split_f64,
 )
 
 cdef extern from "_omp.h" nogil:

@@ -1,6 +1,8 @@
 # Sampling (textually part of _kernels.pyx): one token per row of a
-# C-contiguous batch of rows, by family/sample.h's kernel, rows shared among
-# threads, each thread with its own work area.
+# C-contiguous batch of rows, by family/sample.h's kernels: rows shared among
+# threads, each thread with its own work area; or, with fewer rows than
+# threads, each long row split across them (sample_split's steps, one work
+# area for the row), with the tokens of one thread.
 
 from libc.stdint cimport uint64_t
 from libc.math cimport INFINITY
@@ -8,17 +10,53 @@ from libc.math cimport INFINITY
 
 cdef inline size_t _sample_work_bytes(Py_ssize_t n, size_t itemsize) noexcept nogil:
     # family/sample.h's need: three rows of values, one of indices, one of
-    # buckets, chunk sums and a histogram; a bound on it, with room for
-    # alignment
-    return <size_t>n * (3 * itemsize + sizeof(size_t) + 2) + <size_t>n // 2 + 32768
+    # buckets, two of chunk sums, a histogram per segment and the step state;
+    # a bound on it, with room for alignment
+    return <size_t>n * (3 * itemsize + sizeof(size_t) + 2) + <size_t>n // 2 + 65536
+
+
+cdef inline int _sample_split_threads(Py_ssize_t rows, Py_ssize_t n, size_t isz,
+                                      int requested) noexcept nogil:
+    """Pieces to cut each row into (one per thread), or 1: as the forward
+    functions split (_split_threads), at most family/sample.h's
+    SC_SMP_MAXP."""
+    cdef int t = _split_threads(SC_OP_SOFTMAX, rows, n, <Py_ssize_t>isz, requested)
+    return t if t <= 64 else 64
+
+
+cdef int64_t _sample_split_row(const char *x, Py_ssize_t n, bint f32, const double *p,
+                               uint64_t key, Py_ssize_t r, double *lp, void *work, size_t wlen,
+                               int nt) noexcept nogil:
+    """Row r on nt threads: each step's pieces in a parallel loop, then the
+    whole row's part; the kernel's return (token, -1 or -2)."""
+    cdef int step = 0, piece
+    cdef int64_t res
+    while True:
+        for piece in prange(nt, schedule='static', num_threads=nt):
+            if f32:
+                sc_sample_split_f32(<const float *>x, n, p, key, r, lp, work, wlen, step, piece,
+                                    nt)
+            else:
+                sc_sample_split_f64(<const double *>x, n, p, key, r, lp, work, wlen, step, piece,
+                                    nt)
+        if f32:
+            res = sc_sample_split_f32(<const float *>x, n, p, key, r, lp, work, wlen, step, -1, nt)
+        else:
+            res = sc_sample_split_f64(<const double *>x, n, p, key, r, lp, work, wlen, step, -1,
+                                      nt)
+        if res != -3:
+            return res
+        step += 1
 
 
 cdef tuple _sample_run(cnp.ndarray x, const double *p, size_t pstep, uint64_t key,
-                       bint want_logp, int nthreads):
+                       bint want_logp, int nthreads, int split=0):
     """The kernel over the rows of x (2-d, C-contiguous, float32 or float64,
-    not empty); row r's parameters at p + pstep * r.  Returns (tokens,
-    logprobs or None, bad): bad is -1, or the first row with a NaN, +inf or
-    only -inf."""
+    not empty); row r's parameters at p + pstep * r; nthreads 0 for the
+    default.  split > 0 cuts each row into that many pieces whatever the
+    row count and length (for tests: the tokens do not depend on it).
+    Returns (tokens, logprobs or None, bad): bad is -1, or the first row
+    with a NaN, +inf or only -inf."""
     cdef Py_ssize_t rows = cnp.PyArray_DIM(x, 0), n = cnp.PyArray_DIM(x, 1)
     cdef cnp.npy_intp dims[1]
     dims[0] = rows
@@ -30,19 +68,27 @@ cdef tuple _sample_run(cnp.ndarray x, const double *p, size_t pstep, uint64_t ke
     cdef size_t isz = 4 if f32 else 8
     cdef const char *base = <const char *>cnp.PyArray_DATA(x)
     cdef size_t wlen = _sample_work_bytes(n, isz)
-    cdef int nt = _threads_for(rows * n * <Py_ssize_t>isz, rows, nthreads)
+    cdef int req = nthreads if nthreads > 0 else _threads_default()
+    # (a forked child starts no thread team: the pieces would not change the
+    # tokens anyway)
+    cdef int ns = (split if split > 0 and not _serial_after_fork
+                   else _sample_split_threads(rows, n, isz, req))
+    cdef int nt = 1 if ns > 1 else _threads_for(rows * n * <Py_ssize_t>isz, rows, req)
     cdef Py_ssize_t r
     cdef int failed[1]
     cdef void *work = NULL
     failed[0] = 0
     if nt == 1:
-        # one thread: no parallel region to enter
+        # one thread (or one row at a time on ns): no parallel region to enter
         work = malloc(wlen)
         if work == NULL:
             raise MemoryError("softmax_c.sample: no memory for the work area")
         with nogil:
             for r in range(rows):
-                if f32:
+                if ns > 1:
+                    t[r] = _sample_split_row(base + r * n * isz, n, f32, p + pstep * r, key, r,
+                                             (l + r) if l != NULL else NULL, work, wlen, ns)
+                elif f32:
                     t[r] = sc_sample_row_f32(<const float *>(base + r * n * 4), n, p + pstep * r,
                                              key, r, (l + r) if l != NULL else NULL, work, wlen)
                 else:
@@ -76,12 +122,17 @@ cdef tuple _sample_run(cnp.ndarray x, const double *p, size_t pstep, uint64_t ke
     return tok, lp, -1
 
 
-def sample_rows(cnp.ndarray x, cnp.ndarray prm, uint64_t key, bint want_logp, int nthreads):
+def sample_rows(cnp.ndarray x, cnp.ndarray prm, uint64_t key, bint want_logp, int nthreads,
+                int split=0):
     """Tokens of the rows of x (2-d, C-contiguous, float32 or float64, not
     empty), prm a C-contiguous (rows, 4) float64 array of each row's
-    [T, top_k, top_p, min_p].  Returns (tokens, logprobs or None, bad): bad
+    [T, top_k, top_p, min_p]; split > 0: each row cut into that many pieces
+    (at most 64), whatever its length (the tests' way to split short rows).  Returns (tokens, logprobs or None, bad): bad
     is -1, or the first row with a NaN, +inf or only -inf."""
-    return _sample_run(x, <const double *>cnp.PyArray_DATA(prm), 4, key, want_logp, nthreads)
+    if not 0 <= split <= 64:
+        raise ValueError(f"`split` must be in [0, 64], got {split}")
+    return _sample_run(x, <const double *>cnp.PyArray_DATA(prm), 4, key, want_logp, nthreads,
+                       split)
 
 
 cdef inline bint _real(v) noexcept:

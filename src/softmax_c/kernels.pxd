@@ -185,6 +185,8 @@ cdef extern from "softmax_c.h" nogil:
         void (*fused_rows_f64)(const double *x, ptrdiff_t ldx, double *y, ptrdiff_t ldy, size_t rows, size_t n, const double *bias, const double *scale, const double *sink, size_t q0, const sc_fused_params *p, double *work) noexcept nogil
         void (*tanh_rows_f32)(const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil
         void (*tanh_rows_f64)(const double *x, ptrdiff_t ldx, double *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil
+        int64_t (*sample_split_f32)(const float *x, size_t n, const double *prm, uint64_t key, uint64_t row, double *logp, void *work, size_t work_len, int step, int piece, int np) noexcept nogil
+        int64_t (*sample_split_f64)(const double *x, size_t n, const double *prm, uint64_t key, uint64_t row, double *logp, void *work, size_t work_len, int step, int piece, int np) noexcept nogil
 
 # The function table (softmax_c.h's struct sc_api), from softmax_c.kernels.
 cdef const sc_api *get_api() noexcept nogil
@@ -401,6 +403,10 @@ cdef inline void tanh_rows_f32(const float *x, ptrdiff_t ldx, float *y, ptrdiff_
     get_api().tanh_rows_f32(x, ldx, y, ldy, a, b)
 cdef inline void tanh_rows_f64(const double *x, ptrdiff_t ldx, double *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil:
     get_api().tanh_rows_f64(x, ldx, y, ldy, a, b)
+cdef inline int64_t sample_split_f32(const float *x, size_t n, const double *prm, uint64_t key, uint64_t row, double *logp, void *work, size_t work_len, int step, int piece, int np) noexcept nogil:
+    return get_api().sample_split_f32(x, n, prm, key, row, logp, work, work_len, step, piece, np)
+cdef inline int64_t sample_split_f64(const double *x, size_t n, const double *prm, uint64_t key, uint64_t row, double *logp, void *work, size_t work_len, int step, int piece, int np) noexcept nogil:
+    return get_api().sample_split_f64(x, n, prm, key, row, logp, work, work_len, step, piece, np)
 
 # ---- each entry fused over float and double -----------------------------------
 
@@ -594,6 +600,11 @@ cdef inline void tanh_rows(const floating *x, ptrdiff_t ldx, floating *y, ptrdif
         get_api().tanh_rows_f32(x, ldx, y, ldy, a, b)
     else:
         get_api().tanh_rows_f64(x, ldx, y, ldy, a, b)
+cdef inline int64_t sample_split(const floating *x, size_t n, const double *prm, uint64_t key, uint64_t row, double *logp, void *work, size_t work_len, int step, int piece, int np) noexcept nogil:
+    if floating is float:
+        return get_api().sample_split_f32(x, n, prm, key, row, logp, work, work_len, step, piece, np)
+    else:
+        return get_api().sample_split_f64(x, n, prm, key, row, logp, work, work_len, step, piece, np)
 
 # ---- one contiguous row (written here, not generated) ----------------------
 
