@@ -2,7 +2,8 @@
  * family/sample.h - one token drawn from a row of logits: temperature,
  * top-k, top-p and min-p, in O(n) without sorting the row.
  *
- * z = x / T (in the compute type), d = z - max(z).  The rank order is
+ * z = x * rt, rt = 1 / T rounded to the compute type (a multiply, not a
+ * division, in the full-row passes), d = z - max(z).  The rank order is
  * (-z, index): larger first, equal values by lower index, a total order,
  * so "the k largest" is always exactly k tokens.  Every filter keeps a
  * prefix of that order: top-k the first k, top-p the shortest prefix of
@@ -23,12 +24,18 @@
  *                        index, so it ranks after).  The k candidates are
  *                        then sorted; top-p and min-p cut the prefix.
  *   top-p without top-k  the weights of the whole row, a histogram of their
- *                        mass by d (buckets of 1/16 nat); only the bucket
- *                        where the mass crosses top_p is gathered and sorted.
+ *                        mass by d (buckets of 1/16 nat) per segment of
+ *                        SC_SMP_SEG elements, added in segment order; only
+ *                        the bucket where the mass crosses top_p is gathered
+ *                        and sorted; the kept weights' chunk sums, then the
+ *                        draw as above.
+ * A row is worked in steps on pieces (below, "the steps of a row"), so that
+ * one long row can be split across threads with the one-thread token.
  * Weights of candidates are exp(d) in double (libm); the full-row passes use
  * exp_steps.h's exp in the compute type (V(smp_exp): the same bits at every
- * SIMD level), summed in an order fixed by the index (V(smp_weights)), so
- * the kept set and the token are the same at every level and thread count.
+ * SIMD level), summed in an order fixed by the index (V(smp_wchunks)), so
+ * the kept set and the token are the same at every level, thread count and
+ * cut into pieces.
  *
  * The uniform: splitmix64's finalizer m(),
  *   h = m(m(key + G) + G * (row + 1)),  u = (h >> 11) * 2^-53,
@@ -227,13 +234,13 @@ static inline double V(smp_lanes)(const SC_T *la)
  * order, in the compute type (SC_SMP_LANES / VN vectors make the lanes);
  * the lanes are then added in double by smp_lanes' fixed tree.  The chunk
  * sums are added in order by sc_smp_total. */
-SC_ALWAYS_INLINE static inline void V(smp_wchunks)(const SC_T *x, size_t lo, size_t hi, SC_T t,
+SC_ALWAYS_INLINE static inline void V(smp_wchunks)(const SC_T *x, size_t lo, size_t hi, SC_T rt,
                                                    SC_T zmax, SC_T lmin, SC_T *w, double *cs,
                                                    double *ucs, SC_T *zs, int do_w, int do_mask,
                                                    int do_u, int do_z)
 {
     enum { NA = SC_SMP_LANES / VN };
-    const VEC vt = V(set1)(t), vm = V(set1)(zmax), vl = V(set1)(lmin), zero = V(set1)((SC_T)0);
+    const VEC vr = V(set1)(rt), vm = V(set1)(zmax), vl = V(set1)(lmin), zero = V(set1)((SC_T)0);
     for (size_t i0 = lo; i0 < hi; i0 += SC_SMP_CH) {
         const size_t len = hi - i0 < SC_SMP_CH ? hi - i0 : SC_SMP_CH;
         VEC a[NA], ua[NA];
@@ -244,7 +251,7 @@ SC_ALWAYS_INLINE static inline void V(smp_wchunks)(const SC_T *x, size_t lo, siz
             for (size_t g = 0; g < SC_SMP_CH; g += SC_SMP_LANES) {
                 for (size_t j = 0; j < NA; j++) {
                     const size_t i = i0 + g + j * VN;
-                    const VEC z = V(div)(V(load)(x + i), vt);
+                    const VEC z = V(mul)(V(load)(x + i), vr);
                     if (do_z)
                         V(store)(zs + i, z);
                     const VEC d = V(sub)(z, vm);
@@ -262,7 +269,7 @@ SC_ALWAYS_INLINE static inline void V(smp_wchunks)(const SC_T *x, size_t lo, siz
                 for (size_t j = 0; j < NA; j++) {
                     const size_t i = g + j * VN;
                     const size_t k = i >= len ? 0 : len - i < VN ? len - i : VN;
-                    const VEC z = V(div)(V(loadt)(x + i0 + i, k, (SC_T)-INFINITY), vt);
+                    const VEC z = V(mul)(V(loadt)(x + i0 + i, k, (SC_T)-INFINITY), vr);
                     if (do_z)
                         V(storet)(zs + i0 + i, z, k);
                     const VEC d = V(sub)(z, vm);
@@ -366,7 +373,7 @@ typedef struct {
     size_t pm[SC_SMP_MAXP];   /* top-k: candidates each piece kept */
     int mode;
     size_t k, ib, b0;
-    SC_T xmax, t, zmax, lmin, zb;
+    SC_T xmax, rt, zmax, lmin, zb;   /* rt: 1 / T in the compute type */
     double all;
 } V(smp_state);
 
@@ -427,16 +434,16 @@ static inline void V(smp_cut)(size_t n, size_t unit, int p, int np, size_t *lo, 
 
 /* top-k on [lo, hi): the piece's k first in rank, unordered, at
  * (bz, bi)[lo..lo + m); returns m (at most k). */
-static size_t V(smp_topk_piece)(const SC_T *x, size_t lo, size_t hi, SC_T t, size_t k, SC_T *bz,
+static size_t V(smp_topk_piece)(const SC_T *x, size_t lo, size_t hi, SC_T rt, size_t k, SC_T *bz,
                                 size_t *bi)
 {
     /* A short buffer: each selection raises the threshold, and the fewer
      * elements pass it, the fewer are looked at one by one. */
     const size_t cap = k + (k > 256 ? k : 256);
-    /* The filter compares logits, not quotients: x -> x / t is
-     * non-decreasing, so x / t > thr = xthr / t needs x > xthr (a superset;
-     * the quotient decides).  No division for the many elements below the
-     * threshold. */
+    /* The filter compares logits, not products: x -> x * rt is
+     * non-decreasing, so x * rt > thr = xthr * rt needs x > xthr (a
+     * superset; the product decides).  No multiply for the many elements
+     * below the threshold. */
     SC_T thr = (SC_T)-INFINITY, xthr = (SC_T)-INFINITY;
     size_t m = 0;
     bz += lo, bi += lo;
@@ -455,7 +462,7 @@ static size_t V(smp_topk_piece)(const SC_T *x, size_t lo, size_t hi, SC_T t, siz
             for (size_t i = v0; i < v1; i++) {
                 if (!(x[i] > xthr))
                     continue;
-                SC_T z = x[i] / t;
+                SC_T z = x[i] * rt;
                 if (z > thr) {
                     bz[m] = z, bi[m] = i, m++;
                     if (m == cap) {
@@ -484,7 +491,7 @@ static void V(smp_topp_piece)(const SC_T *x, size_t lo, size_t hi, const V(smp_a
     for (size_t s0 = lo; s0 < hi; s0 += SC_SMP_SEG) {
         const size_t s1 = hi - s0 < SC_SMP_SEG ? hi : s0 + SC_SMP_SEG;
         double *h = A->hs + (s0 / SC_SMP_SEG) * SC_SMP_NB;
-        V(smp_wchunks)(x, s0, s1, st->t, st->zmax, (SC_T)-INFINITY, A->w, A->cs, NULL, A->zz, 1,
+        V(smp_wchunks)(x, s0, s1, st->rt, st->zmax, (SC_T)-INFINITY, A->w, A->cs, NULL, A->zz, 1,
                        0, 0, 1);
         for (size_t b = 0; b < SC_SMP_NB; b++)
             h[b] = 0.0;
@@ -552,17 +559,17 @@ static void V(smp_piece)(const SC_T *x, size_t n, int step, int p, int np, doubl
         V(smp_wchunks)(x, lo, hi, (SC_T)1, st->xmax, ninf, NULL, A->cs, NULL, NULL, 0, 0, 0, 0);
     } else if (st->mode == SC_SMP_PLAIN) {
         if (!(st->lmin > ninf))
-            V(smp_wchunks)(x, lo, hi, st->t, st->zmax, ninf, A->w, A->cs, NULL, NULL, 1, 0, 0, 0);
+            V(smp_wchunks)(x, lo, hi, st->rt, st->zmax, ninf, A->w, A->cs, NULL, NULL, 1, 0, 0, 0);
         else if (logp)
-            V(smp_wchunks)(x, lo, hi, st->t, st->zmax, st->lmin, A->w, A->cs, A->ucs, NULL, 1, 1,
+            V(smp_wchunks)(x, lo, hi, st->rt, st->zmax, st->lmin, A->w, A->cs, A->ucs, NULL, 1, 1,
                            1, 0);
         else
-            V(smp_wchunks)(x, lo, hi, st->t, st->zmax, st->lmin, A->w, A->cs, NULL, NULL, 1, 1,
+            V(smp_wchunks)(x, lo, hi, st->rt, st->zmax, st->lmin, A->w, A->cs, NULL, NULL, 1, 1,
                            0, 0);
     } else {
-        st->pm[p] = V(smp_topk_piece)(x, lo, hi, st->t, st->k, A->bz, A->bi);
+        st->pm[p] = V(smp_topk_piece)(x, lo, hi, st->rt, st->k, A->bz, A->bi);
         if (logp)
-            V(smp_wchunks)(x, lo, hi, st->t, st->zmax, ninf, NULL, A->cs, NULL, NULL, 0, 0, 0, 0);
+            V(smp_wchunks)(x, lo, hi, st->rt, st->zmax, ninf, NULL, A->cs, NULL, NULL, 0, 0, 0, 0);
     }
 }
 
@@ -611,17 +618,17 @@ static int64_t V(smp_whole)(const SC_T *x, size_t n, const double *prm, uint64_t
             st->mode = SC_SMP_GREEDY;
             return -3;
         }
-        st->t = (SC_T)temp;
-        st->zmax = xmax / st->t;
+        st->rt = (SC_T)(1.0 / temp);
+        st->zmax = xmax * st->rt;
         st->lmin = (SC_T)log(prm[3]);
-        if (!(st->zmax < (SC_T)INFINITY))
+        if (!(st->zmax < (SC_T)INFINITY && st->zmax > (SC_T)-INFINITY))
             return -1;
         st->k = prm[1] >= (double)n ? 0 : (size_t)prm[1];
         st->mode = st->k > 0 ? SC_SMP_TOPK : top_p < 1.0 ? SC_SMP_TOPP : SC_SMP_PLAIN;
         return -3;
     }
     const double u = sc_smp_uniform(key, row);
-    const SC_T t = st->t, zmax = st->zmax, lmin = st->lmin;
+    const SC_T rt = st->rt, zmax = st->zmax, lmin = st->lmin;
     SC_T *bz = A->bz;
     size_t *bi = A->bi;
     if (st->mode == SC_SMP_GREEDY) {
@@ -636,7 +643,7 @@ static int64_t V(smp_whole)(const SC_T *x, size_t n, const double *prm, uint64_t
         const size_t tok = V(smp_draw)(A->w, A->cs, n, u * total);
         if (logp) {
             const double all = st->lmin > (SC_T)-INFINITY ? sc_smp_total_(A->ucs, nc) : total;
-            *logp = (double)(x[tok] / t - zmax) - log(all);
+            *logp = (double)(x[tok] * rt - zmax) - log(all);
         }
         return (int64_t)tok;
     }
@@ -673,7 +680,7 @@ static int64_t V(smp_whole)(const SC_T *x, size_t n, const double *prm, uint64_t
             }
         }
         if (logp)
-            *logp = (double)(x[tok] / t - zmax) - log(sc_smp_total_(A->cs, nc));
+            *logp = (double)(x[tok] * rt - zmax) - log(sc_smp_total_(A->cs, nc));
         return (int64_t)tok;
     }
     if (step == 1) {
@@ -723,7 +730,7 @@ static int64_t V(smp_whole)(const SC_T *x, size_t n, const double *prm, uint64_t
     const double total = sc_smp_total_(A->cs, nc);
     const size_t tok = V(smp_draw)(A->w, A->cs, n, u * total);
     if (logp)
-        *logp = (double)(x[tok] / t - zmax) - log(st->all);
+        *logp = (double)(x[tok] * rt - zmax) - log(st->all);
     return (int64_t)tok;
 }
 
