@@ -139,6 +139,12 @@ for dt in (np.float32, np.float64):
                    dict(temperature=0)):
             t, lp = sc.sample(xs, seed=2024 + i, return_logprobs=True, num_threads=nt, **kw)
             out[f"{dt.__name__} {i} {kw}"] = hashlib.sha1(t.tobytes() + lp.tobytes()).hexdigest()
+# one long row: split across the threads when nt is 2
+for dt in (np.float32, np.float64):
+    x = (rng.standard_normal(70000) * 3).astype(dt)
+    for kw in (dict(temperature=0.8), dict(min_p=0.05), dict(top_p=0.9), dict(top_k=50, top_p=0.9)):
+        t = [sc.sample(x, seed=s, return_logprobs=True, num_threads=nt, **kw) for s in range(8)]
+        out[f"long {dt.__name__} {kw}"] = repr([(int(a), float(b)) for a, b in t])
 out["level"] = sc.build_info()["simd"]
 print(json.dumps(out))
 """
@@ -189,3 +195,57 @@ def test_torch_sample():
     t = sct.sample(x, top_k=10, seed=3)
     assert t.dtype == torch.int64
     assert (t.numpy() == sc.sample(x.numpy(), top_k=10, seed=3)).all()
+
+
+SPLIT_COMBOS = COMBOS + [dict(top_p=0.95), dict(top_k=40, min_p=0.2), dict(temperature=0),
+                         dict(top_p=0.5, min_p=0.3), dict(top_k=1)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_row_split_into_pieces_same_tokens(dtype):
+    """A row cut into any number of pieces (as when it is split across
+    threads) gives the one-piece token and log-probability, to the bit:
+    every filter combination, lengths across the chunk (256) and top-p's
+    segment (32768), many uniforms per row."""
+    from softmax_c import _kernels
+    from softmax_c import _sample_params as sp
+    rng = np.random.default_rng(21)
+    for n in (1, 5, 40, 257, 1000, 33000, 70000):
+        rows = 3 if n > 10000 else 16
+        x = _rows(rng, rows, n, dtype)
+        for kw in SPLIT_COMBOS:
+            z, _, prm = sp.prepare(x, kw.get("temperature", 1.0), kw.get("top_k"),
+                                   kw.get("top_p"), kw.get("min_p"), -1)
+            t1, l1, b1 = _kernels.sample_rows(z, prm, 99, True, 1)
+            assert b1 == -1
+            for pieces in (2, 5) if n > 1000 else (3, 40):
+                t2, l2, b2 = _kernels.sample_rows(z, prm, 99, True, 2, pieces)
+                assert b2 == -1
+                np.testing.assert_array_equal(t2, t1, err_msg=f"{n} {kw} {pieces}")
+                np.testing.assert_array_equal(l2, l1, err_msg=f"{n} {kw} {pieces}")
+            if n <= 1000:
+                kept, _ = ref.sample_kept(x, **kw)
+                assert kept[np.arange(rows), t1].all()
+
+
+def test_split_rows_bad_rows_and_threads():
+    """Split rows with a NaN, +inf or only -inf are refused as unsplit ones;
+    long rows with fewer rows than threads give the one-thread tokens."""
+    from softmax_c import _kernels
+    from softmax_c import _sample_params as sp
+    rng = np.random.default_rng(5)
+    x = _rows(rng, 4, 3000, np.float32)
+    x[1, 2999] = np.nan
+    x[2] = -np.inf
+    x[3, 7] = np.inf
+    z, _, prm = sp.prepare(x, 1.0, None, None, None, -1)
+    for r in (1, 2, 3):
+        zz = np.ascontiguousarray(np.concatenate([z[:1], z[r:r + 1]]))
+        assert _kernels.sample_rows(zz, prm[:2], 3, False, 2, 5)[2] == 1
+    for n in (131072, 262144):
+        x = _rows(rng, 1, n, np.float32)
+        for kw in (dict(temperature=0.8), dict(min_p=0.05), dict(top_k=50, top_p=0.9),
+                   dict(top_p=0.9)):
+            a = [sc.sample(x, seed=s, num_threads=1, **kw)[0] for s in range(4)]
+            b = [sc.sample(x, seed=s, num_threads=2, **kw)[0] for s in range(4)]
+            assert a == b, (n, kw)
