@@ -24,6 +24,13 @@ cdef inline int _sample_split_threads(Py_ssize_t rows, Py_ssize_t n, size_t isz,
     return t if t <= 64 else 64
 
 
+cdef inline bint _sample_topp_alone(const double *p) noexcept nogil:
+    # top-p without top-k: its whole-row middle step (the boundary bucket's
+    # gather and sort) stays on one thread, and a split measured slower
+    # (docs/performance.md, "sample"); such rows take one thread
+    return p[1] == 0.0 and p[2] < 1.0 and p[0] != 0.0
+
+
 cdef int64_t _sample_split_row(const char *x, Py_ssize_t n, bint f32, const double *p,
                                uint64_t key, Py_ssize_t r, double *lp, void *work, size_t wlen,
                                int nt) noexcept nogil:
@@ -85,7 +92,7 @@ cdef tuple _sample_run(cnp.ndarray x, const double *p, size_t pstep, uint64_t ke
             raise MemoryError("softmax_c.sample: no memory for the work area")
         with nogil:
             for r in range(rows):
-                if ns > 1:
+                if ns > 1 and (split > 0 or not _sample_topp_alone(p + pstep * r)):
                     t[r] = _sample_split_row(base + r * n * isz, n, f32, p + pstep * r, key, r,
                                              (l + r) if l != NULL else NULL, work, wlen, ns)
                 elif f32:

@@ -12,7 +12,8 @@ def sample(logits, *, temperature=1.0, top_k=None, top_p=None, min_p=None, seed=
            axis=-1, return_logprobs=False, num_threads=None):
     """Draw one token id per slice of `logits` along `axis` (the vocabulary).
 
-    The logits are divided by `temperature`; then top-k keeps the `top_k`
+    The logits are scaled by ``1 / temperature`` (rounded to the compute
+    dtype); then top-k keeps the `top_k`
     largest (equal values by lower index), top-p the smallest set of the
     most probable of those whose renormalised mass reaches `top_p`, min-p
     drops tokens whose probability is below ``min_p`` times the largest;
@@ -23,7 +24,7 @@ def sample(logits, *, temperature=1.0, top_k=None, top_p=None, min_p=None, seed=
     SIMD level), a numpy.random.Generator (one 64-bit key drawn per call) or
     None (OS entropy).  Returns int64 tokens of the batch shape, and with
     `return_logprobs` their float64 log-probabilities under
-    ``log_softmax(logits / temperature)`` before any filter.  See
+    ``log_softmax(logits * (1 / temperature))`` before any filter.  See
     docs/api.md, "sample", for the generator, errors and complexity.
     """
     res = _kernels.sample_fast(logits, temperature, top_k, top_p, min_p, seed, axis,
