@@ -482,55 +482,86 @@ static size_t V(smp_topk_piece)(const SC_T *x, size_t lo, size_t hi, SC_T rt, si
     return m;
 }
 
-/* top-p: the weights, quotients and buckets of the segments in [lo, hi)
+/* top-p: the weights, products and buckets of the segments in [lo, hi)
  * (lo a multiple of SC_SMP_SEG), one histogram of weight by bucket per
- * segment, each summed in index order. */
+ * segment: four sub-histograms, element i in the one of i mod 4 in index
+ * order (four chains of adds through memory, not one), added as
+ * (h0 + h1) + (h2 + h3). */
 static void V(smp_topp_piece)(const SC_T *x, size_t lo, size_t hi, const V(smp_areas) *A)
 {
     const V(smp_state) *st = A->st;
+    const SC_T zmax = st->zmax;
+    const SC_T *w = A->w, *zz = A->zz;
+    uint16_t *bk = A->bk;
+    double hq[4][SC_SMP_NB + 1];   /* bucket SC_SMP_NB: no weight, never kept */
     for (size_t s0 = lo; s0 < hi; s0 += SC_SMP_SEG) {
         const size_t s1 = hi - s0 < SC_SMP_SEG ? hi : s0 + SC_SMP_SEG;
         double *h = A->hs + (s0 / SC_SMP_SEG) * SC_SMP_NB;
-        V(smp_wchunks)(x, s0, s1, st->rt, st->zmax, (SC_T)-INFINITY, A->w, A->cs, NULL, A->zz, 1,
+        V(smp_wchunks)(x, s0, s1, st->rt, zmax, (SC_T)-INFINITY, A->w, A->cs, NULL, A->zz, 1,
                        0, 0, 1);
-        for (size_t b = 0; b < SC_SMP_NB; b++)
-            h[b] = 0.0;
+        /* the buckets (smp_bucket's), branch-free so that it vectorizes */
         for (size_t i = s0; i < s1; i++) {
-            if (!(A->w[i] > 0)) {
-                A->bk[i] = SC_SMP_NB;   /* no weight: never kept */
-                continue;
-            }
-            const size_t b = V(smp_bucket)(A->zz[i] - st->zmax);
-            A->bk[i] = (uint16_t)b;
-            h[b] += (double)A->w[i];
+            const SC_T v = -(zz[i] - zmax) * (SC_T)SC_SMP_BSCALE;
+            const int32_t b = v < (SC_T)SC_SMP_NB ? (int32_t)v : SC_SMP_NB - 1;
+            bk[i] = (uint16_t)(w[i] > 0 ? b : SC_SMP_NB);
         }
+        for (size_t q = 0; q < 4; q++)
+            for (size_t b = 0; b <= SC_SMP_NB; b++)
+                hq[q][b] = 0.0;
+        size_t i = s0;
+        for (; i + 4 <= s1; i += 4) {
+            hq[0][bk[i]] += (double)w[i];
+            hq[1][bk[i + 1]] += (double)w[i + 1];
+            hq[2][bk[i + 2]] += (double)w[i + 2];
+            hq[3][bk[i + 3]] += (double)w[i + 3];
+        }
+        for (; i < s1; i++)
+            hq[i & 3][bk[i]] += (double)w[i];
+        for (size_t b = 0; b < SC_SMP_NB; b++)
+            h[b] = (hq[0][b] + hq[1][b]) + (hq[2][b] + hq[3][b]);
     }
 }
 
 /* top-p, step 2: the kept weights on [lo, hi) (chunk-aligned), others set
- * to 0, and their chunk sums, each in index order. */
+ * to 0, and their chunk sums as smp_wchunks forms them (lane L of
+ * SC_SMP_LANES takes the indices = L mod SC_SMP_LANES, in order, in the
+ * compute type; smp_lanes' tree).  Chunks that keep nothing are left as
+ * they are, with a sum of 0 (the draw skips them). */
 static void V(smp_topp_keep)(size_t lo, size_t hi, const V(smp_areas) *A)
 {
     const V(smp_state) *st = A->st;
     const SC_T zb = st->zb, zmax = st->zmax, lmin = st->lmin;
     const size_t ib = st->ib;
     const uint16_t b0 = (uint16_t)st->b0;
+    const uint16_t *bk = A->bk;
+    const SC_T *zz = A->zz;
     SC_T *w = A->w;
     for (size_t i0 = lo; i0 < hi; i0 += SC_SMP_CH) {
         const size_t i1 = hi - i0 < SC_SMP_CH ? hi : i0 + SC_SMP_CH;
-        double s = 0.0;
-        if (V(smp_any_le)(A->bk + i0, i1 - i0, b0, 0)) {
-            for (size_t i = i0; i < i1; i++) {
-                const uint16_t b = A->bk[i];
-                const SC_T z = A->zz[i];
-                if (b <= b0 && (b < b0 || z > zb || (z == zb && i <= ib)) &&
-                    (SC_T)(z - zmax) >= lmin)
-                    s += (double)w[i];
-                else
-                    w[i] = 0;
-            }
+        if (!V(smp_any_le)(bk + i0, i1 - i0, b0, 0)) {
+            A->cs[i0 / SC_SMP_CH] = 0.0;
+            continue;
         }
-        A->cs[i0 / SC_SMP_CH] = s;
+        /* branch-free, so that it vectorizes */
+        for (size_t i = i0; i < i1; i++) {
+            const uint16_t b = bk[i];
+            const SC_T z = zz[i];
+            const int keep = ((b < b0) | ((b == b0) & ((z > zb) | ((z == zb) & (i <= ib))))) &
+                             ((SC_T)(z - zmax) >= lmin);
+            w[i] = keep ? w[i] : (SC_T)0;
+        }
+        SC_T la[SC_SMP_LANES];
+        for (size_t L = 0; L < SC_SMP_LANES; L++)
+            la[L] = 0;
+        if (i1 - i0 == SC_SMP_CH) {
+            for (size_t g = i0; g < i1; g += SC_SMP_LANES)
+                for (size_t L = 0; L < SC_SMP_LANES; L++)
+                    la[L] += w[g + L];
+        } else {
+            for (size_t i = i0; i < i1; i++)
+                la[(i - i0) % SC_SMP_LANES] += w[i];
+        }
+        A->cs[i0 / SC_SMP_CH] = V(smp_lanes)(la);
     }
 }
 
