@@ -522,12 +522,11 @@ static void V(smp_topp_piece)(const SC_T *x, size_t lo, size_t hi, const V(smp_a
     }
 }
 
-/* top-p, step 2: the kept weights on [lo, hi) (chunk-aligned), others set
- * to 0, and their chunk sums as smp_wchunks forms them (lane L of
- * SC_SMP_LANES takes the indices = L mod SC_SMP_LANES, in order, in the
- * compute type; smp_lanes' tree).  Chunks that keep nothing are left as
- * they are, with a sum of 0 (the draw skips them). */
-static void V(smp_topp_keep)(size_t lo, size_t hi, const V(smp_areas) *A)
+/* top-p, step 2: the kept tokens of [lo, hi) (chunk-aligned) compacted,
+ * in index order, to (w, bi)[lo..lo + m) (in place: lo + m <= i); returns
+ * m.  Kept tokens are few and scattered, so a branch skips the others and
+ * smp_any_le the chunks without any. */
+static size_t V(smp_topp_keep)(size_t lo, size_t hi, const V(smp_areas) *A)
 {
     const V(smp_state) *st = A->st;
     const SC_T zb = st->zb, zmax = st->zmax, lmin = st->lmin;
@@ -536,33 +535,21 @@ static void V(smp_topp_keep)(size_t lo, size_t hi, const V(smp_areas) *A)
     const uint16_t *bk = A->bk;
     const SC_T *zz = A->zz;
     SC_T *w = A->w;
+    size_t *bi = A->bi;
+    size_t m = lo;
     for (size_t i0 = lo; i0 < hi; i0 += SC_SMP_CH) {
         const size_t i1 = hi - i0 < SC_SMP_CH ? hi : i0 + SC_SMP_CH;
-        if (!V(smp_any_le)(bk + i0, i1 - i0, b0, 0)) {
-            A->cs[i0 / SC_SMP_CH] = 0.0;
+        if (!V(smp_any_le)(bk + i0, i1 - i0, b0, 0))
             continue;
-        }
-        /* branch-free, so that it vectorizes */
         for (size_t i = i0; i < i1; i++) {
-            const uint16_t b = bk[i];
+            if (bk[i] > b0)
+                continue;
             const SC_T z = zz[i];
-            const int keep = ((b < b0) | ((b == b0) & ((z > zb) | ((z == zb) & (i <= ib))))) &
-                             ((SC_T)(z - zmax) >= lmin);
-            w[i] = keep ? w[i] : (SC_T)0;
+            if ((bk[i] < b0 || z > zb || (z == zb && i <= ib)) && (SC_T)(z - zmax) >= lmin)
+                w[m] = w[i], bi[m] = i, m++;
         }
-        SC_T la[SC_SMP_LANES];
-        for (size_t L = 0; L < SC_SMP_LANES; L++)
-            la[L] = 0;
-        if (i1 - i0 == SC_SMP_CH) {
-            for (size_t g = i0; g < i1; g += SC_SMP_LANES)
-                for (size_t L = 0; L < SC_SMP_LANES; L++)
-                    la[L] += w[g + L];
-        } else {
-            for (size_t i = i0; i < i1; i++)
-                la[(i - i0) % SC_SMP_LANES] += w[i];
-        }
-        A->cs[i0 / SC_SMP_CH] = V(smp_lanes)(la);
     }
+    return m - lo;
 }
 
 static void V(smp_piece)(const SC_T *x, size_t n, int step, int p, int np, double *logp,
@@ -585,7 +572,7 @@ static void V(smp_piece)(const SC_T *x, size_t n, int step, int p, int np, doubl
     }
     V(smp_cut)(n, SC_SMP_CH, p, np, &lo, &hi);
     if (st->mode == SC_SMP_TOPP) {
-        V(smp_topp_keep)(lo, hi, A);
+        st->pm[p] = V(smp_topp_keep)(lo, hi, A);
     } else if (st->mode == SC_SMP_GREEDY) {
         V(smp_wchunks)(x, lo, hi, (SC_T)1, st->xmax, ninf, NULL, A->cs, NULL, NULL, 0, 0, 0, 0);
     } else if (st->mode == SC_SMP_PLAIN) {
@@ -758,8 +745,28 @@ static int64_t V(smp_whole)(const SC_T *x, size_t n, const double *prm, uint64_t
         st->b0 = V(smp_bucket)(st->zb - zmax);
         return -3;
     }
-    const double total = sc_smp_total_(A->cs, nc);
-    const size_t tok = V(smp_draw)(A->w, A->cs, n, u * total);
+    /* top-p, step 2: the pieces' kept tokens together, in index order; the
+     * draw by their running sum */
+    size_t nk = 0, lo, hi;
+    SC_T *w = A->w;
+    for (int p = 0; p < np; p++) {
+        V(smp_cut)(n, SC_SMP_CH, p, np, &lo, &hi);
+        memmove(w + nk, w + lo, st->pm[p] * sizeof(SC_T));
+        memmove(bi + nk, bi + lo, st->pm[p] * sizeof(size_t));
+        nk += st->pm[p];
+    }
+    double total = 0.0, acc = 0.0;
+    for (size_t j = 0; j < nk; j++)
+        total += (double)w[j];
+    const double target = u * total;
+    size_t tok = bi[nk - 1];
+    for (size_t j = 0; j < nk; j++) {
+        acc += (double)w[j];
+        if (acc > target) {
+            tok = bi[j];
+            break;
+        }
+    }
     if (logp)
         *logp = (double)(x[tok] * rt - zmax) - log(st->all);
     return (int64_t)tok;
