@@ -249,3 +249,26 @@ def test_split_rows_bad_rows_and_threads():
             a = [sc.sample(x, seed=s, num_threads=1, **kw)[0] for s in range(4)]
             b = [sc.sample(x, seed=s, num_threads=2, **kw)[0] for s in range(4)]
             assert a == b, (n, kw)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_temperature_is_a_multiply_by_its_reciprocal(dtype):
+    """z = x * (1/T), 1/T rounded to the compute dtype: logits that x / T
+    tells apart but the product does not tie, and the tie goes to the lower
+    index (top_k=1); and the other way round."""
+    rng = np.random.default_rng(0)
+    T = 0.7
+    r, t = dtype(1.0 / T), dtype(T)
+    a = rng.uniform(1, 2, 4000).astype(dtype)
+    b = np.nextafter(a, dtype(3))
+    tie = a[(a * r == b * r) & (a / t != b / t)][:5]
+    split = a[(a * r != b * r) & (a / t == b / t)][:5]
+    assert tie.size and split.size
+    for v in tie:
+        x = np.array([v, np.nextafter(v, dtype(3))], dtype=dtype)
+        assert sc.sample(x, temperature=T, top_k=1, seed=1) == 0
+        assert ref.sample(x, temperature=T, top_k=1, seed=1) == 0
+    for v in split:
+        x = np.array([v, np.nextafter(v, dtype(3))], dtype=dtype)
+        assert sc.sample(x, temperature=T, top_k=1, seed=1) == 1
+        assert ref.sample(x, temperature=T, top_k=1, seed=1) == 1

@@ -27,8 +27,8 @@
  *                        mass by d (buckets of 1/16 nat) per segment of
  *                        SC_SMP_SEG elements, added in segment order; only
  *                        the bucket where the mass crosses top_p is gathered
- *                        and sorted; the kept weights' chunk sums, then the
- *                        draw as above.
+ *                        and sorted; the kept tokens gathered in index
+ *                        order and drawn by their running sum.
  * A row is worked in steps on pieces (below, "the steps of a row"), so that
  * one long row can be split across threads with the one-thread token.
  * Weights of candidates are exp(d) in double (libm); the full-row passes use
@@ -362,8 +362,8 @@ static inline size_t V(smp_bucket)(SC_T d)
  *           weights and a histogram per segment of SC_SMP_SEG elements.
  *           whole row: the plain draw; top-k's merge, cut and draw; top-p's
  *           histograms added segment by segment, the boundary bucket.
- *   step 2  (top-p) pieces: the kept weights and their chunk sums.
- *           whole row: the draw.
+ *   step 2  (top-p) pieces: the kept tokens, in index order.
+ *           whole row: the pieces' lists joined in order, the draw.
  * So the token is the same for every np.  The whole-row part returns the
  * token, -1 for a bad row, -2 for a short work area, -3 to go on with the
  * next step. */

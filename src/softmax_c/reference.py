@@ -540,7 +540,7 @@ def sample_kept(logits, *, temperature=1.0, top_k=None, top_p=None, min_p=None, 
             kept[r, i] = True
             prob[r, i] = 1.0
             continue
-        zz = x / x.dtype.type(t)
+        zz = x * x.dtype.type(1.0 / t)   # 1/T in float64, rounded to the dtype
         zmax = zz.max()
         if not np.isfinite(zmax):
             raise ValueError(f"`logits` row {r}: the maximum overflows at temperature {t}")
@@ -582,7 +582,7 @@ def sample(logits, *, temperature=1.0, top_k=None, top_p=None, min_p=None, seed=
     for r in range(rows):
         x = z[r]
         t = prm[r, 0]
-        zz = x / x.dtype.type(t) if t > 0 else x
+        zz = x * x.dtype.type(1.0 / t) if t > 0 else x
         d = (zz - zz.max()).astype(np.float64)
         e = np.exp(d)
         w = np.where(kept[r], e, 0.0)
