@@ -272,3 +272,28 @@ def test_temperature_is_a_multiply_by_its_reciprocal(dtype):
         x = np.array([v, np.nextafter(v, dtype(3))], dtype=dtype)
         assert sc.sample(x, temperature=T, top_k=1, seed=1) == 1
         assert ref.sample(x, temperature=T, top_k=1, seed=1) == 1
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_top_p_crossing_far_below_the_maximum(dtype):
+    """top-p whose mass crosses more than 16 nats below the maximum (the
+    histogram's first buckets do not reach it): the kept set is the
+    reference's, and pieces do not change the token."""
+    from softmax_c import _kernels
+    from softmax_c import _sample_params as sp
+    rng = np.random.default_rng(8)
+    n = 40000
+    x = np.zeros((6, n))
+    x -= rng.uniform(17, 25, (6, n)) * (rng.random((6, n)) < 0.9)
+    x[np.arange(6), rng.integers(0, n, 6)] = 3.0
+    x = x.astype(dtype)
+    for p in (0.99999999, 0.999999999):
+        kept, _ = ref.sample_kept(x, top_p=p)
+        near = x >= x.max(1, keepdims=True) - 16
+        assert (kept.sum(1) > near.sum(1)).all()     # past the first buckets
+        z, _, prm = sp.prepare(x, 1.0, None, p, None, -1)
+        t1, _, _ = _kernels.sample_rows(z, prm, 4, False, 1)
+        assert kept[np.arange(6), t1].all()
+        for pieces in (1, 3):
+            t, _, _ = _kernels.sample_rows(z, prm, 4, False, 1, pieces)
+            np.testing.assert_array_equal(t, t1)
