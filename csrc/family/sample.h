@@ -65,7 +65,6 @@ static inline double sc_smp_uniform(uint64_t key, uint64_t row)
 }
 
 #define SC_SMP_SEG 32768             /* segment of top-p's histograms: chunks */
-#define SC_SMP_NEAR 256               /* buckets histogrammed first: d >= -16 */
 #define SC_SMP_MAXP 64                /* pieces a row may be cut into */
 
 static inline size_t sc_smp_align(size_t b) { return (b + 63) & ~(size_t)63; }
@@ -483,51 +482,43 @@ static size_t V(smp_topk_piece)(const SC_T *x, size_t lo, size_t hi, SC_T rt, si
     return m;
 }
 
-/* The histogram of the weights w[s0..s1) (one segment) over the buckets
- * [blo, bhi) of bk, to h[blo..bhi): four sub-histograms, element i in the
- * one of i mod 4 in index order (four chains of adds through memory, not
- * one), added as (h0 + h1) + (h2 + h3).  Tokens of other buckets are
- * skipped, so that a range gives its buckets the same sums as the whole. */
-static void V(smp_hist)(const uint16_t *bk, const SC_T *w, size_t s0, size_t s1, size_t blo,
-                        size_t bhi, double *h)
-{
-    double hq[4][SC_SMP_NB];
-    const uint16_t span = (uint16_t)(bhi - blo);
-    for (size_t q = 0; q < 4; q++)
-        for (size_t b = blo; b < bhi; b++)
-            hq[q][b] = 0.0;
-    for (size_t i = s0; i < s1; i++) {
-        const uint16_t b = bk[i];
-        if ((uint16_t)(b - blo) < span)
-            hq[i & 3][b] += (double)w[i];
-    }
-    for (size_t b = blo; b < bhi; b++)
-        h[b] = (hq[0][b] + hq[1][b]) + (hq[2][b] + hq[3][b]);
-}
-
 /* top-p: the weights, products and buckets of the segments in [lo, hi)
- * (lo a multiple of SC_SMP_SEG), and each segment's histogram of the
- * buckets before SC_SMP_NEAR: the mass crosses top_p there unless the
- * tokens past it weigh a share of the row (the whole row's step then
- * histograms the rest), and most tokens of a long row are past it. */
+ * (lo a multiple of SC_SMP_SEG), one histogram of weight by bucket per
+ * segment: four sub-histograms, element i in the one of i mod 4 in index
+ * order (four chains of adds through memory, not one), added as
+ * (h0 + h1) + (h2 + h3). */
 static void V(smp_topp_piece)(const SC_T *x, size_t lo, size_t hi, const V(smp_areas) *A)
 {
     const V(smp_state) *st = A->st;
     const SC_T zmax = st->zmax;
     const SC_T *w = A->w, *zz = A->zz;
     uint16_t *bk = A->bk;
+    double hq[4][SC_SMP_NB + 1];   /* bucket SC_SMP_NB: no weight, never kept */
     for (size_t s0 = lo; s0 < hi; s0 += SC_SMP_SEG) {
         const size_t s1 = hi - s0 < SC_SMP_SEG ? hi : s0 + SC_SMP_SEG;
+        double *h = A->hs + (s0 / SC_SMP_SEG) * SC_SMP_NB;
         V(smp_wchunks)(x, s0, s1, st->rt, zmax, (SC_T)-INFINITY, A->w, A->cs, NULL, A->zz, 1,
                        0, 0, 1);
-        /* the buckets (smp_bucket's), branch-free so that it vectorizes;
-         * SC_SMP_NB: no weight, never kept */
+        /* the buckets (smp_bucket's), branch-free so that it vectorizes */
         for (size_t i = s0; i < s1; i++) {
             const SC_T v = -(zz[i] - zmax) * (SC_T)SC_SMP_BSCALE;
             const int32_t b = v < (SC_T)SC_SMP_NB ? (int32_t)v : SC_SMP_NB - 1;
             bk[i] = (uint16_t)(w[i] > 0 ? b : SC_SMP_NB);
         }
-        V(smp_hist)(bk, w, s0, s1, 0, SC_SMP_NEAR, A->hs + (s0 / SC_SMP_SEG) * SC_SMP_NB);
+        for (size_t q = 0; q < 4; q++)
+            for (size_t b = 0; b <= SC_SMP_NB; b++)
+                hq[q][b] = 0.0;
+        size_t i = s0;
+        for (; i + 4 <= s1; i += 4) {
+            hq[0][bk[i]] += (double)w[i];
+            hq[1][bk[i + 1]] += (double)w[i + 1];
+            hq[2][bk[i + 2]] += (double)w[i + 2];
+            hq[3][bk[i + 3]] += (double)w[i + 3];
+        }
+        for (; i < s1; i++)
+            hq[i & 3][bk[i]] += (double)w[i];
+        for (size_t b = 0; b < SC_SMP_NB; b++)
+            h[b] = (hq[0][b] + hq[1][b]) + (hq[2][b] + hq[3][b]);
     }
 }
 
@@ -722,31 +713,22 @@ static int64_t V(smp_whole)(const SC_T *x, size_t n, const double *prm, uint64_t
         const size_t nseg = (n + SC_SMP_SEG - 1) / SC_SMP_SEG;
         double *hm = A->hm;
         st->all = mass;
+        for (size_t b = 0; b < SC_SMP_NB; b++)
+            hm[b] = A->hs[b];
+        for (size_t s = 1; s < nseg; s++)
+            for (size_t b = 0; b < SC_SMP_NB; b++)
+                hm[b] += A->hs[s * SC_SMP_NB + b];
         double cum = 0.0, before_last = 0.0;
         size_t bs = SC_SMP_NB, lastb = 0;
-        for (size_t b0 = 0, b1 = SC_SMP_NEAR; b0 < SC_SMP_NB && bs == SC_SMP_NB;
-             b0 = b1, b1 = SC_SMP_NB) {
-            if (b0 > 0)   /* not crossed in the first buckets: the rest */
-                for (size_t s = 0; s < nseg; s++) {
-                    const size_t s0 = s * SC_SMP_SEG;
-                    const size_t s1 = n - s0 < SC_SMP_SEG ? n : s0 + SC_SMP_SEG;
-                    V(smp_hist)(A->bk, A->w, s0, s1, b0, b1, A->hs + s * SC_SMP_NB);
-                }
-            for (size_t b = b0; b < b1; b++)
-                hm[b] = A->hs[b];
-            for (size_t s = 1; s < nseg; s++)
-                for (size_t b = b0; b < b1; b++)
-                    hm[b] += A->hs[s * SC_SMP_NB + b];
-            for (size_t b = b0; b < b1; b++) {
-                if (!(hm[b] > 0))   /* no token (a held weight is > 0) */
-                    continue;
-                if (cum + hm[b] >= target) {
-                    bs = b;
-                    break;
-                }
-                lastb = b, before_last = cum;
-                cum += hm[b];
+        for (size_t b = 0; b < SC_SMP_NB; b++) {
+            if (!(hm[b] > 0))   /* no token (a held weight is > 0) */
+                continue;
+            if (cum + hm[b] >= target) {
+                bs = b;
+                break;
             }
+            lastb = b, before_last = cum;
+            cum += hm[b];
         }
         if (bs == SC_SMP_NB)   /* rounding: the last bucket that holds any */
             bs = lastb, cum = before_last;
