@@ -276,9 +276,9 @@ def test_temperature_is_a_multiply_by_its_reciprocal(dtype):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_top_p_crossing_far_below_the_maximum(dtype):
-    """top-p whose mass crosses more than 16 nats below the maximum (the
-    histogram's first buckets do not reach it): the kept set is the
-    reference's, and pieces do not change the token."""
+    """top-p whose mass crosses more than 16 nats below the maximum, in the
+    histogram's far buckets: the kept set is the reference's, and pieces do
+    not change the token."""
     from softmax_c import _kernels
     from softmax_c import _sample_params as sp
     rng = np.random.default_rng(8)
