@@ -19,6 +19,10 @@
  * slice, or a slice of only -inf, makes a softmax / log_softmax slice NaN;
  * logsumexp: NaN -> NaN, else +inf -> +inf, all -inf or empty -> -inf.
  *
+ * The backward products (softmax_jvp, log_softmax_jvp, log_softmax_vjp)
+ * of this storage dtype come from family/backward.h, included at the end
+ * with half-width loads and stores.
+ *
  * Accuracy: the float32 kernels' error (about 1e-6 relative) plus the one
  * rounding into the output: within one unit in the last place of a
  * half-width output.
@@ -205,6 +209,49 @@ SC_ALWAYS_INLINE static inline void HV(col_stats)(const uint16_t *x, ptrdiff_t l
 #undef SC_HO
 #undef SC_HOT
 #undef HOK
+
+/* ---- the backward products on half-width storage ----------------------
+ * family/backward.h's kernels (softmax_jvp, log_softmax_jvp,
+ * log_softmax_vjp; rows and panels) with operands and result of this
+ * storage dtype: loaded into float32 vectors, computed as the float32
+ * kernels compute, rounded once by the store. */
+SC_ALWAYS_INLINE static inline HVEC HX(ldk)(const uint16_t *p, size_t k, float fill)
+{
+    return HV(ldk)(p, k, fill);
+}
+
+SC_ALWAYS_INLINE static inline void HX(stk)(uint16_t *p, HVEC v, size_t k)
+{
+    if (k == HN)
+        HX(store)(p, v);
+    else
+        HX(storet)(p, v, k);
+}
+
+#define SC_T float
+#define V(op) sc_##op##_f32
+#define VEC sc_vec_f32
+#define VN SC_VN_f32
+#define SC_CHUNK (32 * VN)
+#define SC_BWD_STORAGE
+#define SC_BWD_SAME 0
+#define BS uint16_t
+#define BL(op) HX(op)
+#define BV(op) SC_HPASTE(sc_hb_, op##_, SC_H)
+#define BK(name) HK(name)
+#include "family/backward.h"
+#undef SC_T
+#undef V
+#undef VEC
+#undef VN
+#undef SC_CHUNK
+#undef SC_BWD_CHUNK
+#undef SC_BWD_STORAGE
+#undef SC_BWD_SAME
+#undef BS
+#undef BL
+#undef BV
+#undef BK
 
 #undef HF
 #undef HX

@@ -14,7 +14,7 @@ import numpy as np
 from . import _kernels, _losses, _validate
 from ._common import _fast_threads, _same_view, _threads  # noqa: F401  (_sample_api's too)
 from ._fused_api import _fused_forward
-from ._half_api import _flatten_axes, _half_forward, _half_native
+from ._half_api import _flatten_axes, _half_backward, _half_forward, _half_native
 from ._kernels import (LOG_SOFTMAX, LOG_SOFTMAX_JVP, LOG_SOFTMAX_VJP, LOGSUMEXP, SOFTMAX,
                        SOFTMAX_JVP)
 from ._lse_api import _sign_of, _weighted_logsumexp  # noqa: F401  (dask uses _sign_of)
@@ -471,12 +471,12 @@ def _backward(op, a, b, names, axis, out, num_threads):
         return res
     nt = _threads(num_threads)
     a, b = _validate.as_array(a, names[0]), _validate.as_array(b, names[1])
-    _validate.result_dtypes(a.dtype, names[0])
-    _validate.result_dtypes(b.dtype, names[1])
-    compute, result = _validate.result_dtypes(np.result_type(a.dtype, b.dtype), names[0])
+    compute, result, kind = _validate.backward_dtypes(a.dtype, b.dtype, names)
     _validate.check_same_shape(a, b, names)
     k = _validate.normalize_single_axis(axis, a.ndim)
     _validate.check_out(out, a.shape, result)
+    if kind >= 0:
+        return _half_backward(op, a, b, k, out, result, kind, nt)
 
     ac = a if a.dtype == compute and a.flags.aligned else a.astype(compute)
     bc = b if b.dtype == compute and b.flags.aligned else b.astype(compute)
