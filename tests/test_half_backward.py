@@ -366,3 +366,32 @@ def test_simd_levels(level):
                          capture_output=True, text=True, env=_env(SOFTMAX_C_SIMD=level),
                          timeout=600)
     assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]
+
+
+@pytest.mark.parametrize("name", HALF)
+def test_hot_path_and_general_path_agree(name):
+    """C-contiguous operands along axis=-1 take the hot path (bfloat16
+    once the general path has met it); axis=1 of the same 2-D arrays the
+    general path: the same kernels, the same bits, out= or not, in place."""
+    rng = np.random.default_rng(7)
+    dt = _dt(name)
+    x = (rng.standard_normal((33, 77)) * 3).astype(dt)
+    sc.softmax(x, axis=1)  # the general path meets the dtype first
+    for op in ("softmax", "log_softmax", "logsumexp"):
+        f = getattr(sc, op)
+        assert np.array_equal(np.asarray(f(x, axis=-1)).view(np.uint16),
+                              np.asarray(f(x, axis=1)).view(np.uint16))
+    for op in OPS:
+        f = getattr(sc, op)
+        a, b = operands(rng, op, (33, 77), name)
+        want = f(a, b, axis=1)
+        assert np.array_equal(f(a, b).view(np.uint16), want.view(np.uint16))
+        out = np.empty_like(a)
+        assert f(a, b, out=out) is out
+        assert np.array_equal(out.view(np.uint16), want.view(np.uint16))
+        bb = b.copy()
+        assert f(a, bb, out=bb, num_threads=2) is bb
+        assert np.array_equal(bb.view(np.uint16), want.view(np.uint16))
+    xx = x.copy()
+    assert sc.softmax(xx, out=xx) is xx
+    assert np.array_equal(xx.view(np.uint16), sc.softmax(x, axis=1).view(np.uint16))

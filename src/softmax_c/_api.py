@@ -128,6 +128,8 @@ def _forward(op, x, axis, where, out, num_threads, dtype=None, options=None):
     _validate.check_out(out, x.shape, result)
     kind = _validate.half_kind(x.dtype)
     if kind >= 0:
+        if kind == 1:  # the hot path takes bfloat16 from now on
+            _kernels.note_bfloat16(x.dtype.num)
         return _half_forward(op, x, kind, axes, where, out, result, nt)
 
     xc = x if x.dtype == compute and x.flags.aligned else x.astype(compute)
@@ -419,6 +421,8 @@ def logsumexp(x, axis=-1, *, b=None, keepdims=False, return_sign=False, scale=No
     axes = _validate.normalize_axis(axis, x.ndim)
     kind = _validate.half_kind(x.dtype)
     if kind >= 0:  # read as it is, no float32 copy
+        if kind == 1:  # the hot path takes bfloat16 from now on
+            _kernels.note_bfloat16(x.dtype.num)
         k, x2 = _flatten_axes(_half_native(x), axes)
         y2 = np.empty(x2.shape[:k] + (1,) + x2.shape[k + 1:], dtype=result)
         if x2.size:
@@ -476,6 +480,8 @@ def _backward(op, a, b, names, axis, out, num_threads):
     k = _validate.normalize_single_axis(axis, a.ndim)
     _validate.check_out(out, a.shape, result)
     if kind >= 0:
+        if kind == 1:  # the hot path takes bfloat16 from now on
+            _kernels.note_bfloat16(result.num)
         return _half_backward(op, a, b, k, out, result, kind, nt)
 
     ac = a if a.dtype == compute and a.flags.aligned else a.astype(compute)

@@ -325,3 +325,36 @@ def backward_half(int op, cnp.ndarray a, cnp.ndarray b, cnp.ndarray out, int k, 
                 free(buf)
         if failed:
             raise MemoryError(f"softmax_c: could not allocate row buffers of {p.n} elements")
+
+
+cdef void _half_contiguous(int op, int kind, const uint16_t *x, uint16_t *y, Py_ssize_t rows,
+                           Py_ssize_t n, Py_ssize_t ldy, int nt) noexcept:
+    """The hot path's forward op (_fast.pxi) on C-contiguous half-width rows
+    into y (the input's dtype; logsumexp: ldy 1), rows split among nt
+    threads."""
+    cdef Py_ssize_t c, r0, r1
+    if nt == 1:
+        with nogil:
+            _half_call(op, False, kind, False, x, n, <char *>y, ldy, rows, n)
+        return
+    for c in prange(nt, nogil=True, schedule='static', num_threads=nt):
+        r0 = rows * c // nt
+        r1 = rows * (c + 1) // nt
+        _half_call(op, False, kind, False, x + r0 * n, n, <char *>(y + r0 * ldy), ldy, r1 - r0,
+                   n)
+
+
+cdef void _half_bwd_contiguous(int op, int kind, const uint16_t *a, const uint16_t *b,
+                               uint16_t *out, Py_ssize_t rows, Py_ssize_t n, int nt) noexcept:
+    """The hot path's backward product op on C-contiguous half-width rows,
+    rows split among nt threads."""
+    cdef Py_ssize_t c, r0, r1
+    cdef bwd_h f = _BWD_H[<int>ROWS][kind][op]
+    if nt == 1:
+        with nogil:
+            f(a, n, b, n, out, n, rows, n)
+        return
+    for c in prange(nt, nogil=True, schedule='static', num_threads=nt):
+        r0 = rows * c // nt
+        r1 = rows * (c + 1) // nt
+        f(a + r0 * n, n, b + r0 * n, n, out + r0 * n, n, r1 - r0, n)
