@@ -197,10 +197,13 @@ SC_ALWAYS_INLINE static inline void HV(col_stats)(const uint16_t *x, ptrdiff_t l
 #define SC_HO SC_H
 #define SC_HOT uint16_t
 #define HOK(name) HK(name)
+#define SC_HO_WS 1
 #include "family/half_out.h"
 #undef SC_HO
 #undef SC_HOT
 #undef HOK
+#undef SC_HO_WS
+#define SC_HO_WS 0
 
 #define SC_HO f32
 #define SC_HOT float
@@ -209,6 +212,7 @@ SC_ALWAYS_INLINE static inline void HV(col_stats)(const uint16_t *x, ptrdiff_t l
 #undef SC_HO
 #undef SC_HOT
 #undef HOK
+#undef SC_HO_WS
 
 /* ---- the backward products on half-width storage ----------------------
  * family/backward.h's kernels (softmax_jvp, log_softmax_jvp,

@@ -7,12 +7,28 @@
 
 from libc.stdint cimport uint16_t
 
+# Rows longer than this keep their exponentials in a scratch row of ours
+# (softmax_rows_ws): csrc/family/half.h's SC_HALF_BUF, its stack buffer.
+DEF HALF_BUF = 8192
+
 
 cdef void _half_call(int op, bint cols, int kind, bint o32, const uint16_t *x, Py_ssize_t ldx,
                      char *y, Py_ssize_t ldy, size_t a, size_t b) noexcept nogil:
     """The half-width kernel of op, layout, input kind (0 float16, 1
     bfloat16) and output (o32: float32, else the input's dtype)."""
-    if cols == 0 and o32 == 0 and kind == 0 and op == SC_OP_SOFTMAX:
+    cdef float *work
+    if cols == 0 and o32 == 0 and op == SC_OP_SOFTMAX and b > HALF_BUF:
+        # a scratch row for the exponentials, evaluated twice without it
+        # (no memory: the same results, slower)
+        work = <float *>malloc(b * sizeof(float))
+        if kind == 0:
+            sc_softmax_rows_ws_f16(x, ldx, <uint16_t *>y, ldy, a, b, work,
+                                   b if work != NULL else 0)
+        else:
+            sc_softmax_rows_ws_bf16(x, ldx, <uint16_t *>y, ldy, a, b, work,
+                                    b if work != NULL else 0)
+        free(work)
+    elif cols == 0 and o32 == 0 and kind == 0 and op == SC_OP_SOFTMAX:
         sc_softmax_rows_f16(x, ldx, <uint16_t *>y, ldy, a, b)
     elif cols == 0 and o32 == 0 and kind == 0 and op == SC_OP_LOG_SOFTMAX:
         sc_log_softmax_rows_f16(x, ldx, <uint16_t *>y, ldy, a, b)

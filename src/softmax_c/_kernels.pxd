@@ -121,6 +121,8 @@ from softmax_c.kernels cimport (
     log_softmax_jvp_cols_bf16 as sc_log_softmax_jvp_cols_bf16,
     log_softmax_vjp_cols_f16 as sc_log_softmax_vjp_cols_f16,
     log_softmax_vjp_cols_bf16 as sc_log_softmax_vjp_cols_bf16,
+    softmax_rows_ws_f16 as sc_softmax_rows_ws_f16,
+    softmax_rows_ws_bf16 as sc_softmax_rows_ws_bf16,
 )
 
 cdef extern from "_omp.h" nogil:
