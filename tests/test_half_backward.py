@@ -250,6 +250,8 @@ def test_threads_and_large_outputs(name, op):
     two = f(a, b, num_threads=2)
     assert np.array_equal(one.view(np.uint16), two.view(np.uint16))
     check_rounded_once(op, one, a, b)
+    a, b = operands(rng, op, (4100, 515), name)  # rows of about 1 KiB streamed
+    check_rounded_once(op, f(a, b, num_threads=1), a, b)
     a, b = operands(rng, op, (1, 2**19 + 7), name)  # a row of more than 1 MiB
     got = f(a, b, num_threads=1)
     check_rounded_once(op, got, a, b)

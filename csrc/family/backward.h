@@ -70,6 +70,22 @@ SC_ALWAYS_INLINE static inline VEC BV(bwd_acc)(VEC s, VEC a, VEC b, int op)
     return V(add)(s, b);
 }
 
+/* The k (< VN) lanes at p, the others `fill`, as BL(loadt); `back` says
+ * that the VN - k elements before p are the row's too.  Half-width storage
+ * has no masked loads: its BL(loadt) goes through a stack copy, whose
+ * whole-vector reload waits for the narrow stores before it, so with
+ * `back` the lanes come from one whole load ending at p + k, rotated into
+ * place (the same lanes, the same bits). */
+#if SC_BWD_SAME
+#define SC_BWD_LDT(p, k, fill, back) BL(loadt)(p, k, fill)
+#else
+SC_ALWAYS_INLINE static inline VEC BV(ldt_back)(const BS *p, size_t k, SC_T fill)
+{
+    return V(blend_lanes)(V(rotate)(BL(load)(p + k - VN), VN - k), V(set1)(fill), k);
+}
+#define SC_BWD_LDT(p, k, fill, back) ((back) ? BV(ldt_back)(p, k, fill) : BL(loadt)(p, k, fill))
+#endif
+
 /* The lane sums of one chunk of at most SC_BWD_CHUNK elements: eight
  * accumulators, so that each lane still adds at most 8 terms (as the
  * forward's 4 accumulators over SC_CHUNK), over chunks twice as long: the
@@ -143,11 +159,28 @@ SC_ALWAYS_INLINE static inline VEC BV(bwd_chunk)(const BS *a, const BS *b, size_
     for (; i + VN <= n; i += VN)
         s0 = BV(bwd_acc)(s0, BL(load)(a + i), BL(load)(b + i), op);
     if (i < n)
-        s1 = BV(bwd_acc)(s1, BL(loadt)(a + i, n - i, BV(bwd_fill)(op)), BL(loadt)(b + i, n - i, (SC_T)0),
-                        op);
+        s1 = BV(bwd_acc)(s1, SC_BWD_LDT(a + i, n - i, BV(bwd_fill)(op), n >= VN),
+                         SC_BWD_LDT(b + i, n - i, (SC_T)0, n >= VN), op);
     return V(add)(V(add)(V(add)(s0, s1), V(add)(s2, s3)), V(add)(V(add)(s4, s5), V(add)(s6, s7)));
 }
 #undef SC_BWD_AL
+
+#if !SC_BWD_SAME
+/* Elements [i0, i1) of the fused pass through plain stores: whole
+ * vectors, then a partial one (half-width bwd_apply). */
+SC_ALWAYS_INLINE static inline void BV(bwd_span)(const BS *a, const BS *b, BS *out, size_t i0,
+                                                 size_t i1, VEC d, int op)
+{
+    size_t i = i0;
+    for (; i + VN <= i1; i += VN)
+        BL(store)(out + i, BV(bwd_out)(BL(load)(a + i), BL(load)(b + i), d, op));
+    if (i < i1)
+        BL(storet)(out + i,
+                   BV(bwd_out)(BL(loadt)(a + i, i1 - i, (SC_T)0), BL(loadt)(b + i, i1 - i, (SC_T)0),
+                               d, op),
+                   i1 - i);
+}
+#endif
 
 /* The fused element-wise pass with the row's reduction d, element by
  * element, so that it may write over b (out = g).  Last to first on long
@@ -180,21 +213,42 @@ SC_ALWAYS_INLINE static inline void BV(bwd_apply)(const BS *a, const BS *b, BS *
         V(write)(&s, SC_WR_BWD + op, out, 0, n, lo, 2, rev ? SC_WR_REV : 0, cy, last);
 #else
     /* Half-width storage: the row writer (family/writer.h) is the compute
-     * dtype's, so the same plan is written out here without its carried
-     * line (a vector of 16-bit elements is less than a line). */
+     * dtype's, so its plan is written out here without the carried line
+     * (a vector of 16-bit elements is less than a line).  Streamed, only
+     * whole lines are: the partial lines at the ends, which neighbouring
+     * rows share, take plain stores (a line written by both kinds of
+     * store costs many times a plain one). */
     (void)cy, (void)last;
     const VEC d = V(set1)(dd);
-    const size_t hi = n - (n - lo) % VN; /* [lo, hi) whole aligned vectors */
-    if (lo)
-        BL(storet)(out, BV(bwd_out)(BL(loadt)(a, lo, (SC_T)0), BL(loadt)(b, lo, (SC_T)0), d, op),
-                   lo);
-    if (hi < n)
-        BL(storet)(out + hi,
-                   BV(bwd_out)(BL(loadt)(a + hi, n - hi, (SC_T)0), BL(loadt)(b + hi, n - hi, (SC_T)0),
-                               d, op),
-                   n - hi);
+    size_t b0 = lo, b1 = n - (n - lo) % VN; /* the body [b0, b1): whole aligned vectors */
+    if (!stream && n >= VN && (b0 || b1 < n)) {
+        /* the partial ends as the whole first and last vectors of the row,
+         * loaded before any store (out may be b), stored after the body
+         * over their overlap with it (the same values) */
+        const VEC h = BV(bwd_out)(BL(load)(a), BL(load)(b), d, op);
+        const VEC t = BV(bwd_out)(BL(load)(a + n - VN), BL(load)(b + n - VN), d, op);
+        if (rev) {
+            for (size_t i = b1; i > b0; i -= VN)
+                BL(store)(out + i - VN, BV(bwd_out)(BL(load)(a + i - VN), BL(load)(b + i - VN), d, op));
+        } else {
+            for (size_t i = b0; i < b1; i += VN)
+                BL(store)(out + i, BV(bwd_out)(BL(load)(a + i), BL(load)(b + i), d, op));
+        }
+        BL(store)(out, h);
+        BL(store)(out + n - VN, t);
+        return;
+    }
+    if (stream) {
+        const size_t lw = SC_LINE / sizeof(BS), mis = ((size_t)out / sizeof(BS)) % lw;
+        b0 = mis ? lw - mis : 0;
+        if (b0 > n)
+            b0 = n;
+        b1 = b0 + (n - b0) / lw * lw;
+    }
+    BV(bwd_span)(a, b, out, 0, b0, d, op);
+    BV(bwd_span)(a, b, out, b1, n, d, op);
     if (rev) {
-        for (size_t i = hi; i > lo; i -= VN) {
+        for (size_t i = b1; i > b0; i -= VN) {
             const VEC r = BV(bwd_out)(BL(load)(a + i - VN), BL(load)(b + i - VN), d, op);
             if (stream)
                 BL(stream)(out + i - VN, r);
@@ -202,7 +256,7 @@ SC_ALWAYS_INLINE static inline void BV(bwd_apply)(const BS *a, const BS *b, BS *
                 BL(store)(out + i - VN, r);
         }
     } else {
-        for (size_t i = lo; i < hi; i += VN) {
+        for (size_t i = b0; i < b1; i += VN) {
             const VEC r = BV(bwd_out)(BL(load)(a + i), BL(load)(b + i), d, op);
             if (pa && (i * sizeof(BS)) % SC_LINE < VN * sizeof(BS)) {
                 SC_PREFETCH(pa + i);
@@ -258,10 +312,20 @@ SC_ALWAYS_INLINE static inline void BV(bwd_short_rows)(const BS *a, ptrdiff_t ld
         const size_t t = n - VN;
         for (size_t r = 0; r < rows; r++, a += lda, b += ldb, out += ldo) {
             VEC x0 = BL(load)(a), y0 = BL(load)(b);
-            VEC x1 = BL(loadt)(a + VN, t, BV(bwd_fill)(op)), y1 = BL(loadt)(b + VN, t, (SC_T)0);
+            VEC x1 = SC_BWD_LDT(a + VN, t, BV(bwd_fill)(op), 1);
+            VEC y1 = SC_BWD_LDT(b + VN, t, (SC_T)0, 1);
             VEC d = V(set1)((SC_T)V(hsum)(V(add)(BV(bwd_acc)(z, x0, y0, op), BV(bwd_acc)(z, x1, y1, op))));
+#if SC_BWD_SAME
             BL(store)(out, BV(bwd_out)(x0, y0, d, op));
             BL(storet)(out + VN, BV(bwd_out)(x1, y1, d, op), t);
+#else
+            /* the last VN elements whole, loaded before any store (out may
+             * be b), stored over the first vector's overlap with the same
+             * values */
+            const VEC o1 = BV(bwd_out)(BL(load)(a + n - VN), BL(load)(b + n - VN), d, op);
+            BL(store)(out, BV(bwd_out)(x0, y0, d, op));
+            BL(store)(out + n - VN, o1);
+#endif
         }
     } else {
         for (size_t r = 0; r < rows; r++, a += lda, b += ldb, out += ldo) {
@@ -281,7 +345,10 @@ SC_ALWAYS_INLINE static inline void BV(bwd_rows)(const BS *a, ptrdiff_t lda, con
         BV(bwd_short_rows)(a, lda, b, ldb, out, ldo, rows, n, op);
         return;
     }
-    if (rows * n * sizeof(BS) >= SC_STREAM_MIN_BYTES) {
+    /* half-width rows stream from SC_STREAM_MIN_ROW_BYTES, as the forward's:
+     * without the carried line, the lines shorter rows share weigh more */
+    if (rows * n * sizeof(BS) >= SC_STREAM_MIN_BYTES &&
+        (SC_BWD_SAME || n * sizeof(BS) >= SC_STREAM_MIN_ROW_BYTES)) {
         const int pf = n * sizeof(BS) >= SC_BWD_PREFETCH_MIN_BYTES &&
                        n * sizeof(BS) <= SC_PREFETCH_MAX_BYTES;
         /* output rows that follow each other share lines: each is written
@@ -429,6 +496,7 @@ SC_BWD_KERNELS(log_softmax_jvp, SC_LOG_SOFTMAX_JVP)
 SC_BWD_KERNELS(log_softmax_vjp, SC_LOG_SOFTMAX_VJP)
 #undef SC_BWD_KERNELS
 
+#undef SC_BWD_LDT
 #ifndef SC_BWD_STORAGE
 #undef BS
 #undef BL

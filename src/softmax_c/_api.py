@@ -522,7 +522,9 @@ def softmax_jvp(y, v, axis=-1, *, out=None, num_threads=None):
     ndarray
         ``J v`` for ``J = diag(y) - y yᵀ`` of each slice, in the dtype of
         ``np.result_type(y, v)`` under the forward dtype policy (integers
-        give float64, float16 is computed in float32).
+        give float64; float16 and bfloat16, ``ml_dtypes.bfloat16``, are
+        read as they are, computed in float32 and rounded once into
+        themselves; either with float32 gives float32).
 
     Raises
     ------
@@ -541,7 +543,10 @@ def softmax_jvp(y, v, axis=-1, *, out=None, num_threads=None):
     One kernel reads each operand twice and writes once: the dot product
     ``sum(y * v)`` (compensated, so float32 rows of 2^20 elements keep
     float32 accuracy), then the fused update.  The Jacobian is symmetric, so
-    this is also the VJP (:func:`softmax_vjp`).
+    this is also the VJP (:func:`softmax_vjp`).  A half-width result is
+    within one unit in its last place of the exact product of the
+    half-width operands, plus float32's error where ``v - sum(y * v)``
+    cancels (docs/api.md, "Accuracy").
 
     Examples
     --------
