@@ -63,6 +63,21 @@ SC_ALWAYS_INLINE static inline HVEC HV(ldk)(const uint16_t *p, size_t k, float f
     return k == HN ? HX(load)(p) : HX(loadt)(p, k, fill);
 }
 
+/* The k (< HN) lanes at p, the others `fill`, as sc_loadt_H, from one
+ * whole load ending at p + k (the HN - k elements before p must be the
+ * row's): sc_loadt_H goes through a stack copy, whose whole-vector reload
+ * waits for the narrow stores before it.  The same lanes, the same bits. */
+SC_ALWAYS_INLINE static inline HVEC HV(ldt_back)(const uint16_t *p, size_t k, float fill)
+{
+    return HF(blend_lanes)(HF(rotate)(HX(load)(p + k - HN), HN - k), HF(set1)(fill), k);
+}
+
+/* k (< HN) lanes at p; `back`: the HN - k elements before p are the row's. */
+SC_ALWAYS_INLINE static inline HVEC HV(ldt)(const uint16_t *p, size_t k, float fill, int back)
+{
+    return back ? HV(ldt_back)(p, k, fill) : HX(loadt)(p, k, fill);
+}
+
 /* Step 1: the row maximum, four accumulators. */
 static inline float HV(row_max)(const uint16_t *x, size_t n)
 {
@@ -77,7 +92,7 @@ static inline float HV(row_max)(const uint16_t *x, size_t n)
     for (; i + HN <= n; i += HN)
         m0 = HF(max)(m0, HX(load)(x + i));
     if (i < n)
-        m1 = HF(max)(m1, HX(loadt)(x + i, n - i, -INFINITY));
+        m1 = HF(max)(m1, HV(ldt)(x + i, n - i, -INFINITY, n >= HN));
     return HF(hmax)(HF(max)(HF(max)(m0, m1), HF(max)(m2, m3)));
 }
 
@@ -111,7 +126,7 @@ SC_ALWAYS_INLINE static inline HVEC HV(expsum_chunk)(const uint16_t *x, float *e
         a0 = HF(add)(a0, t);
     }
     if (i < n) {
-        HVEC t = sc_exp_neg_f32(HF(sub)(HX(loadt)(x + i, n - i, -INFINITY), vm));
+        HVEC t = sc_exp_neg_f32(HF(sub)(HV(ldt)(x + i, n - i, -INFINITY, n >= HN), vm));
         if (e)
             HF(storet)(e + i, t, n - i);
         a1 = HF(add)(a1, t);

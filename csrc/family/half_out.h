@@ -49,6 +49,14 @@ SC_ALWAYS_INLINE static inline void HOV(write)(const uint16_t *x, const float *e
             for (size_t j = 0; j < lw; j += HN)
                 HO(stream)(y + i + j, HOV(val)(x, e, i + j, HN, vm, vc, lg));
     }
+    /* A partial last vector as the row's whole last vector, evaluated before
+     * any store (y may be x) and stored after the others, over their
+     * overlap with it (the same values): a half-width partial store goes
+     * through a stack copy. */
+    const int whole_tail = HN > 1 && i + HN <= n && (n - i) % HN != 0;
+    HVEC t = HF(set1)(0.0f);
+    if (whole_tail)
+        t = HOV(val)(x, e, n - HN, HN, vm, vc, lg);
     for (; i + 2 * HN <= n; i += 2 * HN) {
         const HVEC a = HOV(val)(x, e, i, HN, vm, vc, lg);
         const HVEC b = HOV(val)(x, e, i + HN, HN, vm, vc, lg);
@@ -57,7 +65,9 @@ SC_ALWAYS_INLINE static inline void HOV(write)(const uint16_t *x, const float *e
     }
     for (; i + HN <= n; i += HN)
         HO(store)(y + i, HOV(val)(x, e, i, HN, vm, vc, lg));
-    if (i < n)
+    if (whole_tail)
+        HO(store)(y + n - HN, t);
+    else if (i < n)
         HO(storet)(y + i, HOV(val)(x, e, i, n - i, vm, vc, lg), n - i);
 }
 
