@@ -109,6 +109,20 @@ from softmax_c.kernels cimport (
     fused_rows_f64 as sc_fused_rows_f64,
     tanh_rows_f32 as sc_tanh_rows_f32,
     tanh_rows_f64 as sc_tanh_rows_f64,
+    softmax_jvp_rows_f16 as sc_softmax_jvp_rows_f16,
+    softmax_jvp_rows_bf16 as sc_softmax_jvp_rows_bf16,
+    log_softmax_jvp_rows_f16 as sc_log_softmax_jvp_rows_f16,
+    log_softmax_jvp_rows_bf16 as sc_log_softmax_jvp_rows_bf16,
+    log_softmax_vjp_rows_f16 as sc_log_softmax_vjp_rows_f16,
+    log_softmax_vjp_rows_bf16 as sc_log_softmax_vjp_rows_bf16,
+    softmax_jvp_cols_f16 as sc_softmax_jvp_cols_f16,
+    softmax_jvp_cols_bf16 as sc_softmax_jvp_cols_bf16,
+    log_softmax_jvp_cols_f16 as sc_log_softmax_jvp_cols_f16,
+    log_softmax_jvp_cols_bf16 as sc_log_softmax_jvp_cols_bf16,
+    log_softmax_vjp_cols_f16 as sc_log_softmax_vjp_cols_f16,
+    log_softmax_vjp_cols_bf16 as sc_log_softmax_vjp_cols_bf16,
+    softmax_rows_ws_f16 as sc_softmax_rows_ws_f16,
+    softmax_rows_ws_bf16 as sc_softmax_rows_ws_bf16,
 )
 
 cdef extern from "_omp.h" nogil:

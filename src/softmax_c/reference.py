@@ -29,6 +29,7 @@ import numpy as np
 from ._losses import reduce_losses
 from ._validate import (
     as_array,
+    backward_dtypes,
     check_bool,
     check_ignore_index,
     check_label_smoothing,
@@ -303,9 +304,7 @@ def _logsumexp_weighted(x, axis, b, keepdims, return_sign, num_threads):
 def _prepare_pair(a, b, names, axis, out, num_threads):
     _check_threads(num_threads)
     a, b = as_array(a), as_array(b)
-    result_dtypes(a.dtype, names[0])
-    result_dtypes(b.dtype, names[1])
-    compute, result = result_dtypes(np.result_type(a.dtype, b.dtype), names[0])
+    compute, result, _ = backward_dtypes(a.dtype, b.dtype, names)
     check_same_shape(a, b, names)
     k = normalize_single_axis(axis, a.ndim)
     check_out(out, a.shape, result)
