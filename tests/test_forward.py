@@ -619,6 +619,8 @@ def test_no_copy_of_the_input(sc, name, layout):
     """docs/api.md: for a single axis no copy of the whole float32/float64 input
     is made, whatever its strides and whichever the axis.  Measured with
     tracemalloc, which sees NumPy's allocations."""
+    if sc.__name__ != "softmax_c":
+        pytest.skip("a property of the kernels: the reference copies")
     base = np.random.default_rng(1).normal(size=(256, 2048))
     x, axis = {
         "C-last": (base, -1),
@@ -1366,6 +1368,8 @@ def test_exp_is_within_a_few_ulp(sc, dtype, ulps):
     y_i / y_0 = exp(x_i) up to the two roundings of the output; a million
     arguments over [-30, 0] against long double.  (The float64 exp had a
     Taylor polynomial once: 40 ulp.)"""
+    if sc.__name__ != "softmax_c":
+        pytest.skip("the kernels' exp: the reference's is NumPy's")
     rng = np.random.default_rng(5)
     x = np.zeros((1, 1_000_001), dtype)
     x[0, 1:] = -rng.uniform(0, 30, 1_000_000)

@@ -428,9 +428,7 @@ def test_dtype_keyword_is_checked():
 @pytest.mark.skipif(ml_dtypes is None, reason="needs ml_dtypes")
 def test_bfloat16_elsewhere_raises_typeerror_naming_it():
     x = np.zeros((2, 3), BF16)
-    y = np.full((2, 3), 1 / 3, np.float32)
-    for call in (lambda: sc.softmax_vjp(x, y), lambda: sc.log_softmax_jvp(y, x),
-                 lambda: sc.cross_entropy(x, np.array([0, 1])),
+    for call in (lambda: sc.cross_entropy(x, np.array([0, 1])),
                  lambda: sc.cross_entropy_grad(x, np.array([0, 1]))):
         with pytest.raises(TypeError, match="bfloat16"):
             call()

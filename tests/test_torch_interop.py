@@ -338,11 +338,103 @@ def test_non_cpu_target_and_weight_are_value_errors():
                           weight=torch.ones(3, device="meta"))
 
 
-@pytest.mark.parametrize("name", list(ALL_FNS))
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
-def test_half_precision_is_a_type_error(name, dtype):
+def test_half_precision_cross_entropy_is_a_type_error(dtype):
     with pytest.raises(TypeError, match=rf"{dtype}.*not support"):
-        ALL_FNS[name](torch.zeros(3, dtype=dtype))
+        ALL_FNS["cross_entropy"](torch.zeros(3, dtype=dtype))
+
+
+# ---------------------------------------------------------------- float16 / bfloat16
+
+HALF_DTYPES = [torch.float16, torch.bfloat16]
+# significand bits, with the implicit one; the smallest spacing honoured
+HALF_PREC = {torch.float16: (11, 2.0**-24), torch.bfloat16: (8, 2.0**-126)}
+
+
+def _half_ulp(t, dtype):
+    """One unit in the last place of `dtype` at the values t (float64)."""
+    p, floor = HALF_PREC[dtype]
+    a = np.abs(np.asarray(t, np.float64))
+    with np.errstate(divide="ignore"):
+        e = np.floor(np.log2(np.where(a > 0, a, 1.0)))
+    return np.maximum(np.ldexp(1.0, (e - (p - 1)).astype(int)), floor)
+
+
+def _f64(t):
+    return t.detach().double().numpy()
+
+
+@pytest.mark.parametrize("dtype", HALF_DTYPES, ids=str)
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("layout, dim", [("c", 1), ("c", 0), ("t", 1), ("s", 1), ("c", -1)])
+def test_half_against_pytorch(rng, dtype, name, layout, dim):
+    """float16 / bfloat16 tensors, forward and gradient: in the input's
+    dtype, within one unit in the last place (plus float32's own error where
+    a difference cancels) of the float64 result of the same half-width
+    values, and within two units of PyTorch's half-width result (each side
+    rounds once)."""
+    x = _layout(_randn(rng, (7, 300), torch.float32).to(dtype), layout)
+    ours_x = x.clone().requires_grad_() if layout == "c" else x.requires_grad_()
+    theirs_x = x.detach().clone().requires_grad_()
+    y = getattr(sct, name)(ours_x, dim)
+    y_t = getattr(torch, name)(theirs_x, dim)
+    assert y.dtype == dtype
+    x64 = _f64(x)
+    want = (torch.softmax if name == "softmax" else torch.log_softmax)(
+        torch.from_numpy(x64), dim).numpy()
+    bound = _half_ulp(want, dtype) + (0 if name == "softmax" else 1e-6 * np.maximum(1, abs(want)))
+    assert np.all(np.abs(_f64(y) - want) <= bound)
+    assert np.all(np.abs(_f64(y) - _f64(y_t)) <= 2 * _half_ulp(want, dtype) + bound)
+
+    g = _randn(rng, (7, 300), torch.float32).to(dtype)
+    gx, = torch.autograd.grad(y, ours_x, g)
+    gx_t, = torch.autograd.grad(y_t, theirs_x, g)
+    assert gx.dtype == dtype
+    Y, G = _f64(y), _f64(g)
+    k = dim % 2
+    if name == "softmax":
+        gw = Y * (G - (Y * G).sum(k, keepdims=True))
+        scale = np.abs(Y) * (np.abs(G) + np.abs(Y * G).sum(k, keepdims=True))
+    else:
+        P = np.exp(Y)
+        gw = G - P * G.sum(k, keepdims=True)
+        scale = np.abs(G) + P * np.abs(G).sum(k, keepdims=True)
+    assert np.all(np.abs(_f64(gx) - gw) <= _half_ulp(gw, dtype) + 2.0**-20 * scale)
+    # PyTorch's gradient starts from its own rounding of y
+    tol = 8 * _half_ulp(np.abs(gw).max(), dtype)
+    assert np.all(np.abs(_f64(gx) - _f64(gx_t)) <= tol)
+
+
+@pytest.mark.parametrize("dtype", HALF_DTYPES, ids=str)
+@pytest.mark.parametrize("name, vjp", [("softmax", "softmax_vjp"),
+                                       ("log_softmax", "log_softmax_vjp")])
+@pytest.mark.parametrize("layout", ["c", "t", "s"])
+def test_zero_copy_half(rng, spy, dtype, name, vjp, layout):
+    """float16 and bfloat16 tensors reach the kernels as views of their own
+    memory (bfloat16 through its bit patterns), forward and backward."""
+    forward, backward = spy(name), spy(vjp)
+    x = _layout(_randn(rng, (4, 6), torch.float32).to(dtype), layout).requires_grad_()
+    y = getattr(sct, name)(x, 0)
+    (args, kwargs, res), = forward
+    assert _same_memory(args[0], x) and args[0].itemsize == 2
+    assert res is kwargs["out"] and _same_memory(res, y)
+    g = _layout(_randn(rng, (4, 6), torch.float32).to(dtype), layout)
+    gx, = torch.autograd.grad(y, x, g)
+    (args, kwargs, res), = backward
+    assert _same_memory(args[0], y) and _same_memory(args[1], g)
+    assert res is kwargs["out"] and _same_memory(res, gx)
+
+
+def test_bfloat16_without_ml_dtypes_is_a_type_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ml_dtypes", None)  # import fails
+    with pytest.raises(TypeError, match="ml_dtypes"):
+        sct.softmax(torch.zeros(3, dtype=torch.bfloat16), 0)
+
+
+@pytest.mark.parametrize("dtype", HALF_DTYPES, ids=str)
+def test_half_with_fused_options_is_a_type_error(dtype):
+    with pytest.raises(TypeError, match=rf"{dtype}.*not support"):
+        sct.softmax(torch.zeros(2, 3, dtype=dtype), -1, scale=0.5)
 
 
 @pytest.mark.parametrize("name", list(ALL_FNS))

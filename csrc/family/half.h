@@ -19,6 +19,10 @@
  * slice, or a slice of only -inf, makes a softmax / log_softmax slice NaN;
  * logsumexp: NaN -> NaN, else +inf -> +inf, all -inf or empty -> -inf.
  *
+ * The backward products (softmax_jvp, log_softmax_jvp, log_softmax_vjp)
+ * of this storage dtype come from family/backward.h, included at the end
+ * with half-width loads and stores.
+ *
  * Accuracy: the float32 kernels' error (about 1e-6 relative) plus the one
  * rounding into the output: within one unit in the last place of a
  * half-width output.
@@ -59,6 +63,21 @@ SC_ALWAYS_INLINE static inline HVEC HV(ldk)(const uint16_t *p, size_t k, float f
     return k == HN ? HX(load)(p) : HX(loadt)(p, k, fill);
 }
 
+/* The k (< HN) lanes at p, the others `fill`, as sc_loadt_H, from one
+ * whole load ending at p + k (the HN - k elements before p must be the
+ * row's): sc_loadt_H goes through a stack copy, whose whole-vector reload
+ * waits for the narrow stores before it.  The same lanes, the same bits. */
+SC_ALWAYS_INLINE static inline HVEC HV(ldt_back)(const uint16_t *p, size_t k, float fill)
+{
+    return HF(blend_lanes)(HF(rotate)(HX(load)(p + k - HN), HN - k), HF(set1)(fill), k);
+}
+
+/* k (< HN) lanes at p; `back`: the HN - k elements before p are the row's. */
+SC_ALWAYS_INLINE static inline HVEC HV(ldt)(const uint16_t *p, size_t k, float fill, int back)
+{
+    return back ? HV(ldt_back)(p, k, fill) : HX(loadt)(p, k, fill);
+}
+
 /* Step 1: the row maximum, four accumulators. */
 static inline float HV(row_max)(const uint16_t *x, size_t n)
 {
@@ -73,7 +92,7 @@ static inline float HV(row_max)(const uint16_t *x, size_t n)
     for (; i + HN <= n; i += HN)
         m0 = HF(max)(m0, HX(load)(x + i));
     if (i < n)
-        m1 = HF(max)(m1, HX(loadt)(x + i, n - i, -INFINITY));
+        m1 = HF(max)(m1, HV(ldt)(x + i, n - i, -INFINITY, n >= HN));
     return HF(hmax)(HF(max)(HF(max)(m0, m1), HF(max)(m2, m3)));
 }
 
@@ -107,7 +126,7 @@ SC_ALWAYS_INLINE static inline HVEC HV(expsum_chunk)(const uint16_t *x, float *e
         a0 = HF(add)(a0, t);
     }
     if (i < n) {
-        HVEC t = sc_exp_neg_f32(HF(sub)(HX(loadt)(x + i, n - i, -INFINITY), vm));
+        HVEC t = sc_exp_neg_f32(HF(sub)(HV(ldt)(x + i, n - i, -INFINITY, n >= HN), vm));
         if (e)
             HF(storet)(e + i, t, n - i);
         a1 = HF(add)(a1, t);
@@ -193,10 +212,13 @@ SC_ALWAYS_INLINE static inline void HV(col_stats)(const uint16_t *x, ptrdiff_t l
 #define SC_HO SC_H
 #define SC_HOT uint16_t
 #define HOK(name) HK(name)
+#define SC_HO_WS 1
 #include "family/half_out.h"
 #undef SC_HO
 #undef SC_HOT
 #undef HOK
+#undef SC_HO_WS
+#define SC_HO_WS 0
 
 #define SC_HO f32
 #define SC_HOT float
@@ -205,6 +227,50 @@ SC_ALWAYS_INLINE static inline void HV(col_stats)(const uint16_t *x, ptrdiff_t l
 #undef SC_HO
 #undef SC_HOT
 #undef HOK
+#undef SC_HO_WS
+
+/* ---- the backward products on half-width storage ----------------------
+ * family/backward.h's kernels (softmax_jvp, log_softmax_jvp,
+ * log_softmax_vjp; rows and panels) with operands and result of this
+ * storage dtype: loaded into float32 vectors, computed as the float32
+ * kernels compute, rounded once by the store. */
+SC_ALWAYS_INLINE static inline HVEC HX(ldk)(const uint16_t *p, size_t k, float fill)
+{
+    return HV(ldk)(p, k, fill);
+}
+
+SC_ALWAYS_INLINE static inline void HX(stk)(uint16_t *p, HVEC v, size_t k)
+{
+    if (k == HN)
+        HX(store)(p, v);
+    else
+        HX(storet)(p, v, k);
+}
+
+#define SC_T float
+#define V(op) sc_##op##_f32
+#define VEC sc_vec_f32
+#define VN SC_VN_f32
+#define SC_CHUNK (32 * VN)
+#define SC_BWD_STORAGE
+#define SC_BWD_SAME 0
+#define BS uint16_t
+#define BL(op) HX(op)
+#define BV(op) SC_HPASTE(sc_hb_, op##_, SC_H)
+#define BK(name) HK(name)
+#include "family/backward.h"
+#undef SC_T
+#undef V
+#undef VEC
+#undef VN
+#undef SC_CHUNK
+#undef SC_BWD_CHUNK
+#undef SC_BWD_STORAGE
+#undef SC_BWD_SAME
+#undef BS
+#undef BL
+#undef BV
+#undef BK
 
 #undef HF
 #undef HX

@@ -4,6 +4,7 @@
  *   SC_HO   the output's storage token: SC_H itself, or f32
  *   SC_HOT  its C type: uint16_t or float
  *   HOK     the kernel's name: sc_<name>_<H> or sc_<name>_to32_<H>
+ *   SC_HO_WS  1 for the scratch-row entry (softmax_rows_ws), half output only
  * Included twice by family/half.h.
  */
 
@@ -48,6 +49,14 @@ SC_ALWAYS_INLINE static inline void HOV(write)(const uint16_t *x, const float *e
             for (size_t j = 0; j < lw; j += HN)
                 HO(stream)(y + i + j, HOV(val)(x, e, i + j, HN, vm, vc, lg));
     }
+    /* A partial last vector as the row's whole last vector, evaluated before
+     * any store (y may be x) and stored after the others, over their
+     * overlap with it (the same values): a half-width partial store goes
+     * through a stack copy. */
+    const int whole_tail = HN > 1 && i + HN <= n && (n - i) % HN != 0;
+    HVEC t = HF(set1)(0.0f);
+    if (whole_tail)
+        t = HOV(val)(x, e, n - HN, HN, vm, vc, lg);
     for (; i + 2 * HN <= n; i += 2 * HN) {
         const HVEC a = HOV(val)(x, e, i, HN, vm, vc, lg);
         const HVEC b = HOV(val)(x, e, i + HN, HN, vm, vc, lg);
@@ -56,7 +65,9 @@ SC_ALWAYS_INLINE static inline void HOV(write)(const uint16_t *x, const float *e
     }
     for (; i + HN <= n; i += HN)
         HO(store)(y + i, HOV(val)(x, e, i, HN, vm, vc, lg));
-    if (i < n)
+    if (whole_tail)
+        HO(store)(y + n - HN, t);
+    else if (i < n)
         HO(storet)(y + i, HOV(val)(x, e, i, n - i, vm, vc, lg), n - i);
 }
 
@@ -68,18 +79,24 @@ static inline int HOV(stream)(size_t rows, size_t n)
            n * sizeof(SC_HOT) >= SC_HALF_STREAM_MIN_ROW_BYTES;
 }
 
-void HOK(softmax_rows)(const uint16_t *x, ptrdiff_t ldx, SC_HOT *y, ptrdiff_t ldy, size_t rows,
-                       size_t n)
+/* The softmax rows, the exponentials kept in `work` (work_len floats) when
+ * it holds a row, else as SC_HALF_BUF says.  A float32 output holds them
+ * itself: each row's are stored there, then scaled in place (the same
+ * values as from a buffer). */
+SC_ALWAYS_INLINE static inline void HOV(softmax_rows_w)(const uint16_t *x, ptrdiff_t ldx,
+                                                        SC_HOT *y, ptrdiff_t ldy, size_t rows,
+                                                        size_t n, float *work, size_t work_len)
 {
     float e[n <= SC_HALF_BUF ? (n ? n : 1) : 1];
     const int stream = HOV(stream)(rows, n);
+    const int to32 = sizeof(SC_HOT) == sizeof(float);
     if (n == 0)
         return;
     for (size_t r = 0; r < rows; r++) {
         const uint16_t *xr = x + (ptrdiff_t)r * ldx;
         SC_HOT *yr = y + (ptrdiff_t)r * ldy;
         const float mx = HV(row_max)(xr, n);
-        float *ep = n <= SC_HALF_BUF ? e : NULL;
+        float *ep = to32 ? (float *)yr : work && work_len >= n ? work : n <= SC_HALF_BUF ? e : NULL;
         const double s = HV(expsum)(xr, ep, n, mx, HV(prefetch_row)(xr, ldx, r, rows, n));
         const HVEC vm = HF(set1)(mx), vc = HF(set1)((float)(1.0 / s));
         if (stream)
@@ -90,6 +107,23 @@ void HOK(softmax_rows)(const uint16_t *x, ptrdiff_t ldx, SC_HOT *y, ptrdiff_t ld
     if (stream)
         sc_sfence();
 }
+
+void HOK(softmax_rows)(const uint16_t *x, ptrdiff_t ldx, SC_HOT *y, ptrdiff_t ldy, size_t rows,
+                       size_t n)
+{
+    HOV(softmax_rows_w)(x, ldx, y, ldy, rows, n, NULL, 0);
+}
+
+#if SC_HO_WS
+/* With a scratch row of the caller's: rows longer than SC_HALF_BUF (whose
+ * exponentials are otherwise evaluated twice) keep them there.  (A float32
+ * output needs none.) */
+void HOK(softmax_rows_ws)(const uint16_t *x, ptrdiff_t ldx, SC_HOT *y, ptrdiff_t ldy,
+                          size_t rows, size_t n, float *work, size_t work_len)
+{
+    HOV(softmax_rows_w)(x, ldx, y, ldy, rows, n, work, work_len);
+}
+#endif
 
 void HOK(log_softmax_rows)(const uint16_t *x, ptrdiff_t ldx, SC_HOT *y, ptrdiff_t ldy,
                            size_t rows, size_t n)

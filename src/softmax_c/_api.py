@@ -14,7 +14,7 @@ import numpy as np
 from . import _kernels, _losses, _validate
 from ._common import _fast_threads, _same_view, _threads  # noqa: F401  (_sample_api's too)
 from ._fused_api import _fused_forward
-from ._half_api import _flatten_axes, _half_forward, _half_native
+from ._half_api import _flatten_axes, _half_backward, _half_forward, _half_native
 from ._kernels import (LOG_SOFTMAX, LOG_SOFTMAX_JVP, LOG_SOFTMAX_VJP, LOGSUMEXP, SOFTMAX,
                        SOFTMAX_JVP)
 from ._lse_api import _sign_of, _weighted_logsumexp  # noqa: F401  (dask uses _sign_of)
@@ -128,6 +128,8 @@ def _forward(op, x, axis, where, out, num_threads, dtype=None, options=None):
     _validate.check_out(out, x.shape, result)
     kind = _validate.half_kind(x.dtype)
     if kind >= 0:
+        if kind == 1:  # the hot path takes bfloat16 from now on
+            _kernels.note_bfloat16(x.dtype.num)
         return _half_forward(op, x, kind, axes, where, out, result, nt)
 
     xc = x if x.dtype == compute and x.flags.aligned else x.astype(compute)
@@ -419,6 +421,8 @@ def logsumexp(x, axis=-1, *, b=None, keepdims=False, return_sign=False, scale=No
     axes = _validate.normalize_axis(axis, x.ndim)
     kind = _validate.half_kind(x.dtype)
     if kind >= 0:  # read as it is, no float32 copy
+        if kind == 1:  # the hot path takes bfloat16 from now on
+            _kernels.note_bfloat16(x.dtype.num)
         k, x2 = _flatten_axes(_half_native(x), axes)
         y2 = np.empty(x2.shape[:k] + (1,) + x2.shape[k + 1:], dtype=result)
         if x2.size:
@@ -471,12 +475,14 @@ def _backward(op, a, b, names, axis, out, num_threads):
         return res
     nt = _threads(num_threads)
     a, b = _validate.as_array(a, names[0]), _validate.as_array(b, names[1])
-    _validate.result_dtypes(a.dtype, names[0])
-    _validate.result_dtypes(b.dtype, names[1])
-    compute, result = _validate.result_dtypes(np.result_type(a.dtype, b.dtype), names[0])
+    compute, result, kind = _validate.backward_dtypes(a.dtype, b.dtype, names)
     _validate.check_same_shape(a, b, names)
     k = _validate.normalize_single_axis(axis, a.ndim)
     _validate.check_out(out, a.shape, result)
+    if kind >= 0:
+        if kind == 1:  # the hot path takes bfloat16 from now on
+            _kernels.note_bfloat16(result.num)
+        return _half_backward(op, a, b, k, out, result, kind, nt)
 
     ac = a if a.dtype == compute and a.flags.aligned else a.astype(compute)
     bc = b if b.dtype == compute and b.flags.aligned else b.astype(compute)
@@ -516,7 +522,9 @@ def softmax_jvp(y, v, axis=-1, *, out=None, num_threads=None):
     ndarray
         ``J v`` for ``J = diag(y) - y yᵀ`` of each slice, in the dtype of
         ``np.result_type(y, v)`` under the forward dtype policy (integers
-        give float64, float16 is computed in float32).
+        give float64; float16 and bfloat16, ``ml_dtypes.bfloat16``, are
+        read as they are, computed in float32 and rounded once into
+        themselves; either with float32 gives float32).
 
     Raises
     ------
@@ -535,7 +543,10 @@ def softmax_jvp(y, v, axis=-1, *, out=None, num_threads=None):
     One kernel reads each operand twice and writes once: the dot product
     ``sum(y * v)`` (compensated, so float32 rows of 2^20 elements keep
     float32 accuracy), then the fused update.  The Jacobian is symmetric, so
-    this is also the VJP (:func:`softmax_vjp`).
+    this is also the VJP (:func:`softmax_vjp`).  A half-width result is
+    within one unit in its last place of the exact product of the
+    half-width operands, plus float32's error where ``v - sum(y * v)``
+    cancels (docs/api.md, "Accuracy").
 
     Examples
     --------

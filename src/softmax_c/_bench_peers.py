@@ -115,7 +115,7 @@ def _torch(op, out):
         torch = peer_module("torch")
         inp, axis = case.inputs, case.axis
         if op == "softmax_vjp":
-            yt, gt = torch.from_numpy(inp["y"]), torch.from_numpy(inp["g"])
+            yt, gt = _torch_from_numpy(torch, inp["y"]), _torch_from_numpy(torch, inp["g"])
             backward = torch._softmax_backward_data
             if out:
                 o = torch.empty_like(yt)

@@ -9,11 +9,33 @@
 #     keepdims= are not arguments of the hot paths: _api.py calls them only
 #     without;
 #   - every input is an exact ndarray (no subclass), C-contiguous, aligned,
-#     native-order float32 or float64, not 0-d; the backward products' two
-#     inputs are of one dtype and shape, and not empty;
+#     native-order float32, float64, float16 or bfloat16 (once the general
+#     path has seen bfloat16 and noted its dtype number: note_bfloat16),
+#     not 0-d; the backward products' two inputs are of one dtype and
+#     shape, and not empty;
 #   - `out` is None, or such an array of the inputs' dtype and shape,
 #     writeable, that is one of the inputs or overlaps none of them
 #     (logsumexp: None only).
+
+# ml_dtypes' bfloat16 has a dtype number of its own, given at its
+# registration: -1 until the general path has recognised one (by name).
+cdef int _BF16_NUM = -1
+
+
+def note_bfloat16(int num):
+    """Record bfloat16's dtype number, so that the hot paths take it."""
+    global _BF16_NUM
+    _BF16_NUM = num
+
+
+cdef inline int _half_kind_of(int typenum) noexcept:
+    """0 for float16, 1 for bfloat16, -1 for every other dtype number."""
+    if typenum == cnp.NPY_FLOAT16:
+        return 0
+    if typenum == _BF16_NUM:
+        return 1
+    return -1
+
 
 cdef inline bint _plain(cnp.ndarray a, int typenum) noexcept:
     """a is C-contiguous, aligned, native-order, of dtype typenum."""
@@ -32,7 +54,8 @@ cdef inline int _fast_input(x) noexcept:
         return -1
     cdef cnp.ndarray a = <cnp.ndarray>x
     cdef int typenum = cnp.PyArray_TYPE(a)
-    if ((typenum != cnp.NPY_FLOAT32 and typenum != cnp.NPY_FLOAT64)
+    if ((typenum != cnp.NPY_FLOAT32 and typenum != cnp.NPY_FLOAT64
+             and _half_kind_of(typenum) < 0)
             or cnp.PyArray_NDIM(a) == 0 or not _plain(a, typenum)):
         return -1
     return typenum
@@ -83,7 +106,14 @@ def fast(int op, x, axis, out, int nthreads):
     cdef Py_ssize_t rows = cnp.PyArray_SIZE(a) // n
     cdef Py_ssize_t ldy = 1 if op == SC_OP_LOGSUMEXP else n
     cdef int req = nthreads if nthreads > 0 else _threads_default()
-    cdef int nt = _split_threads(op, rows, n, cnp.PyArray_ITEMSIZE(a), req)
+    cdef int kind = _half_kind_of(typenum)
+    cdef int nt
+    if kind >= 0:
+        _half_contiguous(op, kind, <const uint16_t *>cnp.PyArray_DATA(a),
+                         <uint16_t *>cnp.PyArray_DATA(y), rows, n, ldy,
+                         _threads_for(rows * n * 2, rows, req))
+        return y
+    nt = _split_threads(op, rows, n, cnp.PyArray_ITEMSIZE(a), req)
     if nt > 1:
         if typenum == cnp.NPY_FLOAT32:
             _split_rows[float](op, <const float *>cnp.PyArray_DATA(a),
@@ -121,7 +151,18 @@ def fast_backward(int op, a, b, axis, out, int nthreads):
         return None
     else:
         y = <cnp.ndarray>out
+    cdef int kind = _half_kind_of(typenum)
+    cdef Py_ssize_t n, rows
     cdef Job job
+    if kind >= 0:
+        n = cnp.PyArray_DIM(x, cnp.PyArray_NDIM(x) - 1)
+        rows = cnp.PyArray_SIZE(x) // n
+        _half_bwd_contiguous(op, kind, <const uint16_t *>cnp.PyArray_DATA(x),
+                             <const uint16_t *>cnp.PyArray_DATA(v),
+                             <uint16_t *>cnp.PyArray_DATA(y), rows, n,
+                             _threads_for(rows * n * 2, rows,
+                                          nthreads if nthreads > 0 else _threads_default()))
+        return y
     job.op = op
     _run(&job, (x, v, y), cnp.PyArray_NDIM(x) - 1, 0,
          nthreads if nthreads > 0 else _threads_default())

@@ -1,5 +1,6 @@
-"""softmax / log_softmax of float16 and bfloat16 arrays through the
-half-width kernels (csrc/family/half.h, _half.pxi): no float32 copy."""
+"""softmax, log_softmax, logsumexp and the backward products of float16
+and bfloat16 arrays through the half-width kernels (csrc/family/half.h,
+_half.pxi): no float32 copy."""
 import numpy as np
 
 from . import _kernels
@@ -53,3 +54,25 @@ def _half_forward(op, x, kind, axes, where, out, result, nt):
         return res
     np.copyto(out, res)
     return out
+
+
+def _half_backward(op, a, b, k, out, result, kind, nt):
+    """Backward product op along axis k of (a, b) into the half-width
+    `result` dtype (float16, kind 0, or bfloat16, kind 1), through
+    _kernels.backward_half: operands of another dtype (an integer or bool
+    one that promotes to `result`) are converted to it first, exactly;
+    `out` is written directly when it may be (as _api._backward)."""
+    ah = _half_native(a) if a.dtype == result else a.astype(result)
+    bh = _half_native(b) if b.dtype == result else b.astype(result)
+    # out may be either operand itself (each element of both is read before
+    # its own output is written); any other overlap goes through a copy
+    direct = (out is not None and out.dtype == result and out.flags.aligned
+              and out.dtype.isnative
+              and all(_same_view(out, c) or not np.may_share_memory(out, c) for c in (ah, bh)))
+    res = out if direct else np.empty(bh.shape, dtype=result)
+    if res.size:
+        _kernels.backward_half(op, ah, bh, res, k, kind, nt)
+    if res is not out and out is not None:
+        np.copyto(out, res)
+        return out
+    return res

@@ -35,7 +35,8 @@ def output_cache_stats():
 cdef cnp.ndarray _new_out(int nd, cnp.npy_intp *dims, int typenum):
     """cnp.PyArray_EMPTY(nd, dims, typenum, 0), from the output blocks if it
     is large."""
-    cdef size_t nbytes = 4 if typenum == cnp.NPY_FLOAT32 else 8
+    cdef size_t nbytes = (4 if typenum == cnp.NPY_FLOAT32 else
+                          8 if typenum == cnp.NPY_FLOAT64 else 2)
     cdef int i
     for i in range(nd):
         nbytes *= <size_t>dims[i]

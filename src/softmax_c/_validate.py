@@ -162,6 +162,29 @@ def forward_dtypes(dtype, requested, name="x"):
         f"got {req} for `{name}` of dtype {dtype}")
 
 
+def backward_dtypes(da, db, names):
+    """The backward products' dtype policy for operands of dtypes `da` and
+    `db`: ``(compute_dtype, result_dtype, kind)``.
+
+    Each operand is checked on its own (naming it in `names`); then
+    ``np.result_type(da, db)`` decides.  float16 or bfloat16 (both operands
+    of that dtype, or one with an integer or bool that promotes to it) is
+    computed in float32 and returned in itself, `kind` 0 or 1 (the
+    half-width kernels); every other result dtype as :func:`result_dtypes`,
+    `kind` -1.  So a half-width operand with a float32 one gives float32,
+    float16 with bfloat16 gives float32, and with float64 float64.
+    """
+    for dt, name in ((np.dtype(da), names[0]), (np.dtype(db), names[1])):
+        if half_kind(dt) < 0:
+            result_dtypes(dt, name)
+    rt = np.result_type(da, db)
+    kind = half_kind(rt)
+    if kind >= 0:
+        return _F32, rt.newbyteorder("="), kind
+    compute, result = result_dtypes(rt, names[0])
+    return compute, result, -1
+
+
 def result_dtypes(dtype, name="x"):
     """The dtype policy: ``(compute_dtype, result_dtype)`` for an input of
     `dtype`.

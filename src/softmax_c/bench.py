@@ -177,11 +177,12 @@ SAMPLE_SEED = 12345
 # each fused case on its own shape, in float32, whatever --shapes and --dtype say
 GROUP_OPS.update({op: ([shape], ["float32"]) for op, (shape, _) in FUSED_OPS.items()})
 DTYPES = ["float32", "float64"]
-# the half-width group (softmax and log_softmax only; `--dtype half` is
-# both): PyTorch's float16 / bfloat16 softmax is the peer; bfloat16 arrays
-# are ml_dtypes', imported for these cases only
+# the half-width group (softmax, log_softmax and softmax_vjp; `--dtype
+# half` is both dtypes): PyTorch's float16 / bfloat16 softmax (and its
+# softmax backward) is the peer; bfloat16 arrays are ml_dtypes', imported
+# for these cases only
 HALF_DTYPES = ["float16", "bfloat16"]
-HALF_OPS = ["softmax", "log_softmax"]
+HALF_OPS = ["softmax", "log_softmax", "softmax_vjp"]
 # softmax_vjp's shapes that also run with y from softmax_c's output blocks
 MIXED_SHAPES = ["16x262144", "256x32000"]
 
@@ -231,7 +232,7 @@ class Case:
             self.nbytes = 2 * x.nbytes
         elif op == "softmax_vjp":
             y = reference.softmax(x, axis)
-            g = rng.standard_normal(self.shape, dtype=self.dtype)
+            g = rng.standard_normal(self.shape, dtype=np.float32).astype(self.dtype)
             self.inputs = {"y": y, "g": g, "x": x}  # x: for y = sc.softmax(x)
             self.nbytes = 3 * x.nbytes
         elif op == "cross_entropy_grad":
@@ -390,7 +391,8 @@ def fused_implementations():
 def mixed_implementations(case):
     """The rows of mixed provenance a case has besides implementations():
     softmax_vjp on the shapes of MIXED_SHAPES only."""
-    if case.op != "softmax_vjp" or case.shape_name not in MIXED_SHAPES:
+    if (case.op != "softmax_vjp" or case.shape_name not in MIXED_SHAPES
+            or case.dtype.itemsize == 2):
         return []
     return [Impl("softmax_c(y=block)", "softmax_c", _mixed(False)),
             Impl("softmax_c(y=copy)", "softmax_c", _mixed(True))]
@@ -777,7 +779,8 @@ def main(argv=None):
                              "their own shapes and float32; 'fused': the four fused_*)")
     parser.add_argument("--dtype", default=None,
                         help="comma list of float32, float64, float16, bfloat16 (the last two "
-                             "softmax and log_softmax only, against PyTorch's; 'half' is both; "
+                             "softmax, log_softmax and softmax_vjp only, against PyTorch's; "
+                             "'half' is both; "
                              "bfloat16 needs ml_dtypes) (default: float32,float64)")
     parser.add_argument("--threads", default=None,
                         help=f"comma list of thread counts (default: 1,{os.cpu_count() or 1})")

@@ -185,6 +185,20 @@ cdef extern from "softmax_c.h" nogil:
         void (*fused_rows_f64)(const double *x, ptrdiff_t ldx, double *y, ptrdiff_t ldy, size_t rows, size_t n, const double *bias, const double *scale, const double *sink, size_t q0, const sc_fused_params *p, double *work) noexcept nogil
         void (*tanh_rows_f32)(const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil
         void (*tanh_rows_f64)(const double *x, ptrdiff_t ldx, double *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil
+        void (*softmax_jvp_rows_f16)(const uint16_t *a, ptrdiff_t lda, const uint16_t *b, ptrdiff_t ldb, uint16_t *out, ptrdiff_t ldo, size_t p, size_t q) noexcept nogil
+        void (*softmax_jvp_rows_bf16)(const uint16_t *a, ptrdiff_t lda, const uint16_t *b, ptrdiff_t ldb, uint16_t *out, ptrdiff_t ldo, size_t p, size_t q) noexcept nogil
+        void (*log_softmax_jvp_rows_f16)(const uint16_t *a, ptrdiff_t lda, const uint16_t *b, ptrdiff_t ldb, uint16_t *out, ptrdiff_t ldo, size_t p, size_t q) noexcept nogil
+        void (*log_softmax_jvp_rows_bf16)(const uint16_t *a, ptrdiff_t lda, const uint16_t *b, ptrdiff_t ldb, uint16_t *out, ptrdiff_t ldo, size_t p, size_t q) noexcept nogil
+        void (*log_softmax_vjp_rows_f16)(const uint16_t *a, ptrdiff_t lda, const uint16_t *b, ptrdiff_t ldb, uint16_t *out, ptrdiff_t ldo, size_t p, size_t q) noexcept nogil
+        void (*log_softmax_vjp_rows_bf16)(const uint16_t *a, ptrdiff_t lda, const uint16_t *b, ptrdiff_t ldb, uint16_t *out, ptrdiff_t ldo, size_t p, size_t q) noexcept nogil
+        void (*softmax_jvp_cols_f16)(const uint16_t *a, ptrdiff_t lda, const uint16_t *b, ptrdiff_t ldb, uint16_t *out, ptrdiff_t ldo, size_t p, size_t q) noexcept nogil
+        void (*softmax_jvp_cols_bf16)(const uint16_t *a, ptrdiff_t lda, const uint16_t *b, ptrdiff_t ldb, uint16_t *out, ptrdiff_t ldo, size_t p, size_t q) noexcept nogil
+        void (*log_softmax_jvp_cols_f16)(const uint16_t *a, ptrdiff_t lda, const uint16_t *b, ptrdiff_t ldb, uint16_t *out, ptrdiff_t ldo, size_t p, size_t q) noexcept nogil
+        void (*log_softmax_jvp_cols_bf16)(const uint16_t *a, ptrdiff_t lda, const uint16_t *b, ptrdiff_t ldb, uint16_t *out, ptrdiff_t ldo, size_t p, size_t q) noexcept nogil
+        void (*log_softmax_vjp_cols_f16)(const uint16_t *a, ptrdiff_t lda, const uint16_t *b, ptrdiff_t ldb, uint16_t *out, ptrdiff_t ldo, size_t p, size_t q) noexcept nogil
+        void (*log_softmax_vjp_cols_bf16)(const uint16_t *a, ptrdiff_t lda, const uint16_t *b, ptrdiff_t ldb, uint16_t *out, ptrdiff_t ldo, size_t p, size_t q) noexcept nogil
+        void (*softmax_rows_ws_f16)(const uint16_t *x, ptrdiff_t ldx, uint16_t *y, ptrdiff_t ldy, size_t rows, size_t n, float *work, size_t work_len) noexcept nogil
+        void (*softmax_rows_ws_bf16)(const uint16_t *x, ptrdiff_t ldx, uint16_t *y, ptrdiff_t ldy, size_t rows, size_t n, float *work, size_t work_len) noexcept nogil
         int64_t (*sample_split_f32)(const float *x, size_t n, const double *prm, uint64_t key, uint64_t row, double *logp, void *work, size_t work_len, int step, int piece, int np) noexcept nogil
         int64_t (*sample_split_f64)(const double *x, size_t n, const double *prm, uint64_t key, uint64_t row, double *logp, void *work, size_t work_len, int step, int piece, int np) noexcept nogil
 
@@ -403,6 +417,34 @@ cdef inline void tanh_rows_f32(const float *x, ptrdiff_t ldx, float *y, ptrdiff_
     get_api().tanh_rows_f32(x, ldx, y, ldy, a, b)
 cdef inline void tanh_rows_f64(const double *x, ptrdiff_t ldx, double *y, ptrdiff_t ldy, size_t a, size_t b) noexcept nogil:
     get_api().tanh_rows_f64(x, ldx, y, ldy, a, b)
+cdef inline void softmax_jvp_rows_f16(const uint16_t *a, ptrdiff_t lda, const uint16_t *b, ptrdiff_t ldb, uint16_t *out, ptrdiff_t ldo, size_t p, size_t q) noexcept nogil:
+    get_api().softmax_jvp_rows_f16(a, lda, b, ldb, out, ldo, p, q)
+cdef inline void softmax_jvp_rows_bf16(const uint16_t *a, ptrdiff_t lda, const uint16_t *b, ptrdiff_t ldb, uint16_t *out, ptrdiff_t ldo, size_t p, size_t q) noexcept nogil:
+    get_api().softmax_jvp_rows_bf16(a, lda, b, ldb, out, ldo, p, q)
+cdef inline void log_softmax_jvp_rows_f16(const uint16_t *a, ptrdiff_t lda, const uint16_t *b, ptrdiff_t ldb, uint16_t *out, ptrdiff_t ldo, size_t p, size_t q) noexcept nogil:
+    get_api().log_softmax_jvp_rows_f16(a, lda, b, ldb, out, ldo, p, q)
+cdef inline void log_softmax_jvp_rows_bf16(const uint16_t *a, ptrdiff_t lda, const uint16_t *b, ptrdiff_t ldb, uint16_t *out, ptrdiff_t ldo, size_t p, size_t q) noexcept nogil:
+    get_api().log_softmax_jvp_rows_bf16(a, lda, b, ldb, out, ldo, p, q)
+cdef inline void log_softmax_vjp_rows_f16(const uint16_t *a, ptrdiff_t lda, const uint16_t *b, ptrdiff_t ldb, uint16_t *out, ptrdiff_t ldo, size_t p, size_t q) noexcept nogil:
+    get_api().log_softmax_vjp_rows_f16(a, lda, b, ldb, out, ldo, p, q)
+cdef inline void log_softmax_vjp_rows_bf16(const uint16_t *a, ptrdiff_t lda, const uint16_t *b, ptrdiff_t ldb, uint16_t *out, ptrdiff_t ldo, size_t p, size_t q) noexcept nogil:
+    get_api().log_softmax_vjp_rows_bf16(a, lda, b, ldb, out, ldo, p, q)
+cdef inline void softmax_jvp_cols_f16(const uint16_t *a, ptrdiff_t lda, const uint16_t *b, ptrdiff_t ldb, uint16_t *out, ptrdiff_t ldo, size_t p, size_t q) noexcept nogil:
+    get_api().softmax_jvp_cols_f16(a, lda, b, ldb, out, ldo, p, q)
+cdef inline void softmax_jvp_cols_bf16(const uint16_t *a, ptrdiff_t lda, const uint16_t *b, ptrdiff_t ldb, uint16_t *out, ptrdiff_t ldo, size_t p, size_t q) noexcept nogil:
+    get_api().softmax_jvp_cols_bf16(a, lda, b, ldb, out, ldo, p, q)
+cdef inline void log_softmax_jvp_cols_f16(const uint16_t *a, ptrdiff_t lda, const uint16_t *b, ptrdiff_t ldb, uint16_t *out, ptrdiff_t ldo, size_t p, size_t q) noexcept nogil:
+    get_api().log_softmax_jvp_cols_f16(a, lda, b, ldb, out, ldo, p, q)
+cdef inline void log_softmax_jvp_cols_bf16(const uint16_t *a, ptrdiff_t lda, const uint16_t *b, ptrdiff_t ldb, uint16_t *out, ptrdiff_t ldo, size_t p, size_t q) noexcept nogil:
+    get_api().log_softmax_jvp_cols_bf16(a, lda, b, ldb, out, ldo, p, q)
+cdef inline void log_softmax_vjp_cols_f16(const uint16_t *a, ptrdiff_t lda, const uint16_t *b, ptrdiff_t ldb, uint16_t *out, ptrdiff_t ldo, size_t p, size_t q) noexcept nogil:
+    get_api().log_softmax_vjp_cols_f16(a, lda, b, ldb, out, ldo, p, q)
+cdef inline void log_softmax_vjp_cols_bf16(const uint16_t *a, ptrdiff_t lda, const uint16_t *b, ptrdiff_t ldb, uint16_t *out, ptrdiff_t ldo, size_t p, size_t q) noexcept nogil:
+    get_api().log_softmax_vjp_cols_bf16(a, lda, b, ldb, out, ldo, p, q)
+cdef inline void softmax_rows_ws_f16(const uint16_t *x, ptrdiff_t ldx, uint16_t *y, ptrdiff_t ldy, size_t rows, size_t n, float *work, size_t work_len) noexcept nogil:
+    get_api().softmax_rows_ws_f16(x, ldx, y, ldy, rows, n, work, work_len)
+cdef inline void softmax_rows_ws_bf16(const uint16_t *x, ptrdiff_t ldx, uint16_t *y, ptrdiff_t ldy, size_t rows, size_t n, float *work, size_t work_len) noexcept nogil:
+    get_api().softmax_rows_ws_bf16(x, ldx, y, ldy, rows, n, work, work_len)
 cdef inline int64_t sample_split_f32(const float *x, size_t n, const double *prm, uint64_t key, uint64_t row, double *logp, void *work, size_t work_len, int step, int piece, int np) noexcept nogil:
     return get_api().sample_split_f32(x, n, prm, key, row, logp, work, work_len, step, piece, np)
 cdef inline int64_t sample_split_f64(const double *x, size_t n, const double *prm, uint64_t key, uint64_t row, double *logp, void *work, size_t work_len, int step, int piece, int np) noexcept nogil:

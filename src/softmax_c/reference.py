@@ -29,6 +29,7 @@ import numpy as np
 from ._losses import reduce_losses
 from ._validate import (
     as_array,
+    backward_dtypes,
     check_bool,
     check_ignore_index,
     check_label_smoothing,
@@ -79,6 +80,20 @@ def _finish(res, result_dtype, out):
 
 
 # ---------------------------------------------------------------- forward
+
+def _sum(a, axis):
+    """``np.sum(a, axis, keepdims=True)``, pairwise along `axis` (an int or a
+    tuple) whatever the layout: NumPy adds pairwise only along a contiguous
+    inner loop, and term by term along a strided axis, where the rounding
+    error grows with the length."""
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    axes = tuple(sorted(k % a.ndim for k in axes))
+    rest = a.ndim - len(axes)
+    moved = np.moveaxis(a, axes, range(rest, a.ndim))
+    n = int(np.prod(moved.shape[rest:], dtype=np.int64))
+    s = np.sum(np.ascontiguousarray(moved).reshape(moved.shape[:rest] + (n,)), axis=-1)
+    return np.expand_dims(s, axes)
+
 
 def _shifted(x, axes, where):
     """``(x - max, where)`` per slice along `axes` of the compute-dtype
@@ -146,7 +161,7 @@ def _fused(op, x, axis, options, where, out, num_threads, keepdims=False):
         empty = m == -np.inf
         mm = np.where(np.isfinite(m), m, 0.0)
         e = np.exp(z - mm)
-        s = np.sum(e, axis=k, keepdims=True)
+        s = _sum(e, k)
         if f.sink is not None:
             s = s + np.exp(sk - mm)
         bad = nan | posinf | np.isnan(m)
@@ -190,7 +205,7 @@ def softmax(x, axis=-1, *, scale=None, softcap=None, bias=None, where=None, caus
     xc, axes, where, result = _prepare(x, axis, where, out, num_threads, dtype)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore", under="ignore"):
         e = np.exp(_shifted(xc, axes, where))
-        y = e / np.sum(e, axis=axes, keepdims=True)
+        y = e / _sum(e, axes)
         if where is not None:
             y = np.where(where, y, 0)  # 0/0 of slices without True position
     return _finish(y, result, out)
@@ -209,7 +224,7 @@ def log_softmax(x, axis=-1, *, scale=None, softcap=None, bias=None, where=None, 
     xc, axes, where, result = _prepare(x, axis, where, out, num_threads, dtype)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore", under="ignore"):
         z = _shifted(xc, axes, where)
-        y = z - np.log(np.sum(np.exp(z), axis=axes, keepdims=True))
+        y = z - np.log(_sum(np.exp(z), axes))
         if where is not None:
             y = np.where(where, y, -np.inf)
     return _finish(y, result, out)
@@ -239,7 +254,7 @@ def logsumexp(x, axis=-1, *, b=None, keepdims=False, return_sign=False, scale=No
     with np.errstate(invalid="ignore", divide="ignore", over="ignore", under="ignore"):
         m = np.max(xc, axis=axes, keepdims=True, initial=-np.inf)
         m = np.where(np.isfinite(m), m, 0)
-        s = np.log(np.sum(np.exp(xc - m), axis=axes, keepdims=True)) + m
+        s = np.log(_sum(np.exp(xc - m), axes)) + m
     if not keepdims:
         s = s.reshape(tuple(n for d, n in enumerate(xc.shape) if d not in axes))
     s = s.astype(result, copy=False)
@@ -289,9 +304,7 @@ def _logsumexp_weighted(x, axis, b, keepdims, return_sign, num_threads):
 def _prepare_pair(a, b, names, axis, out, num_threads):
     _check_threads(num_threads)
     a, b = as_array(a), as_array(b)
-    result_dtypes(a.dtype, names[0])
-    result_dtypes(b.dtype, names[1])
-    compute, result = result_dtypes(np.result_type(a.dtype, b.dtype), names[0])
+    compute, result, _ = backward_dtypes(a.dtype, b.dtype, names)
     check_same_shape(a, b, names)
     k = normalize_single_axis(axis, a.ndim)
     check_out(out, a.shape, result)
@@ -306,7 +319,7 @@ def softmax_jvp(y, v, axis=-1, *, out=None, num_threads=None):
     """
     y, v, k, result = _prepare_pair(y, v, ("y", "v"), axis, out, num_threads)
     with np.errstate(invalid="ignore", over="ignore"):
-        res = y * (v - np.sum(y * v, axis=k, keepdims=True))
+        res = y * (v - _sum(y * v, k))
     return _finish(res, result, out)
 
 
@@ -317,7 +330,7 @@ def softmax_vjp(y, g, axis=-1, *, out=None, num_threads=None):
     """
     y, g, k, result = _prepare_pair(y, g, ("y", "g"), axis, out, num_threads)
     with np.errstate(invalid="ignore", over="ignore"):
-        res = y * (g - np.sum(y * g, axis=k, keepdims=True))
+        res = y * (g - _sum(y * g, k))
     return _finish(res, result, out)
 
 
@@ -329,7 +342,7 @@ def log_softmax_jvp(logp, v, axis=-1, *, out=None, num_threads=None):
     """
     logp, v, k, result = _prepare_pair(logp, v, ("logp", "v"), axis, out, num_threads)
     with np.errstate(invalid="ignore", over="ignore"):
-        res = v - np.sum(np.exp(logp) * v, axis=k, keepdims=True)
+        res = v - _sum(np.exp(logp) * v, k)
     return _finish(res, result, out)
 
 
@@ -341,7 +354,7 @@ def log_softmax_vjp(logp, g, axis=-1, *, out=None, num_threads=None):
     """
     logp, g, k, result = _prepare_pair(logp, g, ("logp", "g"), axis, out, num_threads)
     with np.errstate(invalid="ignore", over="ignore"):
-        res = g - np.exp(logp) * np.sum(g, axis=k, keepdims=True)
+        res = g - np.exp(logp) * _sum(g, k)
     return _finish(res, result, out)
 
 
@@ -434,8 +447,11 @@ def _xent_index(z, t, w, ignore_index, reduction, ls, want_grad):
     loss_i = (1 - ls) * w_t * -logp_t
     eps = ls / n_classes if n_classes else 0.0
     if eps:
-        smooth_i = -np.sum(logp if w is None else logp * w, axis=-1)
-        loss_i = loss_i + np.where(keep, eps * smooth_i, 0)
+        # in float64: float32 logits 6.8e38 apart overflow z - lse, not the
+        # smoothing term itself (the kernels redo such rows in double)
+        lp = _log_softmax_last(z.astype(np.float64))
+        smooth_i = -np.sum(lp if w is None else lp * w, axis=-1)
+        loss_i = loss_i + np.where(keep, eps * smooth_i, 0).astype(dtype)
 
     denom = np.sum(w_t, dtype=dtype)  # the weight of the kept samples
     dz = None

@@ -40,10 +40,15 @@ What is supported
 
 - CPU tensors, strided layout, float32 and float64 for the differentiable
   inputs (the input of softmax / log_softmax, the logits of the
-  cross-entropy).  Any other device raises ``ValueError``; float16,
-  bfloat16 and every other dtype raise ``TypeError`` (cast first, e.g.
-  ``softmax(x, dim, dtype=torch.float32)``, which PyTorch differentiates
-  through).
+  cross-entropy).  :func:`softmax` and :func:`log_softmax` without fused
+  options take float16 and bfloat16 too, forward and backward in the
+  half-width kernels (read and written in place, computed in float32,
+  rounded once into the input's dtype; bfloat16 reaches NumPy as
+  ``ml_dtypes.bfloat16``, so it needs ml_dtypes installed).  Any other
+  device raises ``ValueError``; the fused options and the cross-entropy
+  with float16 or bfloat16, and every other dtype, raise ``TypeError``
+  (cast first, e.g. ``softmax(x, dim, dtype=torch.float32)``, which
+  PyTorch differentiates through).
 - Cross-entropy targets: class indices (an integer tensor, int64 as in
   PyTorch, of the logits' shape without the class axis) or class
   probabilities (a float tensor of the logits' shape), with `weight`,
@@ -113,6 +118,7 @@ __all__ = ["Softmax", "LogSoftmax", "FusedSoftmax", "CrossEntropy", "softmax", "
            "cross_entropy"]
 
 _FLOATS = (torch.float32, torch.float64)
+_HALF = (torch.float16, torch.bfloat16)
 
 
 # ---------------------------------------------------------------- checks and views
@@ -138,28 +144,45 @@ def _check_tensor(t, name):
         raise TypeError(f"`{name}` has unsupported dtype {t.dtype}")
 
 
-def _check_float(t, name):
-    """Raise unless `t` is a strided float32/float64 CPU tensor: the dtypes
-    the autograd functions differentiate."""
+def _check_float(t, name, half=False):
+    """Raise unless `t` is a strided float32/float64 CPU tensor (with
+    `half`, float16 and bfloat16 too): the dtypes the autograd function
+    differentiates."""
     _check_cpu(t, name)
-    if t.dtype in _FLOATS:
+    if t.dtype in _FLOATS or (half and t.dtype in _HALF):
         return
-    if t.dtype in (torch.float16, torch.bfloat16):
+    if t.dtype in _HALF:
         raise TypeError(
-            f"`{name}` has dtype {t.dtype}, which the softmax_c.torch autograd functions do "
-            f"not support (float32 and float64 only): cast it first, e.g. with "
-            f"dtype=torch.float32 or {name}.float()")
+            f"`{name}` has dtype {t.dtype}, which this softmax_c.torch function does not "
+            f"support (float32 and float64 only; Softmax and LogSoftmax without options "
+            f"take float16 and bfloat16): cast it first, e.g. with dtype=torch.float32 or "
+            f"{name}.float()")
     raise TypeError(f"`{name}` has unsupported dtype {t.dtype}: expected torch.float32 or "
                     f"torch.float64")
 
 
 def _numpy(t):
     """A NumPy view of the memory of CPU tensor `t`, with its strides: no
-    copy, except to resolve a lazy negation bit, which NumPy cannot see."""
+    copy, except to resolve a lazy negation bit, which NumPy cannot see.
+    bfloat16, which ``Tensor.numpy`` refuses, is viewed as its 16-bit
+    patterns, then as ``ml_dtypes.bfloat16``."""
     t = t.detach()
     if t.is_neg():
         t = t.resolve_neg()
+    if t.dtype == torch.bfloat16:
+        return t.view(torch.int16).numpy().view(_bfloat16())
     return t.numpy()
+
+
+def _bfloat16():
+    """The NumPy bfloat16 dtype (ml_dtypes', imported only here: a
+    bfloat16 tensor needs it to reach softmax_c as a NumPy view)."""
+    try:
+        import ml_dtypes
+    except ImportError:
+        raise TypeError("bfloat16 tensors need the ml_dtypes package (its NumPy bfloat16 "
+                        "dtype): pip install ml_dtypes, or cast to torch.float32") from None
+    return np.dtype(ml_dtypes.bfloat16)
 
 
 def _axis(dim, ndim):
@@ -182,7 +205,7 @@ def _slices(t):
 def _forward(ctx, input, dim, fn):
     """Softmax and LogSoftmax forward: `fn` (softmax_c.softmax or
     log_softmax) into a tensor PyTorch allocates; the output is saved."""
-    _check_float(input, "input")
+    _check_float(input, "input", half=True)
     k = _axis(dim, max(input.ndim, 1))
     out = torch.empty_like(input)
     fn(_slices(input), axis=k, out=_slices(out))
@@ -208,8 +231,10 @@ class Softmax(torch.autograd.Function):
     Parameters
     ----------
     input : torch.Tensor
-        A CPU tensor, float32 or float64, any shape and strides (read in
-        place, never copied).
+        A CPU tensor, float32, float64, float16 or bfloat16, any shape and
+        strides (read in place, never copied).  float16 and bfloat16 are
+        computed in float32, the output and the gradient rounded once
+        into the input's dtype.
     dim : int
         The axis normalized (negative counts from the end).  A 0-d `input`
         takes 0 or -1, as in PyTorch: one slice of one element (softmax
@@ -226,8 +251,9 @@ class Softmax(torch.autograd.Function):
     ValueError
         `input` not on the CPU (the message names its device).
     TypeError
-        `input` not a float32/float64 strided tensor (the message names its
-        dtype), or `dim` not an int.
+        `input` not a float16/bfloat16/float32/float64 strided tensor (the
+        message names its dtype), bfloat16 without ml_dtypes installed, or
+        `dim` not an int.
     numpy.exceptions.AxisError
         `dim` out of range.
 
@@ -624,13 +650,14 @@ def softmax(input, dim, dtype=None, *, scale=None, softcap=None, bias=None, caus
     Parameters
     ----------
     input : torch.Tensor
-        A CPU tensor, float32 or float64 (or any dtype with `dtype` given).
+        A CPU tensor, float32, float64, float16 or bfloat16 (the last two
+        without fused options), or any dtype with `dtype` given.
     dim : int
         The axis normalized; required, as in ``torch.softmax``.
     dtype : torch.dtype, optional
-        torch.float32 or torch.float64: `input` is cast to it first (by
-        PyTorch, which also casts the gradient back), e.g. to take float16
-        inputs.
+        `input` is cast to it first (by PyTorch, which also casts the
+        gradient back), e.g. torch.float32 for a float32 result from
+        float16 input.
     scale, softcap, bias, causal, sink : optional
         Keyword only: the fused options of :func:`softmax_c.softmax`, with
         its semantics and errors.  `scale` (a float or a per-row tensor),
