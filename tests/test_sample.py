@@ -248,7 +248,8 @@ def test_split_rows_bad_rows_and_threads():
                    dict(top_p=0.9)):
             a = [sc.sample(x, seed=s, num_threads=1, **kw)[0] for s in range(4)]
             b = [sc.sample(x, seed=s, num_threads=2, **kw)[0] for s in range(4)]
-            assert a == b, (n, kw)
+            c = [sc.sample(x, seed=s, **kw)[0] for s in range(4)]   # the default count
+            assert a == b == c, (n, kw)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
