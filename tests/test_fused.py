@@ -257,6 +257,37 @@ def test_threads_bitwise(sc, rng):
                                   sc.softmax(x, softcap=30.0, num_threads=2))
 
 
+@pytest.mark.parametrize("op", ["softmax", "log_softmax"])
+def test_large_outputs(sc, ref, rng, op):
+    """Outputs of 4 MiB or more (softmax: rows made in scratch rows and
+    written a row behind through streaming stores), special rows among the
+    others (NaN, +inf, all -inf, fully masked, scale <= 0): against the
+    reference, and bitwise alike on one and two threads and in place."""
+    x = rng.standard_normal((2, 2, 512, 512)).astype(np.float32)
+    x[0, 0, 10, 3] = np.nan
+    x[0, 1, 20] = -np.inf
+    x[1, 0, 300, 5] = np.inf
+    bias = np.where(rng.random((512, 512)) < 0.2, -np.inf,
+                    rng.standard_normal((512, 512))).astype(np.float32)
+    bias[7] = -np.inf
+    srow = rng.uniform(0.1, 2, (2, 2, 512))
+    srow[1, 1, 40:43] = (-0.5, 0.0, 3.0)
+    for kw in (dict(scale=0.125, causal=True), dict(bias=bias), dict(scale=srow, causal=-3),
+               dict(softcap=5.0, scale=2.0, causal=True), dict(bias=bias, scale=srow)):
+        want = getattr(ref, op)(x, **kw)
+        one = getattr(sc, op)(x, num_threads=1, **kw)
+        check(op, one, want, np.float32)
+        np.testing.assert_array_equal(getattr(sc, op)(x, num_threads=2, **kw), one)
+        y = x.copy()
+        getattr(sc, op)(y, out=y, num_threads=1, **kw)
+        np.testing.assert_array_equal(y, one)
+    # rows of 8 KiB whose output rows do not follow each other
+    x = rng.standard_normal((512, 2048)).astype(np.float32)
+    out = np.empty((512, 4096), np.float32)[:, :2048]
+    getattr(sc, op)(x, causal=True, scale=0.5, out=out)
+    check(op, out, getattr(ref, op)(x, causal=True, scale=0.5), np.float32)
+
+
 def test_out_and_in_place(sc, ref, rng):
     x = rng.standard_normal((3, 8, 8))
     want = ref.softmax(x, scale=0.5, causal=True)

@@ -362,6 +362,195 @@ SC_ALWAYS_INLINE static inline SC_T V(fused_row)(int op, const SC_T *x, SC_T *y,
     return (SC_T)0;
 }
 
+/* ---- the fast form: the plain row steps over the kept prefix ----------
+ * Calls without a sink.  Without softcap and bias, a row is the plain
+ * steps (family/exp_steps.h) over its kept prefix with the scale folded
+ * into the exponential's argument: mx = max(x), e = exp((x - mx) scale),
+ * log_softmax (x - mx) scale - log(s), which for scale > 0 is the softmax
+ * of z = x * scale with z's max taken exactly (rounding is monotone) and
+ * without the rounding of x * scale and z - max(z).  Rows with another
+ * scale take fused_row.  With softcap or bias, z is made once (fz_row) in
+ * the output row or, pipelined, in a scratch row still in L1, and the
+ * plain steps run over it.  Softmax rows of large outputs are pipelined
+ * as family/pipe.h's (the previous row streamed out while this row's
+ * exponentials are summed), with the same bits as the row at a time.
+ * A row whose max or sum is not finite (a NaN or +inf among the kept z,
+ * or nothing left) is written by ff_special, as fused_row writes it. */
+
+/* The special row of the fast form: 0 / -inf everywhere when nothing is
+ * left (`empty`), else NaN at the kept positions the bias keeps. */
+static void V(ff_special)(int op, SC_T *y, const SC_T *b, int bmode, size_t n, size_t L,
+                          int empty)
+{
+    const SC_T e = op == SC_FUSED_SOFTMAX ? (SC_T)0 : (SC_T)-INFINITY;
+    size_t j = 0;
+    if (!empty)
+        for (; j < L; j++)
+            y[j] = V(fexcluded)(b, bmode, j) ? e : (SC_T)NAN;
+    V(fill)(y + j, n - j, e, 0);
+}
+
+/* One row of the fast form a row at a time (y the output row; logsumexp:
+ * NULL, the result returned).  0 with nothing written when the row takes
+ * fused_row instead (a scale <= 0 without softcap and bias). */
+SC_ALWAYS_INLINE static inline int V(ff_row)(int op, const SC_T *x, SC_T *y, const SC_T *b,
+                                              size_t n, size_t L, SC_T sc, SC_T cap_v, int cap,
+                                              int bmode, int stream, const SC_T *pf,
+                                              SC_T *res)
+{
+    const int mat = cap || bmode != SC_FB_NONE;
+    const SC_T empty = op == SC_FUSED_SOFTMAX ? (SC_T)0 : (SC_T)-INFINITY;
+    if (!mat && !(sc > (SC_T)0))
+        return 0;
+    if (L == 0) {
+        if (op == SC_FUSED_LOGSUMEXP)
+            *res = (SC_T)-INFINITY;
+        else
+            V(fill)(y, n, empty, stream);
+        return 1;
+    }
+    /* z in y (made there with softcap or bias), else read from x */
+    const SC_T mx = mat ? V(fz_row)(x, b, y, L, sc, cap_v, cap, bmode) : V(row_max)(x, L);
+    const SC_T *src = mat ? y : x;
+    double s = INFINITY;
+    if (mx > (SC_T)-INFINITY && mx < (SC_T)INFINITY)
+        s = V(expsum_s)(src, op == SC_FUSED_SOFTMAX ? y : NULL, L, mx, pf, sc, !mat);
+    if (op == SC_FUSED_LOGSUMEXP) { /* without softcap and bias only */
+        if (!(s < INFINITY))
+            *res = mx == (SC_T)-INFINITY ? mx : V(lse_nonfinite)(x, 1, L, mx);
+        else
+            *res = (SC_T)((double)mx * (double)sc + log(s));
+        return 1;
+    }
+    if (!(s < INFINITY)) {
+        V(ff_special)(op, y, b, bmode, n, L, mx == (SC_T)-INFINITY);
+        return 1;
+    }
+    if (op == SC_FUSED_SOFTMAX)
+        V(scale)(y, L, (SC_T)(1.0 / s));
+    else if (mat)
+        V(final_pass_s)(y, y, L, mx, (SC_T)log(s), stream, (SC_T)1, 0);
+    else
+        V(final_pass_s)(x, y, L, mx, (SC_T)log(s), stream, sc, 1);
+    if (L < n)
+        V(fill)(y + L, n - L, empty, stream);
+    return 1;
+}
+
+/* The row parameters fused_loop and ff_pipe share: row r's kept length. */
+SC_ALWAYS_INLINE static inline size_t V(kept)(const sc_fused_params *p, size_t q, size_t n)
+{
+    if (!p->causal)
+        return n;
+    const ptrdiff_t kept = (ptrdiff_t)q + p->causal_k + 1;
+    return kept <= 0 ? 0 : ((size_t)kept < n ? (size_t)kept : n);
+}
+
+/* Softmax rows of a large output in the fast form, pipelined: row r's
+ * exponentials (and zeros past its kept prefix) made in a scratch row
+ * chunk by chunk, while row r - 1's scratch row is written out scaled by
+ * its 1 / s (pipe_piece, streaming stores).  `work`: sc_pipe_work
+ * elements.  A row that takes fused_row or ff_special is written at once
+ * with plain stores, after the row before it. */
+static void V(ff_pipe)(const SC_T *x, ptrdiff_t ldx, SC_T *y, ptrdiff_t ldy, size_t rows,
+                       size_t n, const SC_T *bias, const SC_T *scale, size_t q0,
+                       const sc_fused_params *p, SC_T *work, int cap, int bmode)
+{
+    const size_t lw = SC_LINE / sizeof(SC_T), np = (n + lw - 1) / lw * lw;
+    const int mat = cap || bmode != SC_FB_NONE;
+    const SC_T cap_v = cap ? (SC_T)p->softcap : (SC_T)1;
+    SC_T *cur = work + (lw - ((uintptr_t)work / sizeof(SC_T)) % lw) % lw, *prev = cur + np;
+    SC_T *py = NULL, p0 = 0;
+    const SC_T *psrc = NULL;
+    size_t phead = 0;
+    V(carry_t) cy_buf, *carry = ldy == (ptrdiff_t)n ? &cy_buf : NULL;
+    cy_buf.k = 0;
+    for (size_t r = 0; r < rows; r++) {
+        const size_t L = V(kept)(p, q0 + r, n);
+        const SC_T sc = scale ? scale[(ptrdiff_t)r * p->ld_scale] : (SC_T)p->scale;
+        const SC_T *br = bias ? bias + (ptrdiff_t)r * p->ld_bias : NULL;
+        const SC_T *xr = x + (ptrdiff_t)r * ldx;
+        SC_T *yr = y + (ptrdiff_t)r * ldy;
+        /* the next row's kept prefix (and bias row), prefetched chunk by chunk */
+        const SC_T *pf = r + 1 < rows ? xr + ldx : NULL;
+        const SC_T *pfb = pf && bmode == SC_FB_ROW && p->ld_bias != 0 ? br + p->ld_bias : NULL;
+        const size_t pfn = L + 1 < n ? L + 1 : n;
+        int ok = L > 0 && (mat || sc > (SC_T)0);
+        SC_T mx = (SC_T)-INFINITY;
+        if (ok) {
+            mx = mat ? V(fz_row)(xr, br, cur, L, sc, cap_v, cap, bmode) : V(row_max)(xr, L);
+            ok = mx > (SC_T)-INFINITY && mx < (SC_T)INFINITY;
+        }
+        double s = 0.0, c = 0.0;
+        if (ok) {
+            const VEC vm = V(set1)(mx), vs = V(set1)(sc);
+            for (size_t i = 0, k = 0; i < n; i += SC_CHUNK, k++) {
+                const size_t e = n - i < SC_CHUNK ? n : i + SC_CHUNK;
+                size_t j = i;
+                for (size_t q = i; pf && q < e && q < pfn; q += lw) {
+                    SC_PREFETCH(pf + q);
+                    if (pfb)
+                        SC_PREFETCH(pfb + q);
+                }
+                if (i < L) {
+                    j = L < e ? L : e;
+                    const VEC v = mat ? V(expsum_chunk_s)(cur + i, cur + i, j - i, vm, vs, 0)
+                                      : V(expsum_chunk_s)(xr + i, cur + i, j - i, vm, vs, 1);
+                    sc_two_sum_add(&s, &c, V(hsum)(v));
+                }
+                if (j < e)
+                    V(fill)(cur + j, e - j, (SC_T)0, 0);
+                size_t j0, j1;
+                if (py && V(pipe_span)(phead, k, n, &j0, &j1))
+                    V(pipe_piece)(psrc, py, j0, j1, phead, p0, 0, 0, carry, 0);
+            }
+            ok = s + c < INFINITY;
+            if (!ok && carry && carry->k) { /* the row before is out but its carried tail */
+                V(storet)(yr - carry->k, carry->v, carry->k);
+                carry->k = 0;
+            }
+        } else if (py) {
+            V(pipe_piece)(psrc, py, 0, n, phead, p0, 0, 0, carry, 1);
+        }
+        if (!ok) {
+            if (L > 0 && !mat && !(sc > (SC_T)0))
+                V(fused_row)(SC_FUSED_SOFTMAX, xr, yr, br, n, L, sc, cap_v, 0, 0.0, NULL, cap,
+                             bmode, 0, NULL, 0, NULL);
+            else
+                V(ff_special)(SC_FUSED_SOFTMAX, yr, br, bmode, n, L, L == 0 || mx == (SC_T)-INFINITY);
+            py = NULL;
+            continue;
+        }
+        SC_T *t = prev;
+        prev = cur;
+        cur = t;
+        psrc = prev;
+        p0 = (SC_T)(1.0 / (s + c));
+        py = yr;
+        phead = (VN - ((size_t)py / sizeof(SC_T)) % VN) % VN;
+        if (r + 1 < rows && !carry) {
+            SC_PREFETCH_W(py + ldy);
+            SC_PREFETCH_W(py + ldy + n - 1);
+        }
+    }
+    if (py)
+        V(pipe_piece)(psrc, py, 0, n, phead, p0, 0, 0, carry, 1);
+    sc_sfence();
+}
+
+/* Whether a fused call's rows take ff_pipe: softmax without a sink, in a
+ * large output (p->stream: the whole call's, so that every thread's share
+ * decides alike) of rows as sc_pipe_rows takes them. */
+static inline int V(ff_piped)(const sc_fused_params *p, const SC_T *y, ptrdiff_t ldy,
+                              size_t rows, size_t n, const SC_T *work)
+{
+    const size_t rb = n * sizeof(SC_T);
+    return VN > 1 && p->op == SC_FUSED_SOFTMAX && !p->has_sink && p->stream && work &&
+           rows >= 2 && rb <= SC_PREFETCH_MAX_BYTES &&
+           (rb >= SC_PIPE_MIN_BYTES || (ldy == (ptrdiff_t)n && rb >= SC_PIPE_FLAT_MIN_BYTES)) &&
+           (size_t)y % sizeof(SC_T) == 0;
+}
+
 SC_ALWAYS_INLINE static inline void V(fused_loop)(const SC_T *x, ptrdiff_t ldx, SC_T *y,
                                                   ptrdiff_t ldy, size_t rows, size_t n,
                                                   const SC_T *bias, const SC_T *scale,
@@ -372,12 +561,14 @@ SC_ALWAYS_INLINE static inline void V(fused_loop)(const SC_T *x, ptrdiff_t ldx, 
     const int op = p->op;
     const SC_T cap_v = cap ? (SC_T)p->softcap : (SC_T)1;
     const int stream = p->stream && n * sizeof(SC_T) >= SC_STREAM_MIN_ROW_BYTES;
+    /* the fast form: no sink; logsumexp without softcap and bias */
+    const int fast = !p->has_sink && (op != SC_FUSED_LOGSUMEXP || (!cap && bmode == SC_FB_NONE));
+    if (fast && V(ff_piped)(p, y, ldy, rows, n, work)) {
+        V(ff_pipe)(x, ldx, y, ldy, rows, n, bias, scale, q0, p, work, cap, bmode);
+        return;
+    }
     for (size_t r = 0; r < rows; r++) {
-        size_t L = n;
-        if (p->causal) {
-            const ptrdiff_t kept = (ptrdiff_t)(q0 + r) + p->causal_k + 1;
-            L = kept <= 0 ? 0 : ((size_t)kept < n ? (size_t)kept : n);
-        }
+        const size_t L = V(kept)(p, q0 + r, n);
         const SC_T sc = scale ? scale[(ptrdiff_t)r * p->ld_scale] : (SC_T)p->scale;
         const double sk = sink ? (double)sink[(ptrdiff_t)r * p->ld_sink] : p->sink;
         const SC_T *br = bias ? bias + (ptrdiff_t)r * p->ld_bias : NULL;
@@ -385,12 +576,24 @@ SC_ALWAYS_INLINE static inline void V(fused_loop)(const SC_T *x, ptrdiff_t ldx, 
         const SC_T *pf = V(prefetch_row)(xr, ldx, r, rows, n);
         const size_t pfn = L + 1 < n ? L + 1 : n;
         const SC_T *pfb = pf && bmode == SC_FB_ROW && p->ld_bias != 0 ? br + p->ld_bias : NULL;
+        SC_T *yr = op == SC_FUSED_LOGSUMEXP ? NULL : y + (ptrdiff_t)r * ldy;
+        if (fast) {
+            SC_T res = 0;
+            if (pfb)
+                for (size_t k = 0; k < pfn; k += SC_LINE / sizeof(SC_T))
+                    SC_PREFETCH(pfb + k);
+            if (V(ff_row)(op, xr, yr, br, n, L, sc, cap_v, cap, bmode, stream, pf, &res)) {
+                if (op == SC_FUSED_LOGSUMEXP)
+                    y[(ptrdiff_t)r * ldy] = res;
+                continue;
+            }
+        }
         if (op == SC_FUSED_LOGSUMEXP)
             y[(ptrdiff_t)r * ldy] = V(fused_row)(op, xr, NULL, br, n, L, sc, cap_v, p->has_sink,
                                                  sk, work, cap, bmode, 0, pf, pfn, pfb);
         else
-            V(fused_row)(op, xr, y + (ptrdiff_t)r * ldy, br, n, L, sc, cap_v, p->has_sink, sk,
-                         work, cap, bmode, stream, pf, pfn, pfb);
+            V(fused_row)(op, xr, yr, br, n, L, sc, cap_v, p->has_sink, sk, work, cap, bmode,
+                         stream, pf, pfn, pfb);
     }
     if (stream)
         sc_sfence();

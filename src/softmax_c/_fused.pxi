@@ -107,10 +107,15 @@ def fused(int op, cnp.ndarray x, cnp.ndarray y, bias, scale, sink, cnp.ndarray b
     if R == 0 or N == 0:
         return
     cdef size_t isz = 4 if j.f32 else 8
-    # a work row: logsumexp with softcap (z), and rows written through
-    # streaming stores (family/fused.h)
-    cdef size_t wlen = <size_t>N * isz + 64 if ((op == SC_OP_LOGSUMEXP and softcap > 0)
-                                                or j.p.stream) else 0
+    # work: logsumexp with softcap (z, a row); a large output's rows, made
+    # in it before they are streamed out (family/fused.h: two rows of
+    # whole lines and a line to align them, as sc_pipe_work)
+    cdef size_t lw = 64 // isz
+    cdef size_t wlen = 0
+    if j.p.stream:
+        wlen = (2 * ((<size_t>N + lw - 1) // lw * lw) + lw) * isz
+    elif op == SC_OP_LOGSUMEXP and softcap > 0:
+        wlen = <size_t>N * isz + 64
     nt = _threads_for(R * N * <Py_ssize_t>isz, R, nthreads)
     # chunks of rows: a few per thread, whole blocks when the blocks are many
     j.qb = Q
