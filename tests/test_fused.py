@@ -288,6 +288,32 @@ def test_large_outputs(sc, ref, rng, op):
     check(op, out, getattr(ref, op)(x, causal=True, scale=0.5), np.float32)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_hot_path_as_general_path(sc, ref, rng, dtype):
+    """C-contiguous inputs with scalar options (the hot path, _fused.pxi's
+    fast_fused) give the bits of the general path (a strided view of the
+    same values) and the reference's values, for each bias layout."""
+    x = rng.standard_normal((2, 3, 5, 37)).astype(dtype)
+    strided = np.empty(x.shape[:-1] + (74,), dtype)[..., ::2]
+    strided[...] = x
+    biases = [None, rng.standard_normal(37).astype(dtype), rng.standard_normal((5, 37)).astype(dtype),
+              rng.standard_normal((3, 5, 37)).astype(dtype), rng.standard_normal(x.shape).astype(dtype)]
+    biases[2][1, :30] = -np.inf
+    for bias in biases:
+        for kw in (dict(scale=0.125), dict(scale=3, causal=True), dict(causal=-2, sink=0.5),
+                   dict(softcap=4, scale=-0.5), dict(causal=40), dict(sink=-np.inf, causal=1)):
+            kw = dict(kw, bias=bias)
+            for op in OPS:
+                got = getattr(sc, op)(x, **kw)
+                np.testing.assert_array_equal(got, getattr(sc, op)(strided, **kw))
+                check(op, got, getattr(ref, op)(x, **kw), dtype)
+            out = np.empty_like(x)
+            assert sc.softmax(x, out=out, **kw) is out
+            np.testing.assert_array_equal(out, sc.softmax(strided, **kw))
+    v = sc.logsumexp(x[0, 0, 0], scale=2.0)
+    assert np.ndim(v) == 0 and v == sc.logsumexp(strided[0, 0, 0], scale=2.0)
+
+
 def test_out_and_in_place(sc, ref, rng):
     x = rng.standard_normal((3, 8, 8))
     want = ref.softmax(x, scale=0.5, causal=True)

@@ -89,11 +89,13 @@ def _fused_forward(op, x, axis, options, where, out, num_threads, keepdims=False
                     for d in range(len(batch))], dtype=np.int64).reshape(len(batch), 5)
     inc = 1 if bm is None or bm.shape[-1] <= 1 else bm.strides[-1] // isz
     sink_v = 0.0 if f.sink is None else (f.sink if isinstance(f.sink, float) else 0.0)
+    # a causal mask that keeps every key of the first query keeps all
+    causal = f.causal is not None and f.causal < n - 1
     if x.size and n:
         _kernels.fused(op, xm, ym, bm, sm, km, np.array(batch, dtype=np.int64), bst, Q, n,
                        (lx, ly, lb, ls, lk),
                        f.scale if isinstance(f.scale, float) else 1.0,
-                       f.softcap or 0.0, inc, f.causal is not None, f.causal or 0,
+                       f.softcap or 0.0, inc, causal, f.causal or 0,
                        f.sink is not None, sink_v, nt)
     elif op == LOGSUMEXP:  # no element in a row: the sink alone, or -inf
         ym[...] = -np.inf if f.sink is None else (
