@@ -501,7 +501,8 @@ static void V(ff_pipe)(const SC_T *x, ptrdiff_t ldx, SC_T *y, ptrdiff_t ldy, siz
         const SC_T *br = bias ? bias + (ptrdiff_t)r * p->ld_bias : NULL;
         const SC_T *xr = x + (ptrdiff_t)r * ldx;
         SC_T *yr = y + (ptrdiff_t)r * ldy;
-        /* the next row's kept prefix (and bias row), prefetched chunk by chunk */
+        /* the next row's kept prefix (and bias row), prefetched chunk by
+         * chunk, and rows after it up to SC_FF_AHEAD_BYTES */
         const SC_T *pf = r + 1 < rows ? xr + ldx : NULL;
         const SC_T *pfb = pf && bmode == SC_FB_ROW && p->ld_bias != 0 ? br + p->ld_bias : NULL;
         const size_t pfn = L + 1 < n ? L + 1 : n;
@@ -521,6 +522,20 @@ static void V(ff_pipe)(const SC_T *x, ptrdiff_t ldx, SC_T *y, ptrdiff_t ldy, siz
                     SC_PREFETCH(pf + q);
                     if (pfb)
                         SC_PREFETCH(pfb + q);
+                }
+                /* rows after the next, while the kept prefixes ahead are
+                 * short: a short causal row's sweeps do not hide a fetch */
+                size_t ahead = pfn * sizeof(SC_T);
+                for (size_t a = 2; a <= 4 && ahead < SC_FF_AHEAD_BYTES && r + a < rows; a++) {
+                    const SC_T *pa = xr + (ptrdiff_t)a * ldx;
+                    const SC_T *pb = pfb ? br + (ptrdiff_t)a * p->ld_bias : NULL;
+                    const size_t la = V(kept)(p, q0 + r + a, n);
+                    for (size_t q = i; q < e && q < la; q += lw) {
+                        SC_PREFETCH(pa + q);
+                        if (pb)
+                            SC_PREFETCH(pb + q);
+                    }
+                    ahead += la * sizeof(SC_T);
                 }
                 if (i < L) {
                     j = L < e ? L : e;
