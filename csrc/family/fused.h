@@ -5,18 +5,20 @@
  * a causal kept prefix per row, bias == -inf excluding its position, and a
  * sink logit that joins the max and the sum only.
  *
- * A row is three sweeps, as the plain row kernels (family/exp_steps.h):
- *   1. z of the kept prefix computed in registers from x (and bias),
- *      stored to the output row (logsumexp: to the caller's work row),
- *      its max taken on the way;
- *   2. exp(z - mx) summed (softmax: stored) over that row, in place;
- *   3. softmax: scaled by 1 / s; log_softmax: z - mx - log(s).
- * So every option is computed once per element, in the compute dtype, and
- * no array but the output is written.  The excluded tail of a causal row is
- * written (0 / -inf) without being read.  Rows whose max is not finite or
- * whose sum is not (a NaN or +inf among the kept z) take a scalar path
- * that writes NaN at the kept positions and 0 / -inf at the excluded ones;
- * a row with nothing left (all excluded or -inf, no sink) is 0 / -inf.
+ * Two forms of a row:
+ *   - the fast form (ff_row, ff_pipe; calls without a sink): the plain
+ *     row steps of family/exp_steps.h over the kept prefix, the scale
+ *     folded into the exponential's argument, or over z made once per row
+ *     (softcap, bias); softmax rows of large outputs pipelined as
+ *     family/pipe.h's;
+ *   - the general row (fused_row): three sweeps that compute z from x (and
+ *     bias) in registers, or store it first with softcap; it takes sinks,
+ *     scales <= 0, and writes the special rows.
+ * The excluded tail of a causal row is written (0 / -inf) without being
+ * read.  Rows whose max is not finite or whose sum is not (a NaN or +inf
+ * among the kept z) get NaN at the kept positions and 0 / -inf at the
+ * excluded ones; a row with nothing left (all excluded or -inf, no sink)
+ * is 0 / -inf.
  */
 
 /* ---- tanh ---------------------------------------------------------------
