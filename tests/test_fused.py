@@ -208,8 +208,13 @@ def test_nan_and_inf(sc, ref, rng, dtype):
     x[2, 4, 1] = np.inf          # kept: row NaN (logsumexp +inf)
     x[3, 2, :] = -np.inf         # nothing left
     x[4, 5, 0] = -np.inf
+    x[5, 6, :] = -np.inf         # NaN among -inf only (the max skips NaN): row NaN
+    x[5, 6, 3] = np.nan
+    x[5, 1, 0] = np.nan          # a one-element kept prefix of NaN
     for kw in (dict(causal=True), dict(causal=True, scale=2.0, sink=0.5),
-               dict(causal=2, bias=np.where(rng.random((8, 11)) < 0.2, -np.inf, 1.0))):
+               dict(causal=2, bias=np.where(rng.random((8, 11)) < 0.2, -np.inf, 1.0)),
+               dict(causal=-1, softcap=3.0, bias=np.ones((8, 11))), dict(scale=0.0),
+               dict(scale=-1.5, causal=True)):
         for op in OPS:
             got, want = both(sc, ref, op, x, **kw)
             check(op, got, want, dtype)
@@ -436,23 +441,40 @@ for dt in (np.float32, np.float64):
     for n in list(range(1, 41)) + [63, 64, 65, 200, 1000]:
         x = (rng.standard_normal((2, 7, n)) * 4).astype(dt)
         x[1, 3, 0] = np.nan
-        kw = dict(scale=rng.uniform(0.5, 1.5, (2, 7)), softcap=5.0,
-                  bias=rng.standard_normal((7, n)), causal=True, sink=0.3)
-        for op in ("softmax", "log_softmax", "logsumexp"):
-            g = np.asarray(getattr(sc, op)(x, **kw), np.float64)
-            w = np.asarray(getattr(ref, op)(x, **kw), np.float64)
-            assert np.array_equal(np.isnan(g), np.isnan(w)), (op, n)
-            f = np.isfinite(w)
-            assert np.array_equal(g[~f & ~np.isnan(w)], w[~f & ~np.isnan(w)]), (op, n)
-            s = np.abs(w[f]) if op == "softmax" else np.maximum(1, np.abs(w[f]))
-            e = np.abs(g[f] - w[f]) / (s * u * 11 + np.finfo(dt).tiny)
-            worst = max(worst, float(e.max(initial=0)))
+        b = rng.standard_normal((7, n))
+        b[2, ::3] = -np.inf
+        # with a sink (the general row), without (the plain steps over the
+        # kept prefix: scale folded in, or z made with softcap / bias)
+        for kw in (dict(scale=rng.uniform(0.5, 1.5, (2, 7)), softcap=5.0, bias=b, causal=True,
+                        sink=0.3),
+                   dict(scale=rng.uniform(0.5, 1.5, (2, 7)), causal=True),
+                   dict(scale=0.7, softcap=5.0, bias=b, causal=-1)):
+            for op in ("softmax", "log_softmax", "logsumexp"):
+                g = np.asarray(getattr(sc, op)(x, **kw), np.float64)
+                w = np.asarray(getattr(ref, op)(x, **kw), np.float64)
+                assert np.array_equal(np.isnan(g), np.isnan(w)), (op, n)
+                f = np.isfinite(w)
+                assert np.array_equal(g[~f & ~np.isnan(w)], w[~f & ~np.isnan(w)]), (op, n)
+                s = np.abs(w[f]) if op == "softmax" else np.maximum(1, np.abs(w[f]))
+                e = np.abs(g[f] - w[f]) / (s * u * 11 + np.finfo(dt).tiny)
+                worst = max(worst, float(e.max(initial=0)))
         t = np.linspace(-10, 10, 1001).astype(dt)
         y = np.empty_like(t)
         from softmax_c import _kernels
         _kernels.tanh_rows(t, y)
         ex = np.tanh(t.astype(np.longdouble))
         assert np.max(np.abs(y - ex) / np.spacing(np.abs(ex.astype(dt)))) <= 4
+# a large output: softmax rows pipelined through scratch rows
+x = rng.standard_normal((4, 512, 512)).astype(np.float32)
+x[1, 40, 7] = np.nan
+b = np.where(rng.random((512, 512)) < 0.2, -np.inf, 0).astype(np.float32)
+for kw in (dict(scale=0.125, causal=True), dict(bias=b), dict(softcap=5.0, causal=True)):
+    g = sc.softmax(x, **kw).astype(np.float64)
+    w = ref.softmax(x, **kw)
+    assert np.array_equal(np.isnan(g), np.isnan(w)), kw
+    f = np.isfinite(w)
+    e = np.abs(g[f] - w[f]) / (np.abs(w[f]) * 2.0**-24 * 11 + np.finfo(np.float32).tiny)
+    worst = max(worst, float(e.max(initial=0)))
 print(json.dumps(worst))
 """
 

@@ -247,6 +247,21 @@ static inline int V(fexcluded)(const SC_T *b, int bmode, size_t j)
     return bmode != SC_FB_NONE && b[bmode == SC_FB_ROW ? j : 0] == (SC_T)-INFINITY;
 }
 
+/* Whether a kept z of the row (d: the stored z, or NULL: x * sc + bias)
+ * is NaN: the vector max skips NaN, so a row whose max is -inf may hold
+ * one (then it is NaN, not empty). */
+static int V(fz_nan)(const SC_T *x, const SC_T *b, const SC_T *d, size_t L, SC_T sc, int bmode)
+{
+    for (size_t j = 0; j < L; j++) {
+        SC_T z = d ? d[j] : x[j] * sc;
+        if (!d && bmode != SC_FB_NONE)
+            z += b[bmode == SC_FB_ROW ? j : 0];
+        if (z != z && !V(fexcluded)(b, bmode, j))
+            return 1;
+    }
+    return 0;
+}
+
 /* y[0..n) = v; with `stream`, the whole lines of y through streaming
  * stores (the caller fences): a causal row's excluded tail is only
  * written, and in a large output would otherwise be read for ownership
@@ -344,12 +359,14 @@ SC_ALWAYS_INLINE static inline SC_T V(fused_row)(int op, const SC_T *x, SC_T *y,
     if (has_sink && sink != sink)
         mx = (SC_T)NAN;
     const SC_T empty = op == SC_FUSED_SOFTMAX ? (SC_T)0 : (SC_T)-INFINITY;
-    if (mx == (SC_T)-INFINITY) { /* nothing left */
+    if (mx == (SC_T)-INFINITY && !V(fz_nan)(x, b, cap ? d : NULL, L, sc, bmode)) {
+        /* nothing left */
         if (op != SC_FUSED_LOGSUMEXP)
             V(fill)(y, n, empty, stream);
         return (SC_T)-INFINITY;
     }
-    int special = !(mx < (SC_T)INFINITY); /* +inf or NaN */
+    /* +inf or NaN, or -inf beside a NaN */
+    int special = !(mx < (SC_T)INFINITY) || mx == (SC_T)-INFINITY;
     if (!special) {
         if (cap)
             s = V(expsum)(d, op == SC_FUSED_SOFTMAX ? d : NULL, L, mx, NULL);
@@ -449,13 +466,14 @@ SC_ALWAYS_INLINE static inline int V(ff_row)(int op, const SC_T *x, SC_T *y, con
         s = V(expsum_s)(src, op == SC_FUSED_SOFTMAX ? y : NULL, L, mx, pf, sc, !mat);
     if (op == SC_FUSED_LOGSUMEXP) { /* without softcap and bias only */
         if (!(s < INFINITY))
-            *res = mx == (SC_T)-INFINITY ? mx : V(lse_nonfinite)(x, 1, L, mx);
+            *res = V(lse_nonfinite)(x, 1, L, mx);
         else
             *res = (SC_T)((double)mx * (double)sc + log(s));
         return 1;
     }
     if (!(s < INFINITY)) {
-        V(ff_special)(op, y, b, bmode, n, L, mx == (SC_T)-INFINITY);
+        V(ff_special)(op, y, b, bmode, n, L,
+                      mx == (SC_T)-INFINITY && !V(fz_nan)(x, b, mat ? y : NULL, L, sc, bmode));
         return 1;
     }
     if (op == SC_FUSED_SOFTMAX)
@@ -564,7 +582,9 @@ static void V(ff_pipe)(const SC_T *x, ptrdiff_t ldx, SC_T *y, ptrdiff_t ldy, siz
                 V(fused_row)(SC_FUSED_SOFTMAX, xr, yr, br, n, L, sc, cap_v, 0, 0.0, NULL, cap,
                              bmode, 0, NULL, 0, NULL);
             else
-                V(ff_special)(SC_FUSED_SOFTMAX, yr, br, bmode, n, L, L == 0 || mx == (SC_T)-INFINITY);
+                V(ff_special)(SC_FUSED_SOFTMAX, yr, br, bmode, n, L,
+                              L == 0 || (mx == (SC_T)-INFINITY &&
+                                         !V(fz_nan)(xr, br, mat ? cur : NULL, L, sc, bmode)));
             py = NULL;
             continue;
         }
