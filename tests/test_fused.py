@@ -317,6 +317,9 @@ def test_hot_path_as_general_path(sc, ref, rng, dtype):
             np.testing.assert_array_equal(out, sc.softmax(strided, **kw))
     v = sc.logsumexp(x[0, 0, 0], scale=2.0)
     assert np.ndim(v) == 0 and v == sc.logsumexp(strided[0, 0, 0], scale=2.0)
+    s64 = 1 / np.sqrt(np.float64(8.0))  # NumPy's float64 scalar, as from np.sqrt
+    np.testing.assert_array_equal(sc.softmax(x, scale=s64, causal=True),
+                                  sc.softmax(strided, scale=float(s64), causal=True))
 
 
 def test_out_and_in_place(sc, ref, rng):

@@ -161,9 +161,9 @@ def fused(int op, cnp.ndarray x, cnp.ndarray y, bias, scale, sink, cnp.ndarray b
 # the general path (_fused_api.py, which owns every error message) on None.
 # It takes calls along the last axis (the int -1) of an exact, C-contiguous,
 # aligned, native float32 / float64 ndarray of one or more elements, with
-#   scale, softcap, sink: None or a Python float or int (not a bool) that
-#     the general path accepts (softcap > 0 and finite, scale finite, sink
-#     not NaN nor +inf); no per-row arrays;
+#   scale, softcap, sink: None or a Python float (NumPy's float64 too) or
+#     int (not a bool) that the general path accepts (softcap > 0 and
+#     finite, scale finite, sink not NaN nor +inf); no per-row arrays;
 #   bias: None or an exact, C-contiguous, aligned ndarray of x's dtype whose
 #     shape is x's last bias.ndim dims (bias.ndim >= 1);
 #   causal: None, a bool or an int (not on a 1-d x);
@@ -171,10 +171,11 @@ def fused(int op, cnp.ndarray x, cnp.ndarray y, bias, scale, sink, cnp.ndarray b
 # where=, keepdims= and logsumexp's b= / return_sign= are not arguments.
 
 cdef inline bint _fz_number(v, double *out, int kind) noexcept:
-    """v is a Python float or int (not a bool) in the range of kind (0:
-    finite, 1: > 0 and finite, 2: not NaN nor +inf); its value to out."""
+    """v is a Python float (or a subclass: NumPy's float64) or int (not a
+    bool) in the range of kind (0: finite, 1: > 0 and finite, 2: not NaN
+    nor +inf); its value to out."""
     cdef double d
-    if type(v) is float:
+    if isinstance(v, float):
         d = <double>v
     elif type(v) is int:
         try:
