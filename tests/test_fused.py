@@ -317,6 +317,18 @@ def test_hot_path_as_general_path(sc, ref, rng, dtype):
             np.testing.assert_array_equal(out, sc.softmax(strided, **kw))
     v = sc.logsumexp(x[0, 0, 0], scale=2.0)
     assert np.ndim(v) == 0 and v == sc.logsumexp(strided[0, 0, 0], scale=2.0)
+    srow = rng.uniform(0.1, 2, x.shape[:-1]).astype(dtype)  # per-row arrays of x's dtype
+    krow = rng.standard_normal(x.shape[:-1]).astype(dtype)
+    krow[0, 1, 2] = -np.inf
+    for kw in (dict(scale=srow), dict(scale=srow, sink=krow, causal=True, bias=biases[3]),
+               dict(sink=krow, softcap=2.0, bias=biases[1])):
+        for op in OPS:
+            got = getattr(sc, op)(x, **kw)
+            np.testing.assert_array_equal(got, getattr(sc, op)(strided, **kw))
+            check(op, got, getattr(ref, op)(x, **kw), dtype)
+    srow[1, 1, 1] = np.nan
+    with pytest.raises(ValueError, match="scale"):
+        sc.softmax(x, scale=srow)
     s64 = 1 / np.sqrt(np.float64(8.0))  # NumPy's float64 scalar, as from np.sqrt
     np.testing.assert_array_equal(sc.softmax(x, scale=s64, causal=True),
                                   sc.softmax(strided, scale=float(s64), causal=True))

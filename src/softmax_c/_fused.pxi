@@ -163,11 +163,13 @@ def fused(int op, cnp.ndarray x, cnp.ndarray y, bias, scale, sink, cnp.ndarray b
 # aligned, native float32 / float64 ndarray of one or more elements, with
 #   scale, softcap, sink: None or a Python float (NumPy's float64 too) or
 #     int (not a bool) that the general path accepts (softcap > 0 and
-#     finite, scale finite, sink not NaN nor +inf); no per-row arrays;
+#     finite, scale finite, sink not NaN nor +inf); scale and sink also an
+#     exact, C-contiguous, aligned ndarray of x's dtype and shape without
+#     the last axis (one value a row), every value so;
 #   bias: None or an exact, C-contiguous, aligned ndarray of x's dtype whose
 #     shape is x's last bias.ndim dims (bias.ndim >= 1);
 #   causal: None, a bool or an int (not on a 1-d x);
-#   out: as _fast.pxi's rules, and overlapping no bias;
+#   out: as _fast.pxi's rules, and overlapping no bias nor per-row array;
 # where=, keepdims= and logsumexp's b= / return_sign= are not arguments.
 
 cdef inline bint _fz_number(v, double *out, int kind) noexcept:
@@ -190,6 +192,30 @@ cdef inline bint _fz_number(v, double *out, int kind) noexcept:
     if kind == 1:
         return 0.0 < d < INFINITY_
     return d == d and d != INFINITY_
+
+
+cdef char *_fz_rows(v, cnp.ndarray a, int typenum, int kind):
+    """The data of v when it is a per-row array the hot path takes (see
+    above; kind as _fz_number's, 0 or 2), else NULL."""
+    if not cnp.PyArray_CheckExact(v):
+        return NULL
+    cdef cnp.ndarray r = <cnp.ndarray>v
+    cdef int nd = cnp.PyArray_NDIM(a), d
+    if nd < 2 or cnp.PyArray_NDIM(r) != nd - 1 or not _plain(r, typenum):
+        return NULL
+    for d in range(nd - 1):
+        if cnp.PyArray_DIM(r, d) != cnp.PyArray_DIM(a, d):
+            return NULL
+    cdef Py_ssize_t i, m = cnp.PyArray_SIZE(r)
+    cdef double e
+    for i in range(m):
+        e = ((<float *>cnp.PyArray_DATA(r))[i] if typenum == cnp.NPY_FLOAT32
+             else (<double *>cnp.PyArray_DATA(r))[i])
+        if kind == 0 and not (-INFINITY_ < e < INFINITY_):
+            return NULL
+        if kind == 2 and (e != e or e == INFINITY_):
+            return NULL
+    return <char *>cnp.PyArray_DATA(r)
 
 
 def fast_fused(int op, x, axis, out, int nthreads, dict options):
@@ -220,13 +246,19 @@ def fast_fused(int op, x, axis, out, int nthreads, dict options):
     j.p.sink = 0.0
     j.p.causal = 0
     j.p.causal_k = 0
+    j.s = NULL
+    j.k = NULL
     if scale is not None and not _fz_number(scale, &j.p.scale, 0):
-        return None
+        j.s = _fz_rows(scale, a, typenum, 0)
+        if j.s == NULL:
+            return None
     if softcap is not None and not _fz_number(softcap, &j.p.softcap, 1):
         return None
     if sink is not None:
         if not _fz_number(sink, &j.p.sink, 2):
-            return None
+            j.k = _fz_rows(sink, a, typenum, 2)
+            if j.k == NULL:
+                return None
         j.p.has_sink = 1
     if causal is not None and causal is not False:
         if nd < 2:
@@ -259,7 +291,9 @@ def fast_fused(int op, x, axis, out, int nthreads, dict options):
         return None
     else:
         y = <cnp.ndarray>out
-        if j.b != NULL and not _disjoint(bm, y):
+        if ((j.b != NULL and not _disjoint(bm, y))
+                or (j.s != NULL and not _disjoint(<cnp.ndarray>scale, y))
+                or (j.k != NULL and not _disjoint(<cnp.ndarray>sink, y))):
             return None
     # rows: blocks of Q rows when a causal mask or a bias of 2 or more dims
     # needs the query index, else one block of every row
@@ -279,9 +313,11 @@ def fast_fused(int op, x, axis, out, int nthreads, dict options):
             bst[d] = 0
         bst[0] = Bb * Q * N
         bst[1] = Bb * Q * (1 if op == SC_OP_LOGSUMEXP else N)
+        bst[3] = bst[4] = Bb * Q  # per-row scale and sink: one value a row
         bst[5] = Q * N
         bst[6] = Q * (1 if op == SC_OP_LOGSUMEXP else N)
         bst[7] = Q * N if Bb > 1 else 0
+        bst[8] = bst[9] = Q
     elif bnd == 1:
         j.p.ld_bias = 0
     if j.nb == 0:
@@ -294,10 +330,8 @@ def fast_fused(int op, x, axis, out, int nthreads, dict options):
     j.bst = bst
     j.x = <char *>cnp.PyArray_DATA(a)
     j.y = <char *>cnp.PyArray_DATA(y)
-    j.s = NULL
-    j.k = NULL
-    j.p.ld_scale = 0
-    j.p.ld_sink = 0
+    j.p.ld_scale = 1 if j.s != NULL else 0
+    j.p.ld_sink = 1 if j.k != NULL else 0
     j.Q = Q
     j.N = N
     j.ldx = N
