@@ -65,6 +65,12 @@
  * form, whose last sweep already streams, was as fast or faster. */
 #define SC_PIPE_FLAT_LOG_MAX_BYTES 2048
 
+/* The fused softmax's pipelined rows (family/fused.h, ff_pipe) prefetch
+ * the kept prefixes of the rows after the next one until this many bytes
+ * are on their way: a causal row's short prefix is summed too quickly to
+ * hide the next row's fetch.  More ahead slowed full rows. */
+#define SC_FF_AHEAD_BYTES 2048
+
 /* Whether rows of n elements of esz bytes into y take the pipelined form
  * (family/pipe.h, rows_pipe) on a vector ISA: large outputs (as for streaming),
  * rows of SC_PIPE_MIN_BYTES to SC_PREFETCH_MAX_BYTES, and from

@@ -42,11 +42,19 @@ static inline __m256 sc_add_f32(__m256 a, __m256 b) { return _mm256_add_ps(a, b)
 static inline __m256 sc_sub_f32(__m256 a, __m256 b) { return _mm256_sub_ps(a, b); }
 static inline __m256 sc_mul_f32(__m256 a, __m256 b) { return _mm256_mul_ps(a, b); }
 static inline __m256 sc_div_f32(__m256 a, __m256 b) { return _mm256_div_ps(a, b); }
+/* 1 / b within 1.5 2^-12 (relative), for family/fused.h's Newton quotient;
+ * float64 has none (0 bits: the quotient is a division) */
+#define SC_RCP_BITS_f32 11
+static inline __m256 sc_rcp_f32(__m256 b) { return _mm256_rcp_ps(b); }
 static inline __m256 sc_fma_f32(__m256 a, __m256 b, __m256 c) { return _mm256_fmadd_ps(a, b, c); }
 static inline __m256 sc_max_f32(__m256 a, __m256 b) { return _mm256_max_ps(a, b); }
 static inline __m256 sc_select_lt_f32(__m256 a, __m256 b, __m256 x, __m256 y)
 {
     return _mm256_blendv_ps(y, x, _mm256_cmp_ps(a, b, _CMP_LT_OQ));
+}
+static inline int sc_all_lt_f32(__m256 a, __m256 b)
+{
+    return _mm256_movemask_ps(_mm256_cmp_ps(a, b, _CMP_LT_OQ)) == 0xFF;
 }
 static inline __m256 sc_pow2i_f32(__m256 t)
 {
@@ -98,11 +106,16 @@ static inline __m256d sc_add_f64(__m256d a, __m256d b) { return _mm256_add_pd(a,
 static inline __m256d sc_sub_f64(__m256d a, __m256d b) { return _mm256_sub_pd(a, b); }
 static inline __m256d sc_mul_f64(__m256d a, __m256d b) { return _mm256_mul_pd(a, b); }
 static inline __m256d sc_div_f64(__m256d a, __m256d b) { return _mm256_div_pd(a, b); }
+#define SC_RCP_BITS_f64 0
 static inline __m256d sc_fma_f64(__m256d a, __m256d b, __m256d c) { return _mm256_fmadd_pd(a, b, c); }
 static inline __m256d sc_max_f64(__m256d a, __m256d b) { return _mm256_max_pd(a, b); }
 static inline __m256d sc_select_lt_f64(__m256d a, __m256d b, __m256d x, __m256d y)
 {
     return _mm256_blendv_pd(y, x, _mm256_cmp_pd(a, b, _CMP_LT_OQ));
+}
+static inline int sc_all_lt_f64(__m256d a, __m256d b)
+{
+    return _mm256_movemask_pd(_mm256_cmp_pd(a, b, _CMP_LT_OQ)) == 0xF;
 }
 static inline __m256d sc_pow2i_f64(__m256d t)
 {

@@ -11,6 +11,8 @@
  *   sc_sfence, sc_loadt_S/sc_storet_S (first k < VN lanes,
  *   the other lanes of a load filled with `fill`), sc_set1, add, sub, mul,
  *   div, fma (a*b + c), max, select_lt (a < b ? x : y, false on NaN),
+ *   all_lt (a < b in every lane, false on NaN), rcp (1 / b to SC_RCP_BITS_S
+ *   bits, where SC_RCP_BITS_S > 0),
  *   sc_pow2i_S (2^n from the magic-biased value of family/exp_steps.h's exp),
  *   sc_setlane_S (lane j < VN replaced),
  *   sc_hmax_S (horizontal max), sc_hsum_S (horizontal sum, in double),
@@ -53,11 +55,18 @@ static inline __m512 sc_add_f32(__m512 a, __m512 b) { return _mm512_add_ps(a, b)
 static inline __m512 sc_sub_f32(__m512 a, __m512 b) { return _mm512_sub_ps(a, b); }
 static inline __m512 sc_mul_f32(__m512 a, __m512 b) { return _mm512_mul_ps(a, b); }
 static inline __m512 sc_div_f32(__m512 a, __m512 b) { return _mm512_div_ps(a, b); }
+/* 1 / b within 2^-14 (relative), for family/fused.h's Newton quotient */
+#define SC_RCP_BITS_f32 14
+static inline __m512 sc_rcp_f32(__m512 b) { return _mm512_rcp14_ps(b); }
 static inline __m512 sc_fma_f32(__m512 a, __m512 b, __m512 c) { return _mm512_fmadd_ps(a, b, c); }
 static inline __m512 sc_max_f32(__m512 a, __m512 b) { return _mm512_max_ps(a, b); }
 static inline __m512 sc_select_lt_f32(__m512 a, __m512 b, __m512 x, __m512 y)
 {
     return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, _CMP_LT_OQ), y, x);
+}
+static inline int sc_all_lt_f32(__m512 a, __m512 b)
+{
+    return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ) == 0xFFFF;
 }
 static inline __m512 sc_pow2i_f32(__m512 t)
 {
@@ -120,11 +129,17 @@ static inline __m512d sc_add_f64(__m512d a, __m512d b) { return _mm512_add_pd(a,
 static inline __m512d sc_sub_f64(__m512d a, __m512d b) { return _mm512_sub_pd(a, b); }
 static inline __m512d sc_mul_f64(__m512d a, __m512d b) { return _mm512_mul_pd(a, b); }
 static inline __m512d sc_div_f64(__m512d a, __m512d b) { return _mm512_div_pd(a, b); }
+#define SC_RCP_BITS_f64 14
+static inline __m512d sc_rcp_f64(__m512d b) { return _mm512_rcp14_pd(b); }
 static inline __m512d sc_fma_f64(__m512d a, __m512d b, __m512d c) { return _mm512_fmadd_pd(a, b, c); }
 static inline __m512d sc_max_f64(__m512d a, __m512d b) { return _mm512_max_pd(a, b); }
 static inline __m512d sc_select_lt_f64(__m512d a, __m512d b, __m512d x, __m512d y)
 {
     return _mm512_mask_blend_pd(_mm512_cmp_pd_mask(a, b, _CMP_LT_OQ), y, x);
+}
+static inline int sc_all_lt_f64(__m512d a, __m512d b)
+{
+    return _mm512_cmp_pd_mask(a, b, _CMP_LT_OQ) == 0xFF;
 }
 static inline __m512d sc_pow2i_f64(__m512d t)
 {

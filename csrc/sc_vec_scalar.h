@@ -31,10 +31,12 @@ static inline float sc_add_f32(float a, float b) { return a + b; }
 static inline float sc_sub_f32(float a, float b) { return a - b; }
 static inline float sc_mul_f32(float a, float b) { return a * b; }
 static inline float sc_div_f32(float a, float b) { return a / b; }
+#define SC_RCP_BITS_f32 0 /* no approximate reciprocal: family/fused.h divides */
 static inline float sc_fma_f32(float a, float b, float c) { return a * b + c; }
 /* Like x86 max: returns b when either is NaN (the kernels do not rely on it). */
 static inline float sc_max_f32(float a, float b) { return a > b ? a : b; }
 static inline float sc_select_lt_f32(float a, float b, float x, float y) { return a < b ? x : y; }
+static inline int sc_all_lt_f32(float a, float b) { return a < b; }
 static inline float sc_pow2i_f32(float t)
 {
     uint32_t u;
@@ -61,9 +63,11 @@ static inline double sc_add_f64(double a, double b) { return a + b; }
 static inline double sc_sub_f64(double a, double b) { return a - b; }
 static inline double sc_mul_f64(double a, double b) { return a * b; }
 static inline double sc_div_f64(double a, double b) { return a / b; }
+#define SC_RCP_BITS_f64 0
 static inline double sc_fma_f64(double a, double b, double c) { return a * b + c; }
 static inline double sc_max_f64(double a, double b) { return a > b ? a : b; }
 static inline double sc_select_lt_f64(double a, double b, double x, double y) { return a < b ? x : y; }
+static inline int sc_all_lt_f64(double a, double b) { return a < b; }
 static inline double sc_pow2i_f64(double t)
 {
     uint64_t u;

@@ -149,8 +149,9 @@ typedef struct {
  * (no kept finite z, no sink) gives 0 / -inf / -inf; a NaN or +inf among
  * the kept z makes the kept positions NaN (logsumexp: NaN, or +inf).
  * softmax / log_softmax write y[r * ldy + i]; logsumexp writes y[r * ldy]
- * and needs `work` of n elements with softcap (so do p->stream rows).  y may be x (same
- * strides) for softmax / log_softmax. */
+ * and needs `work` of n elements with softcap; p->stream calls need `work` of
+ * 2 * ceil(n / L) * L + L elements (L: the elements of a 64-byte line).  y
+ * may be x (same strides) for softmax / log_softmax. */
 enum sc_fused_op { SC_FUSED_SOFTMAX = 0, SC_FUSED_LOG_SOFTMAX = 1, SC_FUSED_LOGSUMEXP = 2 };
 typedef struct {
     int op;              /* enum sc_fused_op */
@@ -165,7 +166,7 @@ typedef struct {
     double sink;         /* every row's sink when the sink pointer is NULL */
     ptrdiff_t ld_sink;   /* row stride of the sink pointer */
     int stream;          /* 1: a large output (4 MiB or more in the whole call): rows
-                          * of 1 KiB or more are made in `work` (n elements, needed
+                          * of 1 KiB or more are made in `work` (see above, needed
                           * then) and written through streaming stores */
 } sc_fused_params;
 

@@ -208,8 +208,13 @@ def test_nan_and_inf(sc, ref, rng, dtype):
     x[2, 4, 1] = np.inf          # kept: row NaN (logsumexp +inf)
     x[3, 2, :] = -np.inf         # nothing left
     x[4, 5, 0] = -np.inf
+    x[5, 6, :] = -np.inf         # NaN among -inf only (the max skips NaN): row NaN
+    x[5, 6, 3] = np.nan
+    x[5, 1, 0] = np.nan          # a one-element kept prefix of NaN
     for kw in (dict(causal=True), dict(causal=True, scale=2.0, sink=0.5),
-               dict(causal=2, bias=np.where(rng.random((8, 11)) < 0.2, -np.inf, 1.0))):
+               dict(causal=2, bias=np.where(rng.random((8, 11)) < 0.2, -np.inf, 1.0)),
+               dict(causal=-1, softcap=3.0, bias=np.ones((8, 11))), dict(scale=0.0),
+               dict(scale=-1.5, causal=True)):
         for op in OPS:
             got, want = both(sc, ref, op, x, **kw)
             check(op, got, want, dtype)
@@ -255,6 +260,78 @@ def test_threads_bitwise(sc, rng):
     x = rng.standard_normal((3, 50000)).astype(np.float32)
     np.testing.assert_array_equal(sc.softmax(x, softcap=30.0, num_threads=1),
                                   sc.softmax(x, softcap=30.0, num_threads=2))
+
+
+@pytest.mark.parametrize("op", ["softmax", "log_softmax"])
+def test_large_outputs(sc, ref, rng, op):
+    """Outputs of 4 MiB or more (softmax: rows made in scratch rows and
+    written a row behind through streaming stores), special rows among the
+    others (NaN, +inf, all -inf, fully masked, scale <= 0): against the
+    reference, and bitwise alike on one and two threads and in place."""
+    x = rng.standard_normal((2, 2, 512, 512)).astype(np.float32)
+    x[0, 0, 10, 3] = np.nan
+    x[0, 1, 20] = -np.inf
+    x[1, 0, 300, 5] = np.inf
+    bias = np.where(rng.random((512, 512)) < 0.2, -np.inf,
+                    rng.standard_normal((512, 512))).astype(np.float32)
+    bias[7] = -np.inf
+    srow = rng.uniform(0.1, 2, (2, 2, 512))
+    srow[1, 1, 40:43] = (-0.5, 0.0, 3.0)
+    for kw in (dict(scale=0.125, causal=True), dict(bias=bias), dict(scale=srow, causal=-3),
+               dict(softcap=5.0, scale=2.0, causal=True), dict(bias=bias, scale=srow)):
+        want = getattr(ref, op)(x, **kw)
+        one = getattr(sc, op)(x, num_threads=1, **kw)
+        check(op, one, want, np.float32)
+        np.testing.assert_array_equal(getattr(sc, op)(x, num_threads=2, **kw), one)
+        y = x.copy()
+        getattr(sc, op)(y, out=y, num_threads=1, **kw)
+        np.testing.assert_array_equal(y, one)
+    # rows of 8 KiB whose output rows do not follow each other
+    x = rng.standard_normal((512, 2048)).astype(np.float32)
+    out = np.empty((512, 4096), np.float32)[:, :2048]
+    getattr(sc, op)(x, causal=True, scale=0.5, out=out)
+    check(op, out, getattr(ref, op)(x, causal=True, scale=0.5), np.float32)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_hot_path_as_general_path(sc, ref, rng, dtype):
+    """C-contiguous inputs with scalar options (the hot path, _fused.pxi's
+    fast_fused) give the bits of the general path (a strided view of the
+    same values) and the reference's values, for each bias layout."""
+    x = rng.standard_normal((2, 3, 5, 37)).astype(dtype)
+    strided = np.empty(x.shape[:-1] + (74,), dtype)[..., ::2]
+    strided[...] = x
+    biases = [None, rng.standard_normal(37).astype(dtype), rng.standard_normal((5, 37)).astype(dtype),
+              rng.standard_normal((3, 5, 37)).astype(dtype), rng.standard_normal(x.shape).astype(dtype)]
+    biases[2][1, :30] = -np.inf
+    for bias in biases:
+        for kw in (dict(scale=0.125), dict(scale=3, causal=True), dict(causal=-2, sink=0.5),
+                   dict(softcap=4, scale=-0.5), dict(causal=40), dict(sink=-np.inf, causal=1)):
+            kw = dict(kw, bias=bias)
+            for op in OPS:
+                got = getattr(sc, op)(x, **kw)
+                np.testing.assert_array_equal(got, getattr(sc, op)(strided, **kw))
+                check(op, got, getattr(ref, op)(x, **kw), dtype)
+            out = np.empty_like(x)
+            assert sc.softmax(x, out=out, **kw) is out
+            np.testing.assert_array_equal(out, sc.softmax(strided, **kw))
+    v = sc.logsumexp(x[0, 0, 0], scale=2.0)
+    assert np.ndim(v) == 0 and v == sc.logsumexp(strided[0, 0, 0], scale=2.0)
+    srow = rng.uniform(0.1, 2, x.shape[:-1]).astype(dtype)  # per-row arrays of x's dtype
+    krow = rng.standard_normal(x.shape[:-1]).astype(dtype)
+    krow[0, 1, 2] = -np.inf
+    for kw in (dict(scale=srow), dict(scale=srow, sink=krow, causal=True, bias=biases[3]),
+               dict(sink=krow, softcap=2.0, bias=biases[1])):
+        for op in OPS:
+            got = getattr(sc, op)(x, **kw)
+            np.testing.assert_array_equal(got, getattr(sc, op)(strided, **kw))
+            check(op, got, getattr(ref, op)(x, **kw), dtype)
+    srow[1, 1, 1] = np.nan
+    with pytest.raises(ValueError, match="scale"):
+        sc.softmax(x, scale=srow)
+    s64 = 1 / np.sqrt(np.float64(8.0))  # NumPy's float64 scalar, as from np.sqrt
+    np.testing.assert_array_equal(sc.softmax(x, scale=s64, causal=True),
+                                  sc.softmax(strided, scale=float(s64), causal=True))
 
 
 def test_out_and_in_place(sc, ref, rng):
@@ -379,23 +456,40 @@ for dt in (np.float32, np.float64):
     for n in list(range(1, 41)) + [63, 64, 65, 200, 1000]:
         x = (rng.standard_normal((2, 7, n)) * 4).astype(dt)
         x[1, 3, 0] = np.nan
-        kw = dict(scale=rng.uniform(0.5, 1.5, (2, 7)), softcap=5.0,
-                  bias=rng.standard_normal((7, n)), causal=True, sink=0.3)
-        for op in ("softmax", "log_softmax", "logsumexp"):
-            g = np.asarray(getattr(sc, op)(x, **kw), np.float64)
-            w = np.asarray(getattr(ref, op)(x, **kw), np.float64)
-            assert np.array_equal(np.isnan(g), np.isnan(w)), (op, n)
-            f = np.isfinite(w)
-            assert np.array_equal(g[~f & ~np.isnan(w)], w[~f & ~np.isnan(w)]), (op, n)
-            s = np.abs(w[f]) if op == "softmax" else np.maximum(1, np.abs(w[f]))
-            e = np.abs(g[f] - w[f]) / (s * u * 11 + np.finfo(dt).tiny)
-            worst = max(worst, float(e.max(initial=0)))
+        b = rng.standard_normal((7, n))
+        b[2, ::3] = -np.inf
+        # with a sink (the general row), without (the plain steps over the
+        # kept prefix: scale folded in, or z made with softcap / bias)
+        for kw in (dict(scale=rng.uniform(0.5, 1.5, (2, 7)), softcap=5.0, bias=b, causal=True,
+                        sink=0.3),
+                   dict(scale=rng.uniform(0.5, 1.5, (2, 7)), causal=True),
+                   dict(scale=0.7, softcap=5.0, bias=b, causal=-1)):
+            for op in ("softmax", "log_softmax", "logsumexp"):
+                g = np.asarray(getattr(sc, op)(x, **kw), np.float64)
+                w = np.asarray(getattr(ref, op)(x, **kw), np.float64)
+                assert np.array_equal(np.isnan(g), np.isnan(w)), (op, n)
+                f = np.isfinite(w)
+                assert np.array_equal(g[~f & ~np.isnan(w)], w[~f & ~np.isnan(w)]), (op, n)
+                s = np.abs(w[f]) if op == "softmax" else np.maximum(1, np.abs(w[f]))
+                e = np.abs(g[f] - w[f]) / (s * u * 11 + np.finfo(dt).tiny)
+                worst = max(worst, float(e.max(initial=0)))
         t = np.linspace(-10, 10, 1001).astype(dt)
         y = np.empty_like(t)
         from softmax_c import _kernels
         _kernels.tanh_rows(t, y)
         ex = np.tanh(t.astype(np.longdouble))
         assert np.max(np.abs(y - ex) / np.spacing(np.abs(ex.astype(dt)))) <= 4
+# a large output: softmax rows pipelined through scratch rows
+x = rng.standard_normal((4, 512, 512)).astype(np.float32)
+x[1, 40, 7] = np.nan
+b = np.where(rng.random((512, 512)) < 0.2, -np.inf, 0).astype(np.float32)
+for kw in (dict(scale=0.125, causal=True), dict(bias=b), dict(softcap=5.0, causal=True)):
+    g = sc.softmax(x, **kw).astype(np.float64)
+    w = ref.softmax(x, **kw)
+    assert np.array_equal(np.isnan(g), np.isnan(w)), kw
+    f = np.isfinite(w)
+    e = np.abs(g[f] - w[f]) / (np.abs(w[f]) * 2.0**-24 * 11 + np.finfo(np.float32).tiny)
+    worst = max(worst, float(e.max(initial=0)))
 print(json.dumps(worst))
 """
 

@@ -103,16 +103,21 @@ static inline SC_T V(row_max)(const SC_T *x, size_t n)
 
 /* Step 2 on one chunk of at most SC_CHUNK elements: the lane sums of
  * exp(x_i - mx), each term also stored to y unless y is NULL.  Lanes past
- * the end load -inf, so they add exp(-inf) = 0. */
-SC_ALWAYS_INLINE static inline VEC V(expsum_chunk)(const SC_T *x, SC_T *y, size_t n, VEC vm)
+ * the end load -inf, so they add exp(-inf) = 0.  `scaled` (a constant):
+ * exp((x_i - mx) vs) instead, the fused options' scale (> 0) folded into
+ * the argument (family/fused.h); the plain steps pass 0 and keep their
+ * operations. */
+SC_ALWAYS_INLINE static inline VEC V(expsum_chunk_s)(const SC_T *x, SC_T *y, size_t n, VEC vm,
+                                                     VEC vs, int scaled)
 {
+#define SC_EARG(v) (scaled ? V(mul)(V(sub)((v), vm), vs) : V(sub)((v), vm))
     VEC a0 = V(set1)((SC_T)0), a1 = a0, a2 = a0, a3 = a0;
     size_t i = 0;
     for (; i + 4 * VN <= n; i += 4 * VN) {
-        VEC e0 = V(exp_neg)(V(sub)(V(load)(x + i), vm));
-        VEC e1 = V(exp_neg)(V(sub)(V(load)(x + i + VN), vm));
-        VEC e2 = V(exp_neg)(V(sub)(V(load)(x + i + 2 * VN), vm));
-        VEC e3 = V(exp_neg)(V(sub)(V(load)(x + i + 3 * VN), vm));
+        VEC e0 = V(exp_neg)(SC_EARG(V(load)(x + i)));
+        VEC e1 = V(exp_neg)(SC_EARG(V(load)(x + i + VN)));
+        VEC e2 = V(exp_neg)(SC_EARG(V(load)(x + i + 2 * VN)));
+        VEC e3 = V(exp_neg)(SC_EARG(V(load)(x + i + 3 * VN)));
         if (y) {
             V(store)(y + i, e0);
             V(store)(y + i + VN, e1);
@@ -125,27 +130,34 @@ SC_ALWAYS_INLINE static inline VEC V(expsum_chunk)(const SC_T *x, SC_T *y, size_
         a3 = V(add)(a3, e3);
     }
     for (; i + VN <= n; i += VN) {
-        VEC e = V(exp_neg)(V(sub)(V(load)(x + i), vm));
+        VEC e = V(exp_neg)(SC_EARG(V(load)(x + i)));
         if (y)
             V(store)(y + i, e);
         a0 = V(add)(a0, e);
     }
     if (i < n) {
-        VEC e = V(exp_neg)(V(sub)(V(loadt)(x + i, n - i, (SC_T)-INFINITY), vm));
+        VEC e = V(exp_neg)(SC_EARG(V(loadt)(x + i, n - i, (SC_T)-INFINITY)));
         if (y)
             V(storet)(y + i, e, n - i);
         a1 = V(add)(a1, e);
     }
+#undef SC_EARG
     return V(add)(V(add)(a0, a1), V(add)(a2, a3));
+}
+
+SC_ALWAYS_INLINE static inline VEC V(expsum_chunk)(const SC_T *x, SC_T *y, size_t n, VEC vm)
+{
+    return V(expsum_chunk_s)(x, y, n, vm, vm, 0);
 }
 
 /* Step 2 on a whole row: chunk sums added with two-sum compensation.
  * `pf`, when not NULL, is the next row: it is prefetched while this row's
- * exponentials are computed, so the next max sweep reads from cache. */
-SC_ALWAYS_INLINE static inline double V(expsum)(const SC_T *x, SC_T *y, size_t n, SC_T mx,
-                                                const SC_T *pf)
+ * exponentials are computed, so the next max sweep reads from cache.
+ * expsum_s: with the scale sc folded in, as expsum_chunk_s. */
+SC_ALWAYS_INLINE static inline double V(expsum_s)(const SC_T *x, SC_T *y, size_t n, SC_T mx,
+                                                  const SC_T *pf, SC_T sc, int scaled)
 {
-    const VEC vm = V(set1)(mx);
+    const VEC vm = V(set1)(mx), vs = V(set1)(sc);
     double s = 0.0, c = 0.0;
     for (size_t i = 0; i < n; i += SC_CHUNK) {
         size_t len = n - i < SC_CHUNK ? n - i : SC_CHUNK;
@@ -153,9 +165,16 @@ SC_ALWAYS_INLINE static inline double V(expsum)(const SC_T *x, SC_T *y, size_t n
             for (size_t k = 0; k < len; k += SC_LINE / sizeof(SC_T))
                 SC_PREFETCH(pf + i + k);
         }
-        sc_two_sum_add(&s, &c, V(hsum)(V(expsum_chunk)(x + i, y ? y + i : NULL, len, vm)));
+        sc_two_sum_add(&s, &c,
+                       V(hsum)(V(expsum_chunk_s)(x + i, y ? y + i : NULL, len, vm, vs, scaled)));
     }
     return s + c;
+}
+
+SC_ALWAYS_INLINE static inline double V(expsum)(const SC_T *x, SC_T *y, size_t n, SC_T mx,
+                                                const SC_T *pf)
+{
+    return V(expsum_s)(x, y, n, mx, pf, (SC_T)1, 0);
 }
 
 /* Step 3 of softmax: y *= a; vector-aligned on rows of 2 KiB or more.
@@ -177,10 +196,13 @@ SC_ALWAYS_INLINE static inline VEC V(final_op)(VEC xv, VEC vm, VEC vc)
     return V(sub)(V(sub)(xv, vm), vc);
 }
 
-SC_ALWAYS_INLINE static inline void V(final_pass)(const SC_T *x, SC_T *y, size_t n, SC_T mx,
-                                                  SC_T c, int stream)
+/* final_pass_s: y = (x - mx) sc - c with `scaled` (the fused options'
+ * scale folded in, family/fused.h), else final_pass's operation. */
+SC_ALWAYS_INLINE static inline void V(final_pass_s)(const SC_T *x, SC_T *y, size_t n, SC_T mx,
+                                                    SC_T c, int stream, SC_T sc, int scaled)
 {
-    const V(wr_src) s = {.a = x, .c0 = V(set1)(mx), .c1 = V(set1)(c)};
+    const V(wr_src) s = {.a = x, .c0 = V(set1)(mx), .c1 = V(set1)(c), .c2 = V(set1)(sc)};
+    const int op = scaled ? SC_WR_LOG_S : SC_WR_LOG;
     if (stream && VN > 1) {
         /* head: up to the first line-aligned element of y, plain stores; a
          * line written partly by streaming stores and partly by plain ones
@@ -188,10 +210,16 @@ SC_ALWAYS_INLINE static inline void V(final_pass)(const SC_T *x, SC_T *y, size_t
         const size_t lw = SC_LINE / sizeof(SC_T), mis = ((size_t)y / sizeof(SC_T)) % lw;
         const size_t head = mis ? lw - mis : 0;
         if ((size_t)y % sizeof(SC_T) == 0 && head < n)
-            V(write)(&s, SC_WR_LOG, y, 0, n, head, 2, SC_WR_STREAM | SC_WR_LINE, NULL, 1);
+            V(write)(&s, op, y, 0, n, head, 2, SC_WR_STREAM | SC_WR_LINE, NULL, 1);
         else
-            V(write)(&s, SC_WR_LOG, y, 0, n, 0, 1, 0, NULL, 1);
+            V(write)(&s, op, y, 0, n, 0, 1, 0, NULL, 1);
     } else {
-        V(write)(&s, SC_WR_LOG, y, 0, n, V(head)(y, n), 2, 0, NULL, 1);
+        V(write)(&s, op, y, 0, n, V(head)(y, n), 2, 0, NULL, 1);
     }
+}
+
+SC_ALWAYS_INLINE static inline void V(final_pass)(const SC_T *x, SC_T *y, size_t n, SC_T mx,
+                                                  SC_T c, int stream)
+{
+    V(final_pass_s)(x, y, n, mx, c, stream, (SC_T)1, 0);
 }

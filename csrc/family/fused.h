@@ -5,23 +5,25 @@
  * a causal kept prefix per row, bias == -inf excluding its position, and a
  * sink logit that joins the max and the sum only.
  *
- * A row is three sweeps, as the plain row kernels (family/exp_steps.h):
- *   1. z of the kept prefix computed in registers from x (and bias),
- *      stored to the output row (logsumexp: to the caller's work row),
- *      its max taken on the way;
- *   2. exp(z - mx) summed (softmax: stored) over that row, in place;
- *   3. softmax: scaled by 1 / s; log_softmax: z - mx - log(s).
- * So every option is computed once per element, in the compute dtype, and
- * no array but the output is written.  The excluded tail of a causal row is
- * written (0 / -inf) without being read.  Rows whose max is not finite or
- * whose sum is not (a NaN or +inf among the kept z) take a scalar path
- * that writes NaN at the kept positions and 0 / -inf at the excluded ones;
- * a row with nothing left (all excluded or -inf, no sink) is 0 / -inf.
+ * Two forms of a row:
+ *   - the fast form (ff_row, ff_pipe; calls without a sink): the plain
+ *     row steps of family/exp_steps.h over the kept prefix, the scale
+ *     folded into the exponential's argument, or over z made once per row
+ *     (softcap, bias); softmax rows of large outputs pipelined as
+ *     family/pipe.h's;
+ *   - the general row (fused_row): three sweeps that compute z from x (and
+ *     bias) in registers, or store it first with softcap; it takes sinks,
+ *     scales <= 0, and writes the special rows.
+ * The excluded tail of a causal row is written (0 / -inf) without being
+ * read.  Rows whose max is not finite or whose sum is not (a NaN or +inf
+ * among the kept z) get NaN at the kept positions and 0 / -inf at the
+ * excluded ones; a row with nothing left (all excluded or -inf, no sink)
+ * is 0 / -inf.
  */
 
 /* ---- tanh ---------------------------------------------------------------
  * |u| >= 0.5: (1 - t) / (1 + t), t = exp(-2|u|) (exp_neg; t flushes to 0
- * for large |u|, giving 1); below: u + u^3 P(u^2), a least-squares fit on
+ * for large |u|, giving 1), the quotient by quot; below: u + u^3 P(u^2), a least-squares fit on
  * [0, 0.5] (csrc: fit in the commit that added it; max error about 1.3 ulp
  * float32, 1 ulp float64 there), where 1 - t would lose the low bits.
  * Odd: the sign of u is put back.  NaN -> NaN. */
@@ -39,18 +41,48 @@ static const float V(tanh_c)[5] = {-0.3333333134651184f, 0.1333322674036026f,
 #define SC_TANH_DEG 5
 #endif
 
+/* a / b for b in [1, 2] (tanh's 1 + t): with the level's approximate
+ * reciprocal y, refined by Newton steps to at least half the precision,
+ * the quotient q = a y corrected once, q + y (a - b q) (the residual
+ * exact by fma): about 0.5 ulp, without the division's long latency;
+ * levels without a reciprocal divide. */
+#define SC_RCP_BITS SC_PASTE(SC_RCP_BITS_, SC_S)
+SC_ALWAYS_INLINE static inline VEC V(quot)(VEC a, VEC b)
+{
+#if SC_RCP_BITS > 0
+    const VEC one = V(set1)((SC_T)1), nb = V(sub)(V(set1)((SC_T)0), b);
+    VEC y = V(rcp)(b);
+    for (int bits = SC_RCP_BITS; 2 * bits < (SC_IS_F64 ? 57 : 28); bits *= 2)
+        y = V(fma)(y, V(fma)(nb, y, one), y);
+    const VEC q = V(mul)(a, y);
+    return V(fma)(V(fma)(nb, q, a), y, q);
+#else
+    return V(div)(a, b);
+#endif
+}
+#undef SC_RCP_BITS
+
 SC_ALWAYS_INLINE static inline VEC V(tanh)(VEC u)
 {
-    const VEC zero = V(set1)((SC_T)0), one = V(set1)((SC_T)1);
+    const VEC zero = V(set1)((SC_T)0), one = V(set1)((SC_T)1), half = V(set1)((SC_T)0.5);
     const VEC a = V(max)(u, V(sub)(zero, u));
-    const VEC t = V(exp_neg)(V(mul)(a, V(set1)((SC_T)-2)));
-    const VEC big = V(div)(V(sub)(one, t), V(add)(one, t));
-    const VEC w = V(mul)(a, a);
-    VEC p = V(set1)(V(tanh_c)[SC_TANH_DEG - 1]);
-    for (int j = SC_TANH_DEG - 2; j >= 0; j--)
-        p = V(fma)(p, w, V(set1)(V(tanh_c)[j]));
-    const VEC small = V(fma)(V(mul)(a, w), p, a);
-    const VEC r = V(select_lt)(a, V(set1)((SC_T)0.5), small, big);
+    VEC small = zero, big = zero, r;
+    /* each branch only when a lane needs it: scores well below the cap
+     * are all in the polynomial's range, saturated ones all past it */
+    const int all_small = V(all_lt)(a, half);
+    const int all_big = !all_small && V(all_lt)(V(set1)(SC_IS_F64 ? 0x1.fffffffffffffp-2 : 0x1.fffffep-2f), a);
+    if (!all_big) {
+        const VEC w = V(mul)(a, a);
+        VEC p = V(set1)(V(tanh_c)[SC_TANH_DEG - 1]);
+        for (int j = SC_TANH_DEG - 2; j >= 0; j--)
+            p = V(fma)(p, w, V(set1)(V(tanh_c)[j]));
+        small = V(fma)(V(mul)(a, w), p, a);
+    }
+    if (!all_small) {
+        const VEC t = V(exp_neg)(V(mul)(a, V(set1)((SC_T)-2)));
+        big = V(quot)(V(sub)(one, t), V(add)(one, t));
+    }
+    r = all_small ? small : all_big ? big : V(select_lt)(a, half, small, big);
     return V(select_lt)(u, zero, V(sub)(zero, r), r);
 }
 #undef SC_TANH_DEG
@@ -215,6 +247,21 @@ static inline int V(fexcluded)(const SC_T *b, int bmode, size_t j)
     return bmode != SC_FB_NONE && b[bmode == SC_FB_ROW ? j : 0] == (SC_T)-INFINITY;
 }
 
+/* Whether a kept z of the row (d: the stored z, or NULL: x * sc + bias)
+ * is NaN: the vector max skips NaN, so a row whose max is -inf may hold
+ * one (then it is NaN, not empty). */
+static int V(fz_nan)(const SC_T *x, const SC_T *b, const SC_T *d, size_t L, SC_T sc, int bmode)
+{
+    for (size_t j = 0; j < L; j++) {
+        SC_T z = d ? d[j] : x[j] * sc;
+        if (!d && bmode != SC_FB_NONE)
+            z += b[bmode == SC_FB_ROW ? j : 0];
+        if (z != z && !V(fexcluded)(b, bmode, j))
+            return 1;
+    }
+    return 0;
+}
+
 /* y[0..n) = v; with `stream`, the whole lines of y through streaming
  * stores (the caller fences): a causal row's excluded tail is only
  * written, and in a large output would otherwise be read for ownership
@@ -312,12 +359,14 @@ SC_ALWAYS_INLINE static inline SC_T V(fused_row)(int op, const SC_T *x, SC_T *y,
     if (has_sink && sink != sink)
         mx = (SC_T)NAN;
     const SC_T empty = op == SC_FUSED_SOFTMAX ? (SC_T)0 : (SC_T)-INFINITY;
-    if (mx == (SC_T)-INFINITY) { /* nothing left */
+    if (mx == (SC_T)-INFINITY && !V(fz_nan)(x, b, cap ? d : NULL, L, sc, bmode)) {
+        /* nothing left */
         if (op != SC_FUSED_LOGSUMEXP)
             V(fill)(y, n, empty, stream);
         return (SC_T)-INFINITY;
     }
-    int special = !(mx < (SC_T)INFINITY); /* +inf or NaN */
+    /* +inf or NaN, or -inf beside a NaN */
+    int special = !(mx < (SC_T)INFINITY) || mx == (SC_T)-INFINITY;
     if (!special) {
         if (cap)
             s = V(expsum)(d, op == SC_FUSED_SOFTMAX ? d : NULL, L, mx, NULL);
@@ -362,6 +411,213 @@ SC_ALWAYS_INLINE static inline SC_T V(fused_row)(int op, const SC_T *x, SC_T *y,
     return (SC_T)0;
 }
 
+/* ---- the fast form: the plain row steps over the kept prefix ----------
+ * Calls without a sink.  Without softcap and bias, a row is the plain
+ * steps (family/exp_steps.h) over its kept prefix with the scale folded
+ * into the exponential's argument: mx = max(x), e = exp((x - mx) scale),
+ * log_softmax (x - mx) scale - log(s), which for scale > 0 is the softmax
+ * of z = x * scale with z's max taken exactly (rounding is monotone) and
+ * without the rounding of x * scale and z - max(z).  Rows with another
+ * scale take fused_row.  With softcap or bias, z is made once (fz_row) in
+ * the output row or, pipelined, in a scratch row still in L1, and the
+ * plain steps run over it.  Softmax rows of large outputs are pipelined
+ * as family/pipe.h's (the previous row streamed out while this row's
+ * exponentials are summed), with the same bits as the row at a time.
+ * A row whose max or sum is not finite (a NaN or +inf among the kept z,
+ * or nothing left) is written by ff_special, as fused_row writes it. */
+
+/* The special row of the fast form: 0 / -inf everywhere when nothing is
+ * left (`empty`), else NaN at the kept positions the bias keeps. */
+static void V(ff_special)(int op, SC_T *y, const SC_T *b, int bmode, size_t n, size_t L,
+                          int empty)
+{
+    const SC_T e = op == SC_FUSED_SOFTMAX ? (SC_T)0 : (SC_T)-INFINITY;
+    size_t j = 0;
+    if (!empty)
+        for (; j < L; j++)
+            y[j] = V(fexcluded)(b, bmode, j) ? e : (SC_T)NAN;
+    V(fill)(y + j, n - j, e, 0);
+}
+
+/* One row of the fast form a row at a time (y the output row; logsumexp:
+ * NULL, the result returned).  0 with nothing written when the row takes
+ * fused_row instead (a scale <= 0 without softcap and bias). */
+SC_ALWAYS_INLINE static inline int V(ff_row)(int op, const SC_T *x, SC_T *y, const SC_T *b,
+                                              size_t n, size_t L, SC_T sc, SC_T cap_v, int cap,
+                                              int bmode, int stream, const SC_T *pf,
+                                              SC_T *res)
+{
+    const int mat = cap || bmode != SC_FB_NONE;
+    const SC_T empty = op == SC_FUSED_SOFTMAX ? (SC_T)0 : (SC_T)-INFINITY;
+    if (!mat && !(sc > (SC_T)0))
+        return 0;
+    if (L == 0) {
+        if (op == SC_FUSED_LOGSUMEXP)
+            *res = (SC_T)-INFINITY;
+        else
+            V(fill)(y, n, empty, stream);
+        return 1;
+    }
+    /* z in y (made there with softcap or bias), else read from x */
+    const SC_T mx = mat ? V(fz_row)(x, b, y, L, sc, cap_v, cap, bmode) : V(row_max)(x, L);
+    const SC_T *src = mat ? y : x;
+    double s = INFINITY;
+    if (mx > (SC_T)-INFINITY && mx < (SC_T)INFINITY)
+        s = V(expsum_s)(src, op == SC_FUSED_SOFTMAX ? y : NULL, L, mx, pf, sc, !mat);
+    if (op == SC_FUSED_LOGSUMEXP) { /* without softcap and bias only */
+        if (!(s < INFINITY))
+            *res = V(lse_nonfinite)(x, 1, L, mx);
+        else
+            *res = (SC_T)((double)mx * (double)sc + log(s));
+        return 1;
+    }
+    if (!(s < INFINITY)) {
+        V(ff_special)(op, y, b, bmode, n, L,
+                      mx == (SC_T)-INFINITY && !V(fz_nan)(x, b, mat ? y : NULL, L, sc, bmode));
+        return 1;
+    }
+    if (op == SC_FUSED_SOFTMAX)
+        V(scale)(y, L, (SC_T)(1.0 / s));
+    else if (mat)
+        V(final_pass_s)(y, y, L, mx, (SC_T)log(s), stream, (SC_T)1, 0);
+    else
+        V(final_pass_s)(x, y, L, mx, (SC_T)log(s), stream, sc, 1);
+    if (L < n)
+        V(fill)(y + L, n - L, empty, stream);
+    return 1;
+}
+
+/* The row parameters fused_loop and ff_pipe share: row r's kept length. */
+SC_ALWAYS_INLINE static inline size_t V(kept)(const sc_fused_params *p, size_t q, size_t n)
+{
+    if (!p->causal)
+        return n;
+    const ptrdiff_t kept = (ptrdiff_t)q + p->causal_k + 1;
+    return kept <= 0 ? 0 : ((size_t)kept < n ? (size_t)kept : n);
+}
+
+/* Softmax rows of a large output in the fast form, pipelined: row r's
+ * exponentials (and zeros past its kept prefix) made in a scratch row
+ * chunk by chunk, while row r - 1's scratch row is written out scaled by
+ * its 1 / s (pipe_piece, streaming stores).  `work`: sc_pipe_work
+ * elements.  A row that takes fused_row or ff_special is written at once
+ * with plain stores, after the row before it. */
+static void V(ff_pipe)(const SC_T *x, ptrdiff_t ldx, SC_T *y, ptrdiff_t ldy, size_t rows,
+                       size_t n, const SC_T *bias, const SC_T *scale, size_t q0,
+                       const sc_fused_params *p, SC_T *work, int cap, int bmode)
+{
+    const size_t lw = SC_LINE / sizeof(SC_T), np = (n + lw - 1) / lw * lw;
+    const int mat = cap || bmode != SC_FB_NONE;
+    const SC_T cap_v = cap ? (SC_T)p->softcap : (SC_T)1;
+    SC_T *cur = work + (lw - ((uintptr_t)work / sizeof(SC_T)) % lw) % lw, *prev = cur + np;
+    SC_T *py = NULL, p0 = 0;
+    const SC_T *psrc = NULL;
+    size_t phead = 0;
+    V(carry_t) cy_buf, *carry = ldy == (ptrdiff_t)n ? &cy_buf : NULL;
+    cy_buf.k = 0;
+    for (size_t r = 0; r < rows; r++) {
+        const size_t L = V(kept)(p, q0 + r, n);
+        const SC_T sc = scale ? scale[(ptrdiff_t)r * p->ld_scale] : (SC_T)p->scale;
+        const SC_T *br = bias ? bias + (ptrdiff_t)r * p->ld_bias : NULL;
+        const SC_T *xr = x + (ptrdiff_t)r * ldx;
+        SC_T *yr = y + (ptrdiff_t)r * ldy;
+        /* the next row's kept prefix (and bias row), prefetched chunk by
+         * chunk, and rows after it up to SC_FF_AHEAD_BYTES */
+        const SC_T *pf = r + 1 < rows ? xr + ldx : NULL;
+        const SC_T *pfb = pf && bmode == SC_FB_ROW && p->ld_bias != 0 ? br + p->ld_bias : NULL;
+        const size_t pfn = L + 1 < n ? L + 1 : n;
+        int ok = L > 0 && (mat || sc > (SC_T)0);
+        SC_T mx = (SC_T)-INFINITY;
+        if (ok) {
+            mx = mat ? V(fz_row)(xr, br, cur, L, sc, cap_v, cap, bmode) : V(row_max)(xr, L);
+            ok = mx > (SC_T)-INFINITY && mx < (SC_T)INFINITY;
+        }
+        double s = 0.0, c = 0.0;
+        if (ok) {
+            const VEC vm = V(set1)(mx), vs = V(set1)(sc);
+            for (size_t i = 0, k = 0; i < n; i += SC_CHUNK, k++) {
+                const size_t e = n - i < SC_CHUNK ? n : i + SC_CHUNK;
+                size_t j = i;
+                for (size_t q = i; pf && q < e && q < pfn; q += lw) {
+                    SC_PREFETCH(pf + q);
+                    if (pfb)
+                        SC_PREFETCH(pfb + q);
+                }
+                /* rows after the next, while the kept prefixes ahead are
+                 * short: a short causal row's sweeps do not hide a fetch */
+                size_t ahead = pfn * sizeof(SC_T);
+                for (size_t a = 2; a <= 4 && ahead < SC_FF_AHEAD_BYTES && r + a < rows; a++) {
+                    const SC_T *pa = xr + (ptrdiff_t)a * ldx;
+                    const SC_T *pb = pfb ? br + (ptrdiff_t)a * p->ld_bias : NULL;
+                    const size_t la = V(kept)(p, q0 + r + a, n);
+                    for (size_t q = i; q < e && q < la; q += lw) {
+                        SC_PREFETCH(pa + q);
+                        if (pb)
+                            SC_PREFETCH(pb + q);
+                    }
+                    ahead += la * sizeof(SC_T);
+                }
+                if (i < L) {
+                    j = L < e ? L : e;
+                    const VEC v = mat ? V(expsum_chunk_s)(cur + i, cur + i, j - i, vm, vs, 0)
+                                      : V(expsum_chunk_s)(xr + i, cur + i, j - i, vm, vs, 1);
+                    sc_two_sum_add(&s, &c, V(hsum)(v));
+                }
+                if (j < e)
+                    V(fill)(cur + j, e - j, (SC_T)0, 0);
+                size_t j0, j1;
+                if (py && V(pipe_span)(phead, k, n, &j0, &j1))
+                    V(pipe_piece)(psrc, py, j0, j1, phead, p0, 0, 0, carry, 0);
+            }
+            ok = s + c < INFINITY;
+            if (!ok && carry && carry->k) { /* the row before is out but its carried tail */
+                V(storet)(yr - carry->k, carry->v, carry->k);
+                carry->k = 0;
+            }
+        } else if (py) {
+            V(pipe_piece)(psrc, py, 0, n, phead, p0, 0, 0, carry, 1);
+        }
+        if (!ok) {
+            if (L > 0 && !mat && !(sc > (SC_T)0))
+                V(fused_row)(SC_FUSED_SOFTMAX, xr, yr, br, n, L, sc, cap_v, 0, 0.0, NULL, cap,
+                             bmode, 0, NULL, 0, NULL);
+            else
+                V(ff_special)(SC_FUSED_SOFTMAX, yr, br, bmode, n, L,
+                              L == 0 || (mx == (SC_T)-INFINITY &&
+                                         !V(fz_nan)(xr, br, mat ? cur : NULL, L, sc, bmode)));
+            py = NULL;
+            continue;
+        }
+        SC_T *t = prev;
+        prev = cur;
+        cur = t;
+        psrc = prev;
+        p0 = (SC_T)(1.0 / (s + c));
+        py = yr;
+        phead = (VN - ((size_t)py / sizeof(SC_T)) % VN) % VN;
+        if (r + 1 < rows && !carry) {
+            SC_PREFETCH_W(py + ldy);
+            SC_PREFETCH_W(py + ldy + n - 1);
+        }
+    }
+    if (py)
+        V(pipe_piece)(psrc, py, 0, n, phead, p0, 0, 0, carry, 1);
+    sc_sfence();
+}
+
+/* Whether a fused call's rows take ff_pipe: softmax without a sink, in a
+ * large output (p->stream: the whole call's, so that every thread's share
+ * decides alike) of rows as sc_pipe_rows takes them. */
+static inline int V(ff_piped)(const sc_fused_params *p, const SC_T *y, ptrdiff_t ldy,
+                              size_t rows, size_t n, const SC_T *work)
+{
+    const size_t rb = n * sizeof(SC_T);
+    return VN > 1 && p->op == SC_FUSED_SOFTMAX && !p->has_sink && p->stream && work &&
+           rows >= 2 && rb <= SC_PREFETCH_MAX_BYTES &&
+           (rb >= SC_PIPE_MIN_BYTES || (ldy == (ptrdiff_t)n && rb >= SC_PIPE_FLAT_MIN_BYTES)) &&
+           (size_t)y % sizeof(SC_T) == 0;
+}
+
 SC_ALWAYS_INLINE static inline void V(fused_loop)(const SC_T *x, ptrdiff_t ldx, SC_T *y,
                                                   ptrdiff_t ldy, size_t rows, size_t n,
                                                   const SC_T *bias, const SC_T *scale,
@@ -372,12 +628,14 @@ SC_ALWAYS_INLINE static inline void V(fused_loop)(const SC_T *x, ptrdiff_t ldx, 
     const int op = p->op;
     const SC_T cap_v = cap ? (SC_T)p->softcap : (SC_T)1;
     const int stream = p->stream && n * sizeof(SC_T) >= SC_STREAM_MIN_ROW_BYTES;
+    /* the fast form: no sink; logsumexp without softcap and bias */
+    const int fast = !p->has_sink && (op != SC_FUSED_LOGSUMEXP || (!cap && bmode == SC_FB_NONE));
+    if (fast && V(ff_piped)(p, y, ldy, rows, n, work)) {
+        V(ff_pipe)(x, ldx, y, ldy, rows, n, bias, scale, q0, p, work, cap, bmode);
+        return;
+    }
     for (size_t r = 0; r < rows; r++) {
-        size_t L = n;
-        if (p->causal) {
-            const ptrdiff_t kept = (ptrdiff_t)(q0 + r) + p->causal_k + 1;
-            L = kept <= 0 ? 0 : ((size_t)kept < n ? (size_t)kept : n);
-        }
+        const size_t L = V(kept)(p, q0 + r, n);
         const SC_T sc = scale ? scale[(ptrdiff_t)r * p->ld_scale] : (SC_T)p->scale;
         const double sk = sink ? (double)sink[(ptrdiff_t)r * p->ld_sink] : p->sink;
         const SC_T *br = bias ? bias + (ptrdiff_t)r * p->ld_bias : NULL;
@@ -385,12 +643,24 @@ SC_ALWAYS_INLINE static inline void V(fused_loop)(const SC_T *x, ptrdiff_t ldx, 
         const SC_T *pf = V(prefetch_row)(xr, ldx, r, rows, n);
         const size_t pfn = L + 1 < n ? L + 1 : n;
         const SC_T *pfb = pf && bmode == SC_FB_ROW && p->ld_bias != 0 ? br + p->ld_bias : NULL;
+        SC_T *yr = op == SC_FUSED_LOGSUMEXP ? NULL : y + (ptrdiff_t)r * ldy;
+        if (fast) {
+            SC_T res = 0;
+            if (pfb)
+                for (size_t k = 0; k < pfn; k += SC_LINE / sizeof(SC_T))
+                    SC_PREFETCH(pfb + k);
+            if (V(ff_row)(op, xr, yr, br, n, L, sc, cap_v, cap, bmode, stream, pf, &res)) {
+                if (op == SC_FUSED_LOGSUMEXP)
+                    y[(ptrdiff_t)r * ldy] = res;
+                continue;
+            }
+        }
         if (op == SC_FUSED_LOGSUMEXP)
             y[(ptrdiff_t)r * ldy] = V(fused_row)(op, xr, NULL, br, n, L, sc, cap_v, p->has_sink,
                                                  sk, work, cap, bmode, 0, pf, pfn, pfb);
         else
-            V(fused_row)(op, xr, y + (ptrdiff_t)r * ldy, br, n, L, sc, cap_v, p->has_sink, sk,
-                         work, cap, bmode, stream, pf, pfn, pfb);
+            V(fused_row)(op, xr, yr, br, n, L, sc, cap_v, p->has_sink, sk, work, cap, bmode,
+                         stream, pf, pfn, pfb);
     }
     if (stream)
         sc_sfence();

@@ -15,12 +15,20 @@
 /* The element operations, by constant selector (V(wr_val)):
  *   SC_WR_MUL          a c0                          (softmax's scale)
  *   SC_WR_LOG          (a - c0) - c1                 (log_softmax, final_op)
+ *   SC_WR_LOG_S        (a - c0) c2 - c1              (log_softmax with a scale, fused.h)
  *   SC_WR_BWD + op     bwd_out(a, b, c0, op)         (family/backward.h)
  *   SC_WR_XENT_GE + k  xent_ge over the stored e in a (family/xent_rows.h)
  *   SC_WR_XENT_G + k   xent_gt over the logits in a  (family/xent_rows.h) */
 #ifndef SC_WR_OPS
 #define SC_WR_OPS
-enum { SC_WR_MUL = 0, SC_WR_LOG = 1, SC_WR_BWD = 2, SC_WR_XENT_GE = 5, SC_WR_XENT_G = 8 };
+enum {
+    SC_WR_MUL = 0,
+    SC_WR_LOG = 1,
+    SC_WR_BWD = 2,
+    SC_WR_XENT_GE = 5,
+    SC_WR_XENT_G = 8,
+    SC_WR_LOG_S = 11
+};
 
 /* Switches (a constant, or a run-time int where the pass decides per row):
  *   SC_WR_STREAM  the body through streaming stores (y + head vector-aligned)
@@ -78,6 +86,8 @@ SC_ALWAYS_INLINE static inline VEC V(wr_val)(const V(wr_src) *s, size_t i, size_
         return V(mul)(V(ldk)(s->a + i, k, (SC_T)0), s->c0);
     if (op == SC_WR_LOG)
         return V(final_op)(V(ldk)(s->a + i, k, (SC_T)0), s->c0, s->c1);
+    if (op == SC_WR_LOG_S)
+        return V(sub)(V(mul)(V(sub)(V(ldk)(s->a + i, k, (SC_T)0), s->c0), s->c2), s->c1);
     if (op < SC_WR_XENT_GE)
         return V(bwd_out)(V(ldk)(s->a + i, k, (SC_T)0), V(ldk)(s->b + i, k, (SC_T)0), s->c0,
                           op - SC_WR_BWD);

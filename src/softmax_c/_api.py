@@ -110,6 +110,10 @@ def _run(op, x, y, k, nt):
 
 def _forward(op, x, axis, where, out, num_threads, dtype=None, options=None):
     if options is not None:
+        if where is None:  # the fused hot path's rules: _kernels (_fused.pxi)
+            y = _kernels.fast_fused(op, x, axis, out, _fast_threads(num_threads), options)
+            if y is not None:
+                return y
         if isinstance(x, np.ma.MaskedArray):
             return _masked_forward(op, x, axis, where, out, num_threads, None, options)
         return _fused_forward(op, x, axis, options, where, out, num_threads)
@@ -402,6 +406,10 @@ def logsumexp(x, axis=-1, *, b=None, keepdims=False, return_sign=False, scale=No
     if path == "weighted":
         return _weighted_logsumexp(x, axis, b, keepdims, return_sign, num_threads)
     if path == "fused":
+        if options is not None and where is None and not keepdims:
+            y = _kernels.fast_fused(LOGSUMEXP, x, axis, None, _fast_threads(num_threads), options)
+            if y is not None:
+                return y if y.ndim else y[()]
         options = options or dict(scale=None, softcap=None, bias=None, causal=None, sink=None)
         if isinstance(x, np.ma.MaskedArray):
             keep = ~np.ma.getmaskarray(x)

@@ -85,15 +85,26 @@ def _fused_forward(op, x, axis, options, where, out, num_threads, keepdims=False
     lk, bk = row_and_batch(km, False)
     if op == LOGSUMEXP and nd >= 2:
         ly = ym.strides[-1] // isz
-    bst = np.array([[0 if st is None else st[d] for st in (bx, by, bb, bs, bk)]
-                    for d in range(len(batch))], dtype=np.int64).reshape(len(batch), 5)
+    # a causal mask that keeps every key of the first query keeps all
+    causal = f.causal is not None and f.causal < n - 1
+    # (batch dims, then the rows) x (x, y, bias, scale, sink) strides
+    dims = list(batch) + [Q]
+    sts = [[0 if b is None else b[d] for b in (bx, by, bb, bs, bk)] for d in range(len(batch))]
+    sts.append([lx, ly, lb, ls, lk])
+    if not causal:  # the query index does not matter: dims merge where every stride allows
+        while len(dims) > 1 and all(sts[-2][e] == sts[-1][e] * dims[-1] for e in range(5)):
+            dims[-2:] = [dims[-2] * dims[-1]]
+            sts[-2:] = [sts[-1]]
+    batch, Q = dims[:-1], dims[-1]
+    lx, ly, lb, ls, lk = sts[-1]
+    bst = np.array(sts[:-1], dtype=np.int64).reshape(len(batch), 5)
     inc = 1 if bm is None or bm.shape[-1] <= 1 else bm.strides[-1] // isz
     sink_v = 0.0 if f.sink is None else (f.sink if isinstance(f.sink, float) else 0.0)
     if x.size and n:
         _kernels.fused(op, xm, ym, bm, sm, km, np.array(batch, dtype=np.int64), bst, Q, n,
                        (lx, ly, lb, ls, lk),
                        f.scale if isinstance(f.scale, float) else 1.0,
-                       f.softcap or 0.0, inc, f.causal is not None, f.causal or 0,
+                       f.softcap or 0.0, inc, causal, f.causal or 0,
                        f.sink is not None, sink_v, nt)
     elif op == LOGSUMEXP:  # no element in a row: the sink alone, or -inf
         ym[...] = -np.inf if f.sink is None else (
