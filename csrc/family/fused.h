@@ -19,41 +19,7 @@
  * a row with nothing left (all excluded or -inf, no sink) is 0 / -inf.
  */
 
-/* ---- tanh ---------------------------------------------------------------
- * |u| >= 0.5: (1 - t) / (1 + t), t = exp(-2|u|) (exp_neg; t flushes to 0
- * for large |u|, giving 1); below: u + u^3 P(u^2), a least-squares fit on
- * [0, 0.5] (csrc: fit in the commit that added it; max error about 1.3 ulp
- * float32, 1 ulp float64 there), where 1 - t would lose the low bits.
- * Odd: the sign of u is put back.  NaN -> NaN. */
-#if SC_IS_F64
-static const double V(tanh_c)[10] = {
-    -0.3333333333333333,     0.13333333333329891,     -0.0539682539636808,
-    0.021869488300128893,    -0.00886322932944357,    0.00359203414987979,
-    -0.0014549640213966121,  0.0005849836852513502,   -0.0002211112367688425,
-    5.950419239051892e-05};
-#define SC_TANH_DEG 10
-#else
-static const float V(tanh_c)[5] = {-0.3333333134651184f, 0.1333322674036026f,
-                                   -0.05393378809094429f, 0.021472711116075516f,
-                                   -0.006946984212845564f};
-#define SC_TANH_DEG 5
-#endif
-
-SC_ALWAYS_INLINE static inline VEC V(tanh)(VEC u)
-{
-    const VEC zero = V(set1)((SC_T)0), one = V(set1)((SC_T)1);
-    const VEC a = V(max)(u, V(sub)(zero, u));
-    const VEC t = V(exp_neg)(V(mul)(a, V(set1)((SC_T)-2)));
-    const VEC big = V(div)(V(sub)(one, t), V(add)(one, t));
-    const VEC w = V(mul)(a, a);
-    VEC p = V(set1)(V(tanh_c)[SC_TANH_DEG - 1]);
-    for (int j = SC_TANH_DEG - 2; j >= 0; j--)
-        p = V(fma)(p, w, V(set1)(V(tanh_c)[j]));
-    const VEC small = V(fma)(V(mul)(a, w), p, a);
-    const VEC r = V(select_lt)(a, V(set1)((SC_T)0.5), small, big);
-    return V(select_lt)(u, zero, V(sub)(zero, r), r);
-}
-#undef SC_TANH_DEG
+/* V(tanh) lives in family/tanh.h, shared with the cross-entropy's softcap. */
 
 /* Lane-wise tanh for the tests (softmax_c.h, sc_tanh_*): y = tanh(x). */
 void KFN(tanh_rows)(const SC_T *x, ptrdiff_t ldx, SC_T *y, ptrdiff_t ldy, size_t rows, size_t n)

@@ -4,6 +4,7 @@
 from softmax_c.kernels cimport (
     sc_xent_params,
     sc_fused_params,
+    sc_xent_opts,
     softmax_rows_f32 as sc_softmax_rows_f32,
     softmax_rows_f64 as sc_softmax_rows_f64,
     log_softmax_rows_f32 as sc_log_softmax_rows_f32,
@@ -109,6 +110,8 @@ from softmax_c.kernels cimport (
     fused_rows_f64 as sc_fused_rows_f64,
     tanh_rows_f32 as sc_tanh_rows_f32,
     tanh_rows_f64 as sc_tanh_rows_f64,
+    xent_opt_rows_f32 as sc_xent_opt_rows_f32,
+    xent_opt_rows_f64 as sc_xent_opt_rows_f64,
 )
 
 cdef extern from "_omp.h" nogil:
