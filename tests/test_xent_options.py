@@ -210,6 +210,15 @@ def test_out_in_place_empty_and_float16(sc, ref, rng, dt):
     np.testing.assert_allclose(grad, wg, atol=2e-3 * np.abs(wg).max())
 
 
+def test_one_sample(sc, ref):
+    # 1-D logits: a 0-d target (or a row of probabilities), 0-d results
+    x = np.array([1.0, 2.0, 3.0])
+    for t in (np.array(1), np.array(-100), np.array([0.2, 0.3, 0.5])):
+        for red in ("none", "mean", "sum"):
+            got = both(sc, ref, x, t, softcap=2.0, z_loss=0.1, reduction=red)
+            assert np.ndim(got[0]) == 0 and np.ndim(got[2]) == 0 and got[1].shape == (3,)
+
+
 @pytest.mark.parametrize("dt", [np.float32, np.float64])
 def test_threads_bitwise(sc, rng, dt):
     # one long row (the plain kernel would split it), few rows, many rows

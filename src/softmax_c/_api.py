@@ -737,12 +737,12 @@ def _xent(logits, target, axis, weight, ignore_index, reduction, label_smoothing
     if z_loss != 0.0:
         lse_b = lse_k.reshape(batch)
         with np.errstate(over="ignore", invalid="ignore"):
-            z_terms = z_loss * np.square(lse_b)
+            z_terms = np.asarray(z_loss * np.square(lse_b), np.float64)  # 0-d too: an array
         if q is None:  # ignored samples add nothing, whatever their lse
             z_terms[tk.reshape(batch) < 0] = 0.0
     if reduction == "none":
         if z_terms is not None:
-            per_sample = per_sample + z_terms
+            per_sample = np.asarray(per_sample + z_terms)
         loss = per_sample.astype(compute, copy=False)
     elif denom == 0.0 and reduction == "mean":  # over no target weight: 0 / 0, NaN as in PyTorch
         loss = compute.type(np.nan)
@@ -928,10 +928,9 @@ def cross_entropy_grad(logits, target, *, axis=-1, weight=None, ignore_index=-10
     ``1 / kept samples`` for "mean"); with `softcap`, ``z = softcap *
     tanh(logits / softcap)`` and the gradient with respect to `z` is
     multiplied by ``1 - tanh(logits / softcap)**2`` (0 at infinite
-    logits).  Options given, each row of logits is read once from memory
-    (the capped row is kept in a scratch row of the row's length, per
-    call), as the reference and ``torch`` compositions read it three or
-    more times.
+    logits).  With options each row of logits is still read once from
+    memory: the capped row is kept in a scratch row of the row's length
+    (per call), from which the sums and the gradient are made.
 
     Examples
     --------
