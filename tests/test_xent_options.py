@@ -318,12 +318,25 @@ def test_torch_wrapper_options(sc, torch, rng):
         kw = dict(reduction=red, softcap=3.0, z_loss=0.05, label_smoothing=0.1)
         assert torch.autograd.gradcheck(
             lambda a: sct.cross_entropy(a, t, weight=w, **kw), (x,))
+    q = torch.softmax(torch.tensor(rng.normal(0, 1, (5, 9))), -1)
+    assert torch.autograd.gradcheck(
+        lambda a: sct.cross_entropy(a, q, softcap=2.0, z_loss=0.1, label_smoothing=0.2), (x,))
+    # (N, C, d): the classes on dim 1
+    x3 = torch.tensor(rng.normal(0, 4, (2, 6, 3)), requires_grad=True)
+    t3 = torch.tensor([[0, 5, -100], [2, 2, 1]])
+    assert torch.autograd.gradcheck(
+        lambda a: sct.cross_entropy(a, t3, softcap=3.0, z_loss=0.05, reduction="none"), (x3,))
     loss, lse = sct.cross_entropy(x, t, softcap=3.0, z_loss=0.05, return_lse=True)
     wl, _, wlse = _torch_composition(torch, x.detach().numpy(), t.numpy(), softcap=3.0,
                                      z_loss=0.05)
     np.testing.assert_allclose(loss.detach().numpy(), wl, rtol=1e-12)
     np.testing.assert_allclose(lse.numpy()[[0, 1, 3, 4]], wlse[[0, 1, 3, 4]], rtol=1e-12)
     assert not lse.requires_grad
+    # no double backward through the options (the Hessian product is the plain loss's)
+    loss = sct.cross_entropy(x, t, softcap=3.0)
+    (g,) = torch.autograd.grad(loss, x, create_graph=True)
+    with pytest.raises(RuntimeError, match="double backward"):
+        g.sum().backward()
 
 
 LEVEL_SCRIPT = r"""

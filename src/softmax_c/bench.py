@@ -168,9 +168,10 @@ FUSED_OPS = {
 }
 SHAPES.update(FUSED_SHAPES)
 # The cross-entropy's options (``--ops xent_opts``, not in the default run):
-# cross_entropy_grad with a logit cap and a z-loss, in float32, against the
-# same call without options ("no options", the figure they should cost
-# little over) and PyTorch's forward and backward of the composition.
+# cross_entropy_grad with a logit cap and a z-loss, in float32, allocating
+# its gradient and with out=, against the same call without options
+# ("no options", out=: the figure they should cost little over) and
+# PyTorch's forward and backward of the composition.
 XENT_OPTS = {"xent_opts": dict(softcap=30.0, z_loss=1e-4)}
 SHAPES["4096x32000"] = ((4096, 32000), -1)  # a training batch of a 32k vocabulary
 XENT_OPTS_SHAPES = ["8x256000", "4096x32000"]
@@ -414,11 +415,14 @@ def _fused_torch(case):
     return fn, _torch_numpy, None
 
 
-def _xent_opts_ours(plain):
+def _xent_opts_ours(out, plain=False):
     def prepare(case):
         x, t, kw, axis = case.inputs["x"], case.inputs["target"], case.inputs["kw"], case.axis
         if plain:
-            return (lambda: sc.cross_entropy_grad(x, t, axis=axis)), _xent_result, None
+            kw = {}
+        if out:  # the gradient into one array: no page faults of a fresh one per call
+            o = np.empty_like(x)
+            return (lambda: sc.cross_entropy_grad(x, t, axis=axis, out=o, **kw)), _xent_result, None
         return (lambda: sc.cross_entropy_grad(x, t, axis=axis, **kw)), _xent_result, None
     return prepare
 
@@ -447,7 +451,8 @@ def _xent_opts_torch(case):
 
 def xent_opts_implementations():
     impls = [Impl("softmax_c", "softmax_c", _xent_opts_ours(False)),
-             Impl("softmax_c(no options)", "baseline", _xent_opts_ours(True))]
+             Impl("softmax_c(out=)", "softmax_c", _xent_opts_ours(True)),
+             Impl("softmax_c(no options)", "baseline", _xent_opts_ours(True, plain=True))]
     if peer_module("torch") is not None:
         impls.append(Impl("torch", "peer", _xent_opts_torch))
     return impls
