@@ -126,6 +126,10 @@ def test_special_values(sc, ref, dt):
     lse1 = sc.cross_entropy(x[1:2], t[1:2], return_lse=True, reduction="none",
                             ignore_index=0)[1]
     assert lse1[0] == -np.inf
+    # and +inf on a row holding +inf (its loss and gradient NaN, as PyTorch's)
+    loss, grad, lse = both(sc, ref, x[[4]], t[[4]], z_loss=1e-3, reduction="none")
+    assert lse[0] == np.inf and np.isnan(loss[0])
+    assert sc.cross_entropy(x[[4]], np.array([-100]), return_lse=True)[1][0] == np.inf
 
 
 @pytest.mark.parametrize("dt", [np.float32, np.float64])

@@ -98,7 +98,7 @@ SC_ALWAYS_INLINE static inline void V(xent_cap_index)(const SC_T *z, int64_t t, 
         s = V(expsum)(c, g, n, mx, NULL);
     double A, B;
     SC_T gt;
-    const double za = V(xent_lse_za)((double)mx, s, o, lse);
+    const double za = V(xent_lse_za)(c, n, (double)mx, s, o, lse);
     V(xent_finish_index_za)(t, (double)c[t], g, n, (double)mx, s, D, p, g != NULL, loss, &A, &B,
                             &gt, za);
     if (g == NULL)

@@ -417,11 +417,21 @@ SC_ALWAYS_INLINE static inline void V(xent_finish_index)(int64_t t, double zt, c
  * row's logsumexp m + log(s) to *lse, and the z-loss's gradient
  * 2 o->z_scale lse softmax(z) added through A.  An ignored row or one
  * without such a class still gets its lse (the row is read then). */
-SC_ALWAYS_INLINE static inline double V(xent_lse_za)(double m, double s, const sc_xent_opts *o,
-                                                     double *lse)
+static inline double V(lse_of)(const SC_T *z, size_t n, double m, double s)
 {
-    /* a row of -inf: -inf, as logsumexp (NaN if a NaN hides in it, whose s is NaN) */
-    *lse = m == -INFINITY ? (isnan(s) ? NAN : -INFINITY) : m + sc_logd_1(s);
+    /* a row of -inf: -inf (NaN if a NaN hides in it, whose s is NaN); one
+     * holding +inf: +inf unless it holds a NaN -- logsumexp's values */
+    if (m == -INFINITY)
+        return isnan(s) ? NAN : -INFINITY;
+    if (m == INFINITY)
+        return V(has_nan)(z, 1, n) ? NAN : INFINITY;
+    return m + sc_logd_1(s);
+}
+
+SC_ALWAYS_INLINE static inline double V(xent_lse_za)(const SC_T *z, size_t n, double m, double s,
+                                                     const sc_xent_opts *o, double *lse)
+{
+    *lse = V(lse_of)(z, n, m, s);
     return o->z_scale != 0.0 ? 2.0 * o->z_scale * *lse / s : 0.0;
 }
 
@@ -437,7 +447,7 @@ SC_ALWAYS_INLINE static inline void V(xent_row_o)(const SC_T *z, const SC_T *q, 
         if (mx == (SC_T)-INFINITY)
             *lse = V(has_nan)(z, 1, n) ? NAN : -INFINITY;
         else
-            *lse = (double)mx + sc_logd_1(V(expsum)(z, NULL, n, mx, NULL));
+            *lse = V(lse_of)(z, n, (double)mx, V(expsum)(z, NULL, n, mx, NULL));
     }
     if (q == NULL && t < 0) { /* ignored */
         sc_xent_loss_known(loss, 0.0);
@@ -482,7 +492,7 @@ SC_ALWAYS_INLINE static inline void V(xent_row_o)(const SC_T *z, const SC_T *q, 
         }
         double A = p->scale * U / s;
         if (o) {
-            const double za = V(xent_lse_za)(m, s, o, lse);
+            const double za = V(xent_lse_za)(z, n, m, s, o, lse);
             if (za != 0.0)
                 A += za;
         }
@@ -508,7 +518,7 @@ SC_ALWAYS_INLINE static inline void V(xent_row_o)(const SC_T *z, const SC_T *q, 
         V(xent_ud_double)(z, NULL, w, n, m, ls, SC_XENT_INDEX_SMOOTH, &U, &D);
     double A, B;
     SC_T gt;
-    const double za = o ? V(xent_lse_za)(m, s, o, lse) : 0.0;
+    const double za = o ? V(xent_lse_za)(z, n, m, s, o, lse) : 0.0;
     V(xent_finish_index_za)(t, zt, cached && g ? g : NULL, n, m, s, D, p, g != NULL, loss, &A, &B,
                             &gt, za);
     if (g) {

@@ -743,7 +743,8 @@ def _xent(logits, target, axis, weight, ignore_index, reduction, label_smoothing
     if reduction == "none":
         if z_terms is not None:
             per_sample = np.asarray(per_sample + z_terms)
-        loss = per_sample.astype(compute, copy=False)
+        with np.errstate(over="ignore"):  # past the compute dtype's range: inf
+            loss = per_sample.astype(compute, copy=False)
     elif denom == 0.0 and reduction == "mean":  # over no target weight: 0 / 0, NaN as in PyTorch
         loss = compute.type(np.nan)
     else:

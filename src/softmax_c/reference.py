@@ -504,10 +504,12 @@ def _xent_options(logits, target, k, w, ignore_index, reduction, ls, out, want_g
         else:
             z = x
         m = np.max(z, axis=-1, initial=-np.inf)
-        m_safe = np.where(np.isfinite(m), m, 0.0)  # -inf rows: lse -inf; +inf or NaN: NaN
+        # logsumexp's values: -inf for a row of -inf, +inf for one holding
+        # +inf, NaN for one holding NaN
+        m_safe = np.where(np.isfinite(m), m, 0.0)
         lse = np.log(np.sum(np.exp(z - m_safe[..., None]), axis=-1)) + m_safe
-        lse = np.where(m == -np.inf, -np.inf, lse)
-        lse = np.where(np.isnan(m) | (m == np.inf), np.nan, lse)
+        lse = np.where(np.isinf(m), m, lse)
+        lse = np.where(np.isnan(z).any(axis=-1), np.nan, lse)
         w64 = None if w is None else w.astype(f8)
         if ttype == "index":
             keep = target != ignore_index
