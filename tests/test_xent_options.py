@@ -236,6 +236,30 @@ def test_threads_bitwise(sc, rng, dt):
             assert np.array_equal(one[2], two[2])
 
 
+@pytest.mark.parametrize("dt, n", [(np.float32, 2000), (np.float64, 1000)])
+def test_large_output_streamed(sc, rng, dt, n):
+    # a gradient of 4 MiB and more is written through streaming stores:
+    # the bits of calls too small for it, at any offset of `out`
+    rows = (4 << 20) // (n * np.dtype(dt).itemsize) + 3
+    x = rng.normal(0, 20, (rows, n)).astype(dt)
+    t = rng.integers(0, n, rows)
+    t[5] = -100
+    kw = dict(softcap=30.0, z_loss=1e-4, reduction="sum")
+    parts = [sc.cross_entropy_grad(x[r:r + 64], t[r:r + 64], return_lse=True, **kw)
+             for r in range(0, rows, 64)]
+    want_g = np.concatenate([p[1] for p in parts])
+    want_lse = np.concatenate([p[2] for p in parts])
+    base = np.empty(x.size + 16, dt)
+    for off in (0, 1, 5):
+        out = base[off:off + x.size].reshape(x.shape)
+        loss, g, lse = sc.cross_entropy_grad(x, t, out=out, return_lse=True, **kw)
+        assert np.array_equal(g, want_g) and np.array_equal(lse, want_lse), off
+    for ls in (0.0, 0.1):
+        one = sc.cross_entropy_grad(x, t, label_smoothing=ls, num_threads=1, **kw)
+        two = sc.cross_entropy_grad(x, t, label_smoothing=ls, num_threads=2, **kw)
+        assert one[0] == two[0] and np.array_equal(one[1], two[1])
+
+
 @pytest.mark.parametrize("name, value, exc", [
     ("softcap", 0.0, ValueError), ("softcap", -1.0, ValueError), ("softcap", np.nan, ValueError),
     ("softcap", np.inf, ValueError), ("softcap", "1", TypeError), ("softcap", True, TypeError),
@@ -372,6 +396,18 @@ for dt in (np.float32, np.float64):
                 e = float(np.max(np.abs(g[f] - w[f]) / s, initial=0))
                 key = what + " " + np.dtype(dt).name
                 worst[key] = max(worst.get(key, 0.0), e)
+# a gradient of 4 MiB and more (streaming stores): the bits of small calls
+for dt, n in ((np.float32, 2000), (np.float64, 1000)):
+    rows = (4 << 20) // (n * np.dtype(dt).itemsize) + 3
+    x = rng.normal(0, 20, (rows, n)).astype(dt)
+    t = rng.integers(0, n, rows)
+    kw = dict(softcap=30.0, z_loss=1e-4, reduction="sum", label_smoothing=0.1)
+    want = np.concatenate([sc.cross_entropy_grad(x[r:r + 64], t[r:r + 64], **kw)[1]
+                           for r in range(0, rows, 64)])
+    base = np.empty(x.size + 16, dt)
+    for off in (0, 3):
+        out = base[off:off + x.size].reshape(x.shape)
+        assert np.array_equal(sc.cross_entropy_grad(x, t, out=out, **kw)[1], want), (dt, off)
 print(__import__("json").dumps(worst))
 """
 
