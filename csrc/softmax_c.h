@@ -138,9 +138,7 @@ typedef struct {
  *   o->softcap > 0: the logits are c = softcap * tanh(z / softcap) (the
  *                   fused softmax's cap), the gradient chained through it
  *                   (times 1 - tanh^2); needs `work` of n elements (per
- *                   call; without it every output is NaN), and with 2n a
- *                   large output's gradient is written through streaming
- *                   stores (the same values); 0: no cap;
+ *                   call; without it every output is NaN); 0: no cap;
  *   o->z_scale:     the gradient gains 2 z_scale lse softmax(c) per kept
  *                   row (z_scale: the z-loss coefficient times its
  *                   reduction's factor); the loss does not: `loss` holds

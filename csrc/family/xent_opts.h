@@ -54,43 +54,23 @@ SC_ALWAYS_INLINE static inline void V(xent_cap_chain)(SC_T *g, const SC_T *c, si
     }
 }
 
-/* The gradient's k lanes at i (step 3 below): (A e - B w) (1 - (c / cap)^2),
- * lane t (if among them) set to gtd. */
-SC_ALWAYS_INLINE static inline VEC V(xcap_g)(const SC_T *e, const SC_T *c, const SC_T *w, size_t i,
-                                             size_t k, VEC va, VEC vb, VEC vic, int kind, size_t t,
-                                             SC_T gtd)
-{
-    const VEC one = V(set1)((SC_T)1), zero = V(set1)((SC_T)0);
-    VEC v = V(mul)(V(ldk)(e + i, k, (SC_T)0), va);
-    if (kind != SC_XENT_PLAIN)
-        v = V(sub)(v, V(mul)(vb, w ? V(ldk)(w + i, k, (SC_T)0) : one));
-    const VEC th = V(mul)(V(ldk)(c + i, k, (SC_T)0), vic);
-    v = V(mul)(v, V(fma)(V(sub)(zero, th), th, one));
-    return t - i < k ? V(setlane)(v, t - i, gtd) : v;
-}
-
 /* A kept row of class index t under a cap, n * sizeof(SC_T) <= SC_XENT_CACHED_MAX_BYTES:
  * xent_row_o's cached path on c, in three sweeps --
  *   1. c = cap tanh(z / cap) stored to the work row c, its max taken;
  *   (smoothing) U and D over c;
- *   2. e = exp(c - m) stored while summing s: to g, or with `eb` (a second
- *      work row) there, so that step 3 can stream g;
- *   3. g = (A e - B w) (1 - (c / cap)^2), the target's element its exact
- *      value times its own factor, put in its vector before the store;
- *      with `stream`, the vector-aligned body through streaming stores
- *      (a large output: its lines are then never read).
- * The same values either way.  The loss alone (g NULL) takes steps 1-2
- * without the stores. */
+ *   2. e = exp(c - m) stored to g while summing s;
+ *   3. g = (A e - B w) (1 - (c / cap)^2), the target's element set to its
+ *      exact value times its own factor.
+ * The loss alone (g NULL) takes steps 1-2 without the stores to g. */
 SC_ALWAYS_INLINE static inline void V(xent_cap_index)(const SC_T *z, int64_t t, SC_T *g, SC_T *c,
-                                                      SC_T *eb, int stream, sc_xent_loss_t *loss,
-                                                      size_t n, const sc_xent_params *p,
+                                                      sc_xent_loss_t *loss, size_t n,
+                                                      const sc_xent_params *p,
                                                       const sc_xent_opts *o, double *lse, VEC vc,
                                                       VEC vic, int kind)
 {
     const SC_T *w = (const SC_T *)p->weight;
     const double ls = p->label_smoothing;
     const VEC one = V(set1)((SC_T)1), zero = V(set1)((SC_T)0);
-    SC_T *e = g == NULL ? NULL : eb ? eb : g;
     /* 1 */
     VEC m0 = V(set1)((SC_T)-INFINITY), m1 = m0;
     size_t i = 0;
@@ -113,36 +93,37 @@ SC_ALWAYS_INLINE static inline void V(xent_cap_index)(const SC_T *z, int64_t t, 
     /* 2, as xent_cached_stats */
     double s;
     if (n <= SC_CHUNK)
-        s = V(hsum)(V(expsum_chunk)(c, e, n, V(set1)(mx)));
+        s = V(hsum)(V(expsum_chunk)(c, g, n, V(set1)(mx)));
     else
-        s = V(expsum)(c, e, n, mx, NULL);
+        s = V(expsum)(c, g, n, mx, NULL);
     double A, B;
     SC_T gt;
     const double za = V(xent_lse_za)(c, n, (double)mx, s, o, lse);
-    V(xent_finish_index_za)(t, (double)c[t], e, n, (double)mx, s, D, p, g != NULL, loss, &A, &B,
+    V(xent_finish_index_za)(t, (double)c[t], g, n, (double)mx, s, D, p, g != NULL, loss, &A, &B,
                             &gt, za);
     if (g == NULL)
         return;
-    /* 3; the target's factor in a vector too, the same arithmetic as its lanes' */
+    /* 3 */
+    const VEC va = V(set1)((SC_T)A), vb = V(set1)((SC_T)B);
+    for (i = 0; i + VN <= n; i += VN) {
+        VEC v = V(mul)(V(load)(g + i), va);
+        if (kind != SC_XENT_PLAIN)
+            v = V(sub)(v, V(mul)(vb, w ? V(load)(w + i) : one));
+        const VEC th = V(mul)(V(load)(c + i), vic);
+        V(store)(g + i, V(mul)(v, V(fma)(V(sub)(zero, th), th, one)));
+    }
+    if (i < n) {
+        VEC v = V(mul)(V(loadt)(g + i, n - i, (SC_T)0), va);
+        if (kind != SC_XENT_PLAIN)
+            v = V(sub)(v, V(mul)(vb, w ? V(loadt)(w + i, n - i, (SC_T)0) : one));
+        const VEC th = V(mul)(V(loadt)(c + i, n - i, (SC_T)0), vic);
+        V(storet)(g + i, V(mul)(v, V(fma)(V(sub)(zero, th), th, one)), n - i);
+    }
+    /* the target's factor in a vector too: the same arithmetic as its lanes */
     SC_T d[16];
     const VEC tht = V(mul)(V(set1)(c[t]), vic);
     V(storet)(d, V(fma)(V(sub)(zero, tht), tht, one), 1);
-    const SC_T gtd = gt * d[0];
-    const VEC va = V(set1)((SC_T)A), vb = V(set1)((SC_T)B);
-    const size_t tt = (size_t)t;
-    i = 0;
-    if (VN > 1 && stream && (size_t)g % sizeof(SC_T) == 0) {
-        const size_t head = V(head)(g, n);
-        if (head)
-            V(stk)(g, V(xcap_g)(e, c, w, 0, head, va, vb, vic, kind, tt, gtd), head);
-        for (i = head; i + VN <= n; i += VN)
-            V(stream)(g + i, V(xcap_g)(e, c, w, i, VN, va, vb, vic, kind, tt, gtd));
-    } else {
-        for (; i + VN <= n; i += VN)
-            V(store)(g + i, V(xcap_g)(e, c, w, i, VN, va, vb, vic, kind, tt, gtd));
-    }
-    if (i < n)
-        V(stk)(g + i, V(xcap_g)(e, c, w, i, n - i, va, vb, vic, kind, tt, gtd), n - i);
+    g[t] = gt * d[0];
 }
 
 void KFN(xent_opt_rows)(const SC_T *z, ptrdiff_t ldz, const SC_T *q, ptrdiff_t ldq,
@@ -164,13 +145,8 @@ void KFN(xent_opt_rows)(const SC_T *z, ptrdiff_t ldz, const SC_T *q, ptrdiff_t l
     }
     const SC_T cv = (SC_T)o->softcap;
     const VEC vc = V(set1)(cv), vic = V(set1)((SC_T)1 / cv);
-    /* as xent_rows_ws: large outputs streamed -- without a cap through the
-     * plain row's steps; with one when the work has room for e beside c,
-     * and not in place (z's lines, just read, are in cache) */
-    const int big = g != NULL && rows * n * sizeof(SC_T) >= SC_STREAM_MIN_BYTES;
-    const int stream = !cap && big;
-    SC_T *eb = cap && big && (const void *)g != (const void *)z && work_len >= 2 * n
-                   ? work + n : NULL;
+    /* as xent_rows_ws, when no cap is chained */
+    const int stream = !cap && g != NULL && rows * n * sizeof(SC_T) >= SC_STREAM_MIN_BYTES;
     sc_xent_loss_t lt[SC_LOGD_N];
     for (size_t r = 0; r < rows; r++) {
         const SC_T *zr = z + (ptrdiff_t)r * ldz;
@@ -181,11 +157,11 @@ void KFN(xent_opt_rows)(const SC_T *z, ptrdiff_t ldz, const SC_T *q, ptrdiff_t l
         if (cap && q == NULL && tr >= 0 && (uint64_t)tr < (uint64_t)n &&
             n * sizeof(SC_T) <= SC_XENT_CACHED_MAX_BYTES) {
             if (p->label_smoothing / (double)n != 0.0)
-                V(xent_cap_index)(zr, tr, gr, work, eb, eb != NULL, lt + r % SC_LOGD_N, n, p, o,
-                                  &l, vc, vic, SC_XENT_INDEX_SMOOTH);
+                V(xent_cap_index)(zr, tr, gr, work, lt + r % SC_LOGD_N, n, p, o, &l, vc, vic,
+                                  SC_XENT_INDEX_SMOOTH);
             else
-                V(xent_cap_index)(zr, tr, gr, work, eb, eb != NULL, lt + r % SC_LOGD_N, n, p, o,
-                                  &l, vc, vic, SC_XENT_PLAIN);
+                V(xent_cap_index)(zr, tr, gr, work, lt + r % SC_LOGD_N, n, p, o, &l, vc, vic,
+                                  SC_XENT_PLAIN);
         } else if (cap) {
             V(xent_cap_row)(zr, work, n, vc, vic);
             V(xent_row_o)(work, qr, tr, gr, lt + r % SC_LOGD_N, n, p, 0, o, &l);
@@ -200,6 +176,6 @@ void KFN(xent_opt_rows)(const SC_T *z, ptrdiff_t ldz, const SC_T *q, ptrdiff_t l
             lse[(ptrdiff_t)r * ldlse] = l;
         V(xent_group_loss)(lt, r, rows, loss, ldl);
     }
-    if (stream || eb)
+    if (stream)
         sc_sfence();
 }

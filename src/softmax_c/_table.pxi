@@ -12,9 +12,9 @@ cdef inline void _xent_kernel(const Job *job, char **p, const Py_ssize_t *ld, Py
     cdef size_t w = 0
     cdef void *work = NULL
     if job.opts:
-        # the capped row's scratch and its exponentials' (sc_xent_opt_rows;
-        # two rows per call); without memory its outputs are NaN
-        w = 2 * b if job.opt.softcap > 0.0 else 0
+        # the capped row's scratch (sc_xent_opt_rows); without memory its
+        # outputs are NaN (n elements per call: as a gathered row's buffer)
+        w = b if job.opt.softcap > 0.0 else 0
         work = malloc(w * sizeof(floating)) if w else NULL
         if floating is float:
             sc_xent_opt_rows_f32(<float *>p[0], ld[0], q, ld[1], <int64_t *>p[3], ld[3], g, ld[2],
