@@ -133,7 +133,7 @@ def kernels_pxd(types, sigs, rows):
 
 def private_pxd(types, sigs, rows):
     names = ",\n".join(f"    {_fname(r)} as sc_{_fname(r)}" for r in rows)
-    return f"from softmax_c.kernels cimport (\n    sc_xent_params,\n    sc_fused_params,\n{names},\n)\n"
+    return f"from softmax_c.kernels cimport (\n    sc_xent_params,\n    sc_fused_params,\n    sc_xent_opts,\n{names},\n)\n"
 
 
 def render():

@@ -132,6 +132,26 @@ typedef struct {
  * (strides ldq, ldg; g may be z).  Results within the same bounds as the
  * row kernel's, not bitwise the same (the sums run per lane). */
 
+/* sc_xent_opt_rows_<dt>(z, ldz, q, ldq, t, ldt, g, ldg, loss, ldl, lse, ldlse,
+ * rows, n, p, o, work, work_len): sc_xent_rows with the options o, in one
+ * read of each row of z:
+ *   o->softcap > 0: the logits are c = softcap * tanh(z / softcap) (the
+ *                   fused softmax's cap), the gradient chained through it
+ *                   (times 1 - tanh^2); needs `work` of n elements (per
+ *                   call; without it every output is NaN); 0: no cap;
+ *   o->z_scale:     the gradient gains 2 z_scale lse softmax(c) per kept
+ *                   row (z_scale: the z-loss coefficient times its
+ *                   reduction's factor); the loss does not: `loss` holds
+ *                   the cross-entropy alone, the caller adds the z-loss
+ *                   from lse;
+ *   lse (or NULL):  lse[r*ldlse] = logsumexp of row r of c, for every row
+ *                   (ignored rows and rows of an out-of-range class too).
+ * Rows with the same inputs give the same bits whatever the other rows. */
+typedef struct {
+    double softcap; /* > 0, or 0 for none */
+    double z_scale; /* >= 0 */
+} sc_xent_opts;
+
 /* sc_fused_rows_<dt>(x, ldx, y, ldy, rows, n, bias, scale, sink, q0, p, work):
  * softmax, log_softmax or logsumexp (p->op) of rows whose elements are, in
  * this order (all in the kernel's dtype):

@@ -366,18 +366,22 @@ static double V(xent_loss_terms)(const SC_T *z, ptrdiff_t ldz, const SC_T *q, pt
  * as a log(s) + b (every term >= 0 for weights >= 0: nothing cancels),
  * and the gradient's factors: g = A e - B u with element t set to *gt.
  * `ge` is the row's stored e (the cached path's g), or NULL. */
-SC_ALWAYS_INLINE static inline void V(xent_finish_index)(int64_t t, double zt, const SC_T *ge,
-                                                         size_t n, double m, double s, double D,
-                                                         const sc_xent_params *p, int want_g,
-                                                         sc_xent_loss_t *loss, double *pa,
-                                                         double *pb, SC_T *gt)
+/* za is added to A: the z-loss's share of the gradient (family/xent_opts.h),
+ * 0 without it. */
+SC_ALWAYS_INLINE static inline void V(xent_finish_index_za)(int64_t t, double zt, const SC_T *ge,
+                                                            size_t n, double m, double s, double D,
+                                                            const sc_xent_params *p, int want_g,
+                                                            sc_xent_loss_t *loss, double *pa,
+                                                            double *pb, SC_T *gt, double za)
 {
     const double ls = p->label_smoothing, eps = ls / (double)n;
     const double wt = p->weight ? (double)((const SC_T *)p->weight)[t] : 1.0;
     loss->s = s;
     loss->a = (1.0 - ls) * wt + (eps != 0.0 ? eps * p->weight_sum : 0.0);
     loss->b = (1.0 - ls) * wt * (m - zt) + (eps != 0.0 ? eps * D : 0.0);
-    const double A = p->scale * ((1.0 - ls) * wt + eps * p->weight_sum) / s;
+    double A = p->scale * ((1.0 - ls) * wt + eps * p->weight_sum) / s;
+    if (za != 0.0)
+        A += za;
     const double B = p->scale * eps;
     *pa = A;
     *pb = B;
@@ -400,12 +404,51 @@ SC_ALWAYS_INLINE static inline void V(xent_finish_index)(int64_t t, double zt, c
     *gt = (SC_T)(et * A - B * wt - C);
 }
 
-SC_ALWAYS_INLINE static inline void V(xent_row)(const SC_T *z, const SC_T *q, int64_t t, SC_T *g,
-                                                sc_xent_loss_t *loss, size_t n,
-                                                const sc_xent_params *p, int stream)
+SC_ALWAYS_INLINE static inline void V(xent_finish_index)(int64_t t, double zt, const SC_T *ge,
+                                                         size_t n, double m, double s, double D,
+                                                         const sc_xent_params *p, int want_g,
+                                                         sc_xent_loss_t *loss, double *pa,
+                                                         double *pb, SC_T *gt)
+{
+    V(xent_finish_index_za)(t, zt, ge, n, m, s, D, p, want_g, loss, pa, pb, gt, 0.0);
+}
+
+/* With the cross-entropy's options (o not NULL, family/xent_opts.h): the
+ * row's logsumexp m + log(s) to *lse, and the z-loss's gradient
+ * 2 o->z_scale lse softmax(z) added through A.  An ignored row or one
+ * without such a class still gets its lse (the row is read then). */
+static inline double V(lse_of)(const SC_T *z, size_t n, double m, double s)
+{
+    /* a row of -inf: -inf (NaN if a NaN hides in it, whose s is NaN); one
+     * holding +inf: +inf unless it holds a NaN -- logsumexp's values */
+    if (m == -INFINITY)
+        return isnan(s) ? NAN : -INFINITY;
+    if (m == INFINITY)
+        return V(has_nan)(z, 1, n) ? NAN : INFINITY;
+    return m + sc_logd_1(s);
+}
+
+SC_ALWAYS_INLINE static inline double V(xent_lse_za)(const SC_T *z, size_t n, double m, double s,
+                                                     const sc_xent_opts *o, double *lse)
+{
+    *lse = V(lse_of)(z, n, m, s);
+    return o->z_scale != 0.0 ? 2.0 * o->z_scale * *lse / s : 0.0;
+}
+
+SC_ALWAYS_INLINE static inline void V(xent_row_o)(const SC_T *z, const SC_T *q, int64_t t, SC_T *g,
+                                                  sc_xent_loss_t *loss, size_t n,
+                                                  const sc_xent_params *p, int stream,
+                                                  const sc_xent_opts *o, double *lse)
 {
     const SC_T *w = (const SC_T *)p->weight;
     const double ls = p->label_smoothing;
+    if (o && q == NULL && (t < 0 || (uint64_t)t >= (uint64_t)n)) {
+        const SC_T mx = V(row_max)(z, n);
+        if (mx == (SC_T)-INFINITY)
+            *lse = V(has_nan)(z, 1, n) ? NAN : -INFINITY;
+        else
+            *lse = V(lse_of)(z, n, (double)mx, V(expsum)(z, NULL, n, mx, NULL));
+    }
     if (q == NULL && t < 0) { /* ignored */
         sc_xent_loss_known(loss, 0.0);
         if (g)
@@ -447,12 +490,18 @@ SC_ALWAYS_INLINE static inline void V(xent_row)(const SC_T *z, const SC_T *q, in
         } else { /* targets far outside [0, 1]: term by term (z is unchanged) */
             sc_xent_loss_known(loss, V(xent_loss_terms)(z, 1, q, 1, w, n, m, sc_logd_1(s), ls));
         }
+        double A = p->scale * U / s;
+        if (o) {
+            const double za = V(xent_lse_za)(z, n, m, s, o, lse);
+            if (za != 0.0)
+                A += za;
+        }
         if (cached && g)
-            V(xent_scale)(g, q, w, n, p->scale * U / s, p->scale, ls, ls / (double)n, SC_XENT_PROB,
-                          (size_t)-1, (SC_T)0);
+            V(xent_scale)(g, q, w, n, A, p->scale, ls, ls / (double)n, SC_XENT_PROB, (size_t)-1,
+                          (SC_T)0);
         else if (g)
-            V(xent_grad)(z, q, w, g, n, n, m, p->scale * U / s, p->scale, ls, SC_XENT_PROB, stream,
-                         (size_t)-1, (SC_T)0);
+            V(xent_grad)(z, q, w, g, n, n, m, A, p->scale, ls, SC_XENT_PROB, stream, (size_t)-1,
+                         (SC_T)0);
         return;
     }
     const double eps = ls / (double)n, zt = (double)z[t];
@@ -469,8 +518,9 @@ SC_ALWAYS_INLINE static inline void V(xent_row)(const SC_T *z, const SC_T *q, in
         V(xent_ud_double)(z, NULL, w, n, m, ls, SC_XENT_INDEX_SMOOTH, &U, &D);
     double A, B;
     SC_T gt;
-    V(xent_finish_index)(t, zt, cached && g ? g : NULL, n, m, s, D, p, g != NULL, loss, &A, &B,
-                         &gt);
+    const double za = o ? V(xent_lse_za)(z, n, m, s, o, lse) : 0.0;
+    V(xent_finish_index_za)(t, zt, cached && g ? g : NULL, n, m, s, D, p, g != NULL, loss, &A, &B,
+                            &gt, za);
     if (g) {
         if (cached && kind == SC_XENT_PLAIN)
             V(xent_scale)(g, NULL, w, n, A, B, ls, eps, SC_XENT_PLAIN, (size_t)t, gt);
@@ -481,6 +531,13 @@ SC_ALWAYS_INLINE static inline void V(xent_row)(const SC_T *z, const SC_T *q, in
         else
             V(xent_grad)(z, NULL, w, g, n, n, m, A, B, ls, SC_XENT_INDEX_SMOOTH, stream, (size_t)t, gt);
     }
+}
+
+SC_ALWAYS_INLINE static inline void V(xent_row)(const SC_T *z, const SC_T *q, int64_t t, SC_T *g,
+                                                sc_xent_loss_t *loss, size_t n,
+                                                const sc_xent_params *p, int stream)
+{
+    V(xent_row_o)(z, q, t, g, loss, n, p, stream, NULL, NULL);
 }
 
 /* Rows go in groups of SC_LOGD_N, row r's statistics in lt[r % SC_LOGD_N].

@@ -656,9 +656,10 @@ def softmax_jacobian(y, axis=-1):
 # ---------------------------------------------------------------- cross-entropy
 
 def _xent(logits, target, axis, weight, ignore_index, reduction, label_smoothing, out,
-          num_threads, want_grad):
+          num_threads, want_grad, softcap=None, z_loss=None, return_lse=False):
     """Validate everything, then one kernel call for the per-sample losses
-    and (if `want_grad`) the gradient; returns loss or (loss, grad)."""
+    and (if `want_grad`) the gradient; returns loss or (loss, grad), and
+    the per-sample lse last with `return_lse`."""
     nt = _threads(num_threads)
     z = _validate.as_array(logits, "logits")
     compute, result = _validate.result_dtypes(z.dtype, "logits")
@@ -672,6 +673,11 @@ def _xent(logits, target, axis, weight, ignore_index, reduction, label_smoothing
     w = _validate.check_weight(weight, n, compute)
     if want_grad:
         _validate.check_out(out, z.shape, result)
+    softcap, z_loss, return_lse = _validate.check_xent_options(softcap, z_loss, return_lse,
+                                                               compute)
+    # the options' kernel only when an option is given: else the plain
+    # kernels, and their bits
+    opts = softcap is not None or z_loss != 0.0 or return_lse
     if ttype == "index":
         # the int64 targets for the kernel (-1: ignored), the range check
         # and the mean's denominator (the kept targets' weights)
@@ -681,10 +687,11 @@ def _xent(logits, target, axis, weight, ignore_index, reduction, label_smoothing
             keep = t != ignore_index
             tk = np.where(keep, t, 0).astype(np.int64)
             tk[~keep] = -1
-            w_kept = (float(np.count_nonzero(keep)) if w is None
+            n_kept = int(np.count_nonzero(keep))
+            w_kept = (float(n_kept) if w is None
                       else float(np.sum(w.astype(np.float64)[tk[keep]])))
         else:  # one pass in C
-            tk, _, w_kept, bad = _kernels.xent_targets(
+            tk, n_kept, w_kept, bad = _kernels.xent_targets(
                 t if t.dtype == np.int64 and t.flags.c_contiguous and t.flags.aligned
                 else np.require(t, np.int64, ["C", "A"]), n, ignore_index,  # aligned too
                 None if w is None else np.ascontiguousarray(w, np.float64))
@@ -705,6 +712,7 @@ def _xent(logits, target, axis, weight, ignore_index, reduction, label_smoothing
         # let the batch dims merge and the panel kernels apply
         tk = np.zeros(kept, np.int64)
         denom = float(z.size // n) if n else 0.0
+        n_kept = int(np.prod(batch))
     wc = None if w is None else np.ascontiguousarray(w, compute)
     wsum = float(n) if w is None else float(np.sum(w, dtype=np.float64))
     scale = 1.0
@@ -727,36 +735,61 @@ def _xent(logits, target, axis, weight, ignore_index, reduction, label_smoothing
             direct = (_kernels.xent_uses_panels(zc, q, tk, out, loss_k, k)
                       == _kernels.xent_uses_panels(zc, q, tk, None, loss_k, k))
         grad = out if direct else _kernels.empty_like(zc)
-    if z.size:
+    lse_k = np.empty(kept, np.float64) if opts else None
+    # z-loss: unweighted, over the kept samples (the mean's count of them),
+    # as Liger's lse_square_scale
+    z_mean = 1.0 / n_kept if n_kept else 0.0
+    z_scale = z_loss * (z_mean if reduction == "mean" else 1.0)
+    if z.size and opts:
+        _kernels.cross_entropy(zc, q, tk, grad, loss_k, k, wc, ls, scale, wsum, nt,
+                               lse_k, softcap if softcap is not None else 0.0, z_scale)
+    elif z.size:
         _kernels.cross_entropy(zc, q, tk, grad, loss_k, k, wc, ls, scale, wsum, nt)
     else:  # no logit: no sample, or no class (every target ignored): each loss
         # is -0.0, as the reference computes it (minus an empty sum)
         loss_k.fill(-0.0)
+        if opts:
+            lse_k.fill(-np.inf)  # the logsumexp of no class
 
     per_sample = loss_k.reshape(batch)
+    z_terms = None
+    if z_loss != 0.0:
+        lse_b = lse_k.reshape(batch)
+        with np.errstate(over="ignore", invalid="ignore"):
+            z_terms = np.asarray(z_loss * np.square(lse_b), np.float64)  # 0-d too: an array
+        if q is None:  # ignored samples add nothing, whatever their lse
+            z_terms[tk.reshape(batch) < 0] = 0.0
     if reduction == "none":
-        loss = per_sample.astype(compute, copy=False)
+        if z_terms is not None:
+            per_sample = np.asarray(per_sample + z_terms)
+        with np.errstate(over="ignore"):  # past the compute dtype's range: inf
+            loss = per_sample.astype(compute, copy=False)
     elif denom == 0.0 and reduction == "mean":  # over no target weight: 0 / 0, NaN as in PyTorch
         loss = compute.type(np.nan)
     else:
         total = _losses.reduce_losses(per_sample, np.float64,
                                       denom if reduction == "mean" else None)
+        if z_terms is not None:
+            total = total + _losses.reduce_losses(z_terms, np.float64,
+                                                  n_kept if reduction == "mean" else None)
         if compute == np.float64:  # already in its dtype
             loss = total
         else:
             with np.errstate(over="ignore"):  # past the compute dtype's range: inf
                 loss = compute.type(total)
+    extra = (lse_k.reshape(batch).astype(compute),) if return_lse else ()
     if not want_grad:
-        return loss
+        return (loss,) + extra if extra else loss
     if out is None:
-        return loss, (grad if grad.dtype == result else grad.astype(result))
+        return (loss, (grad if grad.dtype == result else grad.astype(result))) + extra
     if grad is not out:
         np.copyto(out, grad, casting="unsafe")
-    return loss, out
+    return (loss, out) + extra
 
 
 def cross_entropy(logits, target, *, axis=-1, weight=None, ignore_index=-100,
-                  reduction="mean", label_smoothing=0.0, num_threads=None):
+                  reduction="mean", label_smoothing=0.0, softcap=None, z_loss=0.0,
+                  return_lse=False, num_threads=None):
     """Cross-entropy between ``softmax(logits)`` and `target`, with the
     semantics of ``torch.nn.functional.cross_entropy``.
 
@@ -786,27 +819,44 @@ def cross_entropy(logits, target, *, axis=-1, weight=None, ignore_index=-100,
     label_smoothing : float, optional
         In [0, 1]: the target is mixed with the uniform distribution over
         the classes.
+    softcap : float, optional
+        > 0: the logits are capped first, ``z = softcap * tanh(logits /
+        softcap)`` (Gemma 2's final-logit cap), and everything else (loss,
+        lse, gradient) is of the capped logits.  None: no cap.
+    z_loss : float, optional
+        >= 0: each kept sample adds ``z_loss * lse**2`` to its loss (PaLM's
+        auxiliary z-loss), ``lse`` the logsumexp of its (capped) logits.
+        Not weighted by `weight`; "mean" divides the summed z-losses by the
+        number of kept samples (not by the summed weights).  Default 0.
+    return_lse : bool, optional
+        Also return each sample's ``lse`` (ignored samples' too).
     num_threads : int, optional
         As in :func:`softmax`.
 
     Returns
     -------
-    numpy scalar or ndarray
+    loss : numpy scalar or ndarray
         A scalar of the compute dtype for "mean" and "sum" ("mean" over an
         empty batch, with every target ignored, or with the kept targets'
         weights summing to 0, is NaN); for "none" an array of the batch
         shape, in the compute dtype.
+    lse : ndarray
+        With `return_lse` only (the result is then ``(loss, lse)``): the
+        logsumexp of each sample's (capped) logits, batch shape, compute
+        dtype; ``-inf`` for a sample of no class.
 
     Raises
     ------
     TypeError
         Unsupported dtype of `logits`, `target` or `weight` (a bool
         target), non-int `axis` or `ignore_index`, non-real
-        `label_smoothing`, a masked `logits`, `target` or `weight` (an
-        ndarray subclass is read as a plain ndarray).
+        `label_smoothing`, `softcap` or `z_loss`, a non-bool `return_lse`,
+        a masked `logits`, `target` or `weight` (an ndarray subclass is read
+        as a plain ndarray).
     ValueError
         `target` of the wrong shape, `weight` of the wrong length, unknown
-        `reduction`, `label_smoothing` outside [0, 1], `ignore_index` with
+        `reduction`, `label_smoothing` outside [0, 1], `softcap` not > 0
+        and finite, `z_loss` negative or not finite, `ignore_index` with
         probability targets, `num_threads` < 1 or > ``2**31 - 1``.
     IndexError
         A class index out of range that is not `ignore_index` (named in the
@@ -823,6 +873,12 @@ def cross_entropy(logits, target, *, axis=-1, weight=None, ignore_index=-100,
     logits: its maximum and the sum of exponentials, online across
     cache-sized chunks, summed with compensation.
 
+    With `softcap`, `z_loss` or `return_lse` the options' kernel runs: the
+    capped logits are computed once per element into a scratch row, the
+    loss and lse are of them, and rows are never split between threads
+    (one and two threads give the same bits).  Without them the results
+    are the plain kernels', bit for bit.
+
     See Also
     --------
     cross_entropy_grad : the loss and its gradient in one pass.
@@ -834,11 +890,13 @@ def cross_entropy(logits, target, *, axis=-1, weight=None, ignore_index=-100,
     999.0
     """
     return _xent(logits, target, axis, weight, ignore_index, reduction, label_smoothing,
-                 None, num_threads, want_grad=False)
+                 None, num_threads, want_grad=False, softcap=softcap, z_loss=z_loss,
+                 return_lse=return_lse)
 
 
 def cross_entropy_grad(logits, target, *, axis=-1, weight=None, ignore_index=-100,
-                       reduction="mean", label_smoothing=0.0, out=None, num_threads=None):
+                       reduction="mean", label_smoothing=0.0, softcap=None, z_loss=0.0,
+                       return_lse=False, out=None, num_threads=None):
     """The loss of :func:`cross_entropy` and its gradient with respect to
     `logits`, in one pass over the logits.
 
@@ -846,6 +904,9 @@ def cross_entropy_grad(logits, target, *, axis=-1, weight=None, ignore_index=-10
     ----------
     logits, target, axis, weight, ignore_index, reduction, label_smoothing
         As in :func:`cross_entropy`.
+    softcap, z_loss, return_lse
+        As in :func:`cross_entropy`; the gradient is of the whole loss,
+        z-loss included, with respect to the uncapped `logits`.
     out : ndarray, optional
         Where to write the gradient: the logits' shape and result dtype
         (float16 for float16 logits), any strides.  ``out=logits`` writes
@@ -860,6 +921,9 @@ def cross_entropy_grad(logits, target, *, axis=-1, weight=None, ignore_index=-10
     grad : ndarray
         ``d loss / d logits`` for the reduction (for "none", of the sum of
         the per-sample losses); zero on the rows of ignored samples.
+    lse : ndarray
+        With `return_lse` only (the result is then ``(loss, grad, lse)``),
+        as :func:`cross_entropy` returns it.
 
     Raises
     ------
@@ -880,6 +944,14 @@ def cross_entropy_grad(logits, target, *, axis=-1, weight=None, ignore_index=-10
     row of logits twice (max and sum of exponentials; then the gradient)
     and writes the gradient once.
 
+    `z_loss` adds ``2 z_loss lse p`` to each kept sample's gradient (times
+    ``1 / kept samples`` for "mean"); with `softcap`, ``z = softcap *
+    tanh(logits / softcap)`` and the gradient with respect to `z` is
+    multiplied by ``1 - tanh(logits / softcap)**2`` (0 at infinite
+    logits).  With options each row of logits is still read once from
+    memory: the capped row is kept in a scratch row of the row's length
+    (per call), from which the sums and the gradient are made.
+
     Examples
     --------
     >>> import numpy as np, softmax_c as sc
@@ -888,4 +960,5 @@ def cross_entropy_grad(logits, target, *, axis=-1, weight=None, ignore_index=-10
     array([[-0.5,  0.5]])
     """
     return _xent(logits, target, axis, weight, ignore_index, reduction, label_smoothing,
-                 out, num_threads, want_grad=True)
+                 out, num_threads, want_grad=True, softcap=softcap, z_loss=z_loss,
+                 return_lse=return_lse)

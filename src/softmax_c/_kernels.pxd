@@ -4,6 +4,7 @@
 from softmax_c.kernels cimport (
     sc_xent_params,
     sc_fused_params,
+    sc_xent_opts,
     softmax_rows_f32 as sc_softmax_rows_f32,
     softmax_rows_f64 as sc_softmax_rows_f64,
     log_softmax_rows_f32 as sc_log_softmax_rows_f32,
@@ -125,6 +126,8 @@ from softmax_c.kernels cimport (
     softmax_rows_ws_bf16 as sc_softmax_rows_ws_bf16,
     sample_split_f32 as sc_sample_split_f32,
     sample_split_f64 as sc_sample_split_f64,
+    xent_opt_rows_f32 as sc_xent_opt_rows_f32,
+    xent_opt_rows_f64 as sc_xent_opt_rows_f64,
 )
 
 cdef extern from "_omp.h" nogil:

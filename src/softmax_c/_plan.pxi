@@ -8,7 +8,7 @@ cdef Py_ssize_t COL_BLOCK = 64
 
 cdef enum:
     MAXD = 64          # NumPy's own limit on dimensions
-    MAXA = 5           # operands of one problem
+    MAXA = 6           # operands of one problem
 
 cdef enum Mode:
     ROWS = 0
@@ -119,7 +119,9 @@ cdef struct Job:
     bint has_g              # xent: a gradient in operand 2
     bint bconst             # logsumexp_w: one weight per row (b's axis stride 0)
     bint has_sign           # logsumexp_w: a sign output in operand 3
+    bint opts               # xent: the options' kernel (sc_xent_opt_rows), lse in operand 5
     sc_xent_params prm
+    sc_xent_opts opt
 
 
 cdef void _rows_range(const Job *job, char **base, const Plan *p, Py_ssize_t g0,
@@ -231,8 +233,10 @@ cdef int _execute(const Job *job, char **base, const Plan *p, int nthreads,
     cdef int failed = 0
     cdef int *pfailed = &failed
     cdef Py_ssize_t off[MAXA]
+    # the options' kernel takes whole rows only: the same bits on any thread count
     nt = (_split_threads(job.op, rows, p.n, sizeof(floating), nthreads)
-          if p.mode == ROWS and job.op != SC_OP_LOGSUMEXP_W else 1)
+          if p.mode == ROWS and job.op != SC_OP_LOGSUMEXP_W
+          and not (job.op == SC_OP_XENT and job.opts) else 1)
     if nt > 1:
         with nogil:
             for r in range(rows):
@@ -347,20 +351,33 @@ def xent_uses_panels(cnp.ndarray logits, q, cnp.ndarray target, grad, cnp.ndarra
 
 
 def cross_entropy(cnp.ndarray logits, q, cnp.ndarray target, grad, cnp.ndarray loss, int k,
-                  weight, double label_smoothing, double scale, double weight_sum, int nthreads):
+                  weight, double label_smoothing, double scale, double weight_sum, int nthreads,
+                  lse=None, double softcap=0.0, double z_scale=0.0):
     """Per-sample losses (into `loss`, float64, of the logits' shape with
     length 1 along k) and, when `grad` is an array, the gradient times
     `scale`.  `q`: probability targets of the logits' shape, or None;
     `target`: int64 class indices (< 0: ignored) shaped like `loss` (any
     int64 array of that shape when q is given); `weight`: a contiguous
-    array of the logits' dtype, or None.  grad may be logits itself."""
+    array of the logits' dtype, or None.  grad may be logits itself.
+    With `lse` (float64, shaped like `loss`) the options' kernel: each
+    row's logsumexp of the capped logits into lse, the logits capped by
+    `softcap` (> 0; 0: none) and the gradient's z-loss term of factor
+    `z_scale`; it takes whole rows, and other layouts through gathered
+    rows."""
     cdef Job job
     job.op = SC_OP_XENT
     job.has_q = q is not None
     job.has_g = grad is not None
+    job.opts = lse is not None
+    job.opt.softcap = softcap
+    job.opt.z_scale = z_scale
     job.prm.weight = cnp.PyArray_DATA(<cnp.ndarray>weight) if weight is not None else NULL
     job.prm.label_smoothing = label_smoothing
     job.prm.scale = scale
     job.prm.weight_sum = weight_sum
+    if job.opts:
+        _plan_run(&job, (logits, q if job.has_q else logits, grad if job.has_g else logits,
+                         target, loss, lse), k, 8 | 16 | 32, False, nthreads)
+        return
     _run(&job, (logits, q if job.has_q else logits, grad if job.has_g else logits, target, loss),
          k, 8 | 16, nthreads)

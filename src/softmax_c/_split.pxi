@@ -204,8 +204,12 @@ cdef void _split_row_xent_sweep(const Job *job, const floating *z, const floatin
 cdef inline void _serial_xent(const Job *job, const floating *z, const floating *q,
                               const int64_t *tp, floating *g, double *loss,
                               Py_ssize_t n) noexcept nogil:
-    cdef char *ptr[5]
-    cdef Py_ssize_t ld[5]
+    # MAXA: _xent_kernel's type admits the options' lse operand, never
+    # set on a split row
+    cdef char *ptr[MAXA]
+    cdef Py_ssize_t ld[MAXA]
+    ptr[5] = NULL
+    ld[5] = 0
     ptr[0] = <char *>z
     ptr[1] = <char *>q if q != NULL else <char *>z
     ptr[2] = <char *>g if g != NULL else <char *>z

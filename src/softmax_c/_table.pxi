@@ -11,6 +11,21 @@ cdef inline void _xent_kernel(const Job *job, char **p, const Py_ssize_t *ld, Py
     cdef floating *g = <floating *>p[2] if job.has_g else NULL
     cdef size_t w = 0
     cdef void *work = NULL
+    if job.opts:
+        # the capped row's scratch (sc_xent_opt_rows); without memory its
+        # outputs are NaN (n elements per call: as a gathered row's buffer)
+        w = b if job.opt.softcap > 0.0 else 0
+        work = malloc(w * sizeof(floating)) if w else NULL
+        if floating is float:
+            sc_xent_opt_rows_f32(<float *>p[0], ld[0], q, ld[1], <int64_t *>p[3], ld[3], g, ld[2],
+                                 <double *>p[4], ld[4], <double *>p[5], ld[5], a, b, &job.prm,
+                                 &job.opt, <float *>work, w if work != NULL else 0)
+        else:
+            sc_xent_opt_rows_f64(<double *>p[0], ld[0], q, ld[1], <int64_t *>p[3], ld[3], g, ld[2],
+                                 <double *>p[4], ld[4], <double *>p[5], ld[5], a, b, &job.prm,
+                                 &job.opt, <double *>work, w if work != NULL else 0)
+        free(work)
+        return
     if not panel and q == NULL and g != NULL and <void *>g != <void *>p[0]:
         # scratch rows for large gradients (sc_xent_rows_ws); without them
         # (w == 0, or no memory) the same results, a little slower

@@ -462,6 +462,42 @@ def check_label_smoothing(label_smoothing):
     return value
 
 
+def check_xent_options(softcap, z_loss, return_lse, compute):
+    """The cross-entropy's options as (softcap or None, z_loss as a float,
+    return_lse as a bool).
+
+    Raises
+    ------
+    TypeError
+        `softcap` or `z_loss` not a real number (a bool is not),
+        `return_lse` not a bool.
+    ValueError
+        `softcap` not > 0 and finite (also in the compute dtype, with its
+        reciprocal), `z_loss` negative, NaN or infinite.
+    """
+    if softcap is not None:
+        if not _real_scalar(softcap):
+            raise TypeError(f"`softcap` must be a float, got {softcap!r}")
+        c = float(softcap)
+        with np.errstate(over="ignore", divide="ignore"):
+            cc = np.dtype(compute).type(c)
+            ok = 0.0 < c < np.inf and 0 < cc < np.inf and np.isfinite(1 / cc)
+        if not ok:
+            raise ValueError(f"`softcap` must be > 0 and finite (as {np.dtype(compute).name} "
+                             f"too), got {softcap!r}")
+        softcap = c
+    if z_loss is None:
+        z_loss = 0.0
+    elif not _real_scalar(z_loss):
+        raise TypeError(f"`z_loss` must be a float >= 0, got {z_loss!r}")
+    else:
+        value = float(z_loss)
+        if not 0.0 <= value < np.inf:
+            raise ValueError(f"`z_loss` must be >= 0 and finite, got {z_loss!r}")
+        z_loss = value
+    return softcap, z_loss, check_bool(return_lse, "return_lse")
+
+
 def check_weight(weight, n_classes, dtype):
     """`weight` (array-like or None) as a 1-D array of `dtype` with one
     entry per class, or None.

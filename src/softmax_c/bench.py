@@ -39,7 +39,11 @@ softmax_c's output blocks when it is large) and g and o NumPy arrays;
 ``softmax_c(y=copy)`` the same with y copied into a NumPy array.
 
 Case groups that run only when ``--ops`` names them, on their own shapes
-(``GROUP_OPS``), float32 unless ``--dtype`` says otherwise: ``sample`` times
+(``GROUP_OPS``), float32 unless ``--dtype`` says otherwise: ``xent_opts``
+times ``sc.cross_entropy_grad(x, t, softcap=30.0, z_loss=1e-4)`` on
+8x256000 and 4096x32000 against the same call without options and
+PyTorch's forward and backward of ``cross_entropy(30 tanh(x / 30), t) +
+1e-4 mean(logsumexp**2)``; ``sample`` times
 ``sc.sample(x, temperature=0.8, top_k=50, top_p=0.9)`` against the Hugging
 Face warper chain written in PyTorch (temperature, ``torch.topk``, a sort
 for top-p, ``torch.multinomial``), ``sample_t`` ``sc.sample(x,
@@ -163,6 +167,14 @@ FUSED_OPS = {
     "fused_softcap": ("8x256000", dict(softcap=30.0, scale=1 / 0.7)),
 }
 SHAPES.update(FUSED_SHAPES)
+# The cross-entropy's options (``--ops xent_opts``, not in the default run):
+# cross_entropy_grad with a logit cap and a z-loss, in float32, allocating
+# its gradient and with out=, against the same call without options
+# ("no options", out=: the figure they should cost little over) and
+# PyTorch's forward and backward of the composition.
+XENT_OPTS = {"xent_opts": dict(softcap=30.0, z_loss=1e-4)}
+SHAPES["4096x32000"] = ((4096, 32000), -1)  # a training batch of a 32k vocabulary
+XENT_OPTS_SHAPES = ["8x256000", "4096x32000"]
 ALL_OPS = ["softmax", "log_softmax", "softmax_vjp", "cross_entropy_grad"]
 # Case groups run only when named in --ops: their own shapes and dtypes
 # unless --shapes / --dtype say otherwise.
@@ -176,6 +188,7 @@ SAMPLE_PARAMS = {"sample": dict(temperature=0.8, top_k=50, top_p=0.9),
 SAMPLE_SEED = 12345
 # each fused case on its own shape, in float32, whatever --shapes and --dtype say
 GROUP_OPS.update({op: ([shape], ["float32"]) for op, (shape, _) in FUSED_OPS.items()})
+GROUP_OPS.update({op: (XENT_OPTS_SHAPES, ["float32"]) for op in XENT_OPTS})
 DTYPES = ["float32", "float64"]
 # the half-width group (softmax, log_softmax and softmax_vjp; `--dtype
 # half` is both dtypes): PyTorch's float16 / bfloat16 softmax (and its
@@ -227,6 +240,15 @@ class Case:
             self.inputs = {"x": x, "kw": kw}
             self.want = reference.softmax(x, axis, **kw)
             return
+        if op in XENT_OPTS:
+            kw = dict(XENT_OPTS[op])
+            x *= 10  # logits of tens, which the cap bends
+            t = rng.integers(0, self.shape[k], size=self.shape[:k] + self.shape[k + 1:],
+                             dtype=np.int64)
+            self.inputs = {"x": x, "target": t, "kw": kw}
+            self.nbytes = 2 * x.nbytes + t.nbytes
+            self.want = _xent_opts_reference(x, t, axis, kw)
+            return
         if op in ("softmax", "log_softmax"):
             self.inputs = {"x": x}
             self.nbytes = 2 * x.nbytes
@@ -246,6 +268,21 @@ class Case:
         else:
             raise ValueError(f"unknown operation {op!r}")
         self.want = _reference_call(op, self.inputs, axis)
+
+
+def _xent_opts_reference(x, t, axis, kw):
+    """The reference's (loss, grad) of the mean, a block of rows at a time
+    (its float64 temporaries of the whole batch would not fit): the sums of
+    the blocks over the row count (no target is ignored)."""
+    rows = x.shape[0]
+    grad = np.empty_like(x)
+    total = 0.0
+    for r in range(0, rows, 256):
+        loss, g = reference.cross_entropy_grad(x[r:r + 256], t[r:r + 256], axis=axis,
+                                               reduction="sum", **kw)
+        total += float(loss)
+        grad[r:r + 256] = g / rows
+    return total / rows, grad
 
 
 def _half_dtype(name):
@@ -377,6 +414,49 @@ def _fused_torch(case):
         def fn():
             return torch.softmax(cap * torch.tanh(xt * scale / cap), dim=-1)
     return fn, _torch_numpy, None
+
+
+def _xent_opts_ours(out, plain=False):
+    def prepare(case):
+        x, t, kw, axis = case.inputs["x"], case.inputs["target"], case.inputs["kw"], case.axis
+        if plain:
+            kw = {}
+        if out:  # the gradient into one array: no page faults of a fresh one per call
+            o = np.empty_like(x)
+            return (lambda: sc.cross_entropy_grad(x, t, axis=axis, out=o, **kw)), _xent_result, None
+        return (lambda: sc.cross_entropy_grad(x, t, axis=axis, **kw)), _xent_result, None
+    return prepare
+
+
+def _xent_opts_torch(case):
+    """PyTorch's forward and backward of the composition: cross_entropy
+    of ``cap * tanh(x / cap)`` plus ``z_loss * mean(logsumexp**2)``."""
+    torch = peer_module("torch")
+    F = torch.nn.functional
+    x, t, kw = case.inputs["x"], case.inputs["target"], case.inputs["kw"]
+    cap, zl = kw["softcap"], kw["z_loss"]
+    xt = torch.from_numpy(x).requires_grad_(True)
+    tt = torch.from_numpy(t)
+
+    def step():
+        xt.grad = None
+        z = cap * torch.tanh(xt / cap)
+        loss = F.cross_entropy(z, tt) + zl * torch.logsumexp(z, -1).square().mean()
+        loss.backward()
+        return loss, xt.grad
+
+    def result(r):
+        return float(r[0].detach()), r[1].numpy()
+    return step, result, None
+
+
+def xent_opts_implementations():
+    impls = [Impl("softmax_c", "softmax_c", _xent_opts_ours(False)),
+             Impl("softmax_c(out=)", "softmax_c", _xent_opts_ours(True)),
+             Impl("softmax_c(no options)", "baseline", _xent_opts_ours(True, plain=True))]
+    if peer_module("torch") is not None:
+        impls.append(Impl("torch", "peer", _xent_opts_torch))
+    return impls
 
 
 def fused_implementations():
@@ -550,7 +630,7 @@ def _plan(ops, shapes, dtypes):
     plan = []
     for op in ops:
         own_shapes, own_dtypes = GROUP_OPS.get(op, (DEFAULT_SHAPES, DTYPES))
-        if op in FUSED_OPS:
+        if op in FUSED_OPS or op in XENT_OPTS:
             plan.append((op, own_shapes, own_dtypes))
             continue
         dts = list(dtypes) if dtypes is not None else own_dtypes
@@ -608,6 +688,8 @@ def run(ops=None, shapes=None, dtypes=None, threads=None, repeats=FULL_TIMING[0]
 def _run_case(case, nt, copy_src, copy_dst, repeats, min_time):
     if case.op in FUSED_OPS:
         impls = fused_implementations()
+    elif case.op in XENT_OPTS:
+        impls = xent_opts_implementations()
     else:
         impls = implementations(case.op, case.dtype) + mixed_implementations(case)
     fns, errors = [], {}
@@ -809,7 +891,7 @@ def main(argv=None):
     ops_text = ",".join(",".join(FUSED_OPS) if o == "fused" else o for o in ops_text.split(","))
     ops = _split(parser, ops_text,
                  ops_avail + [g for g in GROUP_OPS if hasattr(sc, g.split("_")[0])
-                              or g in FUSED_OPS], "operation")
+                              or g in FUSED_OPS or g in XENT_OPTS], "operation")
     dtypes = None
     if args.dtype is not None:
         dtypes = _split(parser, args.dtype, DTYPES + HALF_DTYPES + ["half"], "dtype")

@@ -53,6 +53,10 @@ cdef extern from "softmax_c.h" nogil:
         double scale             # gradient factor (1 / denominator for a mean)
         double weight_sum        # sum of the weights; n without weights
 
+    ctypedef struct sc_xent_opts:
+        double softcap           # > 0, or 0 for none
+        double z_scale           # the z-loss's gradient factor, >= 0
+
     ctypedef struct sc_fused_params:
         int op                   # enum sc_fused_op
         int causal
@@ -201,6 +205,8 @@ cdef extern from "softmax_c.h" nogil:
         void (*softmax_rows_ws_bf16)(const uint16_t *x, ptrdiff_t ldx, uint16_t *y, ptrdiff_t ldy, size_t rows, size_t n, float *work, size_t work_len) noexcept nogil
         int64_t (*sample_split_f32)(const float *x, size_t n, const double *prm, uint64_t key, uint64_t row, double *logp, void *work, size_t work_len, int step, int piece, int np) noexcept nogil
         int64_t (*sample_split_f64)(const double *x, size_t n, const double *prm, uint64_t key, uint64_t row, double *logp, void *work, size_t work_len, int step, int piece, int np) noexcept nogil
+        void (*xent_opt_rows_f32)(const float *z, ptrdiff_t ldz, const float *q, ptrdiff_t ldq, const int64_t *t, ptrdiff_t ldt, float *g, ptrdiff_t ldg, double *loss, ptrdiff_t ldl, double *lse, ptrdiff_t ldlse, size_t rows, size_t n, const sc_xent_params *p, const sc_xent_opts *o, float *work, size_t work_len) noexcept nogil
+        void (*xent_opt_rows_f64)(const double *z, ptrdiff_t ldz, const double *q, ptrdiff_t ldq, const int64_t *t, ptrdiff_t ldt, double *g, ptrdiff_t ldg, double *loss, ptrdiff_t ldl, double *lse, ptrdiff_t ldlse, size_t rows, size_t n, const sc_xent_params *p, const sc_xent_opts *o, double *work, size_t work_len) noexcept nogil
 
 # The function table (softmax_c.h's struct sc_api), from softmax_c.kernels.
 cdef const sc_api *get_api() noexcept nogil
@@ -449,6 +455,10 @@ cdef inline int64_t sample_split_f32(const float *x, size_t n, const double *prm
     return get_api().sample_split_f32(x, n, prm, key, row, logp, work, work_len, step, piece, np)
 cdef inline int64_t sample_split_f64(const double *x, size_t n, const double *prm, uint64_t key, uint64_t row, double *logp, void *work, size_t work_len, int step, int piece, int np) noexcept nogil:
     return get_api().sample_split_f64(x, n, prm, key, row, logp, work, work_len, step, piece, np)
+cdef inline void xent_opt_rows_f32(const float *z, ptrdiff_t ldz, const float *q, ptrdiff_t ldq, const int64_t *t, ptrdiff_t ldt, float *g, ptrdiff_t ldg, double *loss, ptrdiff_t ldl, double *lse, ptrdiff_t ldlse, size_t rows, size_t n, const sc_xent_params *p, const sc_xent_opts *o, float *work, size_t work_len) noexcept nogil:
+    get_api().xent_opt_rows_f32(z, ldz, q, ldq, t, ldt, g, ldg, loss, ldl, lse, ldlse, rows, n, p, o, work, work_len)
+cdef inline void xent_opt_rows_f64(const double *z, ptrdiff_t ldz, const double *q, ptrdiff_t ldq, const int64_t *t, ptrdiff_t ldt, double *g, ptrdiff_t ldg, double *loss, ptrdiff_t ldl, double *lse, ptrdiff_t ldlse, size_t rows, size_t n, const sc_xent_params *p, const sc_xent_opts *o, double *work, size_t work_len) noexcept nogil:
+    get_api().xent_opt_rows_f64(z, ldz, q, ldq, t, ldt, g, ldg, loss, ldl, lse, ldlse, rows, n, p, o, work, work_len)
 
 # ---- each entry fused over float and double -----------------------------------
 
@@ -647,6 +657,11 @@ cdef inline int64_t sample_split(const floating *x, size_t n, const double *prm,
         return get_api().sample_split_f32(x, n, prm, key, row, logp, work, work_len, step, piece, np)
     else:
         return get_api().sample_split_f64(x, n, prm, key, row, logp, work, work_len, step, piece, np)
+cdef inline void xent_opt_rows(const floating *z, ptrdiff_t ldz, const floating *q, ptrdiff_t ldq, const int64_t *t, ptrdiff_t ldt, floating *g, ptrdiff_t ldg, double *loss, ptrdiff_t ldl, double *lse, ptrdiff_t ldlse, size_t rows, size_t n, const sc_xent_params *p, const sc_xent_opts *o, floating *work, size_t work_len) noexcept nogil:
+    if floating is float:
+        get_api().xent_opt_rows_f32(z, ldz, q, ldq, t, ldt, g, ldg, loss, ldl, lse, ldlse, rows, n, p, o, work, work_len)
+    else:
+        get_api().xent_opt_rows_f64(z, ldz, q, ldq, t, ldt, g, ldg, loss, ldl, lse, ldlse, rows, n, p, o, work, work_len)
 
 # ---- one contiguous row (written here, not generated) ----------------------
 

@@ -39,6 +39,7 @@ from ._validate import (
     check_same_shape,
     check_target,
     check_target_range,
+    check_xent_options,
     check_weight,
     check_weights,
     check_fused,
@@ -378,7 +379,8 @@ def softmax_jacobian(y, axis=-1):
 # ---------------------------------------------------------------- cross-entropy
 
 def _xent(logits, target, axis, weight, ignore_index, reduction,
-          label_smoothing, out, num_threads, want_grad):
+          label_smoothing, out, num_threads, want_grad, softcap=None, z_loss=0.0,
+          return_lse=False):
     """Validate, then compute the loss and (if `want_grad`) the gradient."""
     _check_threads(num_threads)
     logits = as_array(logits)
@@ -393,9 +395,13 @@ def _xent(logits, target, axis, weight, ignore_index, reduction,
     w = check_weight(weight, n_classes, compute)
     if want_grad:
         check_out(out, logits.shape, result)
+    softcap, z_loss, return_lse = check_xent_options(softcap, z_loss, return_lse, compute)
     if ttype == "index":
         check_target_range(target, n_classes, ignore_index)
     # All checks done: from here on nothing raises.
+    if softcap is not None or z_loss != 0.0 or return_lse:
+        return _xent_options(logits, target, k, w, ignore_index, reduction, ls, out,
+                             want_grad, softcap, z_loss, return_lse, ttype, compute, result)
 
     with np.errstate(invalid="ignore", divide="ignore", over="ignore", under="ignore"):
         # Work with the class axis last.
@@ -497,6 +503,62 @@ def _xent_prob(z, q, w, reduction, ls, want_grad):
     return loss_i, denom, dz
 
 
+def _xent_options(logits, target, k, w, ignore_index, reduction, ls, out, want_grad,
+                  softcap, z_loss, return_lse, ttype, compute, result):
+    """The cross-entropy with softcap, z-loss or lse, in float64: the plain
+    terms (_xent_index, _xent_prob) of the capped logits
+    ``c = softcap * tanh(logits / softcap)``, plus per kept sample
+    ``z_loss * lse**2`` (not weighted; "mean" divides their sum by the
+    number of kept samples), its gradient ``2 z_loss lse softmax(c)`` and
+    the chain rule through the cap, ``d c / d logits = 1 - tanh**2``."""
+    f8 = np.dtype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore", under="ignore"):
+        x = np.moveaxis(logits.astype(f8), k, -1)
+        if softcap is not None:
+            th = np.tanh(x / softcap)
+            z = softcap * th
+        else:
+            z = x
+        m = np.max(z, axis=-1, initial=-np.inf)
+        # logsumexp's values: -inf for a row of -inf, +inf for one holding
+        # +inf, NaN for one holding NaN
+        m_safe = np.where(np.isfinite(m), m, 0.0)
+        lse = np.log(np.sum(np.exp(z - m_safe[..., None]), axis=-1)) + m_safe
+        lse = np.where(np.isinf(m), m, lse)
+        lse = np.where(np.isnan(z).any(axis=-1), np.nan, lse)
+        w64 = None if w is None else w.astype(f8)
+        if ttype == "index":
+            keep = target != ignore_index
+            loss_i, denom, dz = _xent_index(z, target, w64, ignore_index, reduction, ls,
+                                            want_grad)
+        else:
+            keep = np.ones(z.shape[:-1], bool)
+            q = np.moveaxis(target.astype(compute).astype(f8), k, -1)
+            loss_i, denom, dz = _xent_prob(z, q, w64, reduction, ls, want_grad)
+        n_kept = int(np.count_nonzero(keep))
+        z_i = np.where(keep, z_loss * lse * lse, 0.0) if z_loss else np.zeros_like(lse)
+        if reduction == "none":
+            loss = np.asarray(loss_i + z_i).astype(compute)
+        elif reduction == "sum":
+            loss = compute.type(reduce_losses(loss_i, f8) + np.sum(z_i))
+        elif denom == 0:
+            loss = compute.type(np.nan)
+        else:
+            loss = compute.type(reduce_losses(loss_i, f8, denom)
+                                + (np.sum(z_i) / n_kept if z_loss else 0.0))
+        extra = (lse.astype(compute),) if return_lse else ()
+        if not want_grad:
+            return (loss,) + extra if extra else loss
+        if z_loss:
+            zs = z_loss / n_kept if reduction == "mean" and n_kept else z_loss
+            p = np.exp(z - lse[..., None])
+            dz = dz + np.where(keep[..., None], 2.0 * zs * lse[..., None] * p, 0.0)
+        if softcap is not None:
+            dz = np.where(keep[..., None], dz * (1.0 - th * th), 0.0)
+        grad = _finish(np.moveaxis(dz, -1, k), result, out)
+    return (loss, grad) + extra
+
+
 def _log_softmax_last(z):
     m = np.max(z, axis=-1, keepdims=True, initial=-np.inf)
     s = z - m
@@ -504,7 +566,8 @@ def _log_softmax_last(z):
 
 
 def cross_entropy(logits, target, *, axis=-1, weight=None, ignore_index=-100,
-                  reduction="mean", label_smoothing=0.0, num_threads=None):
+                  reduction="mean", label_smoothing=0.0, softcap=None, z_loss=0.0,
+                  return_lse=False, num_threads=None):
     """The cross-entropy loss of `logits` against `target`, PyTorch's semantics.
 
     The NumPy version of :func:`softmax_c.cross_entropy`: the same parameters,
@@ -512,12 +575,13 @@ def cross_entropy(logits, target, *, axis=-1, weight=None, ignore_index=-100,
     NumPy's reductions.
     """
     return _xent(logits, target, axis, weight, ignore_index, reduction,
-                 label_smoothing, None, num_threads, want_grad=False)
+                 label_smoothing, None, num_threads, want_grad=False, softcap=softcap,
+                 z_loss=z_loss, return_lse=return_lse)
 
 
 def cross_entropy_grad(logits, target, *, axis=-1, weight=None, ignore_index=-100,
-                       reduction="mean", label_smoothing=0.0, out=None,
-                       num_threads=None):
+                       reduction="mean", label_smoothing=0.0, softcap=None, z_loss=0.0,
+                       return_lse=False, out=None, num_threads=None):
     """``(loss, grad)``: the cross-entropy and its gradient with respect to `logits`.
 
     The NumPy version of :func:`softmax_c.cross_entropy_grad`: the same
@@ -525,6 +589,8 @@ def cross_entropy_grad(logits, target, *, axis=-1, weight=None, ignore_index=-10
     sample's gradient is ``(1 - ls) * w[t] * (p - onehot(t)) + (ls / C) *
     (p * sum(w) - w)`` for index targets and ``p * sum(w * q) - w * q`` for
     (smoothed) probability targets ``q``, times the reduction's factor.
+    `softcap`, `z_loss`, `return_lse`: as :func:`softmax_c.cross_entropy`,
+    computed in float64 (``_xent_options``).
 
     >>> import numpy as np
     >>> from softmax_c import reference
@@ -533,7 +599,8 @@ def cross_entropy_grad(logits, target, *, axis=-1, weight=None, ignore_index=-10
     array([[-0.5,  0.5]])
     """
     return _xent(logits, target, axis, weight, ignore_index, reduction,
-                 label_smoothing, out, num_threads, want_grad=True)
+                 label_smoothing, out, num_threads, want_grad=True, softcap=softcap,
+                 z_loss=z_loss, return_lse=return_lse)
 
 
 def sample_kept(logits, *, temperature=1.0, top_k=None, top_p=None, min_p=None, axis=-1):

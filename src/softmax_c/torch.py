@@ -308,7 +308,7 @@ class CrossEntropy(torch.autograd.Function):
     ``torch.nn.functional.cross_entropy``, by softmax_c's fused kernel.
 
     ``CrossEntropy.apply(input, target, weight, ignore_index, reduction,
-    label_smoothing, dim)``, every argument positional (PyTorch tracks
+    label_smoothing, dim[, softcap, z_loss, return_lse])``, every argument positional (PyTorch tracks
     only positional tensors); prefer :func:`cross_entropy`.
 
     Parameters
@@ -333,6 +333,8 @@ class CrossEntropy(torch.autograd.Function):
         In [0, 1].
     dim : int or None
         The class axis; None means PyTorch's: 1, or 0 for 1-D `input`.
+    softcap, z_loss, return_lse
+        As in :func:`softmax_c.cross_entropy` (None, 0.0, False: none).
 
     Returns
     -------
@@ -378,7 +380,7 @@ class CrossEntropy(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, input, target, weight=None, ignore_index=-100, reduction="mean",
-                label_smoothing=0.0, dim=None):
+                label_smoothing=0.0, dim=None, softcap=None, z_loss=0.0, return_lse=False):
         _check_float(input, "input")
         _check_tensor(target, "target")
         if weight is not None:
@@ -387,11 +389,17 @@ class CrossEntropy(torch.autograd.Function):
             dim = 1 if input.ndim >= 2 else 0
         k = _validate.normalize_single_axis(dim, input.ndim, "dim")
         grad = torch.empty_like(input)
-        loss, _ = _sc.cross_entropy_grad(
+        res = _sc.cross_entropy_grad(
             _numpy(input), _numpy(target), axis=k,
             weight=None if weight is None else _numpy(weight), ignore_index=ignore_index,
-            reduction=reduction, label_smoothing=label_smoothing, out=_numpy(grad))
-        loss = np.asarray(loss)
+            reduction=reduction, label_smoothing=label_smoothing, softcap=softcap,
+            z_loss=z_loss, return_lse=return_lse, out=_numpy(grad))
+        loss = np.asarray(res[0])
+        # the lse, when asked for: a third output, not differentiated
+        lse = torch.from_numpy(res[2]) if return_lse else torch.empty(0, dtype=input.dtype)
+        ctx.mark_non_differentiable(lse)
+        # the Hessian product below is of the plain loss
+        ctx.options = softcap is not None or z_loss not in (None, 0, 0.0)
         if not loss.flags.writeable:  # torch.from_numpy warns on read-only arrays
             loss = loss.copy()
         ctx.axis = k
@@ -404,15 +412,17 @@ class CrossEntropy(torch.autograd.Function):
         # The gradient is also an output (dropped by apply): saved as an
         # output, it carries the graph of a double backward to `input`.
         ctx.save_for_backward(grad, target, weight)
-        return torch.from_numpy(loss), grad
+        return torch.from_numpy(loss), grad, lse
 
     @classmethod
     def apply(cls, *args, **kwargs):
-        """The loss (the Function's first output)."""
-        return super().apply(*args, **kwargs)[0]
+        """The loss (the Function's first output); with `return_lse` (the
+        tenth argument) ``(loss, lse)``."""
+        res = super().apply(*args, **kwargs)
+        return (res[0], res[2]) if len(args) > 9 and args[9] else res[0]
 
     @staticmethod
-    def backward(ctx, grad_output, grad_grad):
+    def backward(ctx, grad_output, grad_grad, grad_lse=None):
         if ctx.not_differentiable:
             name = ctx.not_differentiable[0]
             raise RuntimeError(
@@ -425,9 +435,13 @@ class CrossEntropy(torch.autograd.Function):
                 grad_output = grad_output.unsqueeze(ctx.axis)
             grad_input = grad * grad_output
         if grad_grad is not None:  # only a double backward reaches the gradient output
+            if ctx.options:
+                raise RuntimeError(
+                    "softmax_c.torch.CrossEntropy: no double backward with `softcap` or "
+                    "`z_loss` (the first backward works)")
             hvp = _xent_hessian_product(ctx, grad, target, weight, grad_grad)
             grad_input = hvp if grad_input is None else grad_input + hvp
-        return grad_input, None, None, None, None, None, None
+        return grad_input, None, None, None, None, None, None, None, None, None
 
 
 def _xent_hessian_product(ctx, grad, target, weight, v):
@@ -707,7 +721,8 @@ def log_softmax(input, dim, dtype=None, *, scale=None, softcap=None, bias=None, 
 
 
 def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean",
-                  label_smoothing=0.0, *, dim=None):
+                  label_smoothing=0.0, *, dim=None, softcap=None, z_loss=0.0,
+                  return_lse=False):
     """Cross-entropy loss, differentiable with respect to `input`, by
     softmax_c's fused kernel: as ``torch.nn.functional.cross_entropy``.
 
@@ -730,11 +745,17 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     dim : int, optional
         Keyword only, not in PyTorch: the class axis, e.g. ``-1`` for
         ``(N, ..., C)`` logits.  Default: 1, or 0 for 1-D `input`.
+    softcap, z_loss, return_lse : optional
+        Keyword only, as in :func:`softmax_c.cross_entropy`: logits capped
+        as ``softcap * tanh(input / softcap)``, ``z_loss * lse**2`` added
+        per kept sample, the per-sample lse returned.  The gradient with
+        respect to `input` goes through the cap and the z-loss (no double
+        backward with them); the returned lse is not differentiable.
 
     Returns
     -------
     torch.Tensor
-        As :class:`CrossEntropy`.
+        As :class:`CrossEntropy`; with `return_lse`, ``(loss, lse)``.
 
     Raises
     ------
@@ -747,7 +768,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     tensor(999.)
     """
     return CrossEntropy.apply(input, target, weight, ignore_index, reduction,
-                              label_smoothing, dim)
+                              label_smoothing, dim, softcap, z_loss, return_lse)
 
 
 def sample(logits, **kwargs):
