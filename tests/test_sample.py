@@ -298,3 +298,16 @@ def test_top_p_crossing_far_below_the_maximum(dtype):
         for pieces in (1, 3):
             t, _, _ = _kernels.sample_rows(z, prm, 4, False, 1, pieces)
             np.testing.assert_array_equal(t, t1)
+
+
+@pytest.mark.parametrize("shape", [(1000,), (3, 1000), (2, 70000)])
+def test_float16_as_float32(shape):
+    """float16 logits are sampled as their float32 values (docs/api.md): the
+    tokens and log-probabilities of the float32 copy, on the hot path's
+    layouts too (C-contiguous, last axis, Python-number parameters)."""
+    x = np.random.default_rng(7).normal(0, 3, shape).astype(np.float16)
+    for kw in [dict(), dict(temperature=0.8, top_k=50, top_p=0.9), dict(min_p=0.1)]:
+        got = sc.sample(x, seed=11, return_logprobs=True, **kw)
+        want = sc.sample(x.astype(np.float32), seed=11, return_logprobs=True, **kw)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])

@@ -156,7 +156,9 @@ def sample_fast(x, temperature, top_k, top_p, min_p, seed, axis, bint want_logp,
     general path then checks again and owns every error.  Otherwise the
     tokens (0-d for a 1-d x), with the log-probabilities when asked."""
     cdef int typenum = _fast_input(x)
-    if typenum < 0 or nthreads < 0 or type(axis) is not int:
+    # the sample kernels are float32/float64 only (half-width: the general path)
+    if ((typenum != cnp.NPY_FLOAT32 and typenum != cnp.NPY_FLOAT64) or nthreads < 0
+            or type(axis) is not int):
         return None
     cdef cnp.ndarray a = <cnp.ndarray>x
     cdef int nd = cnp.PyArray_NDIM(a)
