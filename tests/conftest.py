@@ -6,6 +6,8 @@ implementation of the API, which is how the tests themselves are checked.
 """
 import importlib
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -24,6 +26,32 @@ TOL = {np.dtype(np.float32): 1e-6, np.dtype(np.float64): 1e-14}
 # Whether np.longdouble is wider than float64 (80-bit on x86-64 Linux): it
 # is the "higher precision" the accuracy tests compute the exact result in.
 LONGDOUBLE_IS_EXTENDED = np.finfo(np.longdouble).nmant >= 63
+
+
+def simd_levels():
+    """The SIMD levels softmax_c was built with and this CPU runs, lowest
+    first."""
+    import softmax_c
+    info = softmax_c.build_info()
+    supported = info.get("simd_supported", info["simd"])
+    order = ["scalar", "avx2", "avx512f"]
+    best = order.index(supported) if supported in order else 0
+    return [lvl for lvl in order[:best + 1] if lvl in info["simd_compiled"]]
+
+
+def run_at_level(level, script, *args, timeout=600):
+    """The standard output of ``python -c script *args`` with softmax_c
+    forced to SIMD `level` (SOFTMAX_C_SIMD: the level is chosen once per
+    process, so one subprocess per level), importing the softmax_c this
+    process does; fails the test if the script does."""
+    import softmax_c
+    env = dict(os.environ, SOFTMAX_C_SIMD=level)
+    src = os.path.dirname(os.path.dirname(os.path.abspath(softmax_c.__file__)))
+    env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
+    res = subprocess.run([sys.executable, "-c", script, *map(str, args)], env=env,
+                         capture_output=True, text=True, timeout=timeout)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return res.stdout
 
 
 @pytest.fixture(scope="session")

@@ -3,14 +3,11 @@
 reference (softmax_c.reference, float64) and, where it has the operation,
 PyTorch's unfused composition."""
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from conftest import MODULE_UNDER_TEST, assert_unchanged, snapshot
+from conftest import MODULE_UNDER_TEST, assert_unchanged, run_at_level, simd_levels, snapshot
 
 OPS = ("softmax", "log_softmax", "logsumexp")
 DTYPES = (np.float32, np.float64)
@@ -496,16 +493,9 @@ print(json.dumps(worst))
 
 @pytest.mark.skipif(MODULE_UNDER_TEST != "softmax_c", reason="the kernels' levels")
 def test_every_simd_level():
-    import softmax_c
-    for level in softmax_c.build_info()["simd_compiled"]:
-        if ["scalar", "avx2", "avx512f"].index(level) > ["scalar", "avx2", "avx512f"].index(
-                softmax_c.build_info()["simd_supported"]):
-            continue
-        env = dict(os.environ, SOFTMAX_C_SIMD=level)
-        r = subprocess.run([sys.executable, "-c", LEVEL_SCRIPT, level], env=env,
-                           capture_output=True, text=True, timeout=300)
-        assert r.returncode == 0, r.stderr
-        assert json.loads(r.stdout) < 64, (level, r.stdout)
+    for level in simd_levels():
+        out = run_at_level(level, LEVEL_SCRIPT, level, timeout=300)
+        assert json.loads(out) < 64, (level, out)
 
 
 # ---------------------------------------------------------------- PyTorch

@@ -28,6 +28,7 @@ import pytest
 
 import softmax_c as sc
 from softmax_c import reference as ref
+from conftest import run_at_level, simd_levels
 
 try:
     import ml_dtypes
@@ -494,17 +495,10 @@ print("ok")
 """
 
 
-@pytest.mark.parametrize("level", ["scalar", "avx2", "avx512f"])
+@pytest.mark.parametrize("level", simd_levels())
 def test_simd_levels(level):
-    supported = sc.build_info().get("simd_supported", None)
-    order = ["scalar", "avx2", "avx512f"]
-    if supported is not None and order.index(level) > order.index(supported):
-        pytest.skip(f"{level} not supported here")
-    out = subprocess.run([sys.executable, "-c", LEVEL_SCRIPT, level,
-                          os.path.dirname(os.path.abspath(__file__))],
-                         capture_output=True, text=True, env=_env(SOFTMAX_C_SIMD=level),
-                         timeout=600)
-    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]
+    out = run_at_level(level, LEVEL_SCRIPT, level, os.path.dirname(os.path.abspath(__file__)))
+    assert out.strip().endswith("ok"), out[-3000:]
 
 
 def test_cython_api_keeps_fused_functions():

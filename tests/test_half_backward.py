@@ -20,14 +20,13 @@ What is checked:
 bfloat16 is the ml_dtypes NumPy dtype; its tests skip without ml_dtypes.
 """
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 import softmax_c as sc
 from softmax_c import reference as ref
+from conftest import run_at_level, simd_levels
 
 try:
     import ml_dtypes
@@ -331,14 +330,6 @@ def test_bad_input_raises_before_writing(name):
 
 # ---------------------------------------------------------------- SIMD levels
 
-def _env(**kw):
-    env = dict(os.environ)
-    src = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
-    env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
-    env.update(kw)
-    return env
-
-
 LEVEL_SCRIPT = r"""
 import sys
 sys.path.insert(0, sys.argv[2])
@@ -357,17 +348,10 @@ print("ok")
 """
 
 
-@pytest.mark.parametrize("level", ["scalar", "avx2", "avx512f"])
+@pytest.mark.parametrize("level", simd_levels())
 def test_simd_levels(level):
-    supported = sc.build_info().get("simd_supported", None)
-    order = ["scalar", "avx2", "avx512f"]
-    if supported is not None and order.index(level) > order.index(supported):
-        pytest.skip(f"{level} not supported here")
-    out = subprocess.run([sys.executable, "-c", LEVEL_SCRIPT, level,
-                          os.path.dirname(os.path.abspath(__file__))],
-                         capture_output=True, text=True, env=_env(SOFTMAX_C_SIMD=level),
-                         timeout=600)
-    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]
+    out = run_at_level(level, LEVEL_SCRIPT, level, os.path.dirname(os.path.abspath(__file__)))
+    assert out.strip().endswith("ok"), out[-3000:]
 
 
 @pytest.mark.parametrize("name", HALF)

@@ -5,15 +5,12 @@ The weighted row kernel (csrc/family/lse_w.h) runs at every SIMD level in
 test_every_level, a subprocess per level as in test_simd_levels.
 """
 import json
-import os
-import subprocess
-import sys
 import warnings
 
 import numpy as np
 import pytest
 
-from conftest import AxisError
+from conftest import AxisError, run_at_level, simd_levels
 
 special = pytest.importorskip("scipy.special")
 
@@ -281,21 +278,8 @@ print(json.dumps(bad))
 """
 
 
-def _levels():
-    import softmax_c
-    info = softmax_c.build_info()
-    supported = info.get("simd_supported", info["simd"])
-    order = ["scalar", "avx2", "avx512f"]
-    best = order.index(supported) if supported in order else 0
-    return [lvl for lvl in order[:best + 1] if lvl in info["simd_compiled"]]
-
-
-@pytest.mark.parametrize("level", _levels())
+@pytest.mark.parametrize("level", simd_levels())
 def test_every_level(sc, level):
     if sc.__name__ != "softmax_c":
         pytest.skip("the SIMD levels are softmax_c's")
-    env = dict(os.environ, SOFTMAX_C_SIMD=level)
-    res = subprocess.run([sys.executable, "-c", LEVEL_SCRIPT, level], env=env,
-                         capture_output=True, text=True, timeout=600)
-    assert res.returncode == 0, res.stderr[-3000:]
-    assert json.loads(res.stdout.strip().splitlines()[-1]) == []
+    assert json.loads(run_at_level(level, LEVEL_SCRIPT, level).strip().splitlines()[-1]) == []

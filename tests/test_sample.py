@@ -1,7 +1,4 @@
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -9,6 +6,7 @@ import scipy.stats
 
 import softmax_c as sc
 from softmax_c import reference as ref
+from conftest import run_at_level
 
 COMBOS = [
     dict(),
@@ -157,11 +155,7 @@ def test_simd_levels_and_threads_same_tokens():
     runs = {}
     for level in ("scalar", "avx2", "avx512f"):
         for nt in (1, 2):
-            env = dict(os.environ, SOFTMAX_C_SIMD=level)
-            res = subprocess.run([sys.executable, "-c", LEVELS_SCRIPT, str(nt)], env=env,
-                                 capture_output=True, text=True)
-            assert res.returncode == 0, res.stderr
-            got = json.loads(res.stdout)
+            got = json.loads(run_at_level(level, LEVELS_SCRIPT, nt))
             if got.pop("level") == level:   # else a level this machine lacks
                 runs[level, nt] = got
     assert len(runs) >= 4

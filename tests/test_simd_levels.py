@@ -8,13 +8,10 @@ process) over every tail length around the vector widths, both dtypes,
 every operation, the row and column-panel layouts, and special values.
 """
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
-import softmax_c as sc
+from conftest import run_at_level, simd_levels
 
 SCRIPT = r"""
 import json, math, sys
@@ -153,21 +150,9 @@ print(json.dumps({"%s %s" % k: v for k, v in worst.items()}))
 """
 
 
-def _levels():
-    info = sc.build_info()
-    supported = info.get("simd_supported", info["simd"])
-    order = ["scalar", "avx2", "avx512f"]
-    best = order.index(supported) if supported in order else 0
-    return [lvl for lvl in order[:best + 1] if lvl in info["simd_compiled"]]
-
-
-@pytest.mark.parametrize("level", _levels())
+@pytest.mark.parametrize("level", simd_levels())
 def test_level_against_reference(level):
-    env = dict(os.environ, SOFTMAX_C_SIMD=level)
-    res = subprocess.run([sys.executable, "-c", SCRIPT, level], env=env,
-                         capture_output=True, text=True, timeout=600)
-    assert res.returncode == 0, res.stderr[-3000:]
-    worst = json.loads(res.stdout.strip().splitlines()[-1])
+    worst = json.loads(run_at_level(level, SCRIPT, level).strip().splitlines()[-1])
     for key, err in worst.items():
         tol = 2e-6 if "float32" in key else 1e-13
         assert err <= tol, f"{level}: {key} error {err:.3g} > {tol}"

@@ -8,14 +8,11 @@ index and probability targets, smoothing, weights, reductions, row and
 non-last-axis layouts, special values, threads and SIMD levels.
 """
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from conftest import assert_unchanged, call_checked, snapshot
+from conftest import assert_unchanged, call_checked, run_at_level, simd_levels, snapshot
 
 TOL = {np.dtype(np.float32): 2e-5, np.dtype(np.float64): 1e-12}
 
@@ -412,20 +409,8 @@ print(__import__("json").dumps(worst))
 """
 
 
-def _levels(sc):
-    info = sc.build_info()
-    supported = info.get("simd_supported", info["simd"])
-    order = ["scalar", "avx2", "avx512f"]
-    best = order.index(supported) if supported in order else 0
-    return [lvl for lvl in order[:best + 1] if lvl in info["simd_compiled"]]
-
-
 def test_every_simd_level(sc):
-    for level in _levels(sc):
-        env = dict(os.environ, SOFTMAX_C_SIMD=level)
-        res = subprocess.run([sys.executable, "-c", LEVEL_SCRIPT, level], env=env,
-                             capture_output=True, text=True, timeout=600)
-        assert res.returncode == 0, res.stderr[-3000:]
-        worst = json.loads(res.stdout.strip().splitlines()[-1])
+    for level in simd_levels():
+        worst = json.loads(run_at_level(level, LEVEL_SCRIPT, level).strip().splitlines()[-1])
         for key, err in worst.items():
             assert err <= (2e-5 if "float32" in key else 1e-12), (level, key, err)
