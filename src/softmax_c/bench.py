@@ -450,22 +450,23 @@ def _xent_opts_torch(case):
     return step, result, None
 
 
-def xent_opts_implementations():
-    impls = [Impl("softmax_c", "softmax_c", _xent_opts_ours(False)),
-             Impl("softmax_c(out=)", "softmax_c", _xent_opts_ours(True)),
-             Impl("softmax_c(no options)", "baseline", _xent_opts_ours(True, plain=True))]
+def _options_implementations(ours, torch_step):
+    """A group of calls with options: softmax_c as called and with out=, the
+    same call without the options as the baseline, PyTorch's composition."""
+    impls = [Impl("softmax_c", "softmax_c", ours(False)),
+             Impl("softmax_c(out=)", "softmax_c", ours(True)),
+             Impl("softmax_c(no options)", "baseline", ours(True, plain=True))]
     if peer_module("torch") is not None:
-        impls.append(Impl("torch", "peer", _xent_opts_torch))
+        impls.append(Impl("torch", "peer", torch_step))
     return impls
+
+
+def xent_opts_implementations():
+    return _options_implementations(_xent_opts_ours, _xent_opts_torch)
 
 
 def fused_implementations():
-    impls = [Impl("softmax_c", "softmax_c", _fused_ours(False)),
-             Impl("softmax_c(out=)", "softmax_c", _fused_ours(True)),
-             Impl("softmax_c(no options)", "baseline", _fused_ours(True, plain=True))]
-    if peer_module("torch") is not None:
-        impls.append(Impl("torch", "peer", _fused_torch))
-    return impls
+    return _options_implementations(_fused_ours, _fused_torch)
 
 
 def mixed_implementations(case):
