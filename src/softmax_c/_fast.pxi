@@ -48,14 +48,15 @@ cdef inline bint _fast_call(axis, int nthreads):
     return nthreads >= 0 and type(axis) is int and axis == -1
 
 
-cdef inline int _fast_input(x) noexcept:
-    """x's dtype number if x may be an input of a hot path, else -1."""
+cdef inline int _fast_input(x, bint halves) noexcept:
+    """x's dtype number if x may be an input of a hot path, else -1;
+    float16/bfloat16 only for a caller whose kernels take them (`halves`)."""
     if not cnp.PyArray_CheckExact(x):
         return -1
     cdef cnp.ndarray a = <cnp.ndarray>x
     cdef int typenum = cnp.PyArray_TYPE(a)
     if ((typenum != cnp.NPY_FLOAT32 and typenum != cnp.NPY_FLOAT64
-             and _half_kind_of(typenum) < 0)
+             and (not halves or _half_kind_of(typenum) < 0))
             or cnp.PyArray_NDIM(a) == 0 or not _plain(a, typenum)):
         return -1
     return typenum
@@ -86,7 +87,7 @@ def fast(int op, x, axis, out, int nthreads):
     where the rules above do not hold."""
     if not _fast_call(axis, nthreads):
         return None
-    cdef int typenum = _fast_input(x)
+    cdef int typenum = _fast_input(x, True)
     if typenum < 0:
         return None
     cdef cnp.ndarray a = <cnp.ndarray>x
@@ -137,8 +138,8 @@ def fast_backward(int op, a, b, axis, out, int nthreads):
     into `out` or a new array; None where the rules above do not hold."""
     if not _fast_call(axis, nthreads):
         return None
-    cdef int typenum = _fast_input(a)
-    if typenum < 0 or _fast_input(b) != typenum:
+    cdef int typenum = _fast_input(a, True)
+    if typenum < 0 or _fast_input(b, True) != typenum:
         return None
     cdef cnp.ndarray x = <cnp.ndarray>a
     cdef cnp.ndarray v = <cnp.ndarray>b

@@ -224,9 +224,8 @@ def fast_fused(int op, x, axis, out, int nthreads, dict options):
     hold."""
     if not _fast_call(axis, nthreads):
         return None
-    cdef int typenum = _fast_input(x)
-    # the fused kernels are float32/float64 only (half-width: the general path)
-    if typenum != cnp.NPY_FLOAT32 and typenum != cnp.NPY_FLOAT64:
+    cdef int typenum = _fast_input(x, False)
+    if typenum < 0:
         return None
     cdef cnp.ndarray a = <cnp.ndarray>x
     cdef cnp.ndarray y, bm

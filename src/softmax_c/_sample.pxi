@@ -155,10 +155,8 @@ def sample_fast(x, temperature, top_k, top_p, min_p, seed, axis, bint want_logp,
     paths).  Returns None when any of that fails or a row is bad: the
     general path then checks again and owns every error.  Otherwise the
     tokens (0-d for a 1-d x), with the log-probabilities when asked."""
-    cdef int typenum = _fast_input(x)
-    # the sample kernels are float32/float64 only (half-width: the general path)
-    if ((typenum != cnp.NPY_FLOAT32 and typenum != cnp.NPY_FLOAT64) or nthreads < 0
-            or type(axis) is not int):
+    cdef int typenum = _fast_input(x, False)
+    if typenum < 0 or nthreads < 0 or type(axis) is not int:
         return None
     cdef cnp.ndarray a = <cnp.ndarray>x
     cdef int nd = cnp.PyArray_NDIM(a)
