@@ -134,3 +134,41 @@ def call_checked(fn, *args, **kwargs):
 def torch():
     """PyTorch, or a clean skip where it is not installed."""
     return pytest.importorskip("torch")
+
+
+# ---------------------------------------------------------------- half-width
+# dtypes (test_half.py, test_half_backward.py): bfloat16 is the ml_dtypes
+# NumPy dtype, and its tests skip without ml_dtypes (in the test extra).
+
+try:
+    import ml_dtypes
+    BF16 = np.dtype(ml_dtypes.bfloat16)
+except ImportError:  # pragma: no cover - ml_dtypes is in the test extra
+    ml_dtypes = None
+    BF16 = None
+
+F16 = np.dtype(np.float16)
+HALF = [pytest.param("float16", id="float16"),
+        pytest.param("bfloat16", id="bfloat16",
+                     marks=pytest.mark.skipif(ml_dtypes is None, reason="needs ml_dtypes"))]
+# significand bits (with the implicit one) and the smallest spacing honoured
+# and the magnitude from which rounding goes to inf (the largest finite
+# value plus half its spacing)
+HALF_PREC = {"float16": (11, 2.0**-24, 65520.0),
+             "bfloat16": (8, 2.0**-126, (2 - 2.0**-8) * 2.0**127)}
+
+
+def half_dtype(name):
+    return F16 if name == "float16" else BF16
+
+
+def half_ulp(t, name):
+    """One unit in the last place of the output dtype `name` at the exact
+    values t (float64); at least the dtype's smallest spacing (bfloat16:
+    2^-126, below which the float32 exponential flushes to 0, as the
+    float32 kernels' results)."""
+    p, floor, _ = HALF_PREC[name]
+    a = np.abs(np.asarray(t, np.float64))
+    with np.errstate(divide="ignore"):
+        e = np.floor(np.log2(np.where(a > 0, a, 1.0)))
+    return np.maximum(np.ldexp(1.0, (e - (p - 1)).astype(int)), floor)

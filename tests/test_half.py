@@ -28,46 +28,15 @@ import pytest
 
 import softmax_c as sc
 from softmax_c import reference as ref
-from conftest import run_at_level, simd_levels
-
-try:
-    import ml_dtypes
-    BF16 = np.dtype(ml_dtypes.bfloat16)
-except ImportError:  # pragma: no cover - ml_dtypes is in the test extra
-    ml_dtypes = None
-    BF16 = None
+from conftest import (BF16, HALF, HALF_PREC, half_dtype, half_ulp, ml_dtypes,
+                      run_at_level, simd_levels)
 
 try:
     import torch
 except ImportError:  # pragma: no cover
     torch = None
 
-F16 = np.dtype(np.float16)
-HALF = [pytest.param("float16", id="float16"),
-        pytest.param("bfloat16", id="bfloat16",
-                     marks=pytest.mark.skipif(ml_dtypes is None, reason="needs ml_dtypes"))]
-# significand bits (with the implicit one) and the smallest spacing honoured
-# and the magnitude from which rounding goes to inf (the largest finite
-# value plus half its spacing)
-PREC = {"float16": (11, 2.0**-24, 65520.0),
-        "bfloat16": (8, 2.0**-126, (2 - 2.0**-8) * 2.0**127)}
 OPS = ("softmax", "log_softmax", "logsumexp")
-
-
-def _dt(name):
-    return F16 if name == "float16" else BF16
-
-
-def ulp(t, name):
-    """One unit in the last place of the output dtype `name` at the exact
-    values t (float64); at least the dtype's smallest spacing (bfloat16:
-    2^-126, below which the float32 exponential flushes to 0, as the
-    float32 kernels' results)."""
-    p, floor, _ = PREC[name]
-    a = np.abs(np.asarray(t, np.float64))
-    with np.errstate(divide="ignore"):
-        e = np.floor(np.log2(np.where(a > 0, a, 1.0)))
-    return np.maximum(np.ldexp(1.0, (e - (p - 1)).astype(int)), floor)
 
 
 def truth(op, x, axis=-1):
@@ -86,15 +55,15 @@ def check_close(op, got, want, name, out32=False):
     assert np.array_equal(g[~fin & ~np.isnan(w)], w[~fin & ~np.isnan(w)]), "inf positions"
     g, w = g[fin], w[fin]
     if not out32:  # past the largest finite value, rounding overflows to inf
-        big = np.abs(w) >= PREC[name][2]
+        big = np.abs(w) >= HALF_PREC[name][2]
         assert np.array_equal(g[big], np.sign(w[big]) * np.inf), "overflow"
         g, w = g[~big], w[~big]
     if out32:  # the float32 kernels' bounds (softmax_c.h)
         bound = 1e-6 * (np.abs(w) if op == "softmax" else np.maximum(1.0, np.abs(w))) + 2.0**-126
     elif op == "softmax":
-        bound = ulp(w, name)
+        bound = half_ulp(w, name)
     else:
-        bound = ulp(w, name) + 1e-6 * np.maximum(1.0, np.abs(w))
+        bound = half_ulp(w, name) + 1e-6 * np.maximum(1.0, np.abs(w))
     err = np.abs(g - w)
     assert np.all(err <= bound), (op, name, float(np.max(err / bound)))
 
@@ -120,7 +89,7 @@ def run_op(op, x, **kw):
 def test_every_bit_pattern_loads_and_stores_exactly(name):
     """logsumexp of a length-1 row is its value: every bit pattern through
     the kernels' load (float32 output) and load then store (own dtype)."""
-    dt = _dt(name)
+    dt = half_dtype(name)
     bits = np.arange(65536, dtype=np.uint32).astype(np.uint16)
     x = bits.view(dt).reshape(-1, 1)
     want32 = x.astype(np.float32).ravel()
@@ -151,7 +120,7 @@ def test_store_rounds_to_nearest_even_and_overflows_to_inf(name):
     [0, b - a]: b - a, exact in float32, chosen halfway between two
     half-width values (ties to even), just below the half-width maximum,
     and past it (to -inf)."""
-    dt = _dt(name)
+    dt = half_dtype(name)
     if name == "float16":
         # spacing 1 in [1024, 2048): 0.5 - 1500 = -1500.5 is a tie -> -1500 (even)
         cases = [(0.5, -1500.0, -1500.0), (0.5, -1501.0, -1502.0), (0.25, -1500.0, -1500.0),
@@ -178,7 +147,7 @@ def test_store_rounds_to_nearest_even_and_overflows_to_inf(name):
 
 @pytest.mark.parametrize("name", HALF)
 def test_nan_payload_stays_nan(name):
-    dt = _dt(name)
+    dt = half_dtype(name)
     for bits in (0x7c01, 0x7e00, 0xfc01, 0xfe55) if name == "float16" else (0x7f81, 0x7fc0, 0xff81):
         x = np.array([[bits, 0]], dtype=np.uint16).view(dt)
         for op in OPS:
@@ -192,7 +161,7 @@ def _logits(rng, shape, name, spread):
     x = rng.standard_normal(shape) * spread
     if name == "float16":
         x = np.clip(x, -60000, 60000)
-    return x.astype(_dt(name))
+    return x.astype(half_dtype(name))
 
 
 @pytest.mark.parametrize("name", HALF)
@@ -204,12 +173,12 @@ def test_accuracy_short_rows(name, op):
         for spread in spreads:
             x = _logits(rng, (7, n), name, spread)
             y = run_op(op, x)
-            assert y.dtype == _dt(name)
+            assert y.dtype == half_dtype(name)
             check_close(op, y, truth(op, x), name)
             y32 = run_op(op, x, dtype=np.float32)
             assert y32.dtype == np.float32
             check_close(op, y32, truth(op, x), name, out32=True)
-            rounded_once(y, y32, _dt(name))
+            rounded_once(y, y32, half_dtype(name))
 
 
 @pytest.mark.parametrize("name", HALF)
@@ -223,7 +192,7 @@ def test_accuracy_longer_rows(name, op, n):
     y = run_op(op, x)
     check_close(op, y, truth(op, x), name)
     y32 = run_op(op, x, dtype=np.float32)
-    rounded_once(y, y32, _dt(name))
+    rounded_once(y, y32, half_dtype(name))
     # the panel kernels (their sums run per lane: other bits are possible)
     xc = np.ascontiguousarray(x.T)
     check_close(op, run_op(op, xc, axis=0), truth(op, xc, 0), name)
@@ -237,7 +206,7 @@ def test_accuracy_rows_of_2_20(name, op):
     x = _logits(rng, (2, 2**20), name, 4.0)
     y = run_op(op, x)
     check_close(op, y, truth(op, x), name)
-    rounded_once(y, run_op(op, x, dtype=np.float32), _dt(name))
+    rounded_once(y, run_op(op, x, dtype=np.float32), half_dtype(name))
 
 
 # ---------------------------------------------------------------- values
@@ -245,7 +214,7 @@ def test_accuracy_rows_of_2_20(name, op):
 @pytest.mark.parametrize("name", HALF)
 @pytest.mark.parametrize("op", OPS)
 def test_special_values(name, op):
-    dt = _dt(name)
+    dt = half_dtype(name)
     rng = np.random.default_rng(3)
     for n in (1, 2, 7, 16, 17, 33, 100, 9000):
         x = rng.standard_normal((6, n)).astype(dt)
@@ -271,7 +240,7 @@ def test_special_values(name, op):
 
 @pytest.mark.parametrize("name", HALF)
 def test_empty(name):
-    dt = _dt(name)
+    dt = half_dtype(name)
     for shape, axis in (((0, 5), -1), ((3, 0), -1), ((0, 5), 0), ((3, 0), 0)):
         x = np.zeros(shape, dt)
         for op in ("softmax", "log_softmax"):
@@ -288,7 +257,7 @@ def test_empty(name):
 @pytest.mark.parametrize("name", HALF)
 @pytest.mark.parametrize("op", OPS)
 def test_layouts_strides_and_readonly(name, op):
-    dt = _dt(name)
+    dt = half_dtype(name)
     rng = np.random.default_rng(4)
     base = _logits(rng, (6, 40, 34), name, 5.0)
     views = [base, base[:, ::2, :], base[:, :, ::3], base[::-1], np.transpose(base, (2, 0, 1)),
@@ -313,7 +282,7 @@ def test_layouts_strides_and_readonly(name, op):
 def test_byteswapped_and_unaligned(name):
     """Copied into native, aligned storage of the same dtype first (bfloat16
     has no byte order)."""
-    dt = _dt(name)
+    dt = half_dtype(name)
     rng = np.random.default_rng(5)
     x = rng.standard_normal((4, 37)).astype(dt)
     buf = np.zeros(x.size * 2 + 1, np.uint8)[1:].view(dt).reshape(x.shape)
@@ -329,7 +298,7 @@ def test_byteswapped_and_unaligned(name):
 
 @pytest.mark.parametrize("name", HALF)
 def test_out_where_masked_inplace(name):
-    dt = _dt(name)
+    dt = half_dtype(name)
     rng = np.random.default_rng(6)
     x = _logits(rng, (5, 33), name, 3.0)
     for op in ("softmax", "log_softmax"):
@@ -393,7 +362,7 @@ def test_large_outputs_stream_the_same_bits(name, op):
     """Outputs of 4 MiB or more in rows of 1 KiB or more are written with
     streaming stores past each row's partial first line: the same bits as
     the rows computed a few at a time (plain stores), rows of any offset."""
-    dt = _dt(name)
+    dt = half_dtype(name)
     rng = np.random.default_rng(9)
     x = _logits(rng, (2200, 1000), name, 5.0)  # 4.4 MB, rows of 2000 bytes
     for o32 in (False, True):
@@ -448,7 +417,7 @@ def test_package_does_not_import_ml_dtypes():
 @pytest.mark.parametrize("name", HALF)
 @pytest.mark.parametrize("op", ["softmax"])
 def test_against_pytorch(name, op):
-    dt = _dt(name)
+    dt = half_dtype(name)
     tdt = torch.float16 if name == "float16" else torch.bfloat16
     rng = np.random.default_rng(8)
     for n in (1, 7, 16, 33, 100, 1000, 10000):
@@ -460,7 +429,7 @@ def test_against_pytorch(name, op):
         w = truth(op, x)
         check_close(op, theirs, w, name)  # PyTorch's holds the same bound
         fin = np.isfinite(w)
-        assert np.all(np.abs(ours[fin] - theirs[fin]) <= ulp(w[fin], name))
+        assert np.all(np.abs(ours[fin] - theirs[fin]) <= half_ulp(w[fin], name))
 
 
 # ---------------------------------------------------------------- SIMD levels

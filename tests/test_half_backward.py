@@ -26,43 +26,17 @@ import pytest
 
 import softmax_c as sc
 from softmax_c import reference as ref
-from conftest import run_at_level, simd_levels
+from conftest import (BF16, F16, HALF, HALF_PREC, half_dtype, half_ulp, ml_dtypes,
+                      run_at_level, simd_levels)
 
-try:
-    import ml_dtypes
-    BF16 = np.dtype(ml_dtypes.bfloat16)
-except ImportError:  # pragma: no cover - ml_dtypes is in the test extra
-    ml_dtypes = None
-    BF16 = None
-
-F16 = np.dtype(np.float16)
-HALF = [pytest.param("float16", id="float16"),
-        pytest.param("bfloat16", id="bfloat16",
-                     marks=pytest.mark.skipif(ml_dtypes is None, reason="needs ml_dtypes"))]
 OPS = ("softmax_jvp", "softmax_vjp", "log_softmax_jvp", "log_softmax_vjp")
-# significand bits (with the implicit one), the smallest spacing honoured,
-# and the magnitude from which rounding goes to inf
-PREC = {"float16": (11, 2.0**-24, 65520.0), "bfloat16": (8, 2.0**-126, (2 - 2.0**-8) * 2.0**127)}
 EPS32 = 2.0**-24
-
-
-def _dt(name):
-    return F16 if name == "float16" else BF16
-
-
-def ulp(t, name):
-    """One unit in the last place of dtype `name` at the exact values t."""
-    p, floor, _ = PREC[name]
-    a = np.abs(np.asarray(t, np.float64))
-    with np.errstate(divide="ignore"):
-        e = np.floor(np.log2(np.where(a > 0, a, 1.0)))
-    return np.maximum(np.ldexp(1.0, (e - (p - 1)).astype(int)), floor)
 
 
 def operands(rng, op, shape, name, axis=-1, spread=3.0):
     """(a, b) of dtype `name`: a = softmax or log_softmax of random logits
     along axis, b a random tangent / cotangent."""
-    dt = _dt(name)
+    dt = half_dtype(name)
     x = (rng.standard_normal(shape) * spread).astype(dt)
     a = (sc.softmax if op.startswith("softmax") else sc.log_softmax)(x, axis=axis)
     b = rng.standard_normal(shape).astype(dt)
@@ -92,10 +66,10 @@ def check_accuracy(op, got, a, b, name, axis=-1):
     fin = np.isfinite(want)
     assert np.array_equal(np.isnan(g[~fin]), np.isnan(want[~fin]))
     g, w, s = g[fin], want[fin], scale[fin]
-    big = np.abs(w) >= PREC[name][2]  # rounds to inf
+    big = np.abs(w) >= HALF_PREC[name][2]  # rounds to inf
     assert np.array_equal(g[big], np.sign(w[big]) * np.inf), "overflow"
     g, w, s = g[~big], w[~big], s[~big]
-    bound = ulp(w, name) + 16 * EPS32 * s
+    bound = half_ulp(w, name) + 16 * EPS32 * s
     err = np.abs(g - w)
     assert np.all(err <= bound), (op, name, float(np.max(err / bound)))
 
@@ -113,7 +87,7 @@ def check_rounded_once(op, got, a, b, axis=-1, **kw):
 
 
 def _check(op, got, a, b, name, axis=-1):
-    assert got.dtype == _dt(name)
+    assert got.dtype == half_dtype(name)
     check_rounded_once(op, got, a, b, axis)
     check_accuracy(op, got, a, b, name, axis)
 
@@ -143,7 +117,7 @@ def test_longer_rows(name, op, n):
 def test_special_values(name, op):
     """NaN and infinities in either operand, zero rows, large tangents: as
     the float32 kernels (rounded once), and as the reference."""
-    dt = _dt(name)
+    dt = half_dtype(name)
     rng = np.random.default_rng(2)
     for n in (3, 17, 40, 300):
         a, b = operands(rng, op, (6, n), name)
@@ -166,7 +140,7 @@ def test_special_values(name, op):
 
 @pytest.mark.parametrize("name", HALF)
 def test_empty(name):
-    dt = _dt(name)
+    dt = half_dtype(name)
     for shape in ((0, 5), (3, 0), (0,)):
         a = np.zeros(shape, dt)
         for op in OPS:
@@ -213,7 +187,7 @@ def test_out(name, op):
     place) or the first; each the same bits as a new result."""
     rng = np.random.default_rng(4)
     f = getattr(sc, op)
-    dt = _dt(name)
+    dt = half_dtype(name)
     a, b = operands(rng, op, (6, 45), name)
     want = f(a, b)
     out = np.zeros((6, 45), dt)
@@ -303,7 +277,7 @@ def test_mixed_dtypes(da, db, dr):
 
 @pytest.mark.parametrize("name", HALF)
 def test_bad_input_raises_before_writing(name):
-    dt = _dt(name)
+    dt = half_dtype(name)
     a = np.full((3, 4), 0.25, dt)
     b = np.ones((3, 4), dt)
     out = np.full((3, 4), 7, dt)
@@ -360,7 +334,7 @@ def test_hot_path_and_general_path_agree(name):
     once the general path has met it); axis=1 of the same 2-D arrays the
     general path: the same kernels, the same bits, out= or not, in place."""
     rng = np.random.default_rng(7)
-    dt = _dt(name)
+    dt = half_dtype(name)
     x = (rng.standard_normal((33, 77)) * 3).astype(dt)
     sc.softmax(x, axis=1)  # the general path meets the dtype first
     for op in ("softmax", "log_softmax", "logsumexp"):
